@@ -1,0 +1,455 @@
+//! The output contract (DESIGN.md §3, documented for users in
+//! `docs/alert-contract.md`).
+//!
+//! A model emits [`AlertDraft`]s: what it knows (kind, severity, score, event
+//! time, subject, position, evidence, the level of the hierarchy it is for).
+//! The engine turns each into an [`Alert`]: it stamps the model's name and
+//! version, derives the deterministic `alert_id`, and routes it to a cell, grid,
+//! community, street, district and assignee ([`crate::jurisdiction`]).
+//!
+//! `alert_id` = the first 8 bytes, hex, of SHA-256 over
+//! `model \0 kind \0 subject \0 event_ts_ms`: it depends only on the data, so
+//! the same input gives the same ids whatever the worker or process count.
+
+use std::io::Write;
+use std::path::Path;
+use std::sync::Arc;
+
+use arrow_array::builder::{Float64Builder, Int64Builder, StringBuilder};
+use arrow_array::{ArrayRef, RecordBatch};
+use arrow_schema::{DataType, Field, Schema, SchemaRef};
+use sha2::{Digest, Sha256};
+
+use crate::geo::Point;
+use crate::{Error, Result};
+
+/// CAP 1.2 severity terms.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
+pub enum Severity {
+    /// Extraordinary threat to life or property.
+    Extreme,
+    /// Significant threat to life or property.
+    Severe,
+    /// Possible threat to life or property.
+    Moderate,
+    /// Minimal to no known threat.
+    Minor,
+}
+
+impl Severity {
+    /// CAP spelling, lower case as in the alert columns.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Severity::Extreme => "extreme",
+            Severity::Severe => "severe",
+            Severity::Moderate => "moderate",
+            Severity::Minor => "minor",
+        }
+    }
+
+    /// Parses the alert column's spelling.
+    pub fn parse(s: &str) -> Option<Severity> {
+        [Severity::Extreme, Severity::Severe, Severity::Moderate, Severity::Minor].into_iter().find(|v| v.as_str() == s)
+    }
+
+    /// CAP 1.2 spelling (capitalised).
+    pub fn cap(self) -> &'static str {
+        match self {
+            Severity::Extreme => "Extreme",
+            Severity::Severe => "Severe",
+            Severity::Moderate => "Moderate",
+            Severity::Minor => "Minor",
+        }
+    }
+}
+
+/// Which level of the hierarchy an alert is for. Routing finds the officer at
+/// that level for the alert's place, and goes up a level when there is none.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
+pub enum RouteLevel {
+    /// The community officer answering for the grid.
+    Community,
+    /// The station responsible for the street.
+    Station,
+    /// The district command.
+    District,
+    /// City analysts.
+    City,
+}
+
+/// What a model emits; the engine completes it into an [`Alert`].
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct AlertDraft {
+    /// Alert kind within the model (e.g. `response_gap`, `fraud_in_progress`).
+    pub kind: String,
+    /// CAP severity.
+    pub severity: Severity,
+    /// Model score, higher is more urgent; its scale is the model's (see its card).
+    pub score: f64,
+    /// The event time the alert fired at.
+    pub event_ts_ms: u64,
+    /// What it is about: a number's pseudonym, a cell, `alarm:<id>`.
+    pub subject: String,
+    /// Where: used for routing. `None` sends it to the city analysts.
+    pub pos: Option<Point>,
+    /// An H3 cell the alert is about (hotspots); overrides the cell derived from `pos`.
+    pub cell: Option<u64>,
+    /// Who it is for.
+    pub route: RouteLevel,
+    /// One line a person reads.
+    pub summary: String,
+    /// JSON object text: the features and the event ids behind the alert.
+    pub evidence: String,
+    /// What the officer should do.
+    pub action: String,
+}
+
+/// One alert row, as written and served.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct Alert {
+    /// Deterministic id (see the module docs).
+    pub alert_id: String,
+    /// Model name.
+    pub model: String,
+    /// Model version.
+    pub model_version: String,
+    /// Alert kind.
+    pub kind: String,
+    /// `extreme`, `severe`, `moderate` or `minor`.
+    pub severity: String,
+    /// Model score.
+    pub score: f64,
+    /// Event time the alert fired at (ms since the epoch).
+    pub event_ts_ms: i64,
+    /// Pseudonym, cell or alarm.
+    pub subject: String,
+    /// Latitude, degrees.
+    pub lat: Option<f64>,
+    /// Longitude, degrees.
+    pub lon: Option<f64>,
+    /// H3 cell (hex string).
+    pub cell: Option<String>,
+    /// Grid id.
+    pub grid: Option<String>,
+    /// Community id.
+    pub community: Option<String>,
+    /// Street id.
+    pub street: Option<String>,
+    /// District id.
+    pub district: Option<String>,
+    /// officer_id of the responsible officer.
+    pub assignee: Option<String>,
+    /// One line a person reads.
+    pub summary: String,
+    /// JSON object text.
+    pub evidence: String,
+    /// What the officer should do.
+    pub action: String,
+}
+
+/// The deterministic alert id.
+pub fn alert_id(model: &str, kind: &str, subject: &str, event_ts_ms: u64) -> String {
+    let mut h = Sha256::new();
+    for part in [model.as_bytes(), kind.as_bytes(), subject.as_bytes()] {
+        h.update(part);
+        h.update([0u8]);
+    }
+    h.update(event_ts_ms.to_be_bytes());
+    h.finalize()[..8].iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// The order alerts are written in: event time, then model, kind, id.
+pub fn sort_alerts(alerts: &mut [Alert]) {
+    alerts.sort_by(|a, b| {
+        (a.event_ts_ms, &a.model, &a.kind, &a.alert_id).cmp(&(b.event_ts_ms, &b.model, &b.kind, &b.alert_id))
+    });
+}
+
+/// Arrow schema of the alerts table.
+pub fn schema() -> SchemaRef {
+    let s = |n: &str, null| Field::new(n, DataType::Utf8, null);
+    Arc::new(Schema::new(vec![
+        s("alert_id", false),
+        s("model", false),
+        s("model_version", false),
+        s("kind", false),
+        s("severity", false),
+        Field::new("score", DataType::Float64, false),
+        Field::new("event_ts_ms", DataType::Int64, false),
+        s("subject", false),
+        Field::new("lat", DataType::Float64, true),
+        Field::new("lon", DataType::Float64, true),
+        s("cell", true),
+        s("grid", true),
+        s("community", true),
+        s("street", true),
+        s("district", true),
+        s("assignee", true),
+        s("summary", false),
+        s("evidence", false),
+        s("action", false),
+    ]))
+}
+
+/// Alerts as one Arrow record batch.
+pub fn to_record_batch(alerts: &[Alert]) -> Result<RecordBatch> {
+    let strings = |f: &dyn Fn(&Alert) -> Option<&str>| -> ArrayRef {
+        let mut b = StringBuilder::new();
+        for a in alerts {
+            b.append_option(f(a));
+        }
+        Arc::new(b.finish())
+    };
+    let floats = |f: &dyn Fn(&Alert) -> Option<f64>| -> ArrayRef {
+        let mut b = Float64Builder::new();
+        for a in alerts {
+            b.append_option(f(a));
+        }
+        Arc::new(b.finish())
+    };
+    let mut ts = Int64Builder::new();
+    for a in alerts {
+        ts.append_value(a.event_ts_ms);
+    }
+    let columns: Vec<ArrayRef> = vec![
+        strings(&|a| Some(&a.alert_id)),
+        strings(&|a| Some(&a.model)),
+        strings(&|a| Some(&a.model_version)),
+        strings(&|a| Some(&a.kind)),
+        strings(&|a| Some(&a.severity)),
+        floats(&|a| Some(a.score)),
+        Arc::new(ts.finish()),
+        strings(&|a| Some(&a.subject)),
+        floats(&|a| a.lat),
+        floats(&|a| a.lon),
+        strings(&|a| a.cell.as_deref()),
+        strings(&|a| a.grid.as_deref()),
+        strings(&|a| a.community.as_deref()),
+        strings(&|a| a.street.as_deref()),
+        strings(&|a| a.district.as_deref()),
+        strings(&|a| a.assignee.as_deref()),
+        strings(&|a| Some(&a.summary)),
+        strings(&|a| Some(&a.evidence)),
+        strings(&|a| Some(&a.action)),
+    ];
+    RecordBatch::try_new(schema(), columns).map_err(|e| Error::Bug(format!("alert batch: {e}")))
+}
+
+/// Writes alerts to a Parquet file (zstd).
+pub fn write_parquet(path: &Path, alerts: &[Alert]) -> Result<()> {
+    let batch = to_record_batch(alerts)?;
+    crate::read::write_parquet_batches(path, schema(), std::iter::once(batch))
+}
+
+/// Writes alerts as NDJSON, one object per line, `evidence` as a nested object.
+pub fn write_ndjson(path: &Path, alerts: &[Alert]) -> Result<()> {
+    let file = std::fs::File::create(path).map_err(|e| Error::io(path, e))?;
+    let mut out = std::io::BufWriter::new(file);
+    for a in alerts {
+        let line = to_json_value(a);
+        serde_json::to_writer(&mut out, &line).map_err(|e| Error::Bug(format!("alert json: {e}")))?;
+        out.write_all(b"\n").map_err(|e| Error::io(path, e))?;
+    }
+    out.flush().map_err(|e| Error::io(path, e))
+}
+
+/// An alert as a JSON object, with `evidence` parsed (it is JSON text).
+pub fn to_json_value(a: &Alert) -> serde_json::Value {
+    let mut v = serde_json::to_value(a).expect("alerts serialise");
+    if let Ok(e) = serde_json::from_str::<serde_json::Value>(&a.evidence) {
+        v["evidence"] = e;
+    }
+    v
+}
+
+/// Reads alerts back from an `alerts.parquet` (for eval and the server).
+pub fn read_parquet(path: &Path) -> Result<Vec<Alert>> {
+    use arrow_array::{Array, Float64Array, Int64Array};
+    let mut out = Vec::new();
+    for batch in crate::read::read_whole_file(path, "alerts")? {
+        let col = |name: &str| {
+            batch.column_by_name(name).ok_or_else(|| Error::Bug(format!("{}: no column {name}", path.display())))
+        };
+        let st = |name: &str| -> Result<Vec<Option<String>>> {
+            let c = col(name)?;
+            let a = arrow_array::cast::AsArray::as_string_opt::<i32>(c.as_ref())
+                .ok_or_else(|| Error::Bug(format!("{}: {name} is not utf8", path.display())))?;
+            Ok((0..a.len()).map(|i| a.is_valid(i).then(|| a.value(i).to_owned())).collect())
+        };
+        let fl = |name: &str| -> Result<Vec<Option<f64>>> {
+            let c = col(name)?;
+            let a = c.as_any().downcast_ref::<Float64Array>().ok_or_else(|| Error::Bug(format!("{name} not f64")))?;
+            Ok((0..a.len()).map(|i| a.is_valid(i).then(|| a.value(i))).collect())
+        };
+        let ts = col("event_ts_ms")?;
+        let ts = ts.as_any().downcast_ref::<Int64Array>().ok_or_else(|| Error::Bug("event_ts_ms not i64".into()))?;
+        let [id, model, ver, kind, sev, subject, cell, grid, comm, street, dist, assg, summ, evid, act] = [
+            "alert_id",
+            "model",
+            "model_version",
+            "kind",
+            "severity",
+            "subject",
+            "cell",
+            "grid",
+            "community",
+            "street",
+            "district",
+            "assignee",
+            "summary",
+            "evidence",
+            "action",
+        ]
+        .map(st);
+        let (score, lat, lon) = (fl("score")?, fl("lat")?, fl("lon")?);
+        let (id, model, ver, kind, sev, subject) = (id?, model?, ver?, kind?, sev?, subject?);
+        let (cell, grid, comm, street, dist, assg, summ, evid, act) =
+            (cell?, grid?, comm?, street?, dist?, assg?, summ?, evid?, act?);
+        for i in 0..batch.num_rows() {
+            let req = |v: &Vec<Option<String>>| v[i].clone().unwrap_or_default();
+            out.push(Alert {
+                alert_id: req(&id),
+                model: req(&model),
+                model_version: req(&ver),
+                kind: req(&kind),
+                severity: req(&sev),
+                score: score[i].unwrap_or(0.0),
+                event_ts_ms: ts.value(i),
+                subject: req(&subject),
+                lat: lat[i],
+                lon: lon[i],
+                cell: cell[i].clone(),
+                grid: grid[i].clone(),
+                community: comm[i].clone(),
+                street: street[i].clone(),
+                district: dist[i].clone(),
+                assignee: assg[i].clone(),
+                summary: req(&summ),
+                evidence: req(&evid),
+                action: req(&act),
+            });
+        }
+    }
+    Ok(out)
+}
+
+fn xml_escape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&apos;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// The alert as a CAP 1.2 message (OASIS Common Alerting Protocol).
+/// `sender` identifies this deployment (e.g. `citywatch@qingdao.example`).
+pub fn to_cap_xml(a: &Alert, sender: &str) -> String {
+    let sent = crate::lateness::utc_rfc3339(a.event_ts_ms);
+    let urgency = match a.severity.as_str() {
+        "extreme" | "severe" => "Immediate",
+        _ => "Expected",
+    };
+    let severity = Severity::parse(&a.severity).map_or("Unknown", Severity::cap);
+    let area_desc = [&a.grid, &a.community, &a.street, &a.district]
+        .iter()
+        .filter_map(|x| x.as_deref())
+        .collect::<Vec<_>>()
+        .join(" / ");
+    let area_desc = if area_desc.is_empty() { "city".to_owned() } else { area_desc };
+    let circle = match (a.lat, a.lon) {
+        (Some(lat), Some(lon)) => format!("      <circle>{lat:.6},{lon:.6} 0.5</circle>\n"),
+        _ => String::new(),
+    };
+    let assignee = a.assignee.as_deref().unwrap_or("unassigned");
+    format!(
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n\
+<alert xmlns=\"urn:oasis:names:tc:emergency:cap:1.2\">\n\
+  <identifier>{id}</identifier>\n\
+  <sender>{sender}</sender>\n\
+  <sent>{sent}</sent>\n\
+  <status>Actual</status>\n\
+  <msgType>Alert</msgType>\n\
+  <scope>Restricted</scope>\n\
+  <restriction>police use only; assignee {assignee}</restriction>\n\
+  <info>\n\
+    <category>Security</category>\n\
+    <event>{kind}</event>\n\
+    <urgency>{urgency}</urgency>\n\
+    <severity>{severity}</severity>\n\
+    <certainty>Possible</certainty>\n\
+    <senderName>citywatch {model} {version}</senderName>\n\
+    <headline>{headline}</headline>\n\
+    <description>{evidence}</description>\n\
+    <instruction>{action}</instruction>\n\
+    <parameter><valueName>score</valueName><value>{score}</value></parameter>\n\
+    <parameter><valueName>subject</valueName><value>{subject}</value></parameter>\n\
+    <area>\n\
+      <areaDesc>{area}</areaDesc>\n\
+{circle}    </area>\n\
+  </info>\n\
+</alert>\n",
+        id = xml_escape(&a.alert_id),
+        sender = xml_escape(sender),
+        assignee = xml_escape(assignee),
+        kind = xml_escape(&a.kind),
+        model = xml_escape(&a.model),
+        version = xml_escape(&a.model_version),
+        headline = xml_escape(&a.summary),
+        evidence = xml_escape(&a.evidence),
+        action = xml_escape(&a.action),
+        score = a.score,
+        subject = xml_escape(&a.subject),
+        area = xml_escape(&area_desc),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_are_deterministic_and_distinct() {
+        let a = alert_id("response_gap", "response_gap", "alarm:1", 10);
+        assert_eq!(a, alert_id("response_gap", "response_gap", "alarm:1", 10));
+        assert_ne!(a, alert_id("response_gap", "response_gap", "alarm:1", 11));
+        assert_ne!(a, alert_id("response_gap", "response_gap", "alarm:2", 10));
+        assert_eq!(a.len(), 16);
+    }
+
+    #[test]
+    fn cap_escapes_and_carries_severity() {
+        let a = Alert {
+            alert_id: "ab".into(),
+            model: "m".into(),
+            model_version: "1".into(),
+            kind: "k".into(),
+            severity: "severe".into(),
+            score: 1.5,
+            event_ts_ms: 0,
+            subject: "s".into(),
+            lat: Some(36.0),
+            lon: Some(120.0),
+            cell: None,
+            grid: Some("g<1>".into()),
+            community: None,
+            street: None,
+            district: None,
+            assignee: None,
+            summary: "a & b".into(),
+            evidence: "{}".into(),
+            action: "call".into(),
+        };
+        let xml = to_cap_xml(&a, "citywatch");
+        assert!(xml.contains("<severity>Severe</severity>"));
+        assert!(xml.contains("<headline>a &amp; b</headline>"));
+        assert!(xml.contains("g&lt;1&gt;"));
+        assert!(xml.contains("<sent>1970-01-01T00:00:00+00:00</sent>"));
+    }
+}

@@ -1,0 +1,146 @@
+//! The records that flow through the dataflow, one per input row that passed
+//! validation. They are compact and `Copy` (no strings, no heap): phone
+//! numbers are [`Token`]s, positions micro-degree [`Point`]s, unit ids
+//! [`UnitToken`]s, vocabularies enums.
+//!
+//! Every event carries:
+//! - `seq`: its position in the replay's merged input order, the same whatever
+//!   the worker count. Operators that buffer events sort by `(time, seq)`, which
+//!   makes their output deterministic.
+//! - `ts_ms`: the event time from the row. The timely timestamp the event
+//!   travels at equals `ts_ms`, except for late events, which travel at the
+//!   watermark (see [`crate::lateness`]) and have `late` set.
+
+use crate::contract::{AlarmSource, CallPhase, Category, PatrolStatus};
+use crate::geo::Point;
+use crate::pseudonym::{NumberClass, Token};
+
+/// A patrol unit's id as a stable 64-bit hash (FNV-1a of the `unit_id` string);
+/// the name is kept in a [`crate::reference::UnitDirectory`].
+pub type UnitToken = u64;
+
+/// FNV-1a, 64-bit: the stable hash for unit ids (not secret, only compact).
+pub fn unit_token(unit_id: &str) -> UnitToken {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in unit_id.bytes() {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(0x0100_0000_01b3);
+    }
+    h
+}
+
+/// One call signalling event (`calls` row).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
+pub struct CallEvent {
+    /// Event time, ms since the epoch.
+    pub ts_ms: u64,
+    /// Position in the merged input.
+    pub seq: u64,
+    /// Shared by the call's start and end rows.
+    pub call_id: u64,
+    /// `start` (answered) or `end` (released).
+    pub phase: CallPhase,
+    /// Caller's pseudonym.
+    pub caller: Token,
+    /// Callee's pseudonym.
+    pub callee: Token,
+    /// What the caller's number looks like (international, virtual, spoofed...).
+    pub caller_class: NumberClass,
+    /// What the callee's number looks like.
+    pub callee_class: NumberClass,
+    /// Caller's serving cell position; `None` when roaming abroad.
+    pub caller_pos: Option<Point>,
+    /// Callee's serving cell position.
+    pub callee_pos: Option<Point>,
+    /// Talk time in seconds (end rows).
+    pub duration_s: Option<u32>,
+    /// Arrived later than the allowed lateness.
+    pub late: bool,
+}
+
+/// One alarm (`alarms` row).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
+pub struct AlarmEvent {
+    /// Event time (received), ms since the epoch.
+    pub ts_ms: u64,
+    /// Position in the merged input.
+    pub seq: u64,
+    /// The alarm's id.
+    pub alarm_id: u64,
+    /// What happened.
+    pub category: Category,
+    /// 1 (most urgent) to 4.
+    pub priority: u8,
+    /// Incident location.
+    pub pos: Point,
+    /// Pseudonym of the number that reported it.
+    pub reporter: Option<Token>,
+    /// On `fraud_report`: pseudonym of the number that defrauded the reporter.
+    pub suspect: Option<Token>,
+    /// Class of the suspect number.
+    pub suspect_class: NumberClass,
+    /// Where the alarm came from.
+    pub source: AlarmSource,
+    /// Arrived later than the allowed lateness.
+    pub late: bool,
+}
+
+/// One patrol GPS fix or status change (`patrols` row).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
+pub struct PatrolEvent {
+    /// Event time, ms since the epoch.
+    pub ts_ms: u64,
+    /// Position in the merged input.
+    pub seq: u64,
+    /// The unit.
+    pub unit: UnitToken,
+    /// Where it is.
+    pub pos: Point,
+    /// Its status.
+    pub status: PatrolStatus,
+    /// The alarm a dispatched / en-route / on-scene unit serves.
+    pub alarm_id: Option<u64>,
+    /// Arrived later than the allowed lateness.
+    pub late: bool,
+}
+
+/// Any stream event, as the replay merges them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Event {
+    /// A call event.
+    Call(CallEvent),
+    /// An alarm.
+    Alarm(AlarmEvent),
+    /// A patrol event.
+    Patrol(PatrolEvent),
+}
+
+impl Event {
+    /// Event time.
+    pub fn ts_ms(&self) -> u64 {
+        match self {
+            Event::Call(e) => e.ts_ms,
+            Event::Alarm(e) => e.ts_ms,
+            Event::Patrol(e) => e.ts_ms,
+        }
+    }
+
+    /// Sets the merge position and lateness flag.
+    pub fn stamp(&mut self, seq: u64, late: bool) {
+        match self {
+            Event::Call(e) => (e.seq, e.late) = (seq, late),
+            Event::Alarm(e) => (e.seq, e.late) = (seq, late),
+            Event::Patrol(e) => (e.seq, e.late) = (seq, late),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn events_stay_small() {
+        // Compact records are the point: keep an eye on their size.
+        assert!(std::mem::size_of::<super::CallEvent>() <= 80);
+        assert!(std::mem::size_of::<super::PatrolEvent>() <= 48);
+    }
+}

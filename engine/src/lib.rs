@@ -1,0 +1,37 @@
+//! citywatch engine: the runtime every model and tool builds on.
+//!
+//! What lives here, in the order data flows through it:
+//! - [`contract`]: the public input contract (DESIGN.md §2): tables, columns,
+//!   Arrow schemas and the closed vocabularies (`event`, `category`, `status`...).
+//! - [`pseudonym`]: phone numbers become keyed-hash tokens at ingest; nothing
+//!   downstream of the reader sees a raw number.
+//! - [`read`]: Parquet readers that validate a table's schema (file, column,
+//!   expected, found) and decode rows into [`event`]s, sending bad rows to the
+//!   dead-letter output ([`reject`]).
+//! - [`lateness`]: event time, the watermark and what "late" means.
+//! - [`replay`]: the deterministic replay driver over timely workers.
+//! - [`model`]: the `Model` trait (the one seam a model author touches).
+//! - [`jurisdiction`]: grids and officers; routing an alert to the responsible officer.
+//! - [`alert`]: the output contract (DESIGN.md §3) and its writers.
+#![deny(missing_docs)]
+
+pub mod alert;
+pub mod contract;
+pub mod error;
+pub mod event;
+pub mod geo;
+pub mod jurisdiction;
+pub mod lateness;
+pub mod model;
+pub mod pseudonym;
+pub mod read;
+pub mod reference;
+pub mod reject;
+pub mod replay;
+pub mod summary;
+
+pub use error::{Error, Result};
+
+/// Timely timestamps in every citywatch dataflow: event time in milliseconds
+/// since the Unix epoch (UTC). Rows with negative `ts_ms` are rejected at ingest.
+pub type EventTime = u64;

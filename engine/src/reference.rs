@@ -1,0 +1,74 @@
+//! Reference data the models may consult while the streams run: subscribers
+//! (age, home, activation), the jurisdiction, and the names of patrol units.
+//! Loaded once before the dataflow starts and shared read-only by every worker.
+
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
+
+use crate::event::UnitToken;
+use crate::geo::Point;
+use crate::jurisdiction::Jurisdiction;
+use crate::pseudonym::Token;
+
+/// One subscriber's registration data.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Subscriber {
+    /// Age in years, when registered.
+    pub age: Option<u8>,
+    /// Home position, when registered.
+    pub home: Option<Point>,
+    /// When the number was activated (ms since the epoch).
+    pub activated_ms: Option<i64>,
+}
+
+/// Patrol unit names by token. The reader fills it before it sends the events
+/// that mention a unit, so a model that reads it always finds the name.
+#[derive(Debug, Clone, Default)]
+pub struct UnitDirectory(Arc<RwLock<HashMap<UnitToken, String>>>);
+
+impl UnitDirectory {
+    /// Records a unit's name (idempotent).
+    pub fn insert(&self, token: UnitToken, name: &str) {
+        if self.0.read().expect("unit directory lock").contains_key(&token) {
+            return;
+        }
+        self.0.write().expect("unit directory lock").entry(token).or_insert_with(|| name.to_owned());
+    }
+
+    /// The unit's name, or its token in hex when unknown.
+    pub fn name(&self, token: UnitToken) -> String {
+        self.0.read().expect("unit directory lock").get(&token).cloned().unwrap_or_else(|| format!("unit#{token:016x}"))
+    }
+
+    /// Number of units seen.
+    pub fn len(&self) -> usize {
+        self.0.read().expect("unit directory lock").len()
+    }
+
+    /// Whether no unit has been seen.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// Everything read-only a model may consult.
+#[derive(Debug, Clone)]
+pub struct Reference {
+    /// Subscribers by pseudonym (empty when the dataset has no subscribers table).
+    pub subscribers: Arc<HashMap<Token, Subscriber>>,
+    /// Grids and officers.
+    pub jurisdiction: Arc<Jurisdiction>,
+    /// Patrol unit names.
+    pub units: UnitDirectory,
+}
+
+impl Reference {
+    /// Reference data with no subscribers and the default grid: for tests and demos.
+    pub fn empty() -> Self {
+        Reference {
+            subscribers: Arc::new(HashMap::new()),
+            jurisdiction: Arc::new(Jurisdiction::default_grid(Vec::new())),
+            units: UnitDirectory::default(),
+        }
+    }
+}

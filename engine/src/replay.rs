@@ -1,0 +1,1 @@
+//! Replay driver (filled in below).

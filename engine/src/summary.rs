@@ -1,0 +1,1 @@
+//! Run summary (filled in below).

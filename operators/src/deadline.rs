@@ -1,0 +1,1 @@
+//! Deadlines (being built).

@@ -1,0 +1,1 @@
+//! The citywatch live service (being built).
