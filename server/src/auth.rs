@@ -1,0 +1,234 @@
+//! Bearer tokens and who they belong to.
+//!
+//! A token looks like `cw_<id>_<secret>`: `id` is 8 hex digits naming one
+//! entry of the credentials file (so a request costs at most one argon2
+//! verification, not one per officer), `secret` 32 hex digits of OS
+//! randomness. The file holds only the argon2id hash of each whole token:
+//!
+//! ```json
+//! {"tokens": [{"id": "1a2b3c4d", "officer_id": "o-an", "hash": "$argon2id$v=19$..."}]}
+//! ```
+//!
+//! argon2 is slow on purpose (tens of ms), so a verified token is cached in
+//! memory keyed by the SHA-256 of the token (the plaintext is never kept);
+//! the first successful verification of a token in a process is the "login"
+//! the audit chain records. The officer's role and scope come from the
+//! officers table (the jurisdiction), never from the file, so one source of
+//! truth decides who sees what.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+use argon2::Argon2;
+use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
+use citywatch_engine::contract::Role;
+use citywatch_engine::jurisdiction::{Jurisdiction, Officer, scope_covers};
+use sha2::{Digest, Sha256};
+
+use crate::error::{Error, Result};
+
+/// One line of the credentials file.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct Credential {
+    /// The token's public id (8 hex digits, the part after `cw_`).
+    pub id: String,
+    /// Whose token it is: an `officer_id` of the officers table.
+    pub officer_id: String,
+    /// argon2 PHC string of the whole token.
+    pub hash: String,
+}
+
+/// The credentials file.
+#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
+pub struct CredentialsFile {
+    /// Every issued token.
+    pub tokens: Vec<Credential>,
+}
+
+impl CredentialsFile {
+    /// Reads a credentials file.
+    pub fn load(path: &Path) -> Result<CredentialsFile> {
+        let text = std::fs::read_to_string(path).map_err(|source| Error::Io {
+            what: "credentials file",
+            path: path.to_owned(),
+            source,
+        })?;
+        serde_json::from_str(&text).map_err(|e| Error::Credentials { path: path.to_owned(), reason: e.to_string() })
+    }
+
+    /// Writes it (pretty JSON).
+    pub fn save(&self, path: &Path) -> Result<()> {
+        let text = serde_json::to_string_pretty(self).map_err(|e| Error::Internal(e.to_string()))?;
+        std::fs::write(path, text).map_err(|source| Error::Io {
+            what: "credentials file",
+            path: path.to_owned(),
+            source,
+        })
+    }
+
+    /// Issues a new token for `officer_id`, stores its hash, and returns the plaintext
+    /// (shown once: it cannot be recovered from the file).
+    pub fn issue(&mut self, officer_id: &str) -> Result<String> {
+        let id = hex(&random_bytes::<4>()?);
+        let token = format!("cw_{id}_{}", hex(&random_bytes::<16>()?));
+        let salt = SaltString::encode_b64(&random_bytes::<16>()?).map_err(|e| Error::Internal(e.to_string()))?;
+        let hash =
+            Argon2::default().hash_password(token.as_bytes(), &salt).map_err(|e| Error::Internal(e.to_string()))?;
+        self.tokens.push(Credential { id, officer_id: officer_id.to_owned(), hash: hash.to_string() });
+        Ok(token)
+    }
+}
+
+/// Plaintext demo tokens, for `citywatch demo` to print.
+#[derive(Debug, Clone)]
+pub struct DemoTokens {
+    /// The credentials file written.
+    pub credentials_path: PathBuf,
+    /// An analyst (scope `city`): `(officer_id, token)`.
+    pub analyst: (String, String),
+    /// One community officer: `(officer_id, token)`.
+    pub community: (String, String),
+}
+
+/// Writes a credentials file with a fresh token for the first analyst and the
+/// first community officer of `jurisdiction` (by id), and returns the
+/// plaintext tokens. Only their argon2 hashes are stored.
+pub fn demo_credentials(path: &Path, jurisdiction: &Jurisdiction) -> Result<DemoTokens> {
+    let first = |role: Role| {
+        jurisdiction.officers().iter().find(|o| o.role == role).map(|o| o.officer_id.clone()).ok_or_else(|| {
+            Error::Credentials {
+                path: path.to_owned(),
+                reason: format!("the officers table has no {} officer to issue a demo token to", role.as_str()),
+            }
+        })
+    };
+    let (analyst, community) = (first(Role::Analyst)?, first(Role::Community)?);
+    let mut file = CredentialsFile::default();
+    let at = file.issue(&analyst)?;
+    let ct = file.issue(&community)?;
+    file.save(path)?;
+    Ok(DemoTokens { credentials_path: path.to_owned(), analyst: (analyst, at), community: (community, ct) })
+}
+
+/// An authenticated caller.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Caller {
+    /// The officer.
+    pub officer: Officer,
+}
+
+impl Caller {
+    /// Whether the caller may see an alert placed at these ids or assigned to them.
+    pub fn sees(&self, place: [Option<&str>; 4], assignee: Option<&str>) -> bool {
+        assignee == Some(self.officer.officer_id.as_str())
+            || scope_covers(&self.officer.scope, place[0], place[1], place[2], place[3])
+    }
+}
+
+/// Outcome of checking a token.
+#[derive(Debug, Clone)]
+pub enum Verified {
+    /// Known token; `first` when this is its first verification in this process (a login).
+    Ok {
+        /// The caller.
+        caller: Caller,
+        /// First verification (audited as a login).
+        first: bool,
+    },
+    /// Unknown, malformed or wrong token.
+    Denied,
+}
+
+/// Token verification with its cache.
+#[derive(Debug)]
+pub struct Authenticator {
+    by_id: HashMap<String, Credential>,
+    officers: HashMap<String, Officer>,
+    /// SHA-256 of verified tokens -> officer_id.
+    cache: Mutex<HashMap<[u8; 32], String>>,
+}
+
+impl Authenticator {
+    /// From a credentials file and the officers table.
+    pub fn new(file: CredentialsFile, officers: &[Officer]) -> Self {
+        Authenticator {
+            by_id: file.tokens.into_iter().map(|c| (c.id.clone(), c)).collect(),
+            officers: officers.iter().map(|o| (o.officer_id.clone(), o.clone())).collect(),
+            cache: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// The cached answer, without argon2 (cheap: call it on the async runtime).
+    pub fn cached(&self, token: &str) -> Option<Caller> {
+        let key = sha256(token.as_bytes());
+        let id = self.cache.lock().ok()?.get(&key).cloned()?;
+        self.officers.get(&id).map(|o| Caller { officer: o.clone() })
+    }
+
+    /// Full verification (slow on a cache miss: run it off the async runtime).
+    pub fn verify(&self, token: &str) -> Verified {
+        if let Some(caller) = self.cached(token) {
+            return Verified::Ok { caller, first: false };
+        }
+        let Some(id) = token.strip_prefix("cw_").and_then(|r| r.split('_').next()) else {
+            return Verified::Denied;
+        };
+        let Some(cred) = self.by_id.get(id) else { return Verified::Denied };
+        let Some(officer) = self.officers.get(&cred.officer_id) else { return Verified::Denied };
+        let Ok(hash) = PasswordHash::new(&cred.hash) else { return Verified::Denied };
+        if Argon2::default().verify_password(token.as_bytes(), &hash).is_err() {
+            return Verified::Denied;
+        }
+        let first = match self.cache.lock() {
+            Ok(mut c) => c.insert(sha256(token.as_bytes()), officer.officer_id.clone()).is_none(),
+            Err(_) => true,
+        };
+        Verified::Ok { caller: Caller { officer: officer.clone() }, first }
+    }
+}
+
+/// SHA-256 of bytes.
+pub(crate) fn sha256(bytes: &[u8]) -> [u8; 32] {
+    Sha256::digest(bytes).into()
+}
+
+/// Lower-case hex.
+pub(crate) fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// OS randomness (Linux `/dev/urandom`: the crate targets Linux servers and
+/// this avoids a dependency for 16 bytes at a time).
+pub(crate) fn random_bytes<const N: usize>() -> Result<[u8; N]> {
+    use std::io::Read;
+    let path = Path::new("/dev/urandom");
+    let mut out = [0u8; N];
+    std::fs::File::open(path).and_then(|mut f| f.read_exact(&mut out)).map_err(|source| Error::Io {
+        what: "randomness source",
+        path: path.to_owned(),
+        source,
+    })?;
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn issued_token_verifies_and_caches() {
+        let officers =
+            vec![Officer { officer_id: "o1".into(), name: "O".into(), role: Role::Analyst, scope: "city".into() }];
+        let mut f = CredentialsFile::default();
+        let t = f.issue("o1").unwrap();
+        assert!(!f.tokens[0].hash.contains(&t));
+        let a = Authenticator::new(f, &officers);
+        assert!(a.cached(&t).is_none());
+        assert!(matches!(a.verify(&t), Verified::Ok { first: true, .. }));
+        assert!(matches!(a.verify(&t), Verified::Ok { first: false, .. }));
+        assert!(a.cached(&t).is_some());
+        assert!(matches!(a.verify(&format!("{t}x")), Verified::Denied));
+        assert!(matches!(a.verify("nonsense"), Verified::Denied));
+    }
+}

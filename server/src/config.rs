@@ -1,0 +1,138 @@
+//! Server configuration: one file, TOML (`.toml`) or JSON (anything else),
+//! every field optional with the default documented on it. Unknown fields are
+//! an error, so a typo does not silently fall back to a default.
+//!
+//! ```toml
+//! addr = "127.0.0.1:8080"
+//! store_path = "citywatch.sqlite"
+//! credentials_path = "credentials.json"
+//! cooldown_ms = 600000
+//! escalation_timeout_ms = 300000
+//! reveal_roles = ["community", "analyst"]
+//! pseudonym_key = "citywatch-demo-key-not-secret"
+//! cap_sender = "citywatch@localhost"
+//! ```
+
+use std::path::{Path, PathBuf};
+
+use crate::error::{Error, Result};
+
+/// Everything `serve` needs to know that is not code.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ServerConfig {
+    /// Listening address. Default `127.0.0.1:8080` (loopback: exposing the
+    /// service is a deliberate act, behind a TLS proxy).
+    pub addr: String,
+    /// SQLite file of alerts, their lifecycle, the stream log, kept numbers and
+    /// the audit chain. Default `citywatch.sqlite`.
+    pub store_path: PathBuf,
+    /// JSON file of officer tokens' argon2 hashes. Default `credentials.json`.
+    pub credentials_path: PathBuf,
+    /// Dedup window in event time: an alert with the same model, kind and
+    /// subject within this many ms of the open one updates it. Default 10 min.
+    pub cooldown_ms: u64,
+    /// An alert still `new` this long (wall clock) after it was stored or last
+    /// escalated goes one level up. Default 5 min.
+    pub escalation_timeout_ms: u64,
+    /// How often the escalation sweep runs. Default 1 s.
+    pub escalation_check_ms: u64,
+    /// How often a quiet pipeline's event clock is advanced to wall time, so
+    /// deadlines fire with no traffic. Default 1 s; 0 disables it (replays that
+    /// drive event time themselves).
+    pub clock_tick_ms: u64,
+    /// Roles that may reveal a phone number (`community`, `station`,
+    /// `district`, `analyst`). Default community and analyst.
+    pub reveal_roles: Vec<String>,
+    /// The pseudonym key; must equal the engine's so tokens match. Default the
+    /// engine's demo key (not secret: set your own in production).
+    pub pseudonym_key: String,
+    /// Home country calling code, for number classes. Default `86`.
+    pub home_country_code: String,
+    /// Secret for the kept-number vault (ChaCha20-Poly1305). Default: derived
+    /// from `pseudonym_key` with a domain tag; set a separate one in production.
+    pub vault_key: Option<String>,
+    /// Whether ingest keeps real numbers (encrypted) for reveal. Default true.
+    pub keep_numbers: bool,
+    /// CAP `<sender>` of this deployment. Default `citywatch@localhost`.
+    pub cap_sender: String,
+    /// Capacity of the live-change channel feeding streams; a stream that falls
+    /// further behind catches up from the store. Default 4096.
+    pub stream_buffer: usize,
+    /// Largest ingest request body, bytes. Default 64 MiB.
+    pub max_body_bytes: usize,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            addr: "127.0.0.1:8080".into(),
+            store_path: "citywatch.sqlite".into(),
+            credentials_path: "credentials.json".into(),
+            cooldown_ms: 600_000,
+            escalation_timeout_ms: 300_000,
+            escalation_check_ms: 1_000,
+            clock_tick_ms: 1_000,
+            reveal_roles: vec!["community".into(), "analyst".into()],
+            pseudonym_key: citywatch_engine::pseudonym::DEMO_KEY.into(),
+            home_country_code: "86".into(),
+            vault_key: None,
+            keep_numbers: true,
+            cap_sender: "citywatch@localhost".into(),
+            stream_buffer: 4096,
+            max_body_bytes: 64 << 20,
+        }
+    }
+}
+
+impl ServerConfig {
+    /// Loads a config file: TOML when the name ends in `.toml`, JSON otherwise.
+    pub fn load(path: &Path) -> Result<ServerConfig> {
+        let text = std::fs::read_to_string(path).map_err(|source| Error::Io {
+            what: "config file",
+            path: path.to_owned(),
+            source,
+        })?;
+        let bad = |reason: String| Error::Config { path: path.to_owned(), reason };
+        if path.extension().is_some_and(|e| e == "toml") {
+            toml::from_str(&text).map_err(|e| bad(e.to_string()))
+        } else {
+            serde_json::from_str(&text).map_err(|e| bad(e.to_string()))
+        }
+    }
+
+    /// The 32-byte vault key.
+    pub(crate) fn vault_key_bytes(&self) -> [u8; 32] {
+        use sha2::{Digest, Sha256};
+        let mut h = Sha256::new();
+        match &self.vault_key {
+            Some(k) => h.update(k.as_bytes()),
+            None => {
+                h.update(b"citywatch vault key v1\0");
+                h.update(self.pseudonym_key.as_bytes());
+            }
+        }
+        h.finalize().into()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn toml_and_json_load_with_defaults() {
+        let dir = tempfile::tempdir().unwrap();
+        let t = dir.path().join("c.toml");
+        std::fs::write(&t, "addr = \"127.0.0.1:0\"\ncooldown_ms = 5\n").unwrap();
+        let c = ServerConfig::load(&t).unwrap();
+        assert_eq!(c.addr, "127.0.0.1:0");
+        assert_eq!(c.cooldown_ms, 5);
+        assert_eq!(c.escalation_timeout_ms, 300_000);
+        let j = dir.path().join("c.json");
+        std::fs::write(&j, r#"{"reveal_roles": ["analyst"]}"#).unwrap();
+        assert_eq!(ServerConfig::load(&j).unwrap().reveal_roles, vec!["analyst".to_string()]);
+        std::fs::write(&j, r#"{"adr": "x"}"#).unwrap();
+        assert!(matches!(ServerConfig::load(&j), Err(Error::Config { .. })));
+    }
+}

@@ -1,0 +1,662 @@
+//! The HTTP surface: routes, handlers, streams, and the background tasks
+//! (store thread, escalation sweep, pipeline clock) that `serve` runs.
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{DefaultBodyLimit, Path, Query, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use citywatch_engine::alert::{Alert, to_cap_xml};
+use citywatch_engine::contract::Table;
+use citywatch_engine::jurisdiction::Jurisdiction;
+use serde_json::{Value, json};
+use tokio::sync::{broadcast, mpsc, watch};
+use tokio_stream::wrappers::ReceiverStream;
+
+use crate::Pipeline;
+use crate::auth::{Authenticator, Caller, CredentialsFile, Verified};
+use crate::config::ServerConfig;
+use crate::error::{Error, Result};
+use crate::ingest::{Ingest, Refusal};
+use crate::metrics::Metrics;
+use crate::store::{AlertFilter, Change, Store, Transition, Visibility};
+
+const CONSOLE_HTML: &str = include_str!("../console/index.html");
+const CONSOLE_JS: &str = include_str!("../console/app.js");
+const CONSOLE_CSS: &str = include_str!("../console/style.css");
+
+/// Most alerts the store thread writes in one transaction.
+const STORE_BATCH: usize = 512;
+/// Rows read per backlog query of a resuming stream.
+const BACKLOG_PAGE: u32 = 500;
+/// Events buffered per stream connection.
+const STREAM_BUFFER: usize = 256;
+
+pub(crate) fn now_ms() -> i64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
+}
+
+/// Shared state of the handlers.
+struct App {
+    cfg: ServerConfig,
+    pipeline: Arc<dyn Pipeline>,
+    jurisdiction: Arc<Jurisdiction>,
+    auth: Authenticator,
+    /// One connection, serialising writes; the change broadcast happens under
+    /// this lock so stream ids are pushed in order.
+    store: Arc<Mutex<Store>>,
+    ingest: Arc<Ingest>,
+    metrics: Arc<Metrics>,
+    changes: broadcast::Sender<Arc<Change>>,
+    shutdown: watch::Receiver<bool>,
+}
+
+type Shared = Arc<App>;
+
+pub(crate) async fn run(
+    listener: tokio::net::TcpListener,
+    cfg: ServerConfig,
+    pipeline: Arc<dyn Pipeline>,
+    alerts: crossbeam_channel::Receiver<Alert>,
+    jurisdiction: Arc<Jurisdiction>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<()> {
+    let creds = CredentialsFile::load(&cfg.credentials_path)?;
+    let auth = Authenticator::new(creds, jurisdiction.officers());
+    let store = Arc::new(Mutex::new(Store::open(&cfg.store_path, cfg.vault_key_bytes())?));
+    let (changes, _) = broadcast::channel(cfg.stream_buffer.max(16));
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let metrics = Arc::new(Metrics::default());
+    let app = Arc::new(App {
+        ingest: Ingest::new(&cfg.pseudonym_key, &cfg.home_country_code, cfg.keep_numbers),
+        cfg,
+        pipeline,
+        jurisdiction,
+        auth,
+        store,
+        metrics,
+        changes,
+        shutdown: stop_rx,
+    });
+
+    // The store thread: engine alerts -> SQLite -> broadcast.
+    let stopping = Arc::new(AtomicBool::new(false));
+    let store_thread = {
+        let app = app.clone();
+        let stopping = stopping.clone();
+        std::thread::Builder::new()
+            .name("citywatch-store".into())
+            .spawn(move || store_loop(&app, &alerts, &stopping))
+            .map_err(|e| Error::Internal(format!("cannot start the store thread: {e}")))?
+    };
+    let sweeper = tokio::spawn(escalation_loop(app.clone()));
+    let clock = tokio::spawn(clock_loop(app.clone()));
+
+    let router = router(app.clone());
+    let addr = listener.local_addr().map(|a| a.to_string()).unwrap_or_default();
+    let mut stop_wait = app.shutdown.clone();
+    let served = axum::serve(listener, router)
+        .with_graceful_shutdown(async move {
+            shutdown.await;
+            let _ = stop_tx.send(true);
+        })
+        .await;
+    let _ = stop_wait.changed().await;
+    sweeper.abort();
+    clock.abort();
+    stopping.store(true, Ordering::SeqCst);
+    let joined = tokio::task::spawn_blocking(move || store_thread.join()).await;
+    served.map_err(|source| Error::Bind { addr, source })?;
+    match joined {
+        Ok(Ok(())) => Ok(()),
+        _ => Err(Error::Internal("the store thread panicked".into())),
+    }
+}
+
+fn store_loop(app: &App, alerts: &crossbeam_channel::Receiver<Alert>, stopping: &AtomicBool) {
+    loop {
+        let first = match alerts.recv_timeout(Duration::from_millis(50)) {
+            Ok(a) => a,
+            Err(crossbeam_channel::RecvTimeoutError::Timeout) => {
+                if stopping.load(Ordering::SeqCst) {
+                    return;
+                }
+                continue;
+            }
+            Err(crossbeam_channel::RecvTimeoutError::Disconnected) => return,
+        };
+        let mut batch = vec![first];
+        batch.extend(alerts.try_iter().take(STORE_BATCH - 1));
+        let Ok(mut store) = app.store.lock() else { return };
+        match store.apply_alerts(&batch, now_ms(), app.cfg.cooldown_ms, &app.jurisdiction) {
+            Ok(changes) => publish(app, changes),
+            Err(e) => eprintln!("citywatch-server: {} alerts not stored: {e}", batch.len()),
+        }
+    }
+}
+
+/// Pushes changes to streams; call with the store lock held (keeps ids in order).
+fn publish(app: &App, changes: Vec<Change>) {
+    for c in changes {
+        app.metrics.pushed(&c.change, &c.alert.alert.model, c.alert.alert.event_ts_ms);
+        let _ = app.changes.send(Arc::new(c));
+    }
+}
+
+async fn escalation_loop(app: Shared) {
+    let mut tick = tokio::time::interval(Duration::from_millis(app.cfg.escalation_check_ms.max(10)));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        let a = app.clone();
+        let _ = tokio::task::spawn_blocking(move || {
+            let Ok(mut store) = a.store.lock() else { return };
+            match store.escalate_due(now_ms(), a.cfg.escalation_timeout_ms, &a.jurisdiction) {
+                Ok(changes) => {
+                    a.metrics.escalated(changes.len() as u64);
+                    publish(&a, changes);
+                }
+                Err(e) => eprintln!("citywatch-server: escalation sweep failed: {e}"),
+            }
+        })
+        .await;
+    }
+}
+
+async fn clock_loop(app: Shared) {
+    if app.cfg.clock_tick_ms == 0 {
+        return;
+    }
+    let mut tick = tokio::time::interval(Duration::from_millis(app.cfg.clock_tick_ms));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        let p = app.pipeline.clone();
+        let _ = tokio::task::spawn_blocking(move || p.advance_clock(now_ms() as u64)).await;
+    }
+}
+
+fn router(app: Shared) -> Router {
+    let limit = app.cfg.max_body_bytes;
+    Router::new()
+        .route("/", get(|| async { ([(header::CONTENT_TYPE, "text/html; charset=utf-8")], CONSOLE_HTML) }))
+        .route("/app.js", get(|| async { ([(header::CONTENT_TYPE, "text/javascript; charset=utf-8")], CONSOLE_JS) }))
+        .route("/style.css", get(|| async { ([(header::CONTENT_TYPE, "text/css; charset=utf-8")], CONSOLE_CSS) }))
+        .route("/healthz", get(|| async { Json(json!({"status": "ok"})) }))
+        .route("/metrics", get(metrics))
+        .route("/api/v1/me", get(me))
+        .route("/api/v1/ingest/{table}", post(ingest))
+        .route("/api/v1/alerts", get(list_alerts))
+        .route("/api/v1/alerts/{id}", get(get_alert))
+        .route("/api/v1/alerts/{id}/ack", post(ack))
+        .route("/api/v1/alerts/{id}/resolve", post(resolve))
+        .route("/api/v1/alerts/{id}/cap", get(cap))
+        .route("/api/v1/stream", get(stream))
+        .route("/api/v1/risk", get(risk))
+        .route("/api/v1/grid", get(grid))
+        .route("/api/v1/units", get(units))
+        .route("/api/v1/reveal", post(reveal))
+        .layer(DefaultBodyLimit::max(limit))
+        .with_state(app)
+}
+
+use axum::Json;
+
+/// An error response: status and a JSON body `{"error": ...}` (plus details).
+#[derive(Debug)]
+struct ApiError(StatusCode, Value);
+
+impl ApiError {
+    fn new(status: StatusCode, msg: impl Into<String>) -> ApiError {
+        ApiError(status, json!({"error": msg.into()}))
+    }
+    fn not_found() -> ApiError {
+        ApiError::new(StatusCode::NOT_FOUND, "no such alert")
+    }
+}
+
+impl From<Error> for ApiError {
+    fn from(e: Error) -> Self {
+        eprintln!("citywatch-server: {e}");
+        ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string())
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let mut r = (self.0, Json(self.1)).into_response();
+        if self.0 == StatusCode::UNAUTHORIZED {
+            r.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer realm=\"citywatch\""));
+        }
+        r
+    }
+}
+
+type ApiResult<T> = std::result::Result<T, ApiError>;
+
+/// Runs store work off the async runtime.
+async fn with_store<T: Send + 'static>(
+    app: &Shared,
+    f: impl FnOnce(&mut Store, &App) -> Result<T> + Send + 'static,
+) -> ApiResult<T> {
+    let app = app.clone();
+    tokio::task::spawn_blocking(move || {
+        let mut store = app.store.lock().map_err(|_| Error::Internal("store lock poisoned".into()))?;
+        f(&mut store, &app)
+    })
+    .await
+    .map_err(|e| ApiError::from(Error::Internal(e.to_string())))?
+    .map_err(ApiError::from)
+}
+
+async fn audit(app: &Shared, caller: &Caller, action: &'static str, target: String, reason: String) -> ApiResult<()> {
+    let actor = caller.officer.officer_id.clone();
+    with_store(app, move |s, _| s.audit(now_ms(), &actor, action, &target, &reason)).await
+}
+
+/// The caller behind the `Authorization: Bearer` header, or 401.
+async fn authenticate(app: &Shared, headers: &HeaderMap) -> ApiResult<Caller> {
+    let token = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(|t| t.trim().to_owned());
+    let Some(token) = token.filter(|t| !t.is_empty()) else {
+        app.metrics.unauthorized();
+        return Err(ApiError::new(StatusCode::UNAUTHORIZED, "missing bearer token"));
+    };
+    if let Some(c) = app.auth.cached(&token) {
+        return Ok(c);
+    }
+    let a = app.clone();
+    let verified = tokio::task::spawn_blocking(move || a.auth.verify(&token))
+        .await
+        .map_err(|e| ApiError::from(Error::Internal(e.to_string())))?;
+    match verified {
+        Verified::Ok { caller, first } => {
+            if first {
+                audit(app, &caller, "login", caller.officer.officer_id.clone(), String::new()).await?;
+            }
+            Ok(caller)
+        }
+        Verified::Denied => {
+            app.metrics.unauthorized();
+            Err(ApiError::new(StatusCode::UNAUTHORIZED, "unknown or revoked token"))
+        }
+    }
+}
+
+fn visibility(c: &Caller) -> Visibility {
+    Visibility { scope: c.officer.scope.clone(), officer_id: c.officer.officer_id.clone() }
+}
+
+async fn metrics(State(app): State<Shared>, headers: HeaderMap) -> ApiResult<Response> {
+    authenticate(&app, &headers).await?;
+    Ok(([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], app.metrics.render()).into_response())
+}
+
+async fn me(State(app): State<Shared>, headers: HeaderMap) -> ApiResult<Json<Value>> {
+    let c = authenticate(&app, &headers).await?;
+    let can_reveal = app.cfg.reveal_roles.iter().any(|r| r == c.officer.role.as_str());
+    Ok(Json(json!({"officer": c.officer, "can_reveal": can_reveal, "cap_sender": app.cfg.cap_sender})))
+}
+
+async fn ingest(
+    State(app): State<Shared>,
+    Path(table): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> ApiResult<Json<Value>> {
+    let c = authenticate(&app, &headers).await?;
+    if c.officer.scope != "city" {
+        return Err(ApiError::new(StatusCode::FORBIDDEN, "ingest needs a city-scope token (a feed or an analyst)"));
+    }
+    let table = match table.as_str() {
+        "calls" => Table::Calls,
+        "alarms" => Table::Alarms,
+        "patrols" => Table::Patrols,
+        _ => return Err(ApiError::new(StatusCode::NOT_FOUND, "ingest tables are calls, alarms and patrols")),
+    };
+    let arrow = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/vnd.apache.arrow"));
+    let a = app.clone();
+    let outcome = tokio::task::spawn_blocking(move || -> ApiResult<Value> {
+        let decoded = match a.ingest.decode(table, &body, arrow) {
+            Ok(d) => d,
+            Err(Refusal::Body(msg)) => {
+                a.metrics.rejected(table, 0);
+                return Err(ApiError::new(
+                    StatusCode::BAD_REQUEST,
+                    format!("{msg}; nothing of this request was applied"),
+                ));
+            }
+            Err(Refusal::Rows(rows)) => {
+                a.metrics.rejected(
+                    table,
+                    rows.iter().map(|r| r.row).collect::<std::collections::BTreeSet<_>>().len() as u64,
+                );
+                return Err(ApiError(
+                    StatusCode::BAD_REQUEST,
+                    json!({"error": format!("{} bad row(s); nothing of this request was applied", rows.len()),
+                           "rejected": rows}),
+                ));
+            }
+        };
+        let accepted = decoded.events.len();
+        let times: Vec<i64> = decoded.events.iter().map(|e| e.ts_ms() as i64).collect();
+        if !decoded.numbers.is_empty() {
+            let mut store = a.store.lock().map_err(|_| Error::Internal("store lock poisoned".into()))?;
+            store.keep_numbers(&decoded.numbers)?;
+            drop(store);
+            a.ingest.numbers_kept(&decoded.numbers);
+        }
+        a.ingest.track_units(&decoded.events);
+        // Register ingest instants before the pipeline can fire an alert on them.
+        a.metrics.ingested(table, times.iter().copied(), 0);
+        let late = a
+            .pipeline
+            .ingest(decoded.events)
+            .map_err(|e| ApiError::new(StatusCode::SERVICE_UNAVAILABLE, format!("pipeline refused the events: {e}")))?;
+        a.metrics.ingested(table, std::iter::empty(), late);
+        Ok(json!({"accepted": accepted, "late": late}))
+    })
+    .await
+    .map_err(|e| ApiError::from(Error::Internal(e.to_string())))??;
+    Ok(Json(outcome))
+}
+
+async fn list_alerts(
+    State(app): State<Shared>,
+    headers: HeaderMap,
+    Query(filter): Query<AlertFilter>,
+) -> ApiResult<Json<Value>> {
+    let c = authenticate(&app, &headers).await?;
+    let vis = visibility(&c);
+    let (last_seq, rows) = with_store(&app, move |s, _| Ok((s.last_seq()?, s.list(&vis, &filter)?))).await?;
+    let alerts: Vec<Value> = rows.iter().map(|a| a.to_json()).collect();
+    Ok(Json(json!({"alerts": alerts, "count": alerts.len(), "last_seq": last_seq})))
+}
+
+/// The alert if the caller may see it; 404 otherwise (ids do not leak).
+async fn visible_alert(app: &Shared, c: &Caller, id: String) -> ApiResult<crate::store::StoredAlert> {
+    let found = with_store(app, move |s, _| s.get(&id)).await?;
+    match found {
+        Some(a) if c.sees(a.place(), a.alert.assignee.as_deref()) => Ok(a),
+        _ => Err(ApiError::not_found()),
+    }
+}
+
+async fn get_alert(State(app): State<Shared>, headers: HeaderMap, Path(id): Path<String>) -> ApiResult<Json<Value>> {
+    let c = authenticate(&app, &headers).await?;
+    let a = visible_alert(&app, &c, id.clone()).await?;
+    audit(&app, &c, "view", id, String::new()).await?;
+    Ok(Json(a.to_json()))
+}
+
+async fn cap(State(app): State<Shared>, headers: HeaderMap, Path(id): Path<String>) -> ApiResult<Response> {
+    let c = authenticate(&app, &headers).await?;
+    let a = visible_alert(&app, &c, id.clone()).await?;
+    audit(&app, &c, "view_cap", id, String::new()).await?;
+    let xml = to_cap_xml(&a.alert, &app.cfg.cap_sender);
+    Ok(([(header::CONTENT_TYPE, "application/cap+xml; charset=utf-8")], xml).into_response())
+}
+
+async fn transition_response(app: &Shared, t: Transition) -> ApiResult<Json<Value>> {
+    match t {
+        Transition::Done(change) => {
+            let v = change.alert.to_json();
+            Ok(Json(v))
+        }
+        Transition::Missing => Err(ApiError::not_found()),
+        Transition::Conflict(s) => {
+            let _ = app;
+            Err(ApiError::new(StatusCode::CONFLICT, format!("the alert is {}", s.as_str())))
+        }
+    }
+}
+
+async fn ack(State(app): State<Shared>, headers: HeaderMap, Path(id): Path<String>) -> ApiResult<Json<Value>> {
+    let c = authenticate(&app, &headers).await?;
+    visible_alert(&app, &c, id.clone()).await?;
+    let who = c.officer.officer_id.clone();
+    let (i, w) = (id.clone(), who.clone());
+    let t = with_store(&app, move |s, a| {
+        let t = s.acknowledge(&i, &w, now_ms())?;
+        if let Transition::Done(ch) = &t {
+            s.audit(now_ms(), &w, "acknowledge", &i, "")?;
+            publish(a, vec![ch.clone()]);
+        }
+        Ok(t)
+    })
+    .await?;
+    transition_response(&app, t).await
+}
+
+#[derive(Debug, serde::Deserialize)]
+struct ResolveBody {
+    note: String,
+}
+
+async fn resolve(
+    State(app): State<Shared>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> ApiResult<Json<Value>> {
+    let c = authenticate(&app, &headers).await?;
+    visible_alert(&app, &c, id.clone()).await?;
+    let note = serde_json::from_slice::<ResolveBody>(&body)
+        .map(|b| b.note.trim().to_owned())
+        .ok()
+        .filter(|n| !n.is_empty())
+        .ok_or_else(|| {
+            ApiError::new(StatusCode::BAD_REQUEST, "resolve needs a JSON body {\"note\": \"what was done\"}")
+        })?;
+    let who = c.officer.officer_id.clone();
+    let t = with_store(&app, move |s, a| {
+        let t = s.resolve(&id, &who, &note, now_ms())?;
+        if let Transition::Done(ch) = &t {
+            s.audit(now_ms(), &who, "resolve", &id, &note)?;
+            publish(a, vec![ch.clone()]);
+        }
+        Ok(t)
+    })
+    .await?;
+    transition_response(&app, t).await
+}
+
+#[derive(Debug, serde::Deserialize)]
+struct RevealBody {
+    /// The pseudonym (16 hex digits) to reveal.
+    token: String,
+    /// The alert that mentions it (must be in the caller's scope).
+    alert_id: String,
+    /// Why (required; audited).
+    reason: String,
+}
+
+async fn reveal(State(app): State<Shared>, headers: HeaderMap, body: Bytes) -> ApiResult<Json<Value>> {
+    let c = authenticate(&app, &headers).await?;
+    if !app.cfg.reveal_roles.iter().any(|r| r == c.officer.role.as_str()) {
+        return Err(ApiError::new(StatusCode::FORBIDDEN, "your role may not reveal numbers"));
+    }
+    let b: RevealBody = serde_json::from_slice(&body).map_err(|e| {
+        ApiError::new(StatusCode::BAD_REQUEST, format!("reveal needs {{\"token\", \"alert_id\", \"reason\"}}: {e}"))
+    })?;
+    let reason = b.reason.trim().to_owned();
+    if reason.is_empty() {
+        return Err(ApiError::new(StatusCode::BAD_REQUEST, "a reason is required to reveal a number"));
+    }
+    let token = b.token.trim().to_lowercase();
+    let alert = visible_alert(&app, &c, b.alert_id.clone()).await?;
+    if token.len() != 16 || !(alert.alert.subject.contains(&token) || alert.alert.evidence.contains(&token)) {
+        return Err(ApiError::new(StatusCode::NOT_FOUND, "the alert does not mention this pseudonym"));
+    }
+    let who = c.officer.officer_id.clone();
+    let target = format!("{token} (alert {})", b.alert_id);
+    let number = with_store(&app, move |s, _| {
+        let n = s.reveal(&token)?;
+        let action = if n.is_some() { "reveal" } else { "reveal_unknown" };
+        s.audit(now_ms(), &who, action, &target, &reason)?;
+        Ok(n)
+    })
+    .await?;
+    match number {
+        Some(n) => Ok(Json(json!({"token": b.token, "number": n}))),
+        None => Err(ApiError::new(StatusCode::NOT_FOUND, "no number was kept for this pseudonym")),
+    }
+}
+
+#[derive(Debug, Default, serde::Deserialize)]
+struct StreamQuery {
+    /// Alternative to the `Last-Event-ID` header (for clients that cannot set it).
+    last_event_id: Option<i64>,
+}
+
+async fn stream(
+    State(app): State<Shared>,
+    headers: HeaderMap,
+    Query(q): Query<StreamQuery>,
+) -> ApiResult<Sse<impl tokio_stream::Stream<Item = std::result::Result<SseEvent, Infallible>>>> {
+    let c = authenticate(&app, &headers).await?;
+    let header_id = headers.get("last-event-id").and_then(|v| v.to_str().ok()).and_then(|v| v.trim().parse().ok());
+    // Subscribe before reading the backlog: nothing committed in between is missed.
+    let mut live = app.changes.subscribe();
+    let mut cursor = match header_id.or(q.last_event_id) {
+        Some(id) => id,
+        None => with_store(&app, |s, _| s.last_seq()).await?,
+    };
+    let (tx, rx) = mpsc::channel::<std::result::Result<SseEvent, Infallible>>(STREAM_BUFFER);
+    let vis = visibility(&c);
+    let mut shutdown = app.shutdown.clone();
+    let app2 = app.clone();
+    tokio::spawn(async move {
+        let send = |ch: &Change| {
+            let ev = SseEvent::default().id(ch.seq.to_string()).event("alert").data(ch.to_json().to_string());
+            tx.send(Ok(ev))
+        };
+        'backlog: loop {
+            // Catch up from the store (first connection or after lagging the broadcast).
+            loop {
+                let v = vis.clone();
+                let page = match with_store(&app2, move |s, _| s.changes_since(&v, cursor, BACKLOG_PAGE)).await {
+                    Ok(p) => p,
+                    Err(_) => return,
+                };
+                for ch in &page {
+                    if send(ch).await.is_err() {
+                        return;
+                    }
+                    cursor = ch.seq;
+                }
+                if page.len() < BACKLOG_PAGE as usize {
+                    break;
+                }
+            }
+            loop {
+                tokio::select! {
+                    _ = shutdown.changed() => return,
+                    _ = tx.closed() => return,
+                    r = live.recv() => match r {
+                        Ok(ch) => {
+                            if ch.seq <= cursor {
+                                continue;
+                            }
+                            if c.sees(ch.alert.place(), ch.alert.alert.assignee.as_deref()) && send(&ch).await.is_err() {
+                                return;
+                            }
+                            cursor = ch.seq;
+                        }
+                        Err(broadcast::error::RecvError::Lagged(_)) => continue 'backlog,
+                        Err(broadcast::error::RecvError::Closed) => return,
+                    },
+                }
+            }
+        }
+    });
+    Ok(Sse::new(ReceiverStream::new(rx)).keep_alive(KeepAlive::new().interval(Duration::from_secs(15))))
+}
+
+/// GeoJSON polygon ring of an H3 cell (`[lon, lat]`, closed).
+fn cell_polygon(cell: h3o::CellIndex) -> Value {
+    let mut ring: Vec<Value> = cell.boundary().iter().map(|ll| json!([ll.lng(), ll.lat()])).collect();
+    if let Some(first) = ring.first().cloned() {
+        ring.push(first);
+    }
+    json!({"type": "Polygon", "coordinates": [ring]})
+}
+
+/// Whether the caller's scope covers a cell (routed through the jurisdiction).
+fn covers_cell(app: &App, c: &Caller, cell: h3o::CellIndex) -> bool {
+    if c.officer.scope == "city" {
+        return true;
+    }
+    let r = app.jurisdiction.route(None, Some(u64::from(cell)), citywatch_engine::alert::RouteLevel::Community);
+    c.sees([r.grid.as_deref(), r.community.as_deref(), r.street.as_deref(), r.district.as_deref()], None)
+}
+
+async fn risk(State(app): State<Shared>, headers: HeaderMap) -> ApiResult<Json<Value>> {
+    let c = authenticate(&app, &headers).await?;
+    let a = app.clone();
+    let surface = tokio::task::spawn_blocking(move || a.pipeline.risk_surface())
+        .await
+        .map_err(|e| ApiError::from(Error::Internal(e.to_string())))?;
+    let features: Vec<Value> = surface
+        .iter()
+        .filter_map(|(cell, score)| {
+            let idx: h3o::CellIndex = cell.parse().ok()?;
+            covers_cell(&app, &c, idx).then(|| {
+                json!({"type": "Feature", "geometry": cell_polygon(idx), "properties": {"cell": cell, "score": score}})
+            })
+        })
+        .collect();
+    Ok(Json(json!({"type": "FeatureCollection", "features": features})))
+}
+
+async fn grid(State(app): State<Shared>, headers: HeaderMap) -> ApiResult<Json<Value>> {
+    let c = authenticate(&app, &headers).await?;
+    let features: Vec<Value> = app
+        .jurisdiction
+        .cells()
+        .filter(|(_, g)| {
+            c.sees(
+                [Some(&g.grid), Some(&g.community), Some(&g.street), Some(&g.district)].map(|x| x.map(|s| s.as_str())),
+                None,
+            )
+        })
+        .map(|(cell, g)| {
+            json!({"type": "Feature", "geometry": cell_polygon(cell),
+                   "properties": {"cell": cell.to_string(), "grid": g.grid, "community": g.community,
+                                  "street": g.street, "district": g.district}})
+        })
+        .collect();
+    Ok(Json(json!({"type": "FeatureCollection", "features": features})))
+}
+
+async fn units(State(app): State<Shared>, headers: HeaderMap) -> ApiResult<Json<Value>> {
+    let c = authenticate(&app, &headers).await?;
+    let units: Vec<Value> = app
+        .ingest
+        .units()
+        .into_iter()
+        .filter(|u| {
+            c.officer.scope == "city" || {
+                let p = citywatch_engine::geo::Point::from_degrees(u.lat, u.lon);
+                let r = app.jurisdiction.route(p, None, citywatch_engine::alert::RouteLevel::Community);
+                c.sees([r.grid.as_deref(), r.community.as_deref(), r.street.as_deref(), r.district.as_deref()], None)
+            }
+        })
+        .map(|u| serde_json::to_value(u).unwrap_or_default())
+        .collect();
+    Ok(Json(json!({"units": units})))
+}

@@ -1,0 +1,357 @@
+//! Live ingest: NDJSON or Arrow IPC stream bodies become the contract's Arrow
+//! record batches, and go through the engine's own [`Decoder`], so live rows
+//! are validated and pseudonymised exactly as replayed ones.
+//!
+//! A request is all or nothing: every row is decoded first; if any row is bad
+//! (wrong JSON type, null in a required column, unknown vocabulary, bad phone
+//! number, out-of-range value...) the request is refused with every bad row's
+//! reason and nothing of it reaches the pipeline, the number vault or the unit
+//! positions.
+
+use std::collections::{HashMap, HashSet};
+use std::io::Cursor;
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+
+use arrow_array::builder::{Float64Builder, Int64Builder, StringBuilder, UInt8Builder, UInt32Builder, UInt64Builder};
+use arrow_array::cast::AsArray;
+use arrow_array::{Array, ArrayRef, RecordBatch};
+use citywatch_engine::contract::{ColumnType, Table};
+use citywatch_engine::event::{Event, UnitToken};
+use citywatch_engine::pseudonym::{Pseudonymiser, token_hex};
+use citywatch_engine::read::{Decoder, validate_schema};
+use citywatch_engine::reference::UnitDirectory;
+use citywatch_engine::reject::Rejected;
+
+/// The pseudo file name rejected rows of live ingest carry.
+const SOURCE: &str = "ingest";
+
+/// One refused row.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct RowError {
+    /// 0-based record index in the request (NDJSON: blank lines not counted).
+    pub row: u64,
+    /// The column at fault, when one is.
+    pub column: Option<String>,
+    /// Machine-readable code (`wrong_type`, `null`, `unknown_value`, ...).
+    pub code: String,
+    /// What is wrong and what was expected.
+    pub reason: String,
+}
+
+impl From<&Rejected> for RowError {
+    fn from(r: &Rejected) -> Self {
+        RowError { row: r.row, column: r.column.clone(), code: r.code.clone(), reason: r.reason.clone() }
+    }
+}
+
+/// Why a request was refused.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Refusal {
+    /// The body as a whole is unreadable (bad Arrow stream, missing column...).
+    Body(String),
+    /// Some rows are bad.
+    Rows(Vec<RowError>),
+}
+
+/// A request that decoded cleanly, ready to apply.
+#[derive(Debug)]
+pub struct Decoded {
+    /// The events, in request order.
+    pub events: Vec<Event>,
+    /// `(token hex, real number)` of numbers not kept yet.
+    pub numbers: Vec<(String, String)>,
+}
+
+/// A patrol unit's latest known place and status.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct UnitPosition {
+    /// The unit's id.
+    pub unit_id: String,
+    /// Event time of the fix.
+    pub ts_ms: u64,
+    /// Latitude.
+    pub lat: f64,
+    /// Longitude.
+    pub lon: f64,
+    /// Status (`available`, `dispatched`, ...).
+    pub status: String,
+    /// The alarm it serves, if any.
+    pub alarm_id: Option<u64>,
+}
+
+/// Decoders (one per stream table: they own pseudonym caches), the set of
+/// numbers already kept, and the latest unit positions.
+#[derive(Debug)]
+pub struct Ingest {
+    decoders: [Mutex<Decoder>; 3],
+    tokens: Pseudonymiser,
+    keep_numbers: bool,
+    kept: Mutex<HashSet<u64>>,
+    units: UnitDirectory,
+    positions: Mutex<HashMap<UnitToken, UnitPosition>>,
+}
+
+fn slot(table: Table) -> Option<usize> {
+    match table {
+        Table::Calls => Some(0),
+        Table::Alarms => Some(1),
+        Table::Patrols => Some(2),
+        _ => None,
+    }
+}
+
+impl Ingest {
+    /// Ingest state for a pseudonym key and home country code.
+    pub fn new(pseudonym_key: &str, home_cc: &str, keep_numbers: bool) -> Arc<Ingest> {
+        let units = UnitDirectory::default();
+        let dec = |t| Mutex::new(Decoder::new(t, Pseudonymiser::new(pseudonym_key, home_cc), units.clone()));
+        Arc::new(Ingest {
+            decoders: [dec(Table::Calls), dec(Table::Alarms), dec(Table::Patrols)],
+            tokens: Pseudonymiser::new(pseudonym_key, home_cc),
+            keep_numbers,
+            kept: Mutex::new(HashSet::new()),
+            units,
+            positions: Mutex::new(HashMap::new()),
+        })
+    }
+
+    /// Decodes a request body (`arrow`: Arrow IPC stream, else NDJSON).
+    pub fn decode(&self, table: Table, body: &[u8], arrow: bool) -> Result<Decoded, Refusal> {
+        let Some(i) = slot(table) else { return Err(Refusal::Body(format!("{} is not a stream", table.name()))) };
+        let (batches, mut row_errors) = if arrow { arrow_batches(table, body)? } else { ndjson_batch(table, body)? };
+        let bad_rows: HashSet<u64> = row_errors.iter().map(|e| e.row).collect();
+        let mut events = Vec::new();
+        let mut rejects = Vec::new();
+        {
+            let mut dec = self.decoders[i].lock().map_err(|_| Refusal::Body("decoder lock poisoned".into()))?;
+            let mut row0 = 0u64;
+            for b in &batches {
+                let map =
+                    validate_schema(Path::new(SOURCE), table, &b.schema()).map_err(|e| Refusal::Body(e.to_string()))?;
+                dec.decode(Path::new(SOURCE), row0, b, &map, &mut events, &mut rejects);
+                row0 += b.num_rows() as u64;
+            }
+        }
+        // A row with a JSON type error is also null to the decoder: report it once.
+        row_errors.extend(rejects.iter().filter(|r| !bad_rows.contains(&r.row)).map(RowError::from));
+        if !row_errors.is_empty() {
+            row_errors.sort_by_key(|e| e.row);
+            return Err(Refusal::Rows(row_errors));
+        }
+        let numbers = if self.keep_numbers { self.new_numbers(table, &batches) } else { Vec::new() };
+        Ok(Decoded { events, numbers })
+    }
+
+    fn new_numbers(&self, table: Table, batches: &[RecordBatch]) -> Vec<(String, String)> {
+        let cols: &[&str] = match table {
+            Table::Calls => &["caller", "callee"],
+            Table::Alarms => &["reporter", "suspect_number"],
+            _ => &[],
+        };
+        let mut out = Vec::new();
+        let Ok(kept) = self.kept.lock() else { return out };
+        let mut seen = HashSet::new();
+        for b in batches {
+            for c in cols {
+                let Ok(idx) = b.schema().index_of(c) else { continue };
+                let col = b.column(idx);
+                for r in 0..col.len() {
+                    if let Some(n) = str_at(col, r) {
+                        let t = self.tokens.token_uncached(n);
+                        if !kept.contains(&t) && seen.insert(t) {
+                            out.push((token_hex(t), n.to_owned()));
+                        }
+                    }
+                }
+            }
+        }
+        out
+    }
+
+    /// Records that numbers were kept (after the store committed them).
+    pub fn numbers_kept(&self, numbers: &[(String, String)]) {
+        if let Ok(mut k) = self.kept.lock() {
+            k.extend(numbers.iter().filter_map(|(t, _)| u64::from_str_radix(t, 16).ok()));
+        }
+    }
+
+    /// Updates unit positions from applied patrol events.
+    pub fn track_units(&self, events: &[Event]) {
+        let Ok(mut pos) = self.positions.lock() else { return };
+        for e in events {
+            if let Event::Patrol(p) = e {
+                let newer = pos.get(&p.unit).is_none_or(|u| u.ts_ms <= p.ts_ms);
+                if newer {
+                    pos.insert(
+                        p.unit,
+                        UnitPosition {
+                            unit_id: self.units.name(p.unit),
+                            ts_ms: p.ts_ms,
+                            lat: p.pos.lat(),
+                            lon: p.pos.lon(),
+                            status: p.status.as_str().to_owned(),
+                            alarm_id: p.alarm_id,
+                        },
+                    );
+                }
+            }
+        }
+    }
+
+    /// Latest unit positions, sorted by unit id.
+    pub fn units(&self) -> Vec<UnitPosition> {
+        let mut v: Vec<UnitPosition> = self.positions.lock().map(|p| p.values().cloned().collect()).unwrap_or_default();
+        v.sort_by(|a, b| a.unit_id.cmp(&b.unit_id));
+        v
+    }
+}
+
+fn str_at(col: &ArrayRef, r: usize) -> Option<&str> {
+    if col.is_null(r) {
+        return None;
+    }
+    if let Some(a) = col.as_string_opt::<i32>() {
+        return Some(a.value(r));
+    }
+    if let Some(a) = col.as_string_opt::<i64>() {
+        return Some(a.value(r));
+    }
+    col.as_string_view_opt().map(|a| a.value(r))
+}
+
+fn arrow_batches(table: Table, body: &[u8]) -> Result<(Vec<RecordBatch>, Vec<RowError>), Refusal> {
+    let reader = arrow_ipc::reader::StreamReader::try_new(Cursor::new(body), None)
+        .map_err(|e| Refusal::Body(format!("not an Arrow IPC stream: {e}")))?;
+    validate_schema(Path::new(SOURCE), table, &reader.schema()).map_err(|e| Refusal::Body(e.to_string()))?;
+    let batches =
+        reader.collect::<Result<Vec<_>, _>>().map_err(|e| Refusal::Body(format!("bad Arrow IPC stream: {e}")))?;
+    Ok((batches, Vec::new()))
+}
+
+enum Builder {
+    U64(UInt64Builder),
+    U32(UInt32Builder),
+    U8(UInt8Builder),
+    I64(Int64Builder),
+    F64(Float64Builder),
+    Str(StringBuilder),
+}
+
+impl Builder {
+    fn new(t: ColumnType) -> Builder {
+        match t {
+            ColumnType::UInt64 => Builder::U64(UInt64Builder::new()),
+            ColumnType::UInt32 => Builder::U32(UInt32Builder::new()),
+            ColumnType::UInt8 => Builder::U8(UInt8Builder::new()),
+            ColumnType::Int64 => Builder::I64(Int64Builder::new()),
+            ColumnType::Float64 => Builder::F64(Float64Builder::new()),
+            ColumnType::Utf8 => Builder::Str(StringBuilder::new()),
+        }
+    }
+
+    /// Appends a JSON value; `Err(expected type)` when it has the wrong JSON type or range.
+    fn push(&mut self, v: Option<&serde_json::Value>) -> Result<(), &'static str> {
+        let v = v.filter(|v| !v.is_null());
+        let out_of = |ok: bool, what| if ok { Ok(()) } else { Err(what) };
+        match self {
+            Builder::U64(b) => match v {
+                None => Ok(b.append_null()),
+                Some(x) => x.as_u64().map(|n| b.append_value(n)).ok_or("an unsigned integer (uint64)"),
+            },
+            Builder::U32(b) => match v {
+                None => Ok(b.append_null()),
+                Some(x) => {
+                    let n = x.as_u64().and_then(|n| u32::try_from(n).ok());
+                    out_of(n.is_some(), "an unsigned integer up to 4294967295 (uint32)")?;
+                    Ok(b.append_option(n))
+                }
+            },
+            Builder::U8(b) => match v {
+                None => Ok(b.append_null()),
+                Some(x) => {
+                    let n = x.as_u64().and_then(|n| u8::try_from(n).ok());
+                    out_of(n.is_some(), "an unsigned integer up to 255 (uint8)")?;
+                    Ok(b.append_option(n))
+                }
+            },
+            Builder::I64(b) => match v {
+                None => Ok(b.append_null()),
+                Some(x) => x.as_i64().map(|n| b.append_value(n)).ok_or("an integer (int64)"),
+            },
+            Builder::F64(b) => match v {
+                None => Ok(b.append_null()),
+                Some(x) => x.as_f64().map(|n| b.append_value(n)).ok_or("a number (float64)"),
+            },
+            Builder::Str(b) => match v {
+                None => Ok(b.append_null()),
+                Some(x) => x.as_str().map(|s| b.append_value(s)).ok_or("a string (utf8)"),
+            },
+        }
+    }
+
+    fn finish(self) -> ArrayRef {
+        match self {
+            Builder::U64(mut b) => Arc::new(b.finish()),
+            Builder::U32(mut b) => Arc::new(b.finish()),
+            Builder::U8(mut b) => Arc::new(b.finish()),
+            Builder::I64(mut b) => Arc::new(b.finish()),
+            Builder::F64(mut b) => Arc::new(b.finish()),
+            Builder::Str(mut b) => Arc::new(b.finish()),
+        }
+    }
+}
+
+/// NDJSON -> one batch with the contract's schema. A value of the wrong JSON
+/// type becomes a null in the batch plus a row error.
+fn ndjson_batch(table: Table, body: &[u8]) -> Result<(Vec<RecordBatch>, Vec<RowError>), Refusal> {
+    let text = std::str::from_utf8(body).map_err(|e| Refusal::Body(format!("body is not UTF-8: {e}")))?;
+    let cols = table.columns();
+    let mut builders: Vec<Builder> = cols.iter().map(|c| Builder::new(c.data_type)).collect();
+    let mut errors = Vec::new();
+    let mut row = 0u64;
+    for line in text.lines() {
+        if line.trim().is_empty() {
+            continue;
+        }
+        let err = |column: Option<&str>, code: &str, reason: String| RowError {
+            row,
+            column: column.map(str::to_owned),
+            code: code.into(),
+            reason,
+        };
+        match serde_json::from_str::<serde_json::Value>(line) {
+            Ok(serde_json::Value::Object(obj)) => {
+                for (c, b) in cols.iter().zip(builders.iter_mut()) {
+                    if let Err(expected) = b.push(obj.get(c.name)) {
+                        b.push(None).ok();
+                        let found = obj.get(c.name).map(|v| v.to_string()).unwrap_or_default();
+                        let found: String = found.chars().take(40).collect();
+                        errors.push(err(
+                            Some(c.name),
+                            "wrong_type",
+                            format!("`{}` is {found}; expected {expected}", c.name),
+                        ));
+                    }
+                }
+            }
+            Ok(_) => {
+                errors.push(err(None, "not_an_object", "each line must be one JSON object".into()));
+                builders.iter_mut().for_each(|b| b.push(None).unwrap_or(()));
+            }
+            Err(e) => {
+                errors.push(err(None, "bad_json", format!("not JSON: {e}")));
+                builders.iter_mut().for_each(|b| b.push(None).unwrap_or(()));
+            }
+        }
+        row += 1;
+    }
+    let arrays: Vec<ArrayRef> = builders.into_iter().map(Builder::finish).collect();
+    // The contract's schema marks required columns non-nullable; a null in one is
+    // a row error the decoder reports, so build against a nullable copy.
+    let fields: Vec<arrow_schema::Field> =
+        table.schema().fields().iter().map(|f| f.as_ref().clone().with_nullable(true)).collect();
+    let batch = RecordBatch::try_new(Arc::new(arrow_schema::Schema::new(fields)), arrays)
+        .map_err(|e| Refusal::Body(format!("internal error building the batch: {e}")))?;
+    Ok((vec![batch], errors))
+}
