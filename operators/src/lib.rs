@@ -4,3 +4,11 @@
 #![deny(missing_docs)]
 
 pub mod deadline;
+pub mod fxhash;
+pub mod window_count;
+pub mod window_distinct_count;
+pub mod window_fold;
+
+pub use window_count::WindowCount;
+pub use window_distinct_count::WindowDistinctCount;
+pub use window_fold::{Tumbling, WindowFold, WindowKey};
