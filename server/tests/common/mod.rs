@@ -1,0 +1,403 @@
+//! Test harness: a small city, a fake pipeline, a server on a free port, and a
+//! minimal HTTP/1.1 + SSE client over std's TcpStream (no client crate needed).
+#![allow(dead_code)]
+
+use std::collections::HashMap;
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use citywatch_engine::alert::{Alert, RouteLevel, alert_id};
+use citywatch_engine::contract::Role;
+use citywatch_engine::event::Event;
+use citywatch_engine::geo::Point;
+use citywatch_engine::jurisdiction::{GridInfo, Jurisdiction, Officer};
+use citywatch_engine::pseudonym::token_hex;
+use citywatch_server::auth::CredentialsFile;
+use citywatch_server::{Pipeline, ServerConfig};
+use h3o::Resolution;
+
+/// Two grids far enough apart: g1 in c1/s1/d1, g2 in c2/s2/d2.
+pub const P1: (f64, f64) = (36.0671, 120.3826);
+pub const P2: (f64, f64) = (36.1000, 120.4500);
+
+pub fn city() -> Arc<Jurisdiction> {
+    let cell = |p: (f64, f64)| Point::from_degrees(p.0, p.1).unwrap().cell(Resolution::Nine);
+    let info = |n: u32| GridInfo {
+        grid: format!("g{n}"),
+        community: format!("c{n}"),
+        street: format!("s{n}"),
+        district: format!("d{n}"),
+    };
+    let o = |id: &str, role, scope: &str| Officer { officer_id: id.into(), name: id.into(), role, scope: scope.into() };
+    let officers = vec![
+        o("o-an", Role::Analyst, "city"),
+        o("o-c1", Role::Community, "c1"),
+        o("o-c2", Role::Community, "c2"),
+        o("o-s1", Role::Station, "s1"),
+        o("o-d1", Role::District, "d1"),
+    ];
+    Arc::new(Jurisdiction::new(Resolution::Nine, vec![(cell(P1), info(1)), (cell(P2), info(2))], officers))
+}
+
+/// A deterministic stand-in for the dataflow: every priority-1 alarm fires an
+/// `urgent_alarm` alert at once, routed like the engine routes.
+pub struct FakePipeline {
+    pub alerts: crossbeam_channel::Sender<Alert>,
+    pub jurisdiction: Arc<Jurisdiction>,
+    pub events: AtomicU64,
+    pub clock: AtomicU64,
+    pub risk: Mutex<Vec<(String, f64)>>,
+}
+
+impl Pipeline for FakePipeline {
+    fn ingest(&self, events: Vec<Event>) -> Result<u64, String> {
+        self.events.fetch_add(events.len() as u64, Ordering::SeqCst);
+        for e in events {
+            if let Event::Alarm(a) = e
+                && a.priority == 1
+            {
+                let r = self.jurisdiction.route(Some(a.pos), None, RouteLevel::Community);
+                let subject = format!("alarm:{}", a.alarm_id);
+                let evidence = serde_json::json!({
+                    "alarm_id": a.alarm_id,
+                    "reporter": a.reporter.map(token_hex),
+                    "category": a.category.as_str(),
+                });
+                let alert = Alert {
+                    alert_id: alert_id("fake", "urgent_alarm", &subject, a.ts_ms),
+                    model: "fake".into(),
+                    model_version: "1".into(),
+                    kind: "urgent_alarm".into(),
+                    severity: "severe".into(),
+                    score: 1.0,
+                    event_ts_ms: a.ts_ms as i64,
+                    subject,
+                    lat: Some(a.pos.lat()),
+                    lon: Some(a.pos.lon()),
+                    cell: r.cell,
+                    grid: r.grid,
+                    community: r.community,
+                    street: r.street,
+                    district: r.district,
+                    assignee: r.assignee,
+                    summary: format!("Urgent {} alarm {}", a.category.as_str(), a.alarm_id),
+                    evidence: evidence.to_string(),
+                    action: "Dispatch a unit".into(),
+                };
+                self.alerts.send(alert).map_err(|e| e.to_string())?;
+            }
+        }
+        Ok(0)
+    }
+
+    fn advance_clock(&self, now_ms: u64) {
+        self.clock.store(now_ms, Ordering::SeqCst);
+    }
+
+    fn risk_surface(&self) -> Vec<(String, f64)> {
+        self.risk.lock().unwrap().clone()
+    }
+}
+
+pub struct TestServer {
+    pub addr: SocketAddr,
+    pub tokens: HashMap<String, String>,
+    pub pipeline: Arc<FakePipeline>,
+    pub store_path: PathBuf,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<citywatch_server::Result<()>>>,
+}
+
+/// Writes credentials for every officer of [`city`] (once per folder) and returns the tokens.
+pub fn credentials(dir: &Path) -> HashMap<String, String> {
+    let tokens_path = dir.join("tokens.json");
+    if let Ok(t) = std::fs::read_to_string(&tokens_path) {
+        return serde_json::from_str(&t).unwrap();
+    }
+    let mut f = CredentialsFile::default();
+    let mut tokens = HashMap::new();
+    for o in city().officers() {
+        tokens.insert(o.officer_id.clone(), f.issue(&o.officer_id).unwrap());
+    }
+    f.save(&dir.join("credentials.json")).unwrap();
+    std::fs::write(&tokens_path, serde_json::to_string(&tokens).unwrap()).unwrap();
+    tokens
+}
+
+pub fn config(dir: &Path) -> ServerConfig {
+    ServerConfig {
+        addr: "127.0.0.1:0".into(),
+        store_path: dir.join("store.sqlite"),
+        credentials_path: dir.join("credentials.json"),
+        escalation_check_ms: 50,
+        clock_tick_ms: 100,
+        ..ServerConfig::default()
+    }
+}
+
+impl TestServer {
+    pub fn start(dir: &Path) -> TestServer {
+        Self::start_with(dir, config(dir))
+    }
+
+    pub fn start_with(dir: &Path, cfg: ServerConfig) -> TestServer {
+        let tokens = credentials(dir);
+        let jurisdiction = city();
+        let (tx, rx) = crossbeam_channel::bounded(1024);
+        let pipeline = Arc::new(FakePipeline {
+            alerts: tx,
+            jurisdiction: jurisdiction.clone(),
+            events: AtomicU64::new(0),
+            clock: AtomicU64::new(0),
+            risk: Mutex::new(Vec::new()),
+        });
+        let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+        let (addr_tx, addr_rx) = std::sync::mpsc::channel();
+        let store_path = cfg.store_path.clone();
+        let p: Arc<dyn Pipeline> = pipeline.clone();
+        let thread = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+            rt.block_on(async move {
+                let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+                addr_tx.send(listener.local_addr().unwrap()).unwrap();
+                citywatch_server::serve_on(listener, cfg, p, rx, jurisdiction, async {
+                    let _ = stop_rx.await;
+                })
+                .await
+            })
+        });
+        let addr = addr_rx.recv_timeout(Duration::from_secs(10)).expect("server did not start");
+        TestServer { addr, tokens, pipeline, store_path, stop: Some(stop_tx), thread: Some(thread) }
+    }
+
+    pub fn token(&self, officer: &str) -> &str {
+        &self.tokens[officer]
+    }
+
+    pub fn stop(mut self) {
+        self.shutdown();
+    }
+
+    fn shutdown(&mut self) {
+        if let Some(s) = self.stop.take() {
+            let _ = s.send(());
+        }
+        if let Some(t) = self.thread.take() {
+            t.join().expect("server thread panicked").expect("serve returned an error");
+        }
+    }
+
+    pub fn get(&self, path: &str, officer: Option<&str>) -> Response {
+        request(self.addr, "GET", path, officer.map(|o| self.token(o)), &[], b"")
+    }
+
+    pub fn post(&self, path: &str, officer: Option<&str>, body: &str) -> Response {
+        request(self.addr, "POST", path, officer.map(|o| self.token(o)), &[], body.as_bytes())
+    }
+
+    /// Ingests NDJSON alarms as the analyst; panics unless accepted.
+    pub fn alarms(&self, rows: &[serde_json::Value]) {
+        let body: String = rows.iter().map(|r| format!("{r}\n")).collect();
+        let r = self.post("/api/v1/ingest/alarms", Some("o-an"), &body);
+        assert_eq!(r.status, 200, "{}", r.body);
+    }
+
+    /// Waits until the analyst sees `n` alerts; returns them.
+    pub fn wait_alerts(&self, n: usize) -> Vec<serde_json::Value> {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        loop {
+            let r = self.get("/api/v1/alerts", Some("o-an"));
+            let alerts = r.json()["alerts"].as_array().cloned().unwrap_or_default();
+            if alerts.len() >= n || Instant::now() > deadline {
+                assert_eq!(alerts.len(), n, "alerts: {alerts:?}");
+                return alerts;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        if self.stop.is_some() {
+            if let Some(s) = self.stop.take() {
+                let _ = s.send(());
+            }
+            if let Some(t) = self.thread.take() {
+                let _ = t.join();
+            }
+        }
+    }
+}
+
+/// An urgent alarm row at `p`.
+pub fn alarm(id: u64, ts_ms: i64, p: (f64, f64)) -> serde_json::Value {
+    serde_json::json!({"alarm_id": id, "ts_ms": ts_ms, "category": "burglary", "priority": 1,
+                       "lat": p.0, "lon": p.1, "reporter": null, "suspect_number": null, "source": "110"})
+}
+
+#[derive(Debug)]
+pub struct Response {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: String,
+}
+
+impl Response {
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_str(&self.body).unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.body))
+    }
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
+    }
+}
+
+pub fn request(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    token: Option<&str>,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> Response {
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let mut req =
+        format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Length: {}\r\n", body.len());
+    if let Some(t) = token {
+        req.push_str(&format!("Authorization: Bearer {t}\r\n"));
+    }
+    for (k, v) in headers {
+        req.push_str(&format!("{k}: {v}\r\n"));
+    }
+    req.push_str("\r\n");
+    s.write_all(req.as_bytes()).unwrap();
+    s.write_all(body).unwrap();
+    let mut raw = Vec::new();
+    s.read_to_end(&mut raw).unwrap();
+    let split = raw.windows(4).position(|w| w == b"\r\n\r\n").expect("no header end");
+    let head = String::from_utf8_lossy(&raw[..split]).to_string();
+    let mut lines = head.split("\r\n");
+    let status: u16 = lines.next().unwrap().split(' ').nth(1).unwrap().parse().unwrap();
+    let headers: Vec<(String, String)> =
+        lines.filter_map(|l| l.split_once(':').map(|(k, v)| (k.trim().to_lowercase(), v.trim().to_owned()))).collect();
+    let mut body = raw[split + 4..].to_vec();
+    if headers.iter().any(|(k, v)| k == "transfer-encoding" && v.contains("chunked")) {
+        let mut d = Dechunker::default();
+        d.raw = body;
+        body = d.drain();
+    }
+    Response { status, headers, body: String::from_utf8_lossy(&body).to_string() }
+}
+
+/// Incremental `Transfer-Encoding: chunked` decoder.
+#[derive(Default)]
+struct Dechunker {
+    raw: Vec<u8>,
+}
+
+impl Dechunker {
+    /// Decodes every complete chunk in `raw`, leaving a partial one.
+    fn drain(&mut self) -> Vec<u8> {
+        let mut out = Vec::new();
+        loop {
+            let Some(eol) = self.raw.windows(2).position(|w| w == b"\r\n") else { break };
+            let size_text = String::from_utf8_lossy(&self.raw[..eol]).to_string();
+            let Ok(size) = usize::from_str_radix(size_text.split(';').next().unwrap().trim(), 16) else { break };
+            if self.raw.len() < eol + 2 + size + 2 {
+                break;
+            }
+            out.extend_from_slice(&self.raw[eol + 2..eol + 2 + size]);
+            self.raw.drain(..eol + 2 + size + 2);
+            if size == 0 {
+                break;
+            }
+        }
+        out
+    }
+}
+
+/// One server-sent event.
+#[derive(Debug, Clone)]
+pub struct Sse {
+    pub id: i64,
+    pub data: serde_json::Value,
+}
+
+/// A live SSE connection.
+pub struct SseClient {
+    stream: TcpStream,
+    chunks: Dechunker,
+    text: String,
+    pub status: u16,
+}
+
+impl SseClient {
+    pub fn connect(addr: SocketAddr, token: &str, last_event_id: Option<i64>) -> SseClient {
+        let mut s = TcpStream::connect(addr).unwrap();
+        let mut req = format!(
+            "GET /api/v1/stream HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {token}\r\nAccept: text/event-stream\r\n"
+        );
+        if let Some(id) = last_event_id {
+            req.push_str(&format!("Last-Event-ID: {id}\r\n"));
+        }
+        req.push_str("\r\n");
+        s.write_all(req.as_bytes()).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        // Read the head.
+        let mut raw = Vec::new();
+        let mut buf = [0u8; 4096];
+        let split = loop {
+            let n = s.read(&mut buf).unwrap();
+            assert!(n > 0, "stream closed before headers");
+            raw.extend_from_slice(&buf[..n]);
+            if let Some(p) = raw.windows(4).position(|w| w == b"\r\n\r\n") {
+                break p;
+            }
+        };
+        let head = String::from_utf8_lossy(&raw[..split]).to_string();
+        let status: u16 = head.split(' ').nth(1).unwrap().parse().unwrap();
+        let mut chunks = Dechunker::default();
+        chunks.raw = raw[split + 4..].to_vec();
+        SseClient { stream: s, chunks, text: String::new(), status }
+    }
+
+    /// The next `alert` event, or `None` after `wait` with none.
+    pub fn next(&mut self, wait: Duration) -> Option<Sse> {
+        let deadline = Instant::now() + wait;
+        loop {
+            let decoded = self.chunks.drain();
+            self.text.push_str(&String::from_utf8_lossy(&decoded));
+            while let Some(end) = self.text.find("\n\n") {
+                let block: String = self.text.drain(..end + 2).collect();
+                let mut id = None;
+                let mut data = String::new();
+                for line in block.lines() {
+                    if let Some(v) = line.strip_prefix("id:") {
+                        id = v.trim().parse().ok();
+                    } else if let Some(v) = line.strip_prefix("data:") {
+                        data.push_str(v.trim_start());
+                    }
+                }
+                if let (Some(id), false) = (id, data.is_empty()) {
+                    return Some(Sse { id, data: serde_json::from_str(&data).unwrap() });
+                }
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return None;
+            }
+            self.stream.set_read_timeout(Some(left.max(Duration::from_millis(1)))).unwrap();
+            let mut buf = [0u8; 8192];
+            match self.stream.read(&mut buf) {
+                Ok(0) => return None,
+                Ok(n) => self.chunks.raw.extend_from_slice(&buf[..n]),
+                Err(_) => return None,
+            }
+        }
+    }
+}
