@@ -144,3 +144,23 @@ mod tests {
         assert!(std::mem::size_of::<super::PatrolEvent>() <= 48);
     }
 }
+
+/// What every stream event offers an operator that processes in event-time order.
+pub trait Timed {
+    /// Event time (ms) the event is processed at.
+    fn ts_ms(&self) -> u64;
+    /// Position in the merged input: the deterministic tie-break.
+    fn seq(&self) -> u64;
+}
+
+macro_rules! timed {
+    ($($t:ty),*) => {$(
+        impl Timed for $t {
+            #[inline]
+            fn ts_ms(&self) -> u64 { self.ts_ms }
+            #[inline]
+            fn seq(&self) -> u64 { self.seq }
+        }
+    )*};
+}
+timed!(CallEvent, AlarmEvent, PatrolEvent);

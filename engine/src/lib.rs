@@ -17,6 +17,7 @@
 
 pub mod alert;
 pub mod contract;
+pub mod dataflow;
 pub mod error;
 pub mod event;
 pub mod geo;
@@ -28,7 +29,9 @@ pub mod read;
 pub mod reference;
 pub mod reject;
 pub mod replay;
+pub mod rows;
 pub mod summary;
+pub mod testkit;
 
 pub use error::{Error, Result};
 

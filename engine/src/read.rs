@@ -550,6 +550,14 @@ impl TableReader {
         TableReader { files: files.files.into_iter(), current: None, decoder, rows: 0 }
     }
 
+    /// The file being read and the number of its rows read so far.
+    pub fn position(&self) -> (Arc<Path>, u64) {
+        match &self.current {
+            Some((p, _, _, row)) => (Arc::from(p.as_path()), *row),
+            None => (Arc::from(Path::new("")), 0),
+        }
+    }
+
     /// The next decoded batch; `Ok(None)` at the end of the table.
     pub fn next_batch(&mut self, events: &mut Vec<Event>, rejects: &mut Vec<Rejected>) -> Result<Option<()>> {
         loop {

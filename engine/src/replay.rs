@@ -1,1 +1,684 @@
-//! Replay driver (filled in below).
+//! Deterministic replay of a dataset folder through the models.
+//!
+//! ```text
+//!  calls/*.parquet ──decode──┐
+//!  alarms.parquet  ──decode──┼─ merge by event time ─ watermark ─ epochs ─┬─ worker 0 ─┐
+//!  patrols.parquet ──decode──┘   (pairing checks,      (late?)           ├─ worker 1 ─┼─ alerts ─ route ─ write
+//!                                 seq numbers)                            └─ ...      ─┘
+//! ```
+//!
+//! One decode thread per table turns Parquet batches into compact events (bad
+//! rows to the dead-letter log). The merger takes, at each step, the event at
+//! the head of the table with the smallest event time, so sorted tables merge
+//! exactly and unsorted ones in a deterministic order; it numbers events
+//! (`seq`), checks call pairing (an `end` needs an open `start`), applies the
+//! watermark ([`crate::lateness`]) and cuts epochs that every worker receives.
+//! Each worker keeps its share (`seq % peers`) and the models exchange by
+//! their own keys. At the end of the input the watermark moves to just past the
+//! last event: deadlines up to the last event time pass, later ones do not.
+//!
+//! Nothing here depends on the number of workers or processes, so the alerts
+//! are byte-identical for any layout. In a cluster every process runs the same
+//! merger over the same files (cheap next to the dataflow) and keeps its
+//! workers' shares; process 0 holds worker 0, which receives every alert and
+//! writes the outputs.
+
+use std::collections::{BTreeMap, HashSet};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::{Receiver, Sender, bounded};
+
+use crate::alert::{self, Alert};
+use crate::contract::{CallPhase, Table};
+use crate::dataflow::{self, Epoch, TaggedDraft};
+use crate::event::Event;
+use crate::lateness::{Watermark, utc_short};
+use crate::model::Model;
+use crate::pseudonym::Pseudonymiser;
+use crate::read::{self, Decoder, TableFiles, TableReader};
+use crate::reference::{Reference, UnitDirectory};
+use crate::reject::{RejectLog, Rejected};
+use crate::summary::{ReasonCount, RunStats, Summary, TableCounts};
+use crate::{Error, EventTime, Result};
+
+/// Events per epoch: large enough to amortise timely's progress tracking,
+/// small enough to keep latency and memory low.
+pub const EPOCH_EVENTS: usize = 16_384;
+
+/// How fast to replay.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Speed {
+    /// As fast as possible.
+    Max,
+    /// This multiple of real time (e.g. 60: one hour of events per minute).
+    Times(f64),
+}
+
+impl std::str::FromStr for Speed {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Speed> {
+        if s == "max" {
+            return Ok(Speed::Max);
+        }
+        let x: f64 = s.trim_end_matches('x').parse().map_err(|_| {
+            Error::config("--speed", format!("'{s}' is neither `max` nor a positive multiple of real time (e.g. 60)"))
+        })?;
+        if x.is_finite() && x > 0.0 {
+            Ok(Speed::Times(x))
+        } else {
+            Err(Error::config("--speed", format!("{s} must be positive")))
+        }
+    }
+}
+
+/// Running beyond one process: timely's own cluster mode.
+#[derive(Debug, Clone)]
+pub struct Cluster {
+    /// Number of processes.
+    pub processes: usize,
+    /// This process's index, 0-based.
+    pub process: usize,
+    /// File with one `host:port` per line, one line per process.
+    pub hostfile: PathBuf,
+}
+
+/// Options of a replay.
+#[derive(Debug, Clone)]
+pub struct ReplayOptions {
+    /// Dataset folder.
+    pub input: PathBuf,
+    /// Output folder (`None`: keep alerts in memory only).
+    pub out: Option<PathBuf>,
+    /// Worker threads per process.
+    pub workers: usize,
+    /// Cluster layout, when more than one process.
+    pub cluster: Option<Cluster>,
+    /// Allowed lateness, ms.
+    pub lateness_ms: u64,
+    /// Pace.
+    pub speed: Speed,
+    /// Key of the phone-number pseudonyms.
+    pub pseudonym_key: String,
+    /// Home country calling code (digits), to tell international numbers.
+    pub home_cc: String,
+    /// Show a progress bar (on a terminal).
+    pub progress: bool,
+}
+
+impl Default for ReplayOptions {
+    fn default() -> Self {
+        ReplayOptions {
+            input: PathBuf::new(),
+            out: None,
+            workers: 1,
+            cluster: None,
+            lateness_ms: 60_000,
+            speed: Speed::Max,
+            pseudonym_key: crate::pseudonym::DEMO_KEY.to_owned(),
+            home_cc: "86".to_owned(),
+            progress: false,
+        }
+    }
+}
+
+/// What a replay produced.
+#[derive(Debug)]
+pub struct ReplayOutcome {
+    /// Deterministic summary (also in `summary.json`).
+    pub summary: Summary,
+    /// Timing.
+    pub stats: RunStats,
+    /// The alerts, sorted (empty on processes other than 0).
+    pub alerts: Vec<Alert>,
+}
+
+/// A dataset folder, validated and with its reference data loaded.
+#[derive(Debug)]
+pub struct Dataset {
+    /// The stream tables present.
+    pub streams: Vec<TableFiles>,
+    /// Rows per stream table (from Parquet metadata).
+    pub stream_rows: BTreeMap<Table, u64>,
+    /// Subscribers, jurisdiction, unit directory.
+    pub reference: Reference,
+    /// Bad rows of the reference tables.
+    pub reference_rejects: Vec<Rejected>,
+    /// Rows read per reference table.
+    pub reference_rows: BTreeMap<Table, u64>,
+}
+
+/// Opens a dataset folder: locates and validates every table (schema errors
+/// stop here, before anything runs) and loads the reference tables.
+pub fn open_dataset(dir: &Path, pseudonymiser: &Pseudonymiser) -> Result<Dataset> {
+    if !dir.is_dir() {
+        return Err(Error::config(
+            "--input",
+            format!(
+                "{} is not a folder; expected a dataset folder with calls/alarms/patrols tables (run `citywatch gen --out DIR` to make one)",
+                dir.display()
+            ),
+        ));
+    }
+    let mut streams = Vec::new();
+    let mut stream_rows = BTreeMap::new();
+    for t in Table::STREAMS {
+        if let Some(files) = read::locate(dir, t)? {
+            stream_rows.insert(t, read::check(&files)?);
+            streams.push(files);
+        }
+    }
+    if streams.is_empty() {
+        return Err(Error::MissingTable {
+            table: "calls",
+            dir: dir.to_owned(),
+            hint: "a dataset needs at least one of calls, alarms, patrols (as <table>.parquet or a <table>/ folder of parts)",
+        });
+    }
+    let mut rejects = Vec::new();
+    let mut reference_rows = BTreeMap::new();
+    let officers = match read::locate(dir, Table::Officers)? {
+        Some(f) => {
+            reference_rows.insert(Table::Officers, read::check(&f)?);
+            read::read_officers(&f, &mut rejects)?
+        }
+        None => Vec::new(),
+    };
+    let jurisdiction = match read::locate(dir, Table::Grids)? {
+        Some(f) => {
+            reference_rows.insert(Table::Grids, read::check(&f)?);
+            read::read_jurisdiction(&f, officers, &mut rejects)?
+        }
+        None => crate::jurisdiction::Jurisdiction::default_grid(officers),
+    };
+    let subscribers = match read::locate(dir, Table::Subscribers)? {
+        Some(f) => {
+            reference_rows.insert(Table::Subscribers, read::check(&f)?);
+            read::read_subscribers(&f, &mut pseudonymiser.clone(), &mut rejects)?
+        }
+        None => Default::default(),
+    };
+    Ok(Dataset {
+        streams,
+        stream_rows,
+        reference: Reference {
+            subscribers: Arc::new(subscribers),
+            jurisdiction: Arc::new(jurisdiction),
+            units: UnitDirectory::default(),
+        },
+        reference_rejects: rejects,
+        reference_rows,
+    })
+}
+
+/// Turns a model's draft into a routed alert.
+pub fn complete(models: &[(String, String)], reference: &Reference, (tag, d): TaggedDraft) -> Alert {
+    let (model, version) = &models[tag as usize];
+    let route = reference.jurisdiction.route(d.pos, d.cell, d.route);
+    Alert {
+        alert_id: alert::alert_id(model, &d.kind, &d.subject, d.event_ts_ms),
+        model: model.clone(),
+        model_version: version.clone(),
+        kind: d.kind,
+        severity: d.severity.as_str().to_owned(),
+        score: d.score,
+        event_ts_ms: d.event_ts_ms as i64,
+        subject: d.subject,
+        lat: d.pos.map(|p| p.lat()),
+        lon: d.pos.map(|p| p.lon()),
+        cell: route.cell,
+        grid: route.grid,
+        community: route.community,
+        street: route.street,
+        district: route.district,
+        assignee: route.assignee,
+        summary: d.summary,
+        evidence: d.evidence,
+        action: d.action,
+    }
+}
+
+/// The timely configuration for a worker/cluster layout.
+pub fn timely_config(workers: usize, cluster: Option<&Cluster>) -> Result<timely::Config> {
+    let workers = workers.max(1);
+    let Some(c) = cluster else {
+        return Ok(if workers == 1 { timely::Config::thread() } else { timely::Config::process(workers) });
+    };
+    let text = std::fs::read_to_string(&c.hostfile).map_err(|e| Error::io(&c.hostfile, e))?;
+    let addresses: Vec<String> =
+        text.lines().map(str::trim).filter(|l| !l.is_empty() && !l.starts_with('#')).map(str::to_owned).collect();
+    if addresses.len() != c.processes {
+        return Err(Error::config(
+            "--hostfile",
+            format!(
+                "{} lists {} hosts but --processes is {}; one host:port line per process",
+                c.hostfile.display(),
+                addresses.len(),
+                c.processes
+            ),
+        ));
+    }
+    if c.process >= c.processes {
+        return Err(Error::config("--process", format!("{} is not below --processes {}", c.process, c.processes)));
+    }
+    Ok(timely::Config {
+        communication: timely::CommunicationConfig::Cluster {
+            threads: workers,
+            process: c.process,
+            addresses,
+            report: false,
+            zerocopy: false,
+        },
+        worker: timely::WorkerConfig::default(),
+    })
+}
+
+/// A decoded chunk from one table's reader thread.
+struct Chunk {
+    events: Vec<Event>,
+    /// Row number within its file of each event (for pairing rejects).
+    rows: Vec<u64>,
+    file: Arc<Path>,
+    rejects: Vec<Rejected>,
+}
+
+fn spawn_reader(files: TableFiles, decoder: Decoder) -> (Receiver<Result<Chunk>>, std::thread::JoinHandle<u64>) {
+    let (tx, rx) = bounded(4);
+    let handle = std::thread::Builder::new()
+        .name(format!("read-{}", files.table.name()))
+        .spawn(move || {
+            let mut reader = TableReader::new(files, decoder);
+            loop {
+                let mut events = Vec::with_capacity(read::BATCH_ROWS);
+                let mut rejects = Vec::new();
+                let rows_before = reader.rows;
+                match reader.next_batch(&mut events, &mut rejects) {
+                    Ok(Some(())) => {
+                        let (file, row0) = reader.position();
+                        // Row numbers of accepted events: the batch's rows minus the rejected ones.
+                        let n = (reader.rows - rows_before) as usize;
+                        let bad: HashSet<u64> = rejects.iter().map(|r| r.row).collect();
+                        let rows: Vec<u64> =
+                            (0..n as u64).map(|i| row0 - n as u64 + i).filter(|r| !bad.contains(r)).collect();
+                        debug_assert_eq!(rows.len(), events.len());
+                        if tx.send(Ok(Chunk { events, rows, file, rejects })).is_err() {
+                            break;
+                        }
+                    }
+                    Ok(None) => break,
+                    Err(e) => {
+                        let _ = tx.send(Err(e));
+                        break;
+                    }
+                }
+            }
+            reader.rows
+        })
+        .expect("spawn reader thread");
+    (rx, handle)
+}
+
+/// One table's place in the merge.
+struct Head {
+    rx: Receiver<Result<Chunk>>,
+    chunk: Option<Chunk>,
+    pos: usize,
+}
+
+impl Head {
+    /// Makes sure a current event is available; records the chunk's rejects on arrival.
+    fn fill(&mut self, log: &mut RejectLog) -> Result<bool> {
+        loop {
+            if let Some(c) = &self.chunk
+                && self.pos < c.events.len()
+            {
+                return Ok(true);
+            }
+            match self.rx.recv() {
+                Ok(Ok(c)) => {
+                    for r in &c.rejects {
+                        log.record(r)?;
+                    }
+                    self.chunk = Some(c);
+                    self.pos = 0;
+                }
+                Ok(Err(e)) => return Err(e),
+                Err(_) => {
+                    self.chunk = None;
+                    return Ok(false);
+                }
+            }
+        }
+    }
+
+    fn peek_ts(&self) -> u64 {
+        let c = self.chunk.as_ref().expect("filled");
+        c.events[self.pos].ts_ms()
+    }
+}
+
+/// What the merger counted.
+#[derive(Debug, Default)]
+struct MergeCounts {
+    events: u64,
+    late: u64,
+    range: Option<(u64, u64)>,
+}
+
+/// Merges the stream tables into epochs and sends each to every local worker.
+#[allow(clippy::too_many_arguments)]
+fn merge(
+    streams: Vec<TableFiles>,
+    decoders: impl Fn(Table) -> Decoder,
+    lateness_ms: u64,
+    speed: Speed,
+    senders: Vec<Sender<Arc<Epoch>>>,
+    log: &mut RejectLog,
+    progress: &indicatif::ProgressBar,
+) -> Result<(MergeCounts, BTreeMap<Table, u64>)> {
+    let mut heads = Vec::new();
+    let mut joins = Vec::new();
+    for files in streams {
+        let t = files.table;
+        let (rx, join) = spawn_reader(files, decoders(t));
+        heads.push(Head { rx, chunk: None, pos: 0 });
+        joins.push((t, join));
+    }
+    let mut counts = MergeCounts::default();
+    let mut wm = Watermark::new(lateness_ms);
+    let mut open_calls: HashSet<u64> = HashSet::new();
+    let mut epoch = Epoch::default();
+    let mut seq: u64 = 0;
+    let started = Instant::now();
+    let mut first_ts: Option<u64> = None;
+    let mut alive: Vec<bool> = vec![true; heads.len()];
+    let send = |epoch: Epoch, senders: &[Sender<Arc<Epoch>>]| {
+        let e = Arc::new(epoch);
+        for s in senders {
+            // A worker that hung up has failed; its panic surfaces at join.
+            let _ = s.send(Arc::clone(&e));
+        }
+    };
+    let paced_span_ms = match speed {
+        Speed::Max => u64::MAX,
+        Speed::Times(x) => ((100.0 * x) as u64).max(1),
+    };
+    let mut epoch_first_ts = 0;
+    loop {
+        // Pick the head with the smallest event time (ties: table order).
+        let mut best: Option<(u64, usize)> = None;
+        for (i, h) in heads.iter_mut().enumerate() {
+            if alive[i] && !h.fill(log)? {
+                alive[i] = false;
+            }
+            if alive[i] {
+                let ts = h.peek_ts();
+                if best.is_none_or(|(b, _)| ts < b) {
+                    best = Some((ts, i));
+                }
+            }
+        }
+        let Some((_, i)) = best else { break };
+        let h = &mut heads[i];
+        let c = h.chunk.as_ref().expect("filled");
+        let mut event = c.events[h.pos];
+        let row = c.rows[h.pos];
+        let file = Arc::clone(&c.file);
+        h.pos += 1;
+        if let Event::Call(call) = &event {
+            let bad = match call.phase {
+                CallPhase::Start if !open_calls.insert(call.call_id) => {
+                    Some(("duplicate_start", format!("call_id {} already has an open start row", call.call_id)))
+                }
+                CallPhase::End if !open_calls.remove(&call.call_id) => Some((
+                    "end_without_start",
+                    format!("end row of call_id {} has no open start row before it", call.call_id),
+                )),
+                _ => None,
+            };
+            if let Some((code, reason)) = bad {
+                log.record(&Rejected::new(Table::Calls, &file, row, Some("call_id"), code, reason))?;
+                continue;
+            }
+        }
+        let ts = event.ts_ms();
+        counts.range = Some(counts.range.map_or((ts, ts), |(a, b)| (a.min(ts), b.max(ts))));
+        let (time, late) = wm.admit(ts);
+        counts.late += u64::from(late);
+        counts.events += 1;
+        event.stamp(seq, late);
+        set_ts(&mut event, time);
+        seq += 1;
+        if epoch.events.is_empty() {
+            epoch_first_ts = time;
+        }
+        epoch.events.push(event);
+        let span = time.saturating_sub(epoch_first_ts);
+        if epoch.events.len() >= EPOCH_EVENTS || span >= paced_span_ms {
+            epoch.watermark = wm.current();
+            let last_ts = time;
+            let n = epoch.events.len() as u64;
+            send(std::mem::take(&mut epoch), &senders);
+            progress.inc(n);
+            let first = *first_ts.get_or_insert(last_ts);
+            if !progress.is_hidden() {
+                let rate = counts.events as f64 / started.elapsed().as_secs_f64().max(1e-9);
+                progress.set_message(format!("event time {}  {:.2}M events/s", utc_short(last_ts as i64), rate / 1e6));
+            }
+            if let Speed::Times(x) = speed {
+                let target = Duration::from_secs_f64((last_ts - first) as f64 / 1000.0 / x);
+                if let Some(wait) = target.checked_sub(started.elapsed()) {
+                    std::thread::sleep(wait);
+                }
+            }
+        }
+    }
+    // End of input: every event is in; time moves to just past the last one.
+    epoch.watermark = counts.range.map_or(0, |(_, last)| last + 1).max(wm.current());
+    progress.inc(epoch.events.len() as u64);
+    send(epoch, &senders);
+    drop(senders);
+    let mut rows = BTreeMap::new();
+    for (t, j) in joins {
+        rows.insert(t, j.join().map_err(|_| Error::Bug(format!("reader thread of {} panicked", t.name())))?);
+    }
+    Ok((counts, rows))
+}
+
+fn set_ts(e: &mut Event, ts: EventTime) {
+    match e {
+        Event::Call(c) => c.ts_ms = ts,
+        Event::Alarm(a) => a.ts_ms = ts,
+        Event::Patrol(p) => p.ts_ms = ts,
+    }
+}
+
+/// Runs a replay; writes outputs when `opts.out` is set (process 0 only).
+pub fn replay(opts: &ReplayOptions, models: Vec<Box<dyn Model>>) -> Result<ReplayOutcome> {
+    replay_with_tap(opts, models, None)
+}
+
+/// Like [`replay`], and also sends each routed alert to `tap` as it is produced
+/// (for serving a replay live, as `citywatch demo` does).
+pub fn replay_with_tap(
+    opts: &ReplayOptions,
+    models: Vec<Box<dyn Model>>,
+    tap: Option<Sender<Alert>>,
+) -> Result<ReplayOutcome> {
+    let started = Instant::now();
+    let pseudonymiser = Pseudonymiser::new(&opts.pseudonym_key, &opts.home_cc);
+    let dataset = open_dataset(&opts.input, &pseudonymiser)?;
+    let process = opts.cluster.as_ref().map_or(0, |c| c.process);
+    let processes = opts.cluster.as_ref().map_or(1, |c| c.processes);
+    let writes = process == 0 && opts.out.is_some();
+    if let Some(out) = opts.out.as_ref().filter(|_| writes) {
+        std::fs::create_dir_all(out).map_err(|e| Error::io(out, e))?;
+    }
+    let mut log = match opts.out.as_ref().filter(|_| writes) {
+        Some(out) => RejectLog::to_file(&out.join("rejected.ndjson"))?,
+        None => RejectLog::counting(),
+    };
+    for r in &dataset.reference_rejects {
+        log.record(r)?;
+    }
+
+    let model_names: Arc<Vec<(String, String)>> = Arc::new(models.iter().map(|m| (m.name(), m.version())).collect());
+    let models = Arc::new(models);
+    let config = timely_config(opts.workers, opts.cluster.as_ref())?;
+    let workers = opts.workers.max(1);
+    let mut senders = Vec::with_capacity(workers);
+    let mut receivers = Vec::with_capacity(workers);
+    for _ in 0..workers {
+        let (tx, rx) = bounded::<Arc<Epoch>>(4);
+        senders.push(tx);
+        receivers.push(Some(rx));
+    }
+    let receivers = Arc::new(Mutex::new(receivers));
+    let collected: Arc<Mutex<Vec<Alert>>> = Arc::new(Mutex::new(Vec::new()));
+    let reference = dataset.reference.clone();
+    let guards = {
+        let (models, model_names, collected, reference) =
+            (Arc::clone(&models), Arc::clone(&model_names), Arc::clone(&collected), reference.clone());
+        timely::execute(config, move |worker| {
+            let local = worker.index() % workers;
+            let rx = receivers.lock().expect("receivers lock")[local].take().expect("one receiver per worker");
+            let (names, collected, refc, tap) =
+                (Arc::clone(&model_names), Arc::clone(&collected), reference.clone(), tap.clone());
+            let inputs = dataflow::build(worker, &models, &reference, move |draft| {
+                let alert = complete(&names, &refc, draft);
+                if let Some(t) = &tap {
+                    let _ = t.send(alert.clone());
+                }
+                collected.lock().expect("alerts lock").push(alert);
+            });
+            dataflow::drive(worker, inputs, rx);
+        })
+        .map_err(Error::Runtime)?
+    };
+
+    let total: u64 = dataset.stream_rows.values().sum();
+    let progress = if opts.progress && process == 0 {
+        let pb = indicatif::ProgressBar::new(total);
+        pb.set_style(
+            indicatif::ProgressStyle::with_template("{elapsed_precise} [{wide_bar}] {percent}% {msg}")
+                .expect("valid template"),
+        );
+        pb
+    } else {
+        indicatif::ProgressBar::hidden()
+    };
+    let (key, home) = (opts.pseudonym_key.clone(), opts.home_cc.clone());
+    let units = dataset.reference.units.clone();
+    let merged = merge(
+        dataset.streams,
+        |t| Decoder::new(t, Pseudonymiser::new(&key, &home), units.clone()),
+        opts.lateness_ms,
+        opts.speed,
+        senders,
+        &mut log,
+        &progress,
+    );
+    // Workers finish (or fail) before we report anything.
+    let joined: Vec<_> = guards.join();
+    progress.finish_and_clear();
+    let (counts, rows) = merged?;
+    for r in joined {
+        r.map_err(|e| Error::Bug(format!("a worker failed: {e}")))?;
+    }
+    log.finish()?;
+
+    let mut alerts = std::mem::take(&mut *collected.lock().expect("alerts lock"));
+    alert::sort_alerts(&mut alerts);
+    for w in alerts.windows(2) {
+        if w[0].alert_id == w[1].alert_id {
+            return Err(Error::Bug(format!(
+                "model {} emitted two alerts with the same id {} (same kind, subject and time)",
+                w[0].model, w[0].alert_id
+            )));
+        }
+    }
+    let mut summary = Summary {
+        lateness_ms: opts.lateness_ms,
+        events: counts.events,
+        late_events: counts.late,
+        event_time_range_ms: counts.range,
+        models: model_names.as_ref().clone(),
+        ..Summary::default()
+    };
+    for (t, n) in rows.iter().chain(dataset.reference_rows.iter()) {
+        summary.tables.insert(t.name().to_owned(), TableCounts { read: *n, rejected: 0 });
+    }
+    for (t, n) in log.by_table() {
+        summary.tables.entry(t.clone()).or_default().rejected = *n;
+    }
+    summary.top_reject_reasons = log
+        .top_reasons(10)
+        .into_iter()
+        .map(|(table, column, code, count)| ReasonCount { table, column, code, count })
+        .collect();
+    for a in &alerts {
+        *summary.alerts.entry(a.model.clone()).or_default().entry(a.kind.clone()).or_default() += 1;
+    }
+    summary.alerts_total = alerts.len() as u64;
+    let wall_s = started.elapsed().as_secs_f64();
+    let stats = RunStats { workers, processes, wall_s, events_per_s: counts.events as f64 / wall_s.max(1e-9) };
+    if let Some(out) = opts.out.as_ref().filter(|_| writes) {
+        write_outputs(out, &alerts, &summary, &stats)?;
+    }
+    Ok(ReplayOutcome { summary, stats, alerts })
+}
+
+fn write_outputs(out: &Path, alerts: &[Alert], summary: &Summary, stats: &RunStats) -> Result<()> {
+    alert::write_parquet(&out.join("alerts.parquet"), alerts)?;
+    alert::write_ndjson(&out.join("alerts.ndjson"), alerts)?;
+    let json = |path: PathBuf, v: &dyn erased::Json| -> Result<()> {
+        let text = v.to_json();
+        std::fs::write(&path, text + "\n").map_err(|e| Error::io(&path, e))
+    };
+    json(out.join("summary.json"), summary)?;
+    json(out.join("run.json"), stats)?;
+    Ok(())
+}
+
+mod erased {
+    /// Pretty JSON of a serialisable value (object-safe for the writer above).
+    pub trait Json {
+        fn to_json(&self) -> String;
+    }
+    impl<T: serde::Serialize> Json for T {
+        fn to_json(&self) -> String {
+            serde_json::to_string_pretty(self).expect("summaries serialise")
+        }
+    }
+}
+
+/// The merged input exactly as the workers receive it (seq, late flag and
+/// processing time stamped), without running any dataflow, plus the reference
+/// data: what a single-threaded reference implementation consumes.
+pub fn merged_events(opts: &ReplayOptions) -> Result<(Vec<Event>, Reference)> {
+    let pseudonymiser = Pseudonymiser::new(&opts.pseudonym_key, &opts.home_cc);
+    let dataset = open_dataset(&opts.input, &pseudonymiser)?;
+    let (tx, rx) = bounded::<Arc<Epoch>>(4);
+    let collector = std::thread::spawn(move || {
+        let mut all = Vec::new();
+        for e in rx {
+            all.extend_from_slice(&e.events);
+        }
+        all
+    });
+    let (key, home) = (opts.pseudonym_key.clone(), opts.home_cc.clone());
+    let units = dataset.reference.units.clone();
+    let mut log = RejectLog::counting();
+    merge(
+        dataset.streams,
+        |t| Decoder::new(t, Pseudonymiser::new(&key, &home), units.clone()),
+        opts.lateness_ms,
+        Speed::Max,
+        vec![tx],
+        &mut log,
+        &indicatif::ProgressBar::hidden(),
+    )?;
+    let events = collector.join().map_err(|_| Error::Bug("collector thread panicked".into()))?;
+    Ok((events, dataset.reference))
+}

@@ -1,1 +1,204 @@
-//! Deadlines (being built).
+//! Deadlines: two event streams processed in event-time order, with timers.
+//!
+//! This is the building block for models whose logic is "when X happens,
+//! expect Y before a deadline" (response_gap: an urgent alarm expects a unit
+//! dispatched within 3 minutes) or that must interleave two streams exactly
+//! in event time (alarms with patrol positions).
+//!
+//! - **Inputs**: two timely streams of events that implement
+//!   [`Timed`] (`ts_ms`, `seq`), each with its own parallelisation contract
+//!   (exchange by a key, or broadcast).
+//! - **Output**: whatever the logic emits, at a timely time no later than the
+//!   event time it was emitted at (the invariant every citywatch operator keeps:
+//!   timely time is a lower bound of event time).
+//! - **State**: the events not yet ready (event time at or after the input
+//!   frontier), the pending timers (a binary heap), and the caller's state `S`.
+//! - **Time semantics**: once both input frontiers have passed `F`, every event
+//!   with `ts_ms < F` is handed to the logic in `(ts_ms, seq, left-before-right)`
+//!   order, interleaved with timers: a timer set for `at` fires after every event
+//!   with `ts_ms <= at` and before any later one ("a patrol stamped at the
+//!   deadline is in time"). Timers fire only when the frontier passes them: when
+//!   the input ends, pending timers are dropped, since their time never came.
+//!   The order depends only on the data, so the output is the same for any
+//!   number of workers, provided the contracts route each key's events to one
+//!   worker (or broadcast).
+//! - **Cost per update**: one push into a buffer, a share of one sort per
+//!   activation (O(log n)), and the logic; a timer costs O(log t).
+
+use std::cmp::Reverse;
+use std::collections::BinaryHeap;
+
+use citywatch_engine::EventTime;
+use citywatch_engine::event::Timed;
+use timely::dataflow::StreamVec;
+use timely::dataflow::channels::pact::ParallelizationContract;
+use timely::dataflow::operators::generic::operator::Operator;
+
+/// One step of the ordered processing.
+#[derive(Debug)]
+pub enum Step<'a, A, B> {
+    /// An event of the first stream.
+    Left(&'a A),
+    /// An event of the second stream.
+    Right(&'a B),
+    /// A timer set earlier, now due.
+    Timer {
+        /// The event time it was set for.
+        at_ms: u64,
+        /// The caller's key for it (e.g. an alarm id).
+        key: u64,
+    },
+}
+
+/// What the logic can do at a step.
+#[derive(Debug)]
+pub struct Context<'a, O> {
+    out: &'a mut Vec<O>,
+    timers: &'a mut BinaryHeap<Reverse<(u64, u64)>>,
+    now_ms: u64,
+}
+
+impl<O> Context<'_, O> {
+    /// Emits an output record.
+    pub fn emit(&mut self, record: O) {
+        self.out.push(record);
+    }
+
+    /// Sets a timer to fire at event time `at_ms` (clamped to now) with `key`.
+    pub fn set_timer(&mut self, at_ms: u64, key: u64) {
+        self.timers.push(Reverse((at_ms.max(self.now_ms), key)));
+    }
+
+    /// The event time of the current step.
+    pub fn now_ms(&self) -> u64 {
+        self.now_ms
+    }
+}
+
+/// Extension trait: process two streams in event-time order with timers.
+pub trait Deadlines<'s, A> {
+    /// Runs `logic` over both streams in event-time order (see the module docs).
+    fn deadlines<B, O, S, L, PA, PB>(
+        self,
+        other: StreamVec<'s, EventTime, B>,
+        pact_left: PA,
+        pact_right: PB,
+        name: &str,
+        state: S,
+        logic: L,
+    ) -> StreamVec<'s, EventTime, O>
+    where
+        B: Timed + Clone + 'static,
+        O: Clone + 'static,
+        S: 'static,
+        L: FnMut(&mut S, Step<'_, A, B>, &mut Context<'_, O>) + 'static,
+        PA: ParallelizationContract<EventTime, Vec<A>>,
+        PB: ParallelizationContract<EventTime, Vec<B>>;
+}
+
+impl<'s, A: Timed + Clone + 'static> Deadlines<'s, A> for StreamVec<'s, EventTime, A> {
+    fn deadlines<B, O, S, L, PA, PB>(
+        self,
+        other: StreamVec<'s, EventTime, B>,
+        pact_left: PA,
+        pact_right: PB,
+        name: &str,
+        mut state: S,
+        mut logic: L,
+    ) -> StreamVec<'s, EventTime, O>
+    where
+        B: Timed + Clone + 'static,
+        O: Clone + 'static,
+        S: 'static,
+        L: FnMut(&mut S, Step<'_, A, B>, &mut Context<'_, O>) + 'static,
+        PA: ParallelizationContract<EventTime, Vec<A>>,
+        PB: ParallelizationContract<EventTime, Vec<B>>,
+    {
+        self.binary_frontier(other, pact_left, pact_right, name, move |cap, _info| {
+            let mut cap = Some(cap);
+            let mut left: Vec<A> = Vec::new();
+            let mut right: Vec<B> = Vec::new();
+            let mut timers: BinaryHeap<Reverse<(u64, u64)>> = BinaryHeap::new();
+            let mut out: Vec<O> = Vec::new();
+            move |(in1, f1), (in2, f2), output| {
+                in1.for_each(|_, data| left.append(data));
+                in2.for_each(|_, data| right.append(data));
+                // The combined frontier: every event below it has arrived.
+                let frontier = match (f1.frontier().first(), f2.frontier().first()) {
+                    (Some(a), Some(b)) => Some(*a.min(b)),
+                    (a, b) => a.or(b).copied(),
+                };
+                let ready = |ts: u64| frontier.is_none_or(|f| ts < f);
+                let mut ready_l: Vec<A> = Vec::new();
+                let mut ready_r: Vec<B> = Vec::new();
+                if left.iter().any(|e| ready(e.ts_ms())) {
+                    let (r, keep): (Vec<A>, Vec<A>) = left.drain(..).partition(|e| ready(e.ts_ms()));
+                    (ready_l, left) = (r, keep);
+                }
+                if right.iter().any(|e| ready(e.ts_ms())) {
+                    let (r, keep): (Vec<B>, Vec<B>) = right.drain(..).partition(|e| ready(e.ts_ms()));
+                    (ready_r, right) = (r, keep);
+                }
+                ready_l.sort_unstable_by_key(|e| (e.ts_ms(), e.seq()));
+                ready_r.sort_unstable_by_key(|e| (e.ts_ms(), e.seq()));
+                let due = |at: u64| frontier.is_some_and(|f| at < f);
+                let (mut i, mut j) = (0, 0);
+                loop {
+                    let next_l = ready_l.get(i).map(|e| (e.ts_ms(), e.seq()));
+                    let next_r = ready_r.get(j).map(|e| (e.ts_ms(), e.seq()));
+                    let next_event = match (next_l, next_r) {
+                        (Some(l), Some(r)) => Some(if l <= r { (l.0, true) } else { (r.0, false) }),
+                        (Some(l), None) => Some((l.0, true)),
+                        (None, Some(r)) => Some((r.0, false)),
+                        (None, None) => None,
+                    };
+                    let next_timer = timers.peek().map(|Reverse(t)| *t).filter(|(at, _)| due(*at));
+                    match (next_event, next_timer) {
+                        (Some((ts, _)), Some((at, key))) if at < ts => {
+                            timers.pop();
+                            let mut ctx = Context { out: &mut out, timers: &mut timers, now_ms: at };
+                            logic(&mut state, Step::Timer { at_ms: at, key }, &mut ctx);
+                        }
+                        (Some((ts, is_left)), _) => {
+                            let mut ctx = Context { out: &mut out, timers: &mut timers, now_ms: ts };
+                            if is_left {
+                                logic(&mut state, Step::Left(&ready_l[i]), &mut ctx);
+                                i += 1;
+                            } else {
+                                logic(&mut state, Step::Right(&ready_r[j]), &mut ctx);
+                                j += 1;
+                            }
+                        }
+                        (None, Some((at, key))) => {
+                            timers.pop();
+                            let mut ctx = Context { out: &mut out, timers: &mut timers, now_ms: at };
+                            logic(&mut state, Step::Timer { at_ms: at, key }, &mut ctx);
+                        }
+                        (None, None) => break,
+                    }
+                }
+                if let Some(c) = cap.as_mut() {
+                    if !out.is_empty() {
+                        output.session(&*c).give_container(&mut out);
+                        out.clear();
+                    }
+                    match frontier {
+                        None => {
+                            // The input has ended: timers whose time never came are dropped.
+                            timers.clear();
+                            cap = None;
+                        }
+                        Some(f) => {
+                            let pending = timers.peek().map_or(f, |Reverse((at, _))| (*at).min(f));
+                            let buffered = left.iter().map(|e| e.ts_ms()).chain(right.iter().map(|e| e.ts_ms())).min();
+                            let hold = buffered.map_or(pending, |b| b.min(pending));
+                            if hold > *c.time() {
+                                c.downgrade(&hold);
+                            }
+                        }
+                    }
+                }
+            }
+        })
+    }
+}
