@@ -30,6 +30,7 @@ pub mod reference;
 pub mod reject;
 pub mod replay;
 pub mod rows;
+pub mod settings;
 pub mod summary;
 pub mod testkit;
 

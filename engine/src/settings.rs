@@ -1,0 +1,58 @@
+//! The config file (`--config FILE`, TOML): engine settings and each model's
+//! section. Every key has a documented default, so no file is needed to start.
+//!
+//! ```toml
+//! pseudonym_key = "change-me"      # HMAC key of phone-number pseudonyms (default: the public demo key)
+//! home_country_code = "86"         # to tell international numbers
+//! lateness = "60s"                 # allowed lateness of events
+//!
+//! [models.response_gap]            # one table per model; see each model card
+//! dispatch_within_ms = 180000
+//! ```
+//!
+//! Other sections (e.g. `[server]`) belong to other parts and are ignored here.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use crate::model::Model;
+use crate::{Error, Result};
+
+/// Engine settings from the config file.
+#[derive(Debug, Clone, Default, serde::Deserialize)]
+pub struct Settings {
+    /// HMAC key for phone-number pseudonyms.
+    pub pseudonym_key: Option<String>,
+    /// Home country calling code, digits.
+    pub home_country_code: Option<String>,
+    /// Allowed lateness, e.g. `60s`.
+    pub lateness: Option<String>,
+    /// Per-model settings, by model name.
+    #[serde(default)]
+    pub models: BTreeMap<String, toml::Value>,
+}
+
+impl Settings {
+    /// Reads a config file.
+    pub fn load(path: &Path) -> Result<Settings> {
+        let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+        toml::from_str(&text).map_err(|e| Error::config(format!("config file {}", path.display()), e.to_string()))
+    }
+
+    /// Applies each model's section; a section for a model that is not registered is an error
+    /// (a typo would otherwise silently leave a model on its defaults).
+    pub fn configure(&self, models: &mut [Box<dyn Model>]) -> Result<()> {
+        for (name, value) in &self.models {
+            let model = models.iter_mut().find(|m| &m.name() == name).ok_or_else(|| {
+                Error::config(
+                    format!("[models.{name}]"),
+                    "no model by that name is registered (see `citywatch models`)",
+                )
+            })?;
+            let json =
+                serde_json::to_value(value).map_err(|e| Error::config(format!("[models.{name}]"), e.to_string()))?;
+            model.configure(&json)?;
+        }
+        Ok(())
+    }
+}
