@@ -1,0 +1,231 @@
+//! The generator's output: accepted by the engine, deterministic, rates as configured.
+
+mod common;
+
+use std::collections::{HashMap, HashSet};
+
+use arrow_array::types::{Int64Type, UInt8Type, UInt32Type, UInt64Type};
+use citywatch_datasets::{GenOptions, generate};
+use citywatch_engine::contract::Table;
+use citywatch_engine::event::Event;
+use citywatch_engine::pseudonym::{DEMO_KEY, Pseudonymiser};
+use citywatch_engine::read::{locate, read_fraud_labels, read_jurisdiction, read_officers, read_subscribers};
+use common::{decode, prims, raw, strs, tree};
+
+fn small(out: &std::path::Path, seed: u64, threads: Option<usize>) -> GenOptions {
+    GenOptions { subscribers: 4_000, days: 1, seed, out: out.to_owned(), threads, ..GenOptions::default() }
+}
+
+#[test]
+fn engine_readers_accept_every_table_with_no_rejected_rows() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut opts = small(dir.path(), 3, None);
+    opts.rates.fraud.calls_per_million_per_day = 50_000.0;
+    let s = generate(&opts).unwrap();
+    for t in Table::ALL {
+        assert!(locate(dir.path(), t).unwrap().is_some(), "{} written", t.name());
+    }
+    // Stream tables: zero rejects, every row an event, sorted by time across parts.
+    for t in Table::STREAMS {
+        let (events, rejects) = decode(dir.path(), t);
+        assert!(rejects.is_empty(), "{}: {:?}", t.name(), &rejects[..rejects.len().min(3)]);
+        assert_eq!(events.len() as u64, s.rows[t.name()], "{}", t.name());
+        assert!(!events.is_empty(), "{} has rows", t.name());
+        let ts: Vec<u64> = events
+            .iter()
+            .map(|e| match e {
+                Event::Call(c) => c.ts_ms,
+                Event::Alarm(a) => a.ts_ms,
+                Event::Patrol(p) => p.ts_ms,
+            })
+            .collect();
+        assert!(ts.windows(2).all(|w| w[0] <= w[1]), "{} sorted by ts_ms", t.name());
+    }
+    // Reference tables and labels.
+    let mut rejects = Vec::new();
+    let mut ps = Pseudonymiser::new(DEMO_KEY, "86");
+    let officers = read_officers(&locate(dir.path(), Table::Officers).unwrap().unwrap(), &mut rejects).unwrap();
+    let j =
+        read_jurisdiction(&locate(dir.path(), Table::Grids).unwrap().unwrap(), officers.clone(), &mut rejects).unwrap();
+    let subs =
+        read_subscribers(&locate(dir.path(), Table::Subscribers).unwrap().unwrap(), &mut ps, &mut rejects).unwrap();
+    let labels =
+        read_fraud_labels(&locate(dir.path(), Table::FraudLabels).unwrap().unwrap(), &mut ps, &mut rejects).unwrap();
+    assert!(rejects.is_empty(), "{:?}", &rejects[..rejects.len().min(3)]);
+    assert_eq!(subs.len() as u64, s.rows["subscribers"], "numbers are unique");
+    assert_eq!(labels.len() as u64, s.fraud_calls);
+    assert_eq!(u8::from(j.resolution()), 9);
+    // Roster: one community officer per community, a station per street, district commands, analysts.
+    let communities: HashSet<String> = j.cells().map(|(_, g)| g.community.clone()).collect();
+    let streets: HashSet<String> = j.cells().map(|(_, g)| g.street.clone()).collect();
+    let role = |r: &str| officers.iter().filter(|o| o.role.as_str() == r).collect::<Vec<_>>();
+    assert_eq!(role("community").len(), communities.len());
+    assert!(role("community").iter().all(|o| communities.contains(&o.scope)));
+    assert_eq!(role("station").len(), streets.len());
+    assert!(role("station").iter().all(|o| streets.contains(&o.scope)));
+    assert_eq!(role("district").len(), 10);
+    assert!(role("analyst").iter().all(|o| o.scope == "city") && !role("analyst").is_empty());
+
+    // Calls: each call has a start and a later end with the duration.
+    let mut starts: HashMap<u64, (i64, String)> = HashMap::new();
+    let mut ends = 0;
+    for b in raw(dir.path(), Table::Calls) {
+        let (id, ev, ts, caller) = (
+            prims::<UInt64Type>(&b, "call_id"),
+            strs(&b, "event"),
+            prims::<Int64Type>(&b, "ts_ms"),
+            strs(&b, "caller"),
+        );
+        let dur = prims::<UInt32Type>(&b, "duration_s");
+        for i in 0..b.num_rows() {
+            let (id, ts) = (id[i].unwrap(), ts[i].unwrap());
+            if ev[i].as_deref() == Some("start") {
+                assert!(dur[i].is_none());
+                assert!(starts.insert(id, (ts, caller[i].clone().unwrap())).is_none(), "one start per call");
+            } else {
+                let (t0, _) = starts.get(&id).expect("end after its start");
+                assert_eq!(ts - t0, i64::from(dur[i].expect("duration on end")) * 1000);
+                ends += 1;
+            }
+        }
+    }
+    assert_eq!(ends, starts.len(), "every call ends");
+    // Labels: every call from a fraud number is listed, and only those.
+    let mut label_ids = HashSet::new();
+    let mut fraud_numbers = HashSet::new();
+    for b in raw(dir.path(), Table::FraudLabels) {
+        let ids = prims::<UInt64Type>(&b, "call_id");
+        let callers = strs(&b, "caller");
+        for i in 0..b.num_rows() {
+            label_ids.insert(ids[i].unwrap());
+            fraud_numbers.insert(callers[i].clone().unwrap());
+            assert!(starts.contains_key(&ids[i].unwrap()), "labelled call exists");
+        }
+    }
+    let from_fraud: HashSet<u64> =
+        starts.iter().filter(|(_, (_, c))| fraud_numbers.contains(c)).map(|(id, _)| *id).collect();
+    assert_eq!(from_fraud, label_ids);
+    // Fraud reports name a fraud number.
+    let mut reports = 0;
+    for b in raw(dir.path(), Table::Alarms) {
+        let (cat, sus) = (strs(&b, "category"), strs(&b, "suspect_number"));
+        for i in 0..b.num_rows() {
+            if cat[i].as_deref() == Some("fraud_report") {
+                assert!(fraud_numbers.contains(sus[i].as_ref().unwrap()));
+                reports += 1;
+            } else {
+                assert!(sus[i].is_none());
+            }
+        }
+    }
+    assert_eq!(reports, s.loss_reports + s.suspicious_reports);
+    // Patrols: dispatched / en_route / on_scene rows carry an alarm id; fixes every 30 s.
+    let mut statuses = HashMap::new();
+    for b in raw(dir.path(), Table::Patrols) {
+        let (st, al) = (strs(&b, "status"), prims::<UInt64Type>(&b, "alarm_id"));
+        for i in 0..b.num_rows() {
+            let st = st[i].clone().unwrap();
+            let needs = matches!(st.as_str(), "dispatched" | "en_route" | "on_scene");
+            assert_eq!(al[i].is_some(), needs, "{st}");
+            *statuses.entry(st).or_insert(0u64) += 1;
+        }
+    }
+    for st in ["available", "dispatched", "en_route", "on_scene", "off_duty"] {
+        assert!(statuses.get(st).copied().unwrap_or(0) > 0, "{st}: {statuses:?}");
+    }
+    assert!(s.dispatch.late_priority1 > 0, "some urgent responses are late");
+}
+
+#[test]
+fn same_seed_same_bytes_for_one_and_two_threads() {
+    let a = tempfile::tempdir().unwrap();
+    let b = tempfile::tempdir().unwrap();
+    let c = tempfile::tempdir().unwrap();
+    generate(&small(a.path(), 11, Some(1))).unwrap();
+    generate(&small(b.path(), 11, Some(2))).unwrap();
+    generate(&small(c.path(), 12, Some(2))).unwrap();
+    let strip = |t: Vec<(String, Vec<u8>)>| -> Vec<(String, Vec<u8>)> {
+        t.into_iter().filter(|(p, _)| p != "generated.json").collect()
+    };
+    let (ta, tb, tc) = (strip(tree(a.path())), strip(tree(b.path())), strip(tree(c.path())));
+    assert!(ta.len() >= 7);
+    let names = |t: &[(String, Vec<u8>)]| t.iter().map(|(p, _)| p.clone()).collect::<Vec<_>>();
+    assert_eq!(names(&ta), names(&tb));
+    for ((p, x), (_, y)) in ta.iter().zip(&tb) {
+        assert!(x == y, "{p} differs between 1 and 2 threads");
+    }
+    let calls = |t: &[(String, Vec<u8>)]| t.iter().find(|(p, _)| p.starts_with("calls")).unwrap().1.clone();
+    assert_ne!(calls(&ta), calls(&tc), "another seed, other calls");
+}
+
+#[test]
+fn configured_rates_come_out_within_tolerance() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut opts =
+        GenOptions { subscribers: 30_000, days: 2, seed: 5, out: dir.path().to_owned(), ..GenOptions::default() };
+    opts.rates.fraud.calls_per_million_per_day = 100_000.0; // 3,000 fraud calls a day
+    opts.rates.patrol.enabled = false;
+    opts.rates.crime.scale = 0.2;
+    let s = generate(&opts).unwrap();
+    let fraud = &opts.rates.fraud;
+
+    // Fraud calls per day.
+    let per_day = s.fraud_calls as f64 / 2.0;
+    let want = fraud.calls_per_million_per_day * 0.03;
+    assert!((per_day / want - 1.0).abs() < 0.08, "fraud calls/day {per_day} vs {want}");
+
+    // Hook rate: targets (caller, victim pairs) with a loss.
+    let mut pairs: HashMap<(String, String), bool> = HashMap::new();
+    for b in raw(dir.path(), Table::FraudLabels) {
+        let (c, v, l) = (strs(&b, "caller"), strs(&b, "victim"), prims::<Int64Type>(&b, "loss_ts_ms"));
+        for i in 0..b.num_rows() {
+            *pairs.entry((c[i].clone().unwrap(), v[i].clone().unwrap())).or_default() |= l[i].is_some();
+        }
+    }
+    let targets = pairs.len() as f64;
+    let hooked = pairs.values().filter(|h| **h).count() as f64;
+    let p = fraud.expected_hook_rate();
+    let sd = (p * (1.0 - p) / targets).sqrt();
+    let hook = hooked / targets;
+    assert!((hook - p).abs() < 4.0 * sd, "hook rate {hook:.4} vs configured {p:.4} (sd {sd:.4})");
+
+    // Report rate: reports naming the number that took the reporter's money.
+    let lost: HashSet<(String, String)> = pairs.iter().filter(|(_, h)| **h).map(|(k, _)| k.clone()).collect();
+    let mut reported = 0.0;
+    for b in raw(dir.path(), Table::Alarms) {
+        let (r, sus) = (strs(&b, "reporter"), strs(&b, "suspect_number"));
+        for i in 0..b.num_rows() {
+            if let (Some(r), Some(sus)) = (&r[i], &sus[i])
+                && lost.contains(&(sus.clone(), r.clone()))
+            {
+                reported += 1.0;
+            }
+        }
+    }
+    let rate = (reported + s.loss_reports_after_end as f64) / hooked;
+    let sd = (fraud.report_rate * (1.0 - fraud.report_rate) / hooked).sqrt();
+    assert!((rate - fraud.report_rate).abs() < 4.0 * sd, "report rate {rate:.3} vs {} (sd {sd:.3})", fraud.report_rate);
+
+    // Elderly share among subscribers with an age.
+    let (mut old, mut aged) = (0.0, 0.0);
+    for b in raw(dir.path(), Table::Subscribers) {
+        for a in prims::<UInt8Type>(&b, "age").into_iter().flatten() {
+            aged += 1.0;
+            old += f64::from(u8::from(a >= 60));
+        }
+    }
+    let share = old / aged;
+    let want = opts.rates.people.elderly_share;
+    assert!((share - want).abs() < 0.015, "elderly share {share:.3} vs {want}");
+    // Impersonation favours the elderly: victims' elderly share is well above the population's.
+    assert!(s.fraud_targets > 1_000);
+}
+
+#[test]
+fn bad_options_are_refused_with_a_reason() {
+    let dir = tempfile::tempdir().unwrap();
+    let e = generate(&GenOptions { days: 0, out: dir.path().to_owned(), ..GenOptions::default() }).unwrap_err();
+    assert!(e.to_string().contains("days"), "{e}");
+    let e = generate(&GenOptions { start_ms: 5, out: dir.path().to_owned(), ..GenOptions::default() }).unwrap_err();
+    assert!(e.to_string().contains("midnight"), "{e}");
+}
