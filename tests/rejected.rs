@@ -1,0 +1,150 @@
+//! Bad rows go to rejected.ndjson with table, row and reason, are counted in
+//! the summary, and never stop the run: the good rows around them still count.
+
+mod common;
+
+use std::sync::Arc;
+
+use arrow_array::{ArrayRef, Float64Array, Int64Array, RecordBatch, StringArray, UInt32Array, UInt64Array};
+use citywatch_engine::contract::Table;
+use citywatch_engine::rows::{AlarmRow, CallRow, PatrolRow, write_table};
+use citywatch_engine::testkit::T0_MS;
+
+fn alarm(id: u64, category: &str, priority: u8, lat: f64) -> AlarmRow {
+    AlarmRow {
+        alarm_id: id,
+        ts_ms: T0_MS + id as i64 * 1000,
+        category: category.into(),
+        priority,
+        lat,
+        lon: 120.38,
+        reporter: Some("13900000001".into()),
+        suspect_number: None,
+        source: "110".into(),
+    }
+}
+
+fn call(id: u64, event: &str, ts: i64, caller: &str) -> CallRow {
+    CallRow {
+        call_id: id,
+        event: event.into(),
+        ts_ms: T0_MS + ts,
+        caller: caller.into(),
+        callee: "13900000002".into(),
+        caller_lat: Some(36.0),
+        caller_lon: Some(120.0),
+        callee_lat: None,
+        callee_lon: None,
+        duration_s: (event == "end").then_some(10),
+    }
+}
+
+#[test]
+fn bad_rows_are_rejected_counted_and_written() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    write_table(
+        d,
+        &[
+            alarm(1, "burglary", 1, 36.07),
+            alarm(2, "arson", 1, 36.07), // unknown category
+            alarm(3, "theft", 9, 36.07), // priority out of range
+            alarm(4, "theft", 2, 200.0), // latitude out of range
+            alarm(5, "robbery", 2, 36.07),
+        ],
+    )
+    .unwrap();
+    write_table(
+        d,
+        &[
+            call(1, "start", 0, "13900000003"),
+            call(1, "end", 5_000, "13900000003"),
+            call(2, "end", 6_000, "13900000003"),    // end without a start
+            call(3, "ring", 7_000, "13900000003"),   // unknown event
+            call(4, "start", 8_000, "not-a-number"), // caller is not a phone number
+        ],
+    )
+    .unwrap();
+    let fix = |status: &str| PatrolRow {
+        unit_id: "U1".into(),
+        ts_ms: T0_MS,
+        lat: 36.0,
+        lon: 120.0,
+        status: status.into(),
+        alarm_id: None,
+    };
+    write_table(d, &[fix("available"), fix("napping")]).unwrap();
+    // A null in a non-nullable column: written with a schema that allows it.
+    let schema = Arc::new(arrow_schema::Schema::new(
+        Table::Calls.schema().fields().iter().map(|f| f.as_ref().clone().with_nullable(true)).collect::<Vec<_>>(),
+    ));
+    let cols: Vec<ArrayRef> = vec![
+        Arc::new(UInt64Array::from(vec![9u64])),
+        Arc::new(StringArray::from(vec!["start"])),
+        Arc::new(Int64Array::from(vec![T0_MS + 9_000])),
+        Arc::new(StringArray::from(vec![None::<&str>])),
+        Arc::new(StringArray::from(vec!["13900000002"])),
+        Arc::new(Float64Array::from(vec![None::<f64>])),
+        Arc::new(Float64Array::from(vec![None::<f64>])),
+        Arc::new(Float64Array::from(vec![None::<f64>])),
+        Arc::new(Float64Array::from(vec![None::<f64>])),
+        Arc::new(UInt32Array::from(vec![None::<u32>])),
+    ];
+    std::fs::create_dir(d.join("calls")).unwrap();
+    std::fs::rename(d.join("calls.parquet"), d.join("calls/part-0.parquet")).unwrap();
+    citywatch_engine::read::write_parquet_batches(
+        &d.join("calls/part-1.parquet"),
+        schema.clone(),
+        [RecordBatch::try_new(schema, cols).unwrap()],
+    )
+    .unwrap();
+
+    let out = d.join("out");
+    common::replay_ok(d, &out, 2, &[]);
+    let lines: Vec<serde_json::Value> = std::fs::read_to_string(out.join("rejected.ndjson"))
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let find = |table: &str, code: &str| {
+        lines
+            .iter()
+            .find(|r| r["table"] == table && r["code"] == code)
+            .unwrap_or_else(|| panic!("no {table}/{code} in {lines:#?}"))
+            .clone()
+    };
+    let r = find("alarms", "unknown_value");
+    assert_eq!((r["row"].as_u64(), r["column"].as_str()), (Some(1), Some("category")));
+    assert!(r["reason"].as_str().unwrap().contains("unknown category 'arson'"));
+    assert_eq!(find("alarms", "out_of_range")["row"], 2, "priority 9");
+    assert!(lines.iter().any(|r| r["table"] == "alarms" && r["row"] == 3 && r["column"] == "lat"));
+    assert_eq!(find("calls", "end_without_start")["row"], 2);
+    assert_eq!(find("calls", "unknown_value")["column"], "event");
+    assert_eq!(find("calls", "not_a_phone_number")["column"], "caller");
+    let null = find("calls", "null");
+    assert_eq!((null["column"].as_str(), null["row"].as_u64()), (Some("caller"), Some(0)));
+    assert!(null["file"].as_str().unwrap().ends_with("part-1.parquet"));
+    assert_eq!(find("patrols", "unknown_value")["column"], "status");
+    assert!(
+        !std::fs::read_to_string(out.join("rejected.ndjson")).unwrap().contains("not-a-number"),
+        "raw values stay out of the log"
+    );
+
+    let s = common::json(&out.join("summary.json"));
+    assert_eq!(s["tables"]["alarms"]["read"], 5);
+    assert_eq!(s["tables"]["alarms"]["rejected"], 3);
+    assert_eq!(s["tables"]["calls"]["rejected"], 4);
+    assert_eq!(s["tables"]["patrols"]["rejected"], 1);
+    assert_eq!(lines.len(), 8);
+    assert_eq!(s["events"], 2 + 2 + 1, "the good rows still flow");
+    let reasons = s["top_reject_reasons"].as_array().unwrap();
+    for column in ["priority", "lat"] {
+        assert!(
+            reasons.iter().any(|r| r["table"] == "alarms"
+                && r["column"] == column
+                && r["code"] == "out_of_range"
+                && r["count"] == 1),
+            "{reasons:#?}"
+        );
+    }
+}
