@@ -434,7 +434,7 @@ async fn ack(State(app): State<Shared>, headers: HeaderMap, Path(id): Path<Strin
         let t = s.acknowledge(&i, &w, now_ms())?;
         if let Transition::Done(ch) = &t {
             s.audit(now_ms(), &w, "acknowledge", &i, "")?;
-            publish(a, vec![ch.clone()]);
+            publish(a, vec![ch.as_ref().clone()]);
         }
         Ok(t)
     })
@@ -467,7 +467,7 @@ async fn resolve(
         let t = s.resolve(&id, &who, &note, now_ms())?;
         if let Transition::Done(ch) = &t {
             s.audit(now_ms(), &who, "resolve", &id, &note)?;
-            publish(a, vec![ch.clone()]);
+            publish(a, vec![ch.as_ref().clone()]);
         }
         Ok(t)
     })

@@ -252,42 +252,36 @@ impl Builder {
 
     /// Appends a JSON value; `Err(expected type)` when it has the wrong JSON type or range.
     fn push(&mut self, v: Option<&serde_json::Value>) -> Result<(), &'static str> {
-        let v = v.filter(|v| !v.is_null());
-        let out_of = |ok: bool, what| if ok { Ok(()) } else { Err(what) };
+        fn get<T>(
+            v: Option<&serde_json::Value>,
+            f: impl Fn(&serde_json::Value) -> Option<T>,
+            expected: &'static str,
+        ) -> Result<Option<T>, &'static str> {
+            match v.filter(|v| !v.is_null()) {
+                None => Ok(None),
+                Some(x) => f(x).map(Some).ok_or(expected),
+            }
+        }
         match self {
-            Builder::U64(b) => match v {
-                None => Ok(b.append_null()),
-                Some(x) => x.as_u64().map(|n| b.append_value(n)).ok_or("an unsigned integer (uint64)"),
-            },
-            Builder::U32(b) => match v {
-                None => Ok(b.append_null()),
-                Some(x) => {
-                    let n = x.as_u64().and_then(|n| u32::try_from(n).ok());
-                    out_of(n.is_some(), "an unsigned integer up to 4294967295 (uint32)")?;
-                    Ok(b.append_option(n))
-                }
-            },
-            Builder::U8(b) => match v {
-                None => Ok(b.append_null()),
-                Some(x) => {
-                    let n = x.as_u64().and_then(|n| u8::try_from(n).ok());
-                    out_of(n.is_some(), "an unsigned integer up to 255 (uint8)")?;
-                    Ok(b.append_option(n))
-                }
-            },
-            Builder::I64(b) => match v {
-                None => Ok(b.append_null()),
-                Some(x) => x.as_i64().map(|n| b.append_value(n)).ok_or("an integer (int64)"),
-            },
-            Builder::F64(b) => match v {
-                None => Ok(b.append_null()),
-                Some(x) => x.as_f64().map(|n| b.append_value(n)).ok_or("a number (float64)"),
-            },
-            Builder::Str(b) => match v {
-                None => Ok(b.append_null()),
-                Some(x) => x.as_str().map(|s| b.append_value(s)).ok_or("a string (utf8)"),
+            Builder::U64(b) => b.append_option(get(v, |x| x.as_u64(), "an unsigned integer (uint64)")?),
+            Builder::U32(b) => b.append_option(get(
+                v,
+                |x| x.as_u64().and_then(|n| u32::try_from(n).ok()),
+                "an unsigned integer up to 4294967295 (uint32)",
+            )?),
+            Builder::U8(b) => b.append_option(get(
+                v,
+                |x| x.as_u64().and_then(|n| u8::try_from(n).ok()),
+                "an unsigned integer up to 255 (uint8)",
+            )?),
+            Builder::I64(b) => b.append_option(get(v, |x| x.as_i64(), "an integer (int64)")?),
+            Builder::F64(b) => b.append_option(get(v, |x| x.as_f64(), "a number (float64)")?),
+            Builder::Str(b) => match v.filter(|v| !v.is_null()) {
+                None => b.append_null(),
+                Some(x) => b.append_value(x.as_str().ok_or("a string (utf8)")?),
             },
         }
+        Ok(())
     }
 
     fn finish(self) -> ArrayRef {

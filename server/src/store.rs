@@ -273,7 +273,7 @@ pub struct AlertFilter {
 #[derive(Debug, Clone, PartialEq)]
 pub enum Transition {
     /// Applied: the change to push.
-    Done(Change),
+    Done(Box<Change>),
     /// No such alert.
     Missing,
     /// Not allowed from the current status (e.g. resolving twice).
@@ -514,7 +514,7 @@ impl Store {
             }
             self.conn.execute(sql, params![alert_id, who, now_ms, note])?;
             let s = self.must_get(alert_id)?;
-            Ok(Transition::Done(self.log_change("resolved", &s, now_ms)?))
+            Ok(Transition::Done(Box::new(self.log_change("resolved", &s, now_ms)?)))
         })();
         self.finish(r)
     }
@@ -531,7 +531,7 @@ impl Store {
             let Some((change, sql, who)) = rule(&s) else { return Ok(Transition::Conflict(s.status)) };
             self.conn.execute(sql, params![alert_id, who, now_ms])?;
             let s = self.must_get(alert_id)?;
-            Ok(Transition::Done(self.log_change(change, &s, now_ms)?))
+            Ok(Transition::Done(Box::new(self.log_change(change, &s, now_ms)?)))
         })();
         self.finish(r)
     }

@@ -277,9 +277,35 @@ pub fn request(
     req.push_str("\r\n");
     s.write_all(req.as_bytes()).unwrap();
     s.write_all(body).unwrap();
+    // Read the head, then the body by Content-Length (some peers keep the
+    // connection open despite `Connection: close`), else to the end.
     let mut raw = Vec::new();
-    s.read_to_end(&mut raw).unwrap();
-    let split = raw.windows(4).position(|w| w == b"\r\n\r\n").expect("no header end");
+    let mut buf = [0u8; 16384];
+    let split = loop {
+        if let Some(p) = raw.windows(4).position(|w| w == b"\r\n\r\n") {
+            break p;
+        }
+        let n = s.read(&mut buf).unwrap();
+        assert!(n > 0, "connection closed before the response head");
+        raw.extend_from_slice(&buf[..n]);
+    };
+    let head_text = String::from_utf8_lossy(&raw[..split]).to_lowercase();
+    let length =
+        head_text.lines().find_map(|l| l.strip_prefix("content-length:")).and_then(|v| v.trim().parse::<usize>().ok());
+    match length {
+        Some(len) => {
+            while raw.len() < split + 4 + len {
+                let n = s.read(&mut buf).unwrap();
+                if n == 0 {
+                    break;
+                }
+                raw.extend_from_slice(&buf[..n]);
+            }
+        }
+        None => {
+            s.read_to_end(&mut raw).unwrap();
+        }
+    }
     let head = String::from_utf8_lossy(&raw[..split]).to_string();
     let mut lines = head.split("\r\n");
     let status: u16 = lines.next().unwrap().split(' ').nth(1).unwrap().parse().unwrap();
@@ -287,9 +313,7 @@ pub fn request(
         lines.filter_map(|l| l.split_once(':').map(|(k, v)| (k.trim().to_lowercase(), v.trim().to_owned()))).collect();
     let mut body = raw[split + 4..].to_vec();
     if headers.iter().any(|(k, v)| k == "transfer-encoding" && v.contains("chunked")) {
-        let mut d = Dechunker::default();
-        d.raw = body;
-        body = d.drain();
+        body = Dechunker { raw: body }.drain();
     }
     Response { status, headers, body: String::from_utf8_lossy(&body).to_string() }
 }
@@ -304,8 +328,7 @@ impl Dechunker {
     /// Decodes every complete chunk in `raw`, leaving a partial one.
     fn drain(&mut self) -> Vec<u8> {
         let mut out = Vec::new();
-        loop {
-            let Some(eol) = self.raw.windows(2).position(|w| w == b"\r\n") else { break };
+        while let Some(eol) = self.raw.windows(2).position(|w| w == b"\r\n") {
             let size_text = String::from_utf8_lossy(&self.raw[..eol]).to_string();
             let Ok(size) = usize::from_str_radix(size_text.split(';').next().unwrap().trim(), 16) else { break };
             if self.raw.len() < eol + 2 + size + 2 {
@@ -361,8 +384,7 @@ impl SseClient {
         };
         let head = String::from_utf8_lossy(&raw[..split]).to_string();
         let status: u16 = head.split(' ').nth(1).unwrap().parse().unwrap();
-        let mut chunks = Dechunker::default();
-        chunks.raw = raw[split + 4..].to_vec();
+        let chunks = Dechunker { raw: raw[split + 4..].to_vec() };
         SseClient { stream: s, chunks, text: String::new(), status }
     }
 
