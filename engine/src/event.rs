@@ -125,6 +125,15 @@ impl Event {
         }
     }
 
+    /// Sets the event time it is processed at (the watermark, for a late event).
+    pub fn set_ts(&mut self, ts_ms: u64) {
+        match self {
+            Event::Call(e) => e.ts_ms = ts_ms,
+            Event::Alarm(e) => e.ts_ms = ts_ms,
+            Event::Patrol(e) => e.ts_ms = ts_ms,
+        }
+    }
+
     /// Sets the merge position and lateness flag.
     pub fn stamp(&mut self, seq: u64, late: bool) {
         match self {

@@ -23,6 +23,7 @@ pub mod event;
 pub mod geo;
 pub mod jurisdiction;
 pub mod lateness;
+pub mod live;
 pub mod model;
 pub mod pseudonym;
 pub mod read;

@@ -41,7 +41,7 @@ use crate::read::{self, Decoder, TableFiles, TableReader};
 use crate::reference::{Reference, UnitDirectory};
 use crate::reject::{RejectLog, Rejected};
 use crate::summary::{ReasonCount, RunStats, Summary, TableCounts};
-use crate::{Error, EventTime, Result};
+use crate::{Error, Result};
 
 /// Events per epoch: large enough to amortise timely's progress tracking,
 /// small enough to keep latency and memory low.
@@ -448,7 +448,7 @@ fn merge(
         counts.late += u64::from(late);
         counts.events += 1;
         event.stamp(seq, late);
-        set_ts(&mut event, time);
+        event.set_ts(time);
         seq += 1;
         if epoch.events.is_empty() {
             epoch_first_ts = time;
@@ -484,14 +484,6 @@ fn merge(
         rows.insert(t, j.join().map_err(|_| Error::Bug(format!("reader thread of {} panicked", t.name())))?);
     }
     Ok((counts, rows))
-}
-
-fn set_ts(e: &mut Event, ts: EventTime) {
-    match e {
-        Event::Call(c) => c.ts_ms = ts,
-        Event::Alarm(a) => a.ts_ms = ts,
-        Event::Patrol(p) => p.ts_ms = ts,
-    }
 }
 
 /// Runs a replay; writes outputs when `opts.out` is set (process 0 only).
