@@ -1,1 +1,72 @@
-//! placeholder
+//! citywatch benchmarks: scenario runners over the peer workloads in
+//! `shared/bench-workloads` (one scenario per file, each stating what it
+//! measures), the replay driver they share, and the CSV / Parquet input.
+//!
+//! The scenarios are built from the operators the models use
+//! (`citywatch-operators`); nothing here is a benchmark-only dataflow path.
+#![deny(missing_docs)]
+
+pub mod csv;
+pub mod error;
+pub mod fanout;
+pub mod replay;
+pub mod table;
+pub mod window_count;
+
+use std::io::Write;
+use std::path::Path;
+use std::time::Duration;
+
+pub use error::BenchError;
+pub use replay::ReplayStats;
+
+/// Input format of a scenario.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    /// The generator's CSV, as it is.
+    Csv,
+    /// The same rows converted to Parquet (`convert`).
+    Parquet,
+}
+
+impl Format {
+    /// Parquet for a `.parquet` file, CSV otherwise.
+    pub fn of(path: &Path) -> Format {
+        match path.extension().and_then(|e| e.to_str()) {
+            Some("parquet") => Format::Parquet,
+            _ => Format::Csv,
+        }
+    }
+}
+
+/// What a scenario run did.
+#[derive(Debug, Clone, Copy)]
+pub struct Summary {
+    /// Input counts.
+    pub stats: ReplayStats,
+    /// Rows written.
+    pub output_rows: usize,
+    /// From the start of reading to the output written.
+    pub elapsed: Duration,
+}
+
+/// The scenarios, by name: the one registration list.
+pub const SCENARIOS: &[(&str, Scenario)] =
+    &[("window-count", window_count::run_scenario), ("fanout", fanout::run_scenario)];
+
+/// A scenario's entry point: input, output, format, workers, rows per batch.
+pub type Scenario = fn(&Path, &Path, Format, usize, usize) -> Result<Summary, BenchError>;
+
+/// Writes `header` and `lines` to `path`, one per line.
+pub fn write_lines(path: &Path, header: &str, lines: impl Iterator<Item = String>) -> Result<(), BenchError> {
+    let file = std::fs::File::create(path).map_err(|e| BenchError::io(path, e))?;
+    let mut out = std::io::BufWriter::new(file);
+    let write = || -> std::io::Result<()> {
+        writeln!(out, "{header}")?;
+        for line in lines {
+            writeln!(out, "{line}")?;
+        }
+        out.flush()
+    };
+    write().map_err(|e| BenchError::io(path, e))
+}
