@@ -112,6 +112,9 @@ impl<R> Feeder<R> {
     }
 }
 
+/// Each worker's receiving end, taken by the worker of that index.
+type Inboxes<R> = Arc<Mutex<Vec<Option<Receiver<Batch<R>>>>>>;
+
 /// Builds a scenario's dataflow on one worker.
 pub type Build<R, O> = for<'s> fn(StreamVec<'s, EventTime, R>, &Tumbling) -> StreamVec<'s, EventTime, O>;
 
@@ -129,8 +132,7 @@ where
 {
     let workers = replay.workers.max(1);
     let (senders, receivers): (Vec<_>, Vec<_>) = (0..workers).map(|_| sync_channel::<Batch<R>>(4)).unzip();
-    let receivers: Arc<Mutex<Vec<Option<Receiver<Batch<R>>>>>> =
-        Arc::new(Mutex::new(receivers.into_iter().map(Some).collect()));
+    let receivers: Inboxes<R> = Arc::new(Mutex::new(receivers.into_iter().map(Some).collect()));
     let window_ms = replay.window_ms;
 
     let guards = timely::execute(timely::Config::process(workers), move |worker| {
