@@ -123,7 +123,7 @@ fn issue_6_console_logs_in_sees_a_live_alert_and_acknowledges_it() {
         "binary": chromium,
         "args": ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                  "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                 "--disable-dev-shm-usage", format!("--user-data-dir={}", profile.display())]
+                 "--disable-dev-shm-usage", "--window-size=1280,900", format!("--user-data-dir={}", profile.display())]
     }}}});
     let v = d.call("POST", "/session", caps);
     d.session = Some(v["sessionId"].as_str().unwrap().to_owned());
@@ -171,6 +171,11 @@ fn issue_6_console_logs_in_sees_a_live_alert_and_acknowledges_it() {
         &format!("const r = document.getElementById('alert-{id}'); return r && r.dataset.status === 'acknowledged'"),
         Duration::from_secs(5),
     );
+    if let Ok(path) = std::env::var("CITYWATCH_SCREENSHOT") {
+        // For a look by eye: base64 PNG (decode with `base64 -d`).
+        let png = d.call("GET", &d.s("/screenshot"), Value::Null);
+        std::fs::write(path, png.as_str().unwrap()).unwrap();
+    }
     let stored = server.get(&format!("/api/v1/alerts/{id}"), Some("o-an")).json();
     assert_eq!(stored["status"], "acknowledged");
     assert_eq!(stored["acked_by"], "o-c1");
