@@ -189,7 +189,7 @@ fn main() {
                 _ => {
                     alarm_id += 1;
                     // One alarm in ten is urgent; each urgent one has its own event time.
-                    let priority = if alarm_id % 10 == 0 { 1 } else { 3 };
+                    let priority = if alarm_id.is_multiple_of(10) { 1 } else { 3 };
                     let ts_a = if priority == 1 { base_ts + 1_000_000_000 + alarm_id as i64 } else { ts };
                     if priority == 1 {
                         urgent.push(alarm_id);
