@@ -24,7 +24,7 @@ use citywatch_engine::contract::Role;
 use citywatch_engine::event::Event;
 use citywatch_engine::jurisdiction::{Jurisdiction, Officer};
 use citywatch_server::auth::CredentialsFile;
-use citywatch_server::{Pipeline, ServerConfig};
+use citywatch_server::{Pipeline, PipelineRefusal, ServerConfig};
 
 struct Instant1 {
     alerts: crossbeam_channel::Sender<Alert>,
@@ -32,7 +32,7 @@ struct Instant1 {
 }
 
 impl Pipeline for Instant1 {
-    fn ingest(&self, events: Vec<Event>) -> Result<u64, String> {
+    fn ingest(&self, events: Vec<Event>) -> Result<u64, PipelineRefusal> {
         for e in events {
             if let Event::Alarm(a) = e
                 && a.priority == 1
@@ -61,7 +61,7 @@ impl Pipeline for Instant1 {
                         evidence: "{}".into(),
                         action: "none".into(),
                     })
-                    .map_err(|e| e.to_string())?;
+                    .map_err(|e| PipelineRefusal::Unavailable(e.to_string()))?;
             }
         }
         Ok(0)

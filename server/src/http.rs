@@ -21,12 +21,12 @@ use serde_json::{Value, json};
 use tokio::sync::{broadcast, mpsc, watch};
 use tokio_stream::wrappers::ReceiverStream;
 
-use crate::Pipeline;
 use crate::auth::{Authenticator, Caller, CredentialsFile, Verified};
 use crate::config::ServerConfig;
 use crate::error::{Error, Result};
 use crate::ingest::{Ingest, Refusal};
 use crate::metrics::Metrics;
+use crate::pipeline::{Pipeline, PipelineRefusal};
 use crate::store::{AlertFilter, Change, Store, Transition, Visibility};
 
 const CONSOLE_HTML: &str = include_str!("../console/index.html");
@@ -76,7 +76,7 @@ pub(crate) async fn run(
     let (stop_tx, stop_rx) = watch::channel(false);
     let metrics = Arc::new(Metrics::default());
     let app = Arc::new(App {
-        ingest: Ingest::new(&cfg.pseudonym_key, &cfg.home_country_code, cfg.keep_numbers),
+        ingest: Ingest::new(&cfg.pseudonym_key, &cfg.home_country_code, cfg.keep_numbers, pipeline.unit_directory()),
         cfg,
         pipeline,
         jurisdiction,
@@ -353,21 +353,36 @@ async fn ingest(
             }
         };
         let accepted = decoded.events.len();
-        let times: Vec<i64> = decoded.events.iter().map(|e| e.ts_ms() as i64).collect();
+        // Note ingest instants before the pipeline can fire an alert on them.
+        a.metrics.note_ingest_times(decoded.events.iter().map(|e| e.ts_ms() as i64));
+        let patrols: Vec<_> =
+            decoded.events.iter().filter(|e| matches!(e, citywatch_engine::event::Event::Patrol(_))).copied().collect();
+        let late = a.pipeline.ingest(decoded.events).map_err(|r| match r {
+            PipelineRefusal::Rows(rows) => {
+                a.metrics.rejected(table, rows.len() as u64);
+                let rejected: Vec<Value> = rows
+                    .iter()
+                    .map(|(row, reason)| json!({"row": row, "column": null, "code": "refused", "reason": reason}))
+                    .collect();
+                ApiError(
+                    StatusCode::BAD_REQUEST,
+                    json!({"error": format!("{} bad row(s); nothing of this request was applied", rows.len()),
+                           "rejected": rejected}),
+                )
+            }
+            PipelineRefusal::Unavailable(e) => {
+                ApiError::new(StatusCode::SERVICE_UNAVAILABLE, format!("the pipeline cannot take events now: {e}"))
+            }
+        })?;
+        // Applied: now the side effects outside the dataflow.
+        a.metrics.ingested(table, accepted as u64, late);
+        a.ingest.track_units(&patrols);
         if !decoded.numbers.is_empty() {
             let mut store = a.store.lock().map_err(|_| Error::Internal("store lock poisoned".into()))?;
             store.keep_numbers(&decoded.numbers)?;
             drop(store);
             a.ingest.numbers_kept(&decoded.numbers);
         }
-        a.ingest.track_units(&decoded.events);
-        // Register ingest instants before the pipeline can fire an alert on them.
-        a.metrics.ingested(table, times.iter().copied(), 0);
-        let late = a
-            .pipeline
-            .ingest(decoded.events)
-            .map_err(|e| ApiError::new(StatusCode::SERVICE_UNAVAILABLE, format!("pipeline refused the events: {e}")))?;
-        a.metrics.ingested(table, std::iter::empty(), late);
         Ok(json!({"accepted": accepted, "late": late}))
     })
     .await

@@ -102,9 +102,8 @@ fn slot(table: Table) -> Option<usize> {
 }
 
 impl Ingest {
-    /// Ingest state for a pseudonym key and home country code.
-    pub fn new(pseudonym_key: &str, home_cc: &str, keep_numbers: bool) -> Arc<Ingest> {
-        let units = UnitDirectory::default();
+    /// Ingest state for a pseudonym key and home country code; unit names go to `units`.
+    pub fn new(pseudonym_key: &str, home_cc: &str, keep_numbers: bool, units: UnitDirectory) -> Arc<Ingest> {
         let dec = |t| Mutex::new(Decoder::new(t, Pseudonymiser::new(pseudonym_key, home_cc), units.clone()));
         Arc::new(Ingest {
             decoders: [dec(Table::Calls), dec(Table::Alarms), dec(Table::Patrols)],

@@ -33,33 +33,20 @@ pub mod error;
 mod http;
 pub mod ingest;
 pub mod metrics;
+pub mod pipeline;
 pub mod store;
 
 use std::future::Future;
 use std::sync::Arc;
 
 use citywatch_engine::alert::Alert;
-use citywatch_engine::event::Event;
 use citywatch_engine::jurisdiction::Jurisdiction;
 
 pub use audit::{AuditReport, audit_verify};
 pub use auth::{DemoTokens, demo_credentials};
 pub use config::ServerConfig;
 pub use error::{Error, Result};
-
-/// What the server needs from the running dataflow.
-pub trait Pipeline: Send + Sync + 'static {
-    /// Decoded, validated events of one request, in request order. The engine assigns
-    /// sequence numbers and event time; returns how many were late.
-    fn ingest(&self, events: Vec<Event>) -> Result<u64, String>;
-    /// Advances event time to `now_ms` with no new events, so deadlines fire in quiet periods.
-    fn advance_clock(&self, now_ms: u64);
-    /// The current hotspot surface: `(H3 cell hex, score)`, highest first. The
-    /// default is an empty surface (no hotspot model running), which is valid.
-    fn risk_surface(&self) -> Vec<(String, f64)> {
-        Vec::new()
-    }
-}
+pub use pipeline::{LivePipeline, Pipeline, PipelineRefusal};
 
 /// Runs the live service until `shutdown` resolves.
 ///

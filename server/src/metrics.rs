@@ -53,13 +53,11 @@ pub struct Metrics {
 }
 
 impl Metrics {
-    /// Counts accepted events of a table and remembers when their times were ingested.
-    pub fn ingested(&self, table: Table, event_times: impl Iterator<Item = i64>, late: u64) {
+    /// Remembers when events with these times were ingested (first time wins).
+    pub fn note_ingest_times(&self, event_times: impl Iterator<Item = i64>) {
         let now = Instant::now();
-        let mut n = 0;
         if let Ok(mut idx) = self.index.lock() {
             for ts in event_times {
-                n += 1;
                 if let std::collections::hash_map::Entry::Vacant(v) = idx.at.entry(ts) {
                     v.insert(now);
                     idx.order.push_back(ts);
@@ -71,7 +69,11 @@ impl Metrics {
                 }
             }
         }
-        self.events_in[table_index(table)].fetch_add(n, Relaxed);
+    }
+
+    /// Counts the accepted events of a request and the late ones among them.
+    pub fn ingested(&self, table: Table, events: u64, late: u64) {
+        self.events_in[table_index(table)].fetch_add(events, Relaxed);
         self.late.fetch_add(late, Relaxed);
     }
 

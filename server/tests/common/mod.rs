@@ -17,7 +17,7 @@ use citywatch_engine::geo::Point;
 use citywatch_engine::jurisdiction::{GridInfo, Jurisdiction, Officer};
 use citywatch_engine::pseudonym::token_hex;
 use citywatch_server::auth::CredentialsFile;
-use citywatch_server::{Pipeline, ServerConfig};
+use citywatch_server::{Pipeline, PipelineRefusal, ServerConfig};
 use h3o::Resolution;
 
 /// Two grids far enough apart: g1 in c1/s1/d1, g2 in c2/s2/d2.
@@ -54,7 +54,7 @@ pub struct FakePipeline {
 }
 
 impl Pipeline for FakePipeline {
-    fn ingest(&self, events: Vec<Event>) -> Result<u64, String> {
+    fn ingest(&self, events: Vec<Event>) -> Result<u64, PipelineRefusal> {
         self.events.fetch_add(events.len() as u64, Ordering::SeqCst);
         for e in events {
             if let Event::Alarm(a) = e
@@ -88,7 +88,7 @@ impl Pipeline for FakePipeline {
                     evidence: evidence.to_string(),
                     action: "Dispatch a unit".into(),
                 };
-                self.alerts.send(alert).map_err(|e| e.to_string())?;
+                self.alerts.send(alert).map_err(|e| PipelineRefusal::Unavailable(e.to_string()))?;
             }
         }
         Ok(0)
