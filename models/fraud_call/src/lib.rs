@@ -1,1 +1,604 @@
-//! Model `fraud_call`: telecom fraud calls recognised while the call is in progress. (Being built: see issue tracker.)
+//! Model `fraud_call`: telecom fraud calls recognised while the call is in
+//! progress, so the community officer can warn the callee before money moves.
+//!
+//! Three alert kinds (see `README.md`, the model card):
+//! - `fraud_in_progress`: a call from a risky caller still open `open_s` seconds
+//!   after it was answered; fires at that event time, only if no end row stamped
+//!   at or before it was seen. Routed to the community officer of the callee's
+//!   home (else the callee's serving cell). Subject: the callee.
+//! - `fraud_exposure`: a `fraud_report` alarm names a number; every other callee
+//!   of that number whose call ended in the previous 72 h and lasted at least
+//!   `exposure_min_talk_s` gets one alert (once per number and callee within the
+//!   window). Subject: the callee.
+//! - `fraud_number`: a number named in a report, or whose risk passed
+//!   `number_threshold`, once per number per UTC day, for the city analysts.
+//!
+//! **Dataflow** (two ordered operators, both [`Deadlines`]):
+//! 1. *Exposure*: call end rows exchanged by caller, fraud reports exchanged by
+//!    the suspect number (same key, same worker). Keeps each caller's ended
+//!    calls of the last 72 h; on a report emits the exposure alerts and one
+//!    *link* per callee of the reported number.
+//! 2. *Risk*: all call rows exchanged by caller; reports and links broadcast
+//!    (they are rare). Keeps compact per-caller state (the calls of the last
+//!    24 h, capped; a small LRU of recent contacts), sets one timer per call at
+//!    `start + open_s`, and at the timer, if the call is still open, computes the
+//!    features and the score ([`features::score`]).
+//!
+//! Both operators handle events in `(ts_ms, seq)` order, so the alerts depend
+//! only on the data. State is bounded: per-caller windows are capped and callers
+//! idle for `idle_expiry_h` are dropped by an hourly sweep (which is
+//! unobservable: a caller idle that long would be reset anyway). [`reference`]
+//! is the plain single-threaded implementation the dataflow must match.
+#![deny(missing_docs)]
+
+pub mod eval;
+pub mod features;
+pub mod reference;
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
+
+use citywatch_engine::alert::AlertDraft;
+use citywatch_engine::contract::{CallPhase, Category};
+use citywatch_engine::event::{AlarmEvent, CallEvent, Timed};
+use citywatch_engine::model::{Inputs, Model};
+use citywatch_engine::pseudonym::{NumberClass, Token};
+use citywatch_engine::reference::Subscriber;
+use citywatch_engine::{Error, EventTime, Result};
+use citywatch_operators::deadline::{Deadlines, Step};
+use timely::dataflow::StreamVec;
+use timely::dataflow::channels::pact::{Exchange, Pipeline};
+use timely::dataflow::operators::Concat;
+use timely::dataflow::operators::vec::{Broadcast, Filter, Map};
+
+use crate::features::{Features, NumberReason, PastCall, day_of, draft_exposure, draft_in_progress, draft_number};
+
+/// Points each feature adds to the risk score (see the model card for why).
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Weights {
+    /// A service-number shape arriving from abroad: domestic hotlines never do.
+    pub spoofed_service: f64,
+    /// A domestic service number (bank, telecom hotline): trusted, negative.
+    pub service: f64,
+    /// An international number.
+    pub international: f64,
+    /// A virtual-operator number.
+    pub virtual_operator: f64,
+    /// Per distinct callee in the last hour beyond the first (capped).
+    pub fanout_1h: f64,
+    /// Per distinct callee in the last 24 h beyond the first (capped).
+    pub fanout_24h: f64,
+    /// At least `burst_min` calls within the burst window.
+    pub burst: f64,
+    /// Times the share of short calls among ended calls of the last 24 h.
+    pub short_share: f64,
+    /// Times the share of calls to callees with no prior contact.
+    pub new_callee_share: f64,
+    /// Number activated less than `young_number_days` ago.
+    pub young_number: f64,
+    /// Named in a fraud report.
+    pub reported: f64,
+    /// Per callee shared with a reported number (up to 3).
+    pub linked: f64,
+}
+
+impl Default for Weights {
+    fn default() -> Self {
+        Weights {
+            spoofed_service: 1.0,
+            service: -1.0,
+            international: 0.35,
+            virtual_operator: 0.35,
+            fanout_1h: 0.12,
+            fanout_24h: 0.02,
+            burst: 0.1,
+            short_share: 0.0,
+            new_callee_share: 0.15,
+            young_number: 0.35,
+            reported: 1.0,
+            linked: 0.3,
+        }
+    }
+}
+
+/// Settings, with the defaults the card explains.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// A call still open this long after it was answered is judged, seconds.
+    pub open_s: u64,
+    /// Risk at or above which an open call raises `fraud_in_progress`.
+    pub in_progress_threshold: f64,
+    /// Risk at or above which the number is raised as `fraud_number` (and the
+    /// in-progress alert is `severe`).
+    pub number_threshold: f64,
+    /// Score points added for a vulnerable callee (severity only, never the decision).
+    pub vulnerable_bonus: f64,
+    /// Callees this old or older are vulnerable.
+    pub elderly_age: u8,
+    /// Callees younger than this are vulnerable.
+    pub minor_age: u8,
+    /// Burst window, seconds.
+    pub burst_window_s: u64,
+    /// Calls within the burst window that make a burst.
+    pub burst_min: u32,
+    /// A call shorter than this is short, seconds.
+    pub short_call_s: u32,
+    /// Shares (short calls, new callees) count only over at least this many calls.
+    pub min_calls_for_share: u32,
+    /// Cap on the per-hour fan-out points (distinct callees beyond the first).
+    pub fanout_1h_cap: u32,
+    /// Cap on the per-day fan-out points.
+    pub fanout_24h_cap: u32,
+    /// A number activated less than this many days ago is young.
+    pub young_number_days: u32,
+    /// A callee is a known contact if called within this many hours (and among the last `contacts` ones).
+    pub contact_memory_h: u64,
+    /// Contacts remembered per caller (an LRU).
+    pub contacts: usize,
+    /// Calls of the last 24 h kept per caller (the most recent ones).
+    pub recent_cap: usize,
+    /// Reports are remembered this many hours.
+    pub report_memory_h: u64,
+    /// Exposure window (and link memory), hours.
+    pub exposure_window_h: u64,
+    /// A callee who talked at least this long is exposed, seconds.
+    pub exposure_min_talk_s: u32,
+    /// Ended calls kept per caller for exposure (the most recent ones).
+    pub exposure_cap: usize,
+    /// A caller with no call for this long is forgotten, hours (at least 24 and `contact_memory_h`).
+    pub idle_expiry_h: u64,
+    /// Weights of the score.
+    pub weights: Weights,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            open_s: 120,
+            in_progress_threshold: 0.6,
+            number_threshold: 1.0,
+            vulnerable_bonus: 0.25,
+            elderly_age: 60,
+            minor_age: 18,
+            burst_window_s: 600,
+            burst_min: 3,
+            short_call_s: 60,
+            min_calls_for_share: 4,
+            fanout_1h_cap: 5,
+            fanout_24h_cap: 20,
+            young_number_days: 90,
+            contact_memory_h: 7 * 24,
+            contacts: 48,
+            recent_cap: 256,
+            report_memory_h: 30 * 24,
+            exposure_window_h: 72,
+            exposure_min_talk_s: 120,
+            exposure_cap: 512,
+            idle_expiry_h: 7 * 24,
+            weights: Weights::default(),
+        }
+    }
+}
+
+const HOUR_MS: u64 = 3_600_000;
+
+impl Config {
+    /// Idle expiry, ms, never shorter than the longest per-caller window.
+    pub fn idle_ms(&self) -> u64 {
+        (self.idle_expiry_h.max(24).max(self.contact_memory_h)) * HOUR_MS
+    }
+    fn check(&self) -> std::result::Result<(), String> {
+        if self.open_s == 0 {
+            return Err("open_s must be at least 1".into());
+        }
+        if self.contacts == 0 || self.recent_cap == 0 || self.exposure_cap == 0 {
+            return Err("contacts, recent_cap and exposure_cap must be at least 1".into());
+        }
+        Ok(())
+    }
+}
+
+/// The model.
+#[derive(Debug, Clone, Default)]
+pub struct FraudCall {
+    /// Its settings.
+    pub config: Config,
+}
+
+/// A report or a link, as the risk operator receives them (broadcast).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub enum Notice {
+    /// A fraud report naming `suspect`.
+    Report {
+        /// Event time of the report.
+        ts_ms: u64,
+        /// Its merge position.
+        seq: u64,
+        /// The number named.
+        suspect: Token,
+    },
+    /// `callee` had been called by the reported `number` (stamped with the report).
+    Link {
+        /// Event time of the report.
+        ts_ms: u64,
+        /// The report's merge position.
+        seq: u64,
+        /// The shared callee.
+        callee: Token,
+        /// The reported number.
+        number: Token,
+    },
+}
+
+impl Timed for Notice {
+    fn ts_ms(&self) -> u64 {
+        match self {
+            Notice::Report { ts_ms, .. } | Notice::Link { ts_ms, .. } => *ts_ms,
+        }
+    }
+    fn seq(&self) -> u64 {
+        match self {
+            Notice::Report { seq, .. } | Notice::Link { seq, .. } => *seq,
+        }
+    }
+}
+
+/// Output of the exposure operator.
+#[derive(Debug, Clone)]
+enum ExposureOut {
+    Alert(AlertDraft),
+    Link(Notice),
+}
+
+/// Exposure operator state of one caller.
+#[derive(Default)]
+struct Exposure {
+    /// Ended calls of the last `exposure_window_h`, in end order (capped).
+    history: VecDeque<PastCall>,
+    /// Callees alerted for this number, with when (once per window).
+    exposed: Vec<(Token, u64)>,
+}
+
+/// A recent call start of a caller.
+#[derive(Debug, Clone, Copy)]
+struct Recent {
+    ts_ms: u64,
+    callee: Token,
+    call_id: u64,
+    /// Talk time once ended; `OPEN` until then.
+    dur_s: u32,
+    /// No prior contact with the callee when the call started.
+    new_callee: bool,
+}
+
+const OPEN: u32 = u32::MAX;
+
+/// Risk operator state of one caller: ~40 bytes plus its windows.
+struct Caller {
+    class: NumberClass,
+    first_seen_ms: u64,
+    last_start_ms: u64,
+    recent: VecDeque<Recent>,
+    /// LRU of recent contacts: (callee, last call (ts, seq)).
+    contacts: Vec<(Token, (u64, u64))>,
+    /// UTC day of the last `fraud_number` alert.
+    number_day: Option<u64>,
+}
+
+impl Caller {
+    fn new(class: NumberClass, now: u64) -> Self {
+        Caller {
+            class,
+            first_seen_ms: now,
+            last_start_ms: now,
+            recent: VecDeque::new(),
+            contacts: Vec::new(),
+            number_day: None,
+        }
+    }
+}
+
+/// Per-worker state of the risk operator.
+#[derive(Default)]
+struct Risk {
+    callers: HashMap<Token, Caller>,
+    /// Calls waiting for their timer: call_id -> start row.
+    open: HashMap<u64, CallEvent>,
+    /// Ends processed before their start (a late end row stamped earlier): call_id -> (talk s, ts).
+    early_ends: HashMap<u64, (u32, u64)>,
+    /// Reports by number: their times.
+    reports: HashMap<Token, Vec<u64>>,
+    /// Links by callee: (reported number, report time).
+    links: HashMap<Token, Vec<(Token, u64)>>,
+    /// Scratch buffer for distinct counts (no per-event allocation).
+    scratch: Vec<Token>,
+    next_sweep_ms: u64,
+}
+
+/// Talk time of an end row (0 when the row has none).
+pub fn talk_s(end: &CallEvent) -> u32 {
+    end.duration_s.unwrap_or(0)
+}
+
+impl Risk {
+    fn features(&mut self, c: &Config, subs: &HashMap<Token, Subscriber>, who: Token, at: u64) -> Features {
+        let (hour, day, burst) = features::windows(c);
+        let mut f = Features::default();
+        let Some(st) = self.callers.get(&who) else { return f };
+        f.class = st.class;
+        f.age_days = features::age_days(subs.get(&who), at);
+        f.seen_h = ((at - st.first_seen_ms) / HOUR_MS) as u32;
+        let link_ms = c.exposure_window_h * HOUR_MS;
+        self.scratch.clear();
+        for r in st.recent.iter().filter(|r| r.ts_ms + day > at) {
+            f.calls_24h += 1;
+            f.new_callee_24h += u32::from(r.new_callee);
+            if r.dur_s != OPEN {
+                f.completed_24h += 1;
+                f.short_24h += u32::from(r.dur_s < c.short_call_s);
+            }
+            f.calls_1h += u32::from(r.ts_ms + hour > at);
+            f.burst += u32::from(r.ts_ms + burst > at);
+            self.scratch.push(r.callee);
+        }
+        self.scratch.sort_unstable();
+        self.scratch.dedup();
+        f.fanout_24h = self.scratch.len() as u32;
+        f.linked_callees = self
+            .scratch
+            .iter()
+            .filter(|callee| {
+                self.links.get(callee).is_some_and(|l| l.iter().any(|&(n, t)| n != who && t + link_ms > at))
+            })
+            .count() as u32;
+        self.scratch.clear();
+        for r in st.recent.iter().filter(|r| r.ts_ms + hour > at) {
+            self.scratch.push(r.callee);
+        }
+        self.scratch.sort_unstable();
+        self.scratch.dedup();
+        f.fanout_1h = self.scratch.len() as u32;
+        let report_ms = c.report_memory_h * HOUR_MS;
+        f.reports = self.reports.get(&who).map_or(0, |v| v.iter().filter(|&&t| t + report_ms > at).count() as u32);
+        f
+    }
+
+    fn sweep(&mut self, c: &Config, now: u64) {
+        let idle = c.idle_ms();
+        self.callers.retain(|_, s| s.last_start_ms + idle > now);
+        let report_ms = c.report_memory_h * HOUR_MS;
+        self.reports.retain(|_, v| {
+            v.retain(|&t| t + report_ms > now);
+            !v.is_empty()
+        });
+        let link_ms = c.exposure_window_h * HOUR_MS;
+        self.links.retain(|_, v| {
+            v.retain(|&(_, t)| t + link_ms > now);
+            !v.is_empty()
+        });
+        self.early_ends.retain(|_, &mut (_, t)| t + 24 * HOUR_MS > now);
+    }
+}
+
+impl Model for FraudCall {
+    fn name(&self) -> String {
+        "fraud_call".to_owned()
+    }
+
+    fn card(&self) -> &'static str {
+        include_str!("../README.md")
+    }
+
+    fn config(&self) -> serde_json::Value {
+        serde_json::to_value(&self.config).expect("config serialises")
+    }
+
+    fn configure(&mut self, settings: &serde_json::Value) -> Result<()> {
+        let what = "settings of model `fraud_call`";
+        let config: Config = match settings {
+            serde_json::Value::Null => Config::default(),
+            s => serde_json::from_value(s.clone()).map_err(|e| Error::config(what, e.to_string()))?,
+        };
+        config.check().map_err(|e| Error::config(what, e))?;
+        self.config = config;
+        Ok(())
+    }
+
+    fn build<'s>(&self, inputs: &Inputs<'s>) -> StreamVec<'s, EventTime, AlertDraft> {
+        let subs: Arc<HashMap<Token, Subscriber>> = inputs.reference.subscribers.clone();
+        let reports =
+            inputs.alarms.clone().filter(|a: &AlarmEvent| a.category == Category::FraudReport && a.suspect.is_some());
+
+        // 1. Exposure: ended calls and reports, both by the number.
+        let ends = inputs.calls.clone().filter(|e: &CallEvent| e.phase == CallPhase::End);
+        let (config, subs_a) = (self.config.clone(), subs.clone());
+        let mut next_sweep_a = 0u64;
+        let exposure = ends.deadlines(
+            reports.clone(),
+            Exchange::new(|e: &CallEvent| e.caller),
+            Exchange::new(|a: &AlarmEvent| a.suspect.unwrap_or(0)),
+            "FraudExposure",
+            HashMap::<Token, Exposure>::new(),
+            move |state, step: Step<'_, CallEvent, AlarmEvent>, ctx| {
+                let window = config.exposure_window_h * HOUR_MS;
+                let now = ctx.now_ms();
+                if now >= next_sweep_a {
+                    state.retain(|_, s| {
+                        while s.history.front().is_some_and(|p| p.end_ms + window <= now) {
+                            s.history.pop_front();
+                        }
+                        s.exposed.retain(|&(_, t)| t + window > now);
+                        !(s.history.is_empty() && s.exposed.is_empty())
+                    });
+                    next_sweep_a = now + HOUR_MS;
+                }
+                match step {
+                    Step::Left(end) => {
+                        let s = state.entry(end.caller).or_default();
+                        s.history.push_back(PastCall {
+                            call_id: end.call_id,
+                            callee: end.callee,
+                            end_ms: end.ts_ms,
+                            duration_s: talk_s(end),
+                            callee_pos: end.callee_pos,
+                        });
+                        while s.history.front().is_some_and(|p| p.end_ms + window <= now)
+                            || s.history.len() > config.exposure_cap
+                        {
+                            s.history.pop_front();
+                        }
+                    }
+                    Step::Right(report) => {
+                        let Some(number) = report.suspect else { return };
+                        let Some(s) = state.get_mut(&number) else { return };
+                        s.exposed.retain(|&(_, t)| t + window > now);
+                        for p in s.history.iter().filter(|p| p.end_ms + window > now) {
+                            ctx.emit(ExposureOut::Link(Notice::Link {
+                                ts_ms: report.ts_ms,
+                                seq: report.seq,
+                                callee: p.callee,
+                                number,
+                            }));
+                            if p.duration_s >= config.exposure_min_talk_s
+                                && Some(p.callee) != report.reporter
+                                && !s.exposed.iter().any(|&(c, _)| c == p.callee)
+                            {
+                                s.exposed.push((p.callee, now));
+                                ctx.emit(ExposureOut::Alert(draft_exposure(
+                                    &config,
+                                    &subs_a,
+                                    number,
+                                    p,
+                                    report.ts_ms,
+                                    report.alarm_id,
+                                )));
+                            }
+                        }
+                    }
+                    Step::Timer { .. } => {}
+                }
+            },
+        );
+        let exposure_alerts = exposure.clone().flat_map(|o| if let ExposureOut::Alert(a) = o { Some(a) } else { None });
+        let links = exposure.flat_map(|o| if let ExposureOut::Link(l) = o { Some(l) } else { None });
+        let notices = reports
+            .flat_map(|a| a.suspect.map(|suspect| Notice::Report { ts_ms: a.ts_ms, seq: a.seq, suspect }))
+            .concat(links)
+            .broadcast();
+
+        // 2. Risk: every call row by caller; notices everywhere.
+        let config = self.config.clone();
+        let risk = inputs.calls.clone().deadlines(
+            notices,
+            Exchange::new(|e: &CallEvent| e.caller),
+            Pipeline,
+            "FraudRisk",
+            Risk::default(),
+            move |state: &mut Risk, step: Step<'_, CallEvent, Notice>, ctx| {
+                let now = ctx.now_ms();
+                if now >= state.next_sweep_ms {
+                    state.sweep(&config, now);
+                    state.next_sweep_ms = now + HOUR_MS;
+                }
+                match step {
+                    Step::Left(e) if e.phase == CallPhase::Start => {
+                        let idle = config.idle_ms();
+                        let st = state.callers.entry(e.caller).or_insert_with(|| Caller::new(e.caller_class, now));
+                        if st.last_start_ms + idle <= now {
+                            *st = Caller::new(e.caller_class, now);
+                        }
+                        st.last_start_ms = now;
+                        let memory = config.contact_memory_h * HOUR_MS;
+                        let stamp = (now, e.seq);
+                        let new_callee = match st.contacts.iter_mut().find(|(c, _)| *c == e.callee) {
+                            Some(entry) => {
+                                let known = entry.1.0 + memory > now;
+                                entry.1 = stamp;
+                                !known
+                            }
+                            None => {
+                                if st.contacts.len() < config.contacts {
+                                    st.contacts.push((e.callee, stamp));
+                                } else if let Some(oldest) = st.contacts.iter_mut().min_by_key(|(_, t)| *t) {
+                                    *oldest = (e.callee, stamp);
+                                }
+                                true
+                            }
+                        };
+                        let dur_s = state.early_ends.remove(&e.call_id).map_or(OPEN, |(d, _)| d);
+                        st.recent.push_back(Recent {
+                            ts_ms: now,
+                            callee: e.callee,
+                            call_id: e.call_id,
+                            dur_s,
+                            new_callee,
+                        });
+                        while st.recent.front().is_some_and(|r| r.ts_ms + 24 * HOUR_MS <= now)
+                            || st.recent.len() > config.recent_cap
+                        {
+                            st.recent.pop_front();
+                        }
+                        if dur_s == OPEN {
+                            state.open.insert(e.call_id, *e);
+                            ctx.set_timer(now + config.open_s * 1000, e.call_id);
+                        }
+                    }
+                    Step::Left(e) => {
+                        state.open.remove(&e.call_id);
+                        let found = state.callers.get_mut(&e.caller).and_then(|st| {
+                            st.recent.iter_mut().rev().find(|r| r.call_id == e.call_id && r.callee == e.callee)
+                        });
+                        match found {
+                            Some(r) => r.dur_s = talk_s(e),
+                            None => {
+                                state.early_ends.insert(e.call_id, (talk_s(e), now));
+                            }
+                        }
+                    }
+                    Step::Right(Notice::Report { suspect, .. }) => {
+                        state.reports.entry(*suspect).or_default().push(now);
+                        let fresh =
+                            state.callers.get(suspect).is_some_and(|s| s.last_start_ms + config.idle_ms() > now);
+                        if fresh {
+                            let f = state.features(&config, &subs, *suspect, now);
+                            let risk = features::score(&config, &f);
+                            let st = state.callers.get_mut(suspect).expect("fresh caller");
+                            if st.number_day != Some(day_of(now)) {
+                                st.number_day = Some(day_of(now));
+                                ctx.emit(draft_number(*suspect, now, &f, risk, NumberReason::Reported, None));
+                            }
+                        }
+                    }
+                    Step::Right(Notice::Link { callee, number, .. }) => {
+                        state.links.entry(*callee).or_default().push((*number, now));
+                    }
+                    Step::Timer { at_ms, key } => {
+                        let Some(start) = state.open.remove(&key) else { return };
+                        let f = state.features(&config, &subs, start.caller, at_ms);
+                        let risk = features::score(&config, &f);
+                        if risk >= config.in_progress_threshold {
+                            ctx.emit(draft_in_progress(&config, &subs, &start, at_ms, &f, risk));
+                        }
+                        if risk >= config.number_threshold
+                            && let Some(st) = state.callers.get_mut(&start.caller)
+                            && st.number_day != Some(day_of(at_ms))
+                        {
+                            st.number_day = Some(day_of(at_ms));
+                            ctx.emit(draft_number(
+                                start.caller,
+                                at_ms,
+                                &f,
+                                risk,
+                                NumberReason::HighRisk,
+                                Some(start.call_id),
+                            ));
+                        }
+                    }
+                }
+            },
+        );
+        exposure_alerts.concat(risk)
+    }
+}

@@ -1,0 +1,181 @@
+//! The dataflow gives exactly the reference's alerts, with 1, 2 and 4 workers,
+//! on seeded random fraud-shaped inputs: residents calling their contacts, fraud
+//! numbers of every shape fanning out, service lines, reports naming numbers,
+//! calls that never end, and rows out of order within and beyond the lateness.
+
+use citywatch_engine::replay::{ReplayOptions, merged_events, replay};
+use citywatch_engine::rows::{AlarmRow, CallRow, write_table};
+use citywatch_engine::testkit::T0_MS;
+use citywatch_fraud_call::{Config, FraudCall, reference};
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+
+fn key(kind: &str, subject: &str, ts: u64, summary: &str, evidence: &str, sev: &str) -> String {
+    format!("{ts} {kind} {subject} {sev} | {summary} | {evidence}")
+}
+
+const HOUR: i64 = 3_600_000;
+
+/// Writes a fraud-shaped random dataset: `days` days, ~`residents` residents.
+fn write_fraud_dataset(dir: &std::path::Path, seed: u64, days: i64, residents: u64) {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let span = days * 24 * HOUR;
+    let resident = |i: u64| format!("138{:08}", i);
+    // (start, duration s or None for a call that never ends, caller, callee)
+    let mut plan: Vec<(i64, Option<u32>, String, String)> = Vec::new();
+    for i in 0..residents {
+        let n = rng.random_range(0..(4 * days) as usize);
+        for _ in 0..n {
+            let contact = (i * 7 + rng.random_range(0..5u64) * 13) % residents;
+            let callee = if rng.random_bool(0.1) { rng.random_range(0..residents) } else { contact };
+            let dur = rng.random_range(3..600u32);
+            plan.push((T0_MS + rng.random_range(0..span), Some(dur), resident(i), resident(callee)));
+        }
+    }
+    let fraud = ["+85512345678", "+8695588", "17012345678", "13899999999", "+639123456789", "0086400123456"];
+    for f in fraud {
+        let calls = rng.random_range(10..40 * days as usize);
+        let from = rng.random_range(0..span / 2);
+        for _ in 0..calls {
+            let dur = if rng.random_bool(0.15) { rng.random_range(200..3_000) } else { rng.random_range(3..90) };
+            let dur = if rng.random_bool(0.02) { None } else { Some(dur) };
+            let ts = T0_MS + from + rng.random_range(0..span / 2);
+            plan.push((ts, dur, f.to_owned(), resident(rng.random_range(0..residents))));
+        }
+    }
+    // Legitimate lookalikes: a bank line, one-off international and virtual callers.
+    for _ in 0..30 * days {
+        let ts = T0_MS + rng.random_range(0..span);
+        plan.push((ts, Some(rng.random_range(20..400)), "95588".into(), resident(rng.random_range(0..residents))));
+        let one_off = format!("+1{:010}", rng.random_range(0..1_000_000_000u64));
+        plan.push((ts + 7, Some(rng.random_range(20..900)), one_off, resident(rng.random_range(0..residents))));
+    }
+    let mut rows: Vec<CallRow> = Vec::new();
+    for (id, (start, dur, caller, callee)) in plan.iter().enumerate() {
+        let row = |event: &str, ts: i64, d: Option<u32>| CallRow {
+            call_id: id as u64 + 1,
+            event: event.into(),
+            ts_ms: ts,
+            caller: caller.clone(),
+            callee: callee.clone(),
+            caller_lat: Some(36.07),
+            caller_lon: Some(120.38),
+            callee_lat: Some(36.08),
+            callee_lon: Some(120.39),
+            duration_s: d,
+        };
+        rows.push(row("start", *start, None));
+        if let Some(d) = dur {
+            rows.push(row("end", start + i64::from(*d) * 1000, Some(*d)));
+        }
+    }
+    // File order is time order (a start before its end); then some rows are stamped
+    // earlier than their place, by up to 3 minutes: late, and some ends before their start.
+    rows.sort_by_key(|r| (r.ts_ms, r.event == "start"));
+    for r in rows.iter_mut() {
+        if rng.random_bool(0.03) {
+            r.ts_ms -= rng.random_range(0..180_000);
+        }
+    }
+    let mut alarms = Vec::new();
+    for i in 0..(6 * days) {
+        let ts = T0_MS + rng.random_range(span / 4..span);
+        let suspect =
+            if rng.random_bool(0.8) { fraud[rng.random_range(0..fraud.len())].to_owned() } else { resident(3) };
+        alarms.push(AlarmRow {
+            alarm_id: i as u64 + 1,
+            ts_ms: ts,
+            category: "fraud_report".into(),
+            priority: 3,
+            lat: 36.07,
+            lon: 120.38,
+            reporter: Some(resident(rng.random_range(0..residents))),
+            suspect_number: Some(suspect),
+            source: "110".into(),
+        });
+    }
+    alarms.sort_by_key(|a| a.ts_ms);
+    write_table(dir, &rows).unwrap();
+    write_table(dir, &alarms).unwrap();
+}
+
+fn check(seed: u64, config: Config) {
+    let dir = tempfile::tempdir().unwrap();
+    write_fraud_dataset(dir.path(), seed, 2, 300);
+    let opts = ReplayOptions { input: dir.path().to_owned(), lateness_ms: 60_000, ..ReplayOptions::default() };
+    let (events, reference_data) = merged_events(&opts).unwrap();
+    let expected: Vec<String> = reference::run(&config, &events, &reference_data.subscribers)
+        .iter()
+        .map(|d| key(&d.kind, &d.subject, d.event_ts_ms, &d.summary, &d.evidence, d.severity.as_str()))
+        .collect();
+    for kind in ["fraud_in_progress", "fraud_exposure", "fraud_number"] {
+        assert!(expected.iter().any(|k| k.contains(kind)), "seed {seed}: no {kind} alert in the reference");
+    }
+    let ids: std::collections::HashSet<(&str, u64)> = expected
+        .iter()
+        .map(|k| {
+            let mut it = k.split(' ');
+            let ts = it.next().unwrap().parse().unwrap();
+            let _ = it.next();
+            (it.next().unwrap(), ts)
+        })
+        .collect();
+    assert!(ids.len() <= expected.len());
+
+    for workers in [1, 2, 4] {
+        let model = FraudCall { config: config.clone() };
+        let out = replay(&ReplayOptions { workers, ..opts.clone() }, vec![Box::new(model)]).unwrap();
+        let mut got: Vec<String> = out
+            .alerts
+            .iter()
+            .map(|a| key(&a.kind, &a.subject, a.event_ts_ms as u64, &a.summary, &a.evidence, &a.severity))
+            .collect();
+        got.sort();
+        let mut want = expected.clone();
+        want.sort();
+        let missing: Vec<_> = want.iter().filter(|k| !got.contains(k)).take(3).collect();
+        let extra: Vec<_> = got.iter().filter(|k| !want.contains(k)).take(3).collect();
+        assert!(
+            got == want,
+            "seed {seed}, {workers} workers: {} alerts vs reference {}; missing {missing:#?}; extra {extra:#?}",
+            got.len(),
+            want.len()
+        );
+        if workers == 1 {
+            eprintln!(
+                "seed {seed}: {} alerts ({} in progress, {} exposure, {} number)",
+                got.len(),
+                got.iter().filter(|k| k.contains("fraud_in_progress")).count(),
+                got.iter().filter(|k| k.contains("fraud_exposure")).count(),
+                got.iter().filter(|k| k.contains("fraud_number")).count()
+            );
+            assert!(out.summary.late_events > 0, "the input should exercise late rows");
+        }
+    }
+}
+
+#[test]
+fn issue_4_matches_reference_default_config() {
+    for seed in [1, 2] {
+        check(seed, Config::default());
+    }
+}
+
+#[test]
+fn issue_4_matches_reference_small_caps() {
+    // Tiny caps and windows exercise eviction, the contact LRU and idle expiry.
+    let config = Config {
+        open_s: 45,
+        in_progress_threshold: 0.4,
+        contacts: 3,
+        recent_cap: 6,
+        exposure_cap: 4,
+        contact_memory_h: 5,
+        exposure_window_h: 10,
+        report_memory_h: 12,
+        idle_expiry_h: 1,
+        exposure_min_talk_s: 30,
+        ..Config::default()
+    };
+    check(3, config);
+}
