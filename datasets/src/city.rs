@@ -508,6 +508,30 @@ mod tests {
     fn city_shape() {
         let city = City::qingdao();
         assert_eq!(city.districts.len(), 10);
+        eprintln!(
+            "{} streets, {} communities, {} grids, population {}",
+            city.streets.len(),
+            city.communities.len(),
+            city.grids.len(),
+            city.population
+        );
+        for d in &city.districts {
+            let grids: usize = d
+                .streets
+                .clone()
+                .flat_map(|s| city.streets[s].communities.clone())
+                .map(|c| city.communities[c].grids.len())
+                .sum();
+            let comms: usize = d.streets.clone().map(|s| city.streets[s].communities.len()).sum();
+            eprintln!(
+                "{} {}: {} streets, {} communities, {} grids",
+                d.spec.code,
+                d.spec.name,
+                d.streets.len(),
+                comms,
+                grids
+            );
+        }
         assert!((100..250).contains(&city.streets.len()), "{}", city.streets.len());
         assert!((900..1600).contains(&city.communities.len()), "{}", city.communities.len());
         assert!(city.communities.iter().all(|c| !c.grids.is_empty()));

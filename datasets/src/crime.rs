@@ -38,7 +38,7 @@ pub struct CrimeRates {
 
 impl Default for CrimeRates {
     fn default() -> Self {
-        CrimeRates { scale: 1.0, burglary_branching: 0.45, repeat_days: 2.5, repeat_metres: 120.0 }
+        CrimeRates { scale: 1.0, burglary_branching: 0.3, repeat_days: 2.5, repeat_metres: 120.0 }
     }
 }
 

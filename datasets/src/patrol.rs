@@ -2,7 +2,7 @@
 //!
 //! Every street (police station) runs units on three 8-hour shifts (local
 //! 08–16, 16–24, 00–08, i.e. UTC 00–08, 08–16, 16–24), about one unit per
-//! 150,000 residents per shift and at least one. An available unit drives a
+//! 100,000 residents per shift and at least one. An available unit drives a
 //! loop through its street's populated grids at patrol speed. Alarms (except
 //! fraud reports, handled by desk officers) are dispatched in time order to
 //! the nearest free on-duty unit of the street, else of the district: after a
@@ -26,7 +26,7 @@ const HOUR_MS: i64 = 3_600_000;
 const DAY_MS: i64 = 86_400_000;
 const SHIFT_MS: i64 = 8 * HOUR_MS;
 /// Residents per on-duty unit.
-const RESIDENTS_PER_UNIT: f64 = 150_000.0;
+const RESIDENTS_PER_UNIT: f64 = 100_000.0;
 /// Average patrol speed along the beat (driving, stopping, walking), km/h.
 const PATROL_KMH: f64 = 12.0;
 
@@ -195,16 +195,16 @@ pub fn dispatch(
         let street = city.street_of_grid(g);
         let district = city.streets[street].district;
         let handling_min = match c.priority {
-            1 => rng.range(1.0, 3.0),
-            2 => rng.range(2.0, 6.0),
-            _ => rng.range(3.0, 15.0),
+            1 => rng.range(0.5, 2.0),
+            2 => rng.range(1.0, 4.0),
+            _ => rng.range(2.0, 10.0),
         };
         let mut t0 = c.ts_ms + (handling_min * 60_000.0) as i64;
         if rng.chance(rates.queued_share) {
             t0 += (rng.range(15.0, 60.0) * 60_000.0) as i64;
         }
-        let speed = if c.priority == 1 { 40.0 } else { 30.0 };
-        let travel_ms = |u: &Unit, t: i64| (km(u.loop_pos(t), c.pos) * 1.35 / speed * HOUR_MS as f64) as i64;
+        let speed = if c.priority == 1 { 45.0 } else { 35.0 };
+        let travel_ms = |u: &Unit, t: i64| (km(u.loop_pos(t), c.pos) * 1.3 / speed * HOUR_MS as f64) as i64;
         let pick = |pool: &[usize], t: i64, free_at: &[i64]| {
             pool.iter()
                 .copied()
