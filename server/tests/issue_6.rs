@@ -47,7 +47,7 @@ fn issue_6_scope_isolation_for_list_by_id_stream_risk_and_units() {
     let cell = |p: (f64, f64)| {
         citywatch_engine::geo::Point::from_degrees(p.0, p.1).unwrap().cell(h3o::Resolution::Nine).to_string()
     };
-    *s.pipeline.risk.lock().unwrap() = vec![(cell(P1), 0.9), (cell(P2), 0.5)];
+    *s.fake().risk.lock().unwrap() = vec![(cell(P1), 0.9), (cell(P2), 0.5)];
     let mut c1_stream = SseClient::connect(s.addr, s.token("o-c1"), Some(0));
     assert_eq!(c1_stream.status, 200);
     s.alarms(&[alarm(1, T0, P1), alarm(2, T0 + 1, P2)]);
@@ -122,7 +122,7 @@ fn issue_6_bad_ingest_row_is_400_and_nothing_is_applied() {
     assert_eq!(rejected[0]["column"], "priority");
     assert_eq!(rejected[1]["code"], "unknown_value");
     assert_eq!(rejected[2]["column"], "reporter");
-    assert_eq!(s.pipeline.events.load(Ordering::SeqCst), 0, "nothing reached the pipeline");
+    assert_eq!(s.fake().events.load(Ordering::SeqCst), 0, "nothing reached the pipeline");
     std::thread::sleep(Duration::from_millis(200));
     assert!(s.get("/api/v1/alerts", Some("o-an")).json()["alerts"].as_array().unwrap().is_empty());
     let metrics = s.get("/metrics", Some("o-an")).body;
@@ -130,7 +130,7 @@ fn issue_6_bad_ingest_row_is_400_and_nothing_is_applied() {
     // A missing column is refused as a whole.
     let r = s.post("/api/v1/ingest/alarms", Some("o-an"), "{\"alarm_id\": 1}\n");
     assert_eq!(r.status, 400);
-    assert_eq!(s.pipeline.events.load(Ordering::SeqCst), 0);
+    assert_eq!(s.fake().events.load(Ordering::SeqCst), 0);
     s.stop();
 }
 

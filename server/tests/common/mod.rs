@@ -106,7 +106,7 @@ impl Pipeline for FakePipeline {
 pub struct TestServer {
     pub addr: SocketAddr,
     pub tokens: HashMap<String, String>,
-    pub pipeline: Arc<FakePipeline>,
+    pub fake: Option<Arc<FakePipeline>>,
     pub store_path: PathBuf,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     thread: Option<std::thread::JoinHandle<citywatch_server::Result<()>>>,
@@ -145,7 +145,6 @@ impl TestServer {
     }
 
     pub fn start_with(dir: &Path, cfg: ServerConfig) -> TestServer {
-        let tokens = credentials(dir);
         let jurisdiction = city();
         let (tx, rx) = crossbeam_channel::bounded(1024);
         let pipeline = Arc::new(FakePipeline {
@@ -155,23 +154,41 @@ impl TestServer {
             clock: AtomicU64::new(0),
             risk: Mutex::new(Vec::new()),
         });
+        let mut s = Self::start_pipeline(dir, cfg, pipeline.clone(), rx, jurisdiction);
+        s.fake = Some(pipeline);
+        s
+    }
+
+    /// A server over any pipeline (the real engine, say).
+    pub fn start_pipeline(
+        dir: &Path,
+        cfg: ServerConfig,
+        pipeline: Arc<dyn Pipeline>,
+        rx: crossbeam_channel::Receiver<Alert>,
+        jurisdiction: Arc<Jurisdiction>,
+    ) -> TestServer {
+        let tokens = credentials(dir);
         let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
         let (addr_tx, addr_rx) = std::sync::mpsc::channel();
         let store_path = cfg.store_path.clone();
-        let p: Arc<dyn Pipeline> = pipeline.clone();
         let thread = std::thread::spawn(move || {
             let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
             rt.block_on(async move {
                 let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
                 addr_tx.send(listener.local_addr().unwrap()).unwrap();
-                citywatch_server::serve_on(listener, cfg, p, rx, jurisdiction, async {
+                citywatch_server::serve_on(listener, cfg, pipeline, rx, jurisdiction, async {
                     let _ = stop_rx.await;
                 })
                 .await
             })
         });
         let addr = addr_rx.recv_timeout(Duration::from_secs(10)).expect("server did not start");
-        TestServer { addr, tokens, pipeline, store_path, stop: Some(stop_tx), thread: Some(thread) }
+        TestServer { addr, tokens, fake: None, store_path, stop: Some(stop_tx), thread: Some(thread) }
+    }
+
+    /// The fake pipeline (servers started with [`TestServer::start`]).
+    pub fn fake(&self) -> &FakePipeline {
+        self.fake.as_ref().expect("started with the fake pipeline")
     }
 
     pub fn token(&self, officer: &str) -> &str {

@@ -1,0 +1,65 @@
+//! Issue 6 with the real engine: the live dataflow (`LiveEngine`, model
+//! `response_gap`) behind the server. An urgent alarm that nobody answers
+//! becomes a `no_dispatch` alert once the server's clock passes its deadline,
+//! routed to the station and pushed to its stream; the engine's own refusals
+//! (call pairing) come back as a 400 with nothing applied.
+
+mod common;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use citywatch_engine::live::{LiveEngine, LiveOptions};
+use citywatch_engine::reference::{Reference, UnitDirectory};
+use citywatch_response_gap::{Config, ResponseGap};
+use citywatch_server::LivePipeline;
+use common::{P1, SseClient, TestServer, alarm, city};
+use serde_json::json;
+
+#[test]
+fn issue_6_real_engine_response_gap_alert_is_pushed_to_the_station() {
+    let dir = tempfile::tempdir().unwrap();
+    let jurisdiction = city();
+    let units = UnitDirectory::default();
+    let (tx, rx) = crossbeam_channel::bounded(1024);
+    let model =
+        ResponseGap { config: Config { max_priority: 2, dispatch_within_ms: 300, on_scene_within_ms: 3_600_000 } };
+    let reference =
+        Reference { subscribers: Arc::new(HashMap::new()), jurisdiction: jurisdiction.clone(), units: units.clone() };
+    let engine = LiveEngine::start(vec![Box::new(model)], reference, LiveOptions { workers: 1, lateness_ms: 0 }, tx)
+        .expect("start the live engine");
+    let pipeline = Arc::new(LivePipeline::new(engine, units));
+    let s = TestServer::start_pipeline(dir.path(), common::config(dir.path()), pipeline, rx, jurisdiction);
+
+    let mut station = SseClient::connect(s.addr, s.token("o-s1"), Some(0));
+    let mut community = SseClient::connect(s.addr, s.token("o-c2"), Some(0));
+    let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_millis() as i64;
+    // Alarm 1 is never answered; alarm 2 gets a unit dispatched in time.
+    s.alarms(&[alarm(1, now, P1), alarm(2, now, P1)]);
+    let dispatched =
+        json!({"unit_id": "car-7", "ts_ms": now + 50, "lat": P1.0, "lon": P1.1, "status": "dispatched", "alarm_id": 2});
+    assert_eq!(s.post("/api/v1/ingest/patrols", Some("o-an"), &format!("{dispatched}\n")).status, 200);
+
+    let ev = station.next(Duration::from_secs(10)).expect("the response_gap alert reaches the station");
+    let a = &ev.data["alert"];
+    assert_eq!(a["model"], "response_gap");
+    assert_eq!(a["kind"], "no_dispatch");
+    assert_eq!(a["assignee"], "o-s1");
+    assert_eq!(a["community"], "c1");
+    assert!(a["subject"].as_str().unwrap().contains('1'), "{a}");
+    assert!(station.next(Duration::from_millis(800)).is_none(), "alarm 2 was answered in time");
+    assert!(community.next(Duration::from_millis(100)).is_none(), "c2 sees nothing of c1");
+
+    // The engine refuses a call `end` with no open `start`: 400, nothing applied.
+    let end = json!({"call_id": 9, "event": "end", "ts_ms": now, "caller": "+8613800000001",
+                     "callee": "+8613900000002", "caller_lat": null, "caller_lon": null,
+                     "callee_lat": null, "callee_lon": null, "duration_s": 30});
+    let r = s.post("/api/v1/ingest/calls", Some("o-an"), &format!("{end}\n"));
+    assert_eq!(r.status, 400, "{}", r.body);
+    assert_eq!(r.json()["rejected"][0]["row"], 0);
+    let metrics = s.get("/metrics", Some("o-an")).body;
+    assert!(metrics.contains("citywatch_alerts_total{model=\"response_gap\"} 1"), "{metrics}");
+    assert!(metrics.contains("citywatch_events_in_total{table=\"calls\"} 0"), "{metrics}");
+    s.stop();
+}
