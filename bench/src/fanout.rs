@@ -18,7 +18,7 @@ use citywatch_engine::EventTime;
 use citywatch_operators::{Tumbling, WindowFold, WindowKey};
 use timely::dataflow::StreamVec;
 
-use crate::csv::{Fields, bad_line, for_each_line, parse_u64};
+use crate::csv::{for_each_row, parse_u64};
 use crate::error::BenchError;
 use crate::replay::{Feeder, Replay, run};
 use crate::table::{event_ts, for_each_batch, int64, uint32, utf8};
@@ -89,19 +89,15 @@ fn number(digits: &[u8]) -> Option<u64> {
 }
 
 fn read_csv(path: &Path, feeder: &mut Feeder<Call>) -> Result<(), BenchError> {
-    for_each_line(path, HEADER, |line_no, line| {
-        let mut f = Fields::new(line);
-        let call = (|| {
-            let call = Call {
-                ts_ms: f.next_u64()?,
-                caller: number(f.next_bytes()?)?,
-                callee: number(f.next_bytes()?)?,
-                duration_s: u32::try_from(f.next_u64()?).ok()?,
-            };
-            f.next_bytes().is_none().then_some(call)
-        })()
-        .ok_or_else(|| bad_line(path, line_no, line, "ts_ms,caller,callee,duration_s as numbers (no leading zeros)"))?;
-        feeder.push(call.ts_ms, call)
+    for_each_row(path, HEADER, |c| {
+        let (Some(ts_ms), Some(caller), Some(callee), Some(duration_s)) =
+            (c.u64(), c.canonical_u64(), c.canonical_u64(), c.u64_last())
+        else {
+            return Ok(false);
+        };
+        let Ok(duration_s) = u32::try_from(duration_s) else { return Ok(false) };
+        feeder.push(ts_ms, Call { ts_ms, caller, callee, duration_s })?;
+        Ok(true)
     })
 }
 

@@ -75,17 +75,18 @@ impl<R> Feeder<R> {
     #[inline]
     pub fn push(&mut self, ts_ms: EventTime, row: R) -> Result<(), BenchError> {
         self.stats.rows += 1;
-        let width = self.replay.window_ms;
-        if let Some(max_ts) = self.max_ts {
-            if ts_ms - ts_ms % width + width <= max_ts.saturating_sub(self.replay.bound_ms) {
-                self.stats.late += 1;
-                return Ok(());
+        match self.max_ts {
+            Some(max_ts) if ts_ms < max_ts => {
+                // Only a row below the watermark can be late (its window ends after it);
+                // the division is paid for those rows only.
+                let watermark = max_ts.saturating_sub(self.replay.bound_ms);
+                let width = self.replay.window_ms;
+                if ts_ms < watermark && ts_ms - ts_ms % width + width <= watermark {
+                    self.stats.late += 1;
+                    return Ok(());
+                }
             }
-            if ts_ms > max_ts {
-                self.max_ts = Some(ts_ms);
-            }
-        } else {
-            self.max_ts = Some(ts_ms);
+            _ => self.max_ts = Some(ts_ms),
         }
         self.pending[self.next_worker].push(row);
         self.next_worker += 1;

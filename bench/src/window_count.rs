@@ -15,7 +15,7 @@ use citywatch_operators::fxhash::FxHashMap;
 use citywatch_operators::{Tumbling, WindowCount, WindowKey};
 use timely::dataflow::StreamVec;
 
-use crate::csv::{Fields, bad_line, for_each_line};
+use crate::csv::for_each_row;
 use crate::error::BenchError;
 use crate::replay::{Feeder, Replay, ReplayStats, run};
 use crate::table::{event_ts, for_each_batch, int64, utf8};
@@ -58,17 +58,12 @@ impl Cells {
 
 fn read_csv(path: &Path, feeder: &mut Feeder<Row>) -> Result<Cells, BenchError> {
     let mut cells = Cells::default();
-    for_each_line(path, HEADER, |line_no, line| {
-        let mut f = Fields::new(line);
-        let bad = || bad_line(path, line_no, line, "ts_ms,phone,cell,kind with a numeric ts_ms");
-        let ts = f.next_u64().ok_or_else(bad)?;
-        let _phone = f.next_bytes().ok_or_else(bad)?;
-        let cell = f.next_bytes().ok_or_else(bad)?;
-        let _kind = f.next_bytes().ok_or_else(bad)?;
-        if f.next_bytes().is_some() {
-            return Err(bad());
-        }
-        feeder.push(ts, (ts, cells.id(cell)))
+    for_each_row(path, HEADER, |c| {
+        let (Some(ts), Some(_phone), Some(cell), Some(_kind)) = (c.u64(), c.bytes(), c.bytes(), c.bytes_last()) else {
+            return Ok(false);
+        };
+        feeder.push(ts, (ts, cells.id(cell)))?;
+        Ok(true)
     })?;
     Ok(cells)
 }

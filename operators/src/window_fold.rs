@@ -30,13 +30,12 @@
 //!   shared by all keys of the window (no per-key set, so no per-key allocation).
 //!   Tables of emitted windows are cleared and reused, so once the tables have
 //!   grown to the largest window, the hot path does not allocate.
-//! - **Cost per update**: one `BTreeMap` lookup among the open windows (usually
-//!   one or two), one hash-map probe, and for the distinct variant one hash-set
+//! - **Cost per update**: one hash-map probe (the record's window is found by a
+//!   binary search among the open windows, usually one or two, skipped when
+//!   it is the previous record's window), and for the distinct variant one hash-set
 //!   insert. Per window: emit runs once per key; the emitted rows are sorted.
 
 use std::cell::Cell;
-use std::collections::BTreeMap;
-use std::collections::btree_map::Entry;
 use std::rc::Rc;
 
 use citywatch_engine::EventTime;
@@ -210,8 +209,8 @@ where
     let width = windows.width_ms;
     let late = Rc::clone(&windows.late);
     stream.unary_frontier(Exchange::new(move |d: &D| spread(route(d).0)), name, move |_cap, _info| {
-        // Open windows by start time.
-        let mut panes: BTreeMap<EventTime, Pane<A>> = BTreeMap::new();
+        // Open windows, sorted by start time (usually one or two).
+        let mut panes: Vec<(EventTime, Pane<A>)> = Vec::new();
         // Cleared tables of emitted windows, reused by the next windows.
         let mut spare: Vec<Tables<A>> = Vec::new();
         // Every window ending at or before this has been emitted.
@@ -224,35 +223,48 @@ where
                 // An empty stamp (no time) carries no capability: its records can
                 // only join windows that are already open.
                 let time = cap.least().copied();
+                // The window of the previous record, [start, start + width) and its
+                // index in `panes`: consecutive records mostly share a window, and
+                // then cost neither a division nor a search.
+                let mut current: Option<(EventTime, usize)> = None;
                 for container in containers {
                     for d in container.iter() {
                         let (key, ts) = key_ts(d);
-                        let start = ts - ts % width;
-                        let end = start + width;
-                        if end <= emitted_through {
-                            late.set(late.get() + 1);
-                            continue;
-                        }
-                        let pane = match (panes.entry(start), time) {
-                            (Entry::Occupied(pane), time) => {
-                                let pane = pane.into_mut();
-                                if let Some(time) = time
-                                    && *pane.cap.time() > end.max(time)
-                                {
-                                    pane.cap = cap.delayed(&end.max(time), output.output_index());
+                        let index = match current {
+                            Some((start, index)) if ts >= start && ts - start < width => index,
+                            _ => {
+                                let start = ts - ts % width;
+                                let end = start + width;
+                                if end <= emitted_through {
+                                    late.set(late.get() + 1);
+                                    continue;
                                 }
-                                pane
-                            }
-                            (Entry::Vacant(slot), Some(time)) => {
-                                let (accs, seen) = spare.pop().unwrap_or_default();
-                                let cap = cap.delayed(&end.max(time), output.output_index());
-                                slot.insert(Pane { cap, accs, seen })
-                            }
-                            (Entry::Vacant(_), None) => {
-                                late.set(late.get() + 1);
-                                continue;
+                                let index = match panes.binary_search_by_key(&start, |(s, _)| *s) {
+                                    Ok(index) => {
+                                        let pane = &mut panes[index].1;
+                                        if let Some(time) = time
+                                            && *pane.cap.time() > end.max(time)
+                                        {
+                                            pane.cap = cap.delayed(&end.max(time), output.output_index());
+                                        }
+                                        index
+                                    }
+                                    Err(index) => {
+                                        let Some(time) = time else {
+                                            late.set(late.get() + 1);
+                                            continue;
+                                        };
+                                        let (accs, seen) = spare.pop().unwrap_or_default();
+                                        let cap = cap.delayed(&end.max(time), output.output_index());
+                                        panes.insert(index, (start, Pane { cap, accs, seen }));
+                                        index
+                                    }
+                                };
+                                current = Some((start, index));
+                                index
                             }
                         };
+                        let pane = &mut panes[index].1;
                         let first = match &value {
                             Some(value) => pane.seen.insert((key, value(d))),
                             None => false,
@@ -263,13 +275,12 @@ where
             });
 
             // Emit every window the frontier has passed, oldest first.
-            while let Some(entry) = panes.first_entry() {
-                let end = *entry.key() + width;
+            while let Some((start, _)) = panes.first() {
+                let (start, end) = (*start, *start + width);
                 if frontier.less_than(&end) {
                     break;
                 }
-                let start = *entry.key();
-                let mut pane = entry.remove();
+                let (_, mut pane) = panes.remove(0);
                 staged.extend(pane.accs.iter().filter_map(|(key, acc)| {
                     emit(WindowKey { key: *key, window_start_ms: start }, acc).map(|o| (*key, o))
                 }));
