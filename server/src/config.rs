@@ -86,6 +86,16 @@ impl Default for ServerConfig {
 }
 
 impl ServerConfig {
+    /// The defaults, with the store and credentials file inside `dir` (for
+    /// `citywatch demo` and tests): `dir/citywatch.sqlite`, `dir/credentials.json`.
+    pub fn in_dir(dir: &Path) -> ServerConfig {
+        ServerConfig {
+            store_path: dir.join("citywatch.sqlite"),
+            credentials_path: dir.join("credentials.json"),
+            ..ServerConfig::default()
+        }
+    }
+
     /// Loads a config file: TOML when the name ends in `.toml`, JSON otherwise.
     pub fn load(path: &Path) -> Result<ServerConfig> {
         let text = std::fs::read_to_string(path).map_err(|source| Error::Io {

@@ -397,9 +397,12 @@ async fn list_alerts(
 ) -> ApiResult<Json<Value>> {
     let c = authenticate(&app, &headers).await?;
     let vis = visibility(&c);
+    let (filter_limit, filter_offset) = (filter.limit.unwrap_or(100).clamp(1, 1000), filter.offset.unwrap_or(0));
     let (last_seq, rows) = with_store(&app, move |s, _| Ok((s.last_seq()?, s.list(&vis, &filter)?))).await?;
     let alerts: Vec<Value> = rows.iter().map(|a| a.to_json()).collect();
-    Ok(Json(json!({"alerts": alerts, "count": alerts.len(), "last_seq": last_seq})))
+    let limit = filter_limit as usize;
+    let next_offset = (alerts.len() == limit).then(|| filter_offset as usize + limit);
+    Ok(Json(json!({"alerts": alerts, "count": alerts.len(), "next_offset": next_offset, "last_seq": last_seq})))
 }
 
 /// The alert if the caller may see it; 404 otherwise (ids do not leak).
