@@ -99,7 +99,7 @@ impl Default for EvalOptions {
             area_shares: vec![0.01, 0.05],
             naive_days: 28,
             kde_window_days: 365,
-            kde_bandwidth_m: 250.0,
+            kde_bandwidth_m: 150.0,
             kde_rings: 2,
             day_offset_ms: 0,
             alerts: None,

@@ -79,6 +79,8 @@ pub struct Config {
     pub near_repeat_weight: f64,
     /// Rings of the near-repeat term and of a `near_repeat` alert's area.
     pub near_repeat_rings: u32,
+    /// Near-repeat kernel weight per ring step.
+    pub near_repeat_ring_weight: f64,
     /// Half-life of the near-repeat term, days.
     pub near_repeat_half_life_days: f64,
     /// How long a `near_repeat` alert covers its area, ms.
@@ -132,12 +134,13 @@ impl Default for Config {
             resolution: 9,
             category_weights: default_category_weights(),
             smooth_rings: 1,
-            ring_weight: 0.5,
+            ring_weight: 0.1,
             recent_half_life_days: 30.0,
-            background_half_life_days: 365.0,
-            background_weight: 0.2,
+            background_half_life_days: 730.0,
+            background_weight: 0.3,
             near_repeat_weight: 1.0,
             near_repeat_rings: 1,
+            near_repeat_ring_weight: 0.5,
             near_repeat_half_life_days: 7.0,
             near_repeat_alert_window_ms: 14 * DAY_MS,
             tick_ms: HOUR_MS,
@@ -180,8 +183,11 @@ impl Config {
                 return bad(name, format!("expected a positive number of days, got {v}"));
             }
         }
-        if !(0.0..=1.0).contains(&self.ring_weight) {
-            return bad("ring_weight", format!("expected 0 to 1, got {}", self.ring_weight));
+        for (name, v) in [("ring_weight", self.ring_weight), ("near_repeat_ring_weight", self.near_repeat_ring_weight)]
+        {
+            if !(0.0..=1.0).contains(&v) {
+                return bad(name, format!("expected 0 to 1, got {v}"));
+            }
         }
         for (name, v) in
             [("background_weight", self.background_weight), ("near_repeat_weight", self.near_repeat_weight)]

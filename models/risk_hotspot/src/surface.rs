@@ -5,7 +5,7 @@
 //! cells `k <= smooth_rings` rings away from its cell, in two components that
 //! decay at different rates: **recent** (half-life of weeks: where crime is
 //! now) and **background** (half-life of a year: where it usually is). A
-//! burglary also adds `near_repeat_weight * ring_weight^k` to a third
+//! burglary also adds `near_repeat_weight * near_repeat_ring_weight^k` to a third
 //! component, **near-repeat**, over `near_repeat_rings` rings with a short
 //! half-life (ProMap / self-exciting models: the risk of another burglary
 //! within a few hundred metres stays raised for a few weeks).
@@ -47,6 +47,8 @@ pub struct Params {
     pub near_repeat_rings: u32,
     /// `ring_weight^k` for k = 0..=max rings.
     pub ring_w: Vec<f64>,
+    /// `near_repeat_ring_weight^k` for k = 0..=max rings.
+    pub near_ring_w: Vec<f64>,
     /// Decay constants (e-folding times, ms) of recent, background, near-repeat.
     pub tau_ms: [f64; 3],
     /// Weights of the three components in the risk.
@@ -62,6 +64,7 @@ impl Params {
         }
         let max_rings = c.smooth_rings.max(c.near_repeat_rings);
         let ring_w = (0..=max_rings).map(|k| c.ring_weight.powi(k as i32)).collect();
+        let near_ring_w = (0..=max_rings).map(|k| c.near_repeat_ring_weight.powi(k as i32)).collect();
         let tau = |half_life_days: f64| half_life_days * DAY_MS / std::f64::consts::LN_2;
         Params {
             resolution: Resolution::try_from(c.resolution).expect("validated resolution"),
@@ -69,6 +72,7 @@ impl Params {
             smooth_rings: c.smooth_rings,
             near_repeat_rings: c.near_repeat_rings,
             ring_w,
+            near_ring_w,
             tau_ms: [tau(c.recent_half_life_days), tau(c.background_half_life_days), tau(c.near_repeat_half_life_days)],
             mix: [1.0, c.background_weight, c.near_repeat_weight],
         }
@@ -149,14 +153,14 @@ impl Surface {
         self.disk(cell);
         let disk = &self.disks[&cell];
         for &(n, ring) in disk.iter() {
-            let k = self.p.ring_w[ring as usize];
             let e = self.cells.entry(n).or_insert([0.0; 3]);
             if ring <= smooth && w > 0.0 {
+                let k = self.p.ring_w[ring as usize];
                 e[0] += w * k * g[0];
                 e[1] += w * k * g[1];
             }
             if ring <= near && nr > 0.0 {
-                e[2] += k * g[2];
+                e[2] += self.p.near_ring_w[ring as usize] * g[2];
             }
         }
         Some(cell)
