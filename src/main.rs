@@ -13,7 +13,11 @@ use clap::{Args, Parser, Subcommand};
 
 /// The registration list: every model citywatch can run, in one visible place.
 fn models() -> Vec<Box<dyn Model>> {
-    vec![Box::new(citywatch_response_gap::ResponseGap::default())]
+    vec![
+        Box::new(citywatch_fraud_call::FraudCall::default()),
+        Box::new(citywatch_risk_hotspot::RiskHotspot::default()),
+        Box::new(citywatch_response_gap::ResponseGap::default()),
+    ]
 }
 
 #[derive(Parser, Debug)]
@@ -35,6 +39,8 @@ enum Command {
     Replay(ReplayArgs),
     /// Generate a synthetic city (or lay out the real Toronto incidents) as a dataset folder.
     Gen(GenArgs),
+    /// Score a replay's alerts: fraud (against the dataset's labels), hotspots (PAI/PEI*), officer load.
+    Eval(EvalArgs),
     /// List the registered models with their versions and settings.
     Models {
         /// Print each model's card too.
@@ -115,6 +121,28 @@ struct GenArgs {
     /// No progress bar.
     #[arg(long)]
     quiet: bool,
+}
+
+#[derive(Args, Debug)]
+struct EvalArgs {
+    /// The dataset folder that was replayed (its labels and alarms are the truth).
+    #[arg(long)]
+    input: PathBuf,
+    /// The replay's output folder (with alerts.parquet). Without it, only the hotspot ranking is scored.
+    #[arg(long)]
+    alerts: Option<PathBuf>,
+    /// Also write the figures as JSON here.
+    #[arg(long)]
+    json: Option<PathBuf>,
+    /// HMAC key the replay used (to match labels to pseudonyms); default: the demo key.
+    #[arg(long)]
+    pseudonym_key: Option<String>,
+    /// Score hotspot forecasts from this date on (YYYY-MM-DD; default: one year after the first alarm).
+    #[arg(long)]
+    score_from: Option<String>,
+    /// Skip the hotspot evaluation (it replays the risk surface over every day of the data).
+    #[arg(long)]
+    no_hotspot: bool,
 }
 
 #[derive(Args, Debug)]
@@ -220,6 +248,42 @@ fn run_gen(args: GenArgs) -> Result<()> {
     Ok(())
 }
 
+fn run_eval(args: EvalArgs) -> Result<()> {
+    let key = args.pseudonym_key.clone().unwrap_or_else(|| citywatch_engine::pseudonym::DEMO_KEY.to_owned());
+    let mut report = serde_json::Map::new();
+    let has_labels =
+        citywatch_engine::read::locate(&args.input, citywatch_engine::contract::Table::FraudLabels)?.is_some();
+    if let Some(dir) = &args.alerts {
+        let alerts = citywatch_engine::alert::read_parquet(&dir.join("alerts.parquet"))?;
+        if has_labels {
+            let fraud = citywatch_fraud_call::eval::evaluate(&args.input, &alerts, &key)?;
+            println!("{fraud}");
+            report.insert("fraud".into(), serde_json::to_value(&fraud)?);
+        } else {
+            println!("fraud: no labels/fraud_calls in {}; skipped", args.input.display());
+        }
+    }
+    let has_alarms = citywatch_engine::read::locate(&args.input, citywatch_engine::contract::Table::Alarms)?.is_some();
+    if has_alarms && !args.no_hotspot {
+        let mut opts = citywatch_risk_hotspot::eval::EvalOptions { alerts: args.alerts.clone(), ..Default::default() };
+        if let Some(d) = &args.score_from {
+            let ms = parse_date_ms(d).with_context(|| format!("--score-from: '{d}' is not a date; use YYYY-MM-DD"))?;
+            opts.score_from_ms = Some(ms as u64);
+        }
+        let hotspot = citywatch_risk_hotspot::eval::evaluate_dataset(&args.input, &opts)?;
+        println!("{hotspot}");
+        report.insert("hotspot".into(), serde_json::to_value(&hotspot)?);
+    }
+    if report.is_empty() {
+        bail!("nothing to evaluate: {} has no labels/fraud_calls (with --alerts) and no alarms", args.input.display());
+    }
+    if let Some(path) = &args.json {
+        std::fs::write(path, serde_json::to_string_pretty(&report)? + "\n")
+            .with_context(|| format!("writing {}", path.display()))?;
+    }
+    Ok(())
+}
+
 fn run_demo(args: DemoArgs) -> Result<()> {
     let (dir, _keep) = match args.dir {
         Some(d) => (d, None),
@@ -270,6 +334,7 @@ fn main() -> Result<()> {
         Command::Demo(a) => run_demo(a),
         Command::Replay(a) => run_replay(a),
         Command::Gen(a) => run_gen(a),
+        Command::Eval(a) => run_eval(a),
         Command::Models { cards } => {
             for m in models() {
                 println!("{} {}  settings: {}", m.name(), m.version(), m.config());
