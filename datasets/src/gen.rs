@@ -698,3 +698,13 @@ fn write_subscribers(out: &Path, pop: &Population, fraud: &FraudPlan) -> Result<
 fn round5(x: f64) -> f64 {
     (x * 1e5).round() / 1e5
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn default_start_is_2026_03_02_utc_midnight() {
+        assert_eq!(Some(DEFAULT_START_MS), citywatch_engine::lateness::parse_date_ms("2026-03-02"));
+    }
+}
