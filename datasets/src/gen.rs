@@ -14,7 +14,7 @@
 //!
 //! **Determinism**: every random draw comes from a stream keyed by what it is
 //! for (see [`crate::rng`]); parallel work is split into fixed chunks of
-//! subscribers ([`CHUNK`]) and units, collected in order, and sorted by total
+//! subscribers (`CHUNK`) and units, collected in order, and sorted by total
 //! keys; call ids are assigned in answer-time order after sorting. So the
 //! bytes depend on the options, never on the thread count.
 

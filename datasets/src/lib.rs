@@ -4,7 +4,7 @@
 //! generated city whose output follows the input contract (DESIGN.md §2) and
 //! carries ground-truth labels, plus real incident data for hotspot evaluation.
 //!
-//! - [`r#gen`]: `citywatch gen` — a Qingdao-like city ([`city`]), its subscribers
+//! - [`generate`] (module `r#gen`): `citywatch gen` — a Qingdao-like city ([`city`]), its subscribers
 //!   and their calls ([`people`], [`calls`]), fraud campaigns with labels
 //!   ([`fraud`]), self-exciting crime mapped to alarms ([`crime`]) and patrol
 //!   units answering them ([`patrol`]). Same seed, same bytes, for any thread count.
