@@ -487,7 +487,7 @@ fn score_crime(
             s_kde[i] = kde_kernel[i].iter().map(|(j, w)| w * f64::from(kde_counts[*j])).sum();
         }
         for (h, len) in [("day", DAY_MS), ("week", 7 * DAY_MS)] {
-            if (h == "week" && day % 7 != 0) || t + len > until {
+            if (h == "week" && !day.is_multiple_of(7)) || t + len > until {
                 continue;
             }
             let start = incidents.partition_point(|(ts, _)| *ts < t);
@@ -545,16 +545,16 @@ fn near_repeat_capture(
         _ => u32::MAX,
     };
     let cells: Vec<u64> = burglaries.iter().map(|a| surface.cell_of(a.pos)).collect();
-    // Alerts: (ts, cell, index of the burglary that raised it or usize::MAX).
-    let (alerts, source): (Vec<(u64, u64, usize)>, String) = match &opts.alerts {
+    // Alerts: (ts, cell).
+    let (alerts, source): (Vec<(u64, u64)>, String) = match &opts.alerts {
         Some(dir) => {
             let all = citywatch_engine::alert::read_parquet(&dir.join("alerts.parquet"))?;
-            let mut v: Vec<(u64, u64, usize)> = all
+            let mut v: Vec<(u64, u64)> = all
                 .iter()
                 .filter(|a| a.model == "risk_hotspot" && a.kind == "near_repeat")
                 .filter_map(|a| {
                     let cell = a.cell.as_deref()?.parse::<CellIndex>().ok()?;
-                    Some((a.event_ts_ms as u64, u64::from(cell), usize::MAX))
+                    Some((a.event_ts_ms as u64, u64::from(cell)))
                 })
                 .collect();
             v.sort_unstable();
@@ -572,7 +572,7 @@ fn near_repeat_capture(
                 };
                 let disk = surface.disk(cell);
                 if watch.on_burglary(a.ts_ms, cell, disk, officer) {
-                    v.push((a.ts_ms, cell, i));
+                    v.push((a.ts_ms, cell));
                 }
             }
             (v, "model rule replayed over the burglaries".to_owned())
@@ -584,7 +584,7 @@ fn near_repeat_capture(
         while burglaries[lo_b].ts_ms + window < b.ts_ms {
             lo_b += 1;
         }
-        let is_follow_up = (lo_b..i).any(|j| dist(cells[j], cells[i]) <= rings);
+        let is_follow_up = (lo_b..i).any(|j| burglaries[j].ts_ms < b.ts_ms && dist(cells[j], cells[i]) <= rings);
         if !is_follow_up {
             continue;
         }
@@ -592,15 +592,21 @@ fn near_repeat_capture(
         while lo_a < alerts.len() && alerts[lo_a].0 + window <= b.ts_ms {
             lo_a += 1;
         }
-        let hit = alerts[lo_a..]
-            .iter()
-            .take_while(|(t, _, _)| *t <= b.ts_ms)
-            .any(|(_, cell, from)| *from != i && dist(*cell, cells[i]) <= rings);
+        // Raised strictly before the burglary (never by the burglary itself).
+        let hit =
+            alerts[lo_a..].iter().take_while(|(t, _)| *t < b.ts_ms).any(|(_, cell)| dist(*cell, cells[i]) <= rings);
         captured += usize::from(hit);
     }
-    let span = alarms.last().map_or(0, |a| a.ts_ms) - alarms.first().map_or(0, |a| a.ts_ms);
-    let disk_cells = 1 + 3 * rings * (rings + 1);
-    let covered = alerts.len() as f64 * f64::from(disk_cells) * window as f64;
+    // Area x time under alert (overlaps counted twice, cells outside the area not at all).
+    let end = alarms.last().map_or(0, |a| a.ts_ms);
+    let span = end - alarms.first().map_or(0, |a| a.ts_ms);
+    let in_area: FxHashMap<u64, ()> = area.iter().map(|c| (*c, ())).collect();
+    let mut covered = 0f64;
+    for (t, cell) in &alerts {
+        let Ok(c) = CellIndex::try_from(*cell) else { continue };
+        let n = c.grid_disk::<Vec<_>>(rings).into_iter().filter(|n| in_area.contains_key(&u64::from(*n))).count();
+        covered += n as f64 * window.min(end.saturating_sub(*t)) as f64;
+    }
     Ok(Some(NearRepeatCapture {
         source,
         burglaries: burglaries.len(),
@@ -610,4 +616,60 @@ fn near_repeat_capture(
         alerts: alerts.len(),
         area_time_share: if span > 0 { covered / (area.len() as f64 * span as f64) } else { 0.0 },
     }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use citywatch_engine::geo::Point;
+
+    #[test]
+    fn ties_at_the_cut_count_at_their_expected_value() {
+        let mut scratch = Vec::new();
+        // Top 2 of [5, 3, 3, 3]: cell 0 surely, one of the three 3s.
+        let (hits, best) = hits_at(&[5.0, 3.0, 3.0, 3.0], &[1, 3, 0, 0], 2, &mut scratch);
+        assert!((hits - (1.0 + 3.0 / 3.0)).abs() < 1e-12, "{hits}");
+        assert_eq!(best, 4.0);
+    }
+
+    fn alarm(i: u64, ts_ms: u64, lat: f64, lon: f64, category: Category) -> AlarmEvent {
+        AlarmEvent {
+            ts_ms,
+            seq: i,
+            alarm_id: i,
+            category,
+            priority: 2,
+            pos: Point::from_degrees(lat, lon).unwrap(),
+            reporter: None,
+            suspect: None,
+            suspect_class: Default::default(),
+            source: citywatch_engine::contract::AlarmSource::Hotline,
+            late: false,
+        }
+    }
+
+    #[test]
+    fn a_persistent_hotspot_scores_high_pai() {
+        // One busy corner (every day) and background incidents spread over 200 cells.
+        let t0 = 1_700_000_000_000 / DAY_MS * DAY_MS;
+        let mut alarms = Vec::new();
+        for d in 0..60u64 {
+            let ts = t0 + d * DAY_MS + 3_600_000;
+            alarms.push(alarm(alarms.len() as u64, ts, 43.65, -79.38, Category::Burglary));
+            let k = (d * 37) % 200;
+            let (lat, lon) = (43.6 + (k / 20) as f64 * 0.01, -79.5 + (k % 20) as f64 * 0.01);
+            alarms.push(alarm(alarms.len() as u64, ts + 1, lat, lon, Category::Theft));
+        }
+        let opts = EvalOptions { score_from_ms: Some(t0 + 30 * DAY_MS), ..EvalOptions::default() };
+        let jur = Jurisdiction::default_grid(Vec::new());
+        let e = evaluate(&alarms, &jur, &opts).unwrap();
+        let row = e.row("burglary", "day", "risk_hotspot", 0.01).unwrap();
+        assert_eq!(row.hit_rate, 1.0, "{e}");
+        assert!(row.pai > 50.0, "{e}");
+        assert!(e.to_string().contains("| all | week | 1% |"));
+        let nr = e.near_repeat.as_ref().unwrap();
+        assert_eq!(nr.burglaries, 60);
+        assert!(nr.follow_ups >= 58 && nr.captured > 0, "{nr:?}");
+        serde_json::to_string(&e).unwrap();
+    }
 }
