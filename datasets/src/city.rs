@@ -363,10 +363,18 @@ impl City {
         City { districts, streets, communities, grids, grid_of_cell, pop_cum, commerce_cum, population }
     }
 
-    /// The grid containing a point, if it is inside the city.
+    /// The grid containing a point, if it is inside the city: the grid of its
+    /// resolution-9 cell, exactly as the grids table routes it.
     pub fn grid_at(&self, p: (f64, f64)) -> Option<usize> {
         let ll = LatLng::new(p.0, p.1).ok()?;
-        self.grid_of_cell.get(&ll.to_cell(GRID_RESOLUTION)).copied()
+        let cell = ll.to_cell(CELL_RESOLUTION).parent(GRID_RESOLUTION)?;
+        self.grid_of_cell.get(&cell).copied()
+    }
+
+    /// `p` if it is inside the city, else the centre of grid `g` (for points
+    /// jittered past the city's edge).
+    pub fn inside_or(&self, p: (f64, f64), g: usize) -> (f64, f64) {
+        if self.grid_at(p).is_some() { p } else { self.grids[g].centre }
     }
 
     /// The street of a grid.

@@ -135,6 +135,7 @@ pub fn simulate(city: &City, rates: &CrimeRates, seed: u64, start_ms: i64, days:
                 let occurred = t + rng.below(HOUR_MS as u64) as i64;
                 let g = rng.weighted(&cum);
                 let pos = city.point_in_grid(g, &mut rng);
+                let pos = city.inside_or(pos, g);
                 if cat == Category::Burglary {
                     burglaries.push((occurred, pos));
                 } else if let Some(i) = report(cat, occurred, pos, false, &mut rng) {

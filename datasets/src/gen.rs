@@ -542,6 +542,7 @@ fn alarm_rows(pop: &Population, incidents: &[crate::crime::Incident], fraud: &Fr
     }
     for (i, r) in fraud.reports.iter().enumerate() {
         let victim = pop.person(r.reporter);
+        let home_grid = pop.city.communities[pop.community_of(r.reporter)].grids.start;
         rows.push((
             (1 << 40) | i as u64,
             AlarmRow {
@@ -549,7 +550,7 @@ fn alarm_rows(pop: &Population, incidents: &[crate::crime::Incident], fraud: &Fr
                 ts_ms: r.ts_ms,
                 category: Category::FraudReport,
                 priority: 3,
-                pos: victim.home,
+                pos: pop.city.inside_or(victim.home, home_grid),
                 reporter: Some(Party::Sub(r.reporter)),
                 suspect: Some(r.number),
                 source: if rng.chance(0.65) { AlarmSource::Hotline } else { AlarmSource::App },

@@ -41,6 +41,8 @@ fn engine_readers_accept_every_table_with_no_rejected_rows() {
             .collect();
         assert!(ts.windows(2).all(|w| w[0] <= w[1]), "{} sorted by ts_ms", t.name());
     }
+    // Every alarm falls in a grid of the grids table (checked below, once it is read).
+    let (alarms, _) = decode(dir.path(), Table::Alarms);
     // Reference tables and labels.
     let mut rejects = Vec::new();
     let mut ps = Pseudonymiser::new(DEMO_KEY, "86");
@@ -55,6 +57,10 @@ fn engine_readers_accept_every_table_with_no_rejected_rows() {
     assert_eq!(subs.len() as u64, s.rows["subscribers"], "numbers are unique");
     assert_eq!(labels.len() as u64, s.fraud_calls);
     assert_eq!(u8::from(j.resolution()), 9);
+    for e in &alarms {
+        let Event::Alarm(a) = e else { unreachable!() };
+        assert!(j.grid_of_cell(j.cell_of(a.pos)).is_some(), "alarm {} outside the grids", a.alarm_id);
+    }
     // Roster: one community officer per community, a station per street, district commands, analysts.
     let communities: HashSet<String> = j.cells().map(|(_, g)| g.community.clone()).collect();
     let streets: HashSet<String> = j.cells().map(|(_, g)| g.street.clone()).collect();
