@@ -89,8 +89,17 @@ pub fn score(c: &Config, f: &Features) -> f64 {
     if f.class.has(NumberClass::VIRTUAL_OPERATOR) {
         s += w.virtual_operator;
     }
-    s += w.fanout_1h * f64::from(f.fanout_1h.saturating_sub(1).min(c.fanout_1h_cap));
-    s += w.fanout_24h * f64::from(f.fanout_24h.saturating_sub(1).min(c.fanout_24h_cap));
+    if f.class.is_risky_prefix() && f.fanout_24h >= 2 {
+        s += w.risky_fanout;
+    }
+    if f.fanout_24h >= c.stranger_fanout_min
+        && f64::from(f.new_callee_24h) >= c.stranger_new_share * f64::from(f.calls_24h)
+    {
+        s += w.stranger_fanout;
+    }
+    if f.fanout_1h >= c.fanout_1h_min {
+        s += w.fanout_1h;
+    }
     if f.burst >= c.burst_min {
         s += w.burst;
     }
@@ -106,7 +115,9 @@ pub fn score(c: &Config, f: &Features) -> f64 {
     if f.reports > 0 {
         s += w.reported;
     }
-    s += w.linked * f64::from(f.linked_callees.min(3));
+    if f.linked_callees >= c.linked_min.max(1) {
+        s += w.linked;
+    }
     (s * 1000.0).round() / 1000.0
 }
 

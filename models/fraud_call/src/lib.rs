@@ -65,10 +65,12 @@ pub struct Weights {
     pub international: f64,
     /// A virtual-operator number.
     pub virtual_operator: f64,
-    /// Per distinct callee in the last hour beyond the first (capped).
+    /// A risky prefix (international, virtual) that called at least 2 distinct people in 24 h.
+    pub risky_fanout: f64,
+    /// At least `stranger_fanout_min` distinct callees in 24 h, nearly all with no prior contact.
+    pub stranger_fanout: f64,
+    /// At least `fanout_1h_min` distinct callees in the last hour.
     pub fanout_1h: f64,
-    /// Per distinct callee in the last 24 h beyond the first (capped).
-    pub fanout_24h: f64,
     /// At least `burst_min` calls within the burst window.
     pub burst: f64,
     /// Times the share of short calls among ended calls of the last 24 h.
@@ -79,7 +81,7 @@ pub struct Weights {
     pub young_number: f64,
     /// Named in a fraud report.
     pub reported: f64,
-    /// Per callee shared with a reported number (up to 3).
+    /// At least `linked_min` callees shared with reported numbers.
     pub linked: f64,
 }
 
@@ -90,14 +92,15 @@ impl Default for Weights {
             service: -1.0,
             international: 0.35,
             virtual_operator: 0.35,
-            fanout_1h: 0.12,
-            fanout_24h: 0.02,
+            risky_fanout: 0.3,
+            stranger_fanout: 0.2,
+            fanout_1h: 0.1,
             burst: 0.1,
             short_share: 0.0,
-            new_callee_share: 0.15,
-            young_number: 0.35,
+            new_callee_share: 0.0,
+            young_number: 0.2,
             reported: 1.0,
-            linked: 0.3,
+            linked: 0.1,
         }
     }
 }
@@ -127,10 +130,14 @@ pub struct Config {
     pub short_call_s: u32,
     /// Shares (short calls, new callees) count only over at least this many calls.
     pub min_calls_for_share: u32,
-    /// Cap on the per-hour fan-out points (distinct callees beyond the first).
-    pub fanout_1h_cap: u32,
-    /// Cap on the per-day fan-out points.
-    pub fanout_24h_cap: u32,
+    /// Distinct callees in the last hour that count as hourly fan-out.
+    pub fanout_1h_min: u32,
+    /// Distinct callees in 24 h that count as fanning out to strangers...
+    pub stranger_fanout_min: u32,
+    /// ...when at least this share of the calls went to callees with no prior contact.
+    pub stranger_new_share: f64,
+    /// Callees shared with reported numbers that make a link.
+    pub linked_min: u32,
     /// A number activated less than this many days ago is young.
     pub young_number_days: u32,
     /// A callee is a known contact if called within this many hours (and among the last `contacts` ones).
@@ -166,8 +173,10 @@ impl Default for Config {
             burst_min: 3,
             short_call_s: 60,
             min_calls_for_share: 4,
-            fanout_1h_cap: 5,
-            fanout_24h_cap: 20,
+            fanout_1h_min: 3,
+            stranger_fanout_min: 12,
+            stranger_new_share: 0.95,
+            linked_min: 3,
             young_number_days: 90,
             contact_memory_h: 7 * 24,
             contacts: 48,
