@@ -37,6 +37,8 @@ const CONSOLE_CSS: &str = include_str!("../console/style.css");
 const STORE_BATCH: usize = 512;
 /// Rows read per backlog query of a resuming stream.
 const BACKLOG_PAGE: u32 = 500;
+/// How often the WAL is copied into the database file.
+const CHECKPOINT_EVERY: Duration = Duration::from_secs(1);
 /// Events buffered per stream connection.
 const STREAM_BUFFER: usize = 256;
 
@@ -97,6 +99,27 @@ pub(crate) async fn run(
             .spawn(move || store_loop(&app, &alerts, &stopping))
             .map_err(|e| Error::Internal(format!("cannot start the store thread: {e}")))?
     };
+    let checkpointer = {
+        let stopping = stopping.clone();
+        let conn = rusqlite::Connection::open(&app.cfg.store_path)?;
+        conn.busy_timeout(Duration::from_secs(5))?;
+        std::thread::Builder::new()
+            .name("citywatch-checkpoint".into())
+            .spawn(move || {
+                let mut last = std::time::Instant::now();
+                while !stopping.load(Ordering::SeqCst) {
+                    std::thread::sleep(Duration::from_millis(50));
+                    if last.elapsed() >= CHECKPOINT_EVERY {
+                        if let Err(e) = crate::store::checkpoint(&conn) {
+                            eprintln!("citywatch-server: WAL checkpoint failed: {e}");
+                        }
+                        last = std::time::Instant::now();
+                    }
+                }
+                let _ = crate::store::checkpoint(&conn);
+            })
+            .map_err(|e| Error::Internal(format!("cannot start the checkpoint thread: {e}")))?
+    };
     let sweeper = tokio::spawn(escalation_loop(app.clone()));
     let clock = tokio::spawn(clock_loop(app.clone()));
 
@@ -113,11 +136,11 @@ pub(crate) async fn run(
     sweeper.abort();
     clock.abort();
     stopping.store(true, Ordering::SeqCst);
-    let joined = tokio::task::spawn_blocking(move || store_thread.join()).await;
+    let joined = tokio::task::spawn_blocking(move || (store_thread.join(), checkpointer.join())).await;
     served.map_err(|source| Error::Bind { addr, source })?;
     match joined {
-        Ok(Ok(())) => Ok(()),
-        _ => Err(Error::Internal("the store thread panicked".into())),
+        Ok((Ok(()), Ok(()))) => Ok(()),
+        _ => Err(Error::Internal("the store or checkpoint thread panicked".into())),
     }
 }
 
