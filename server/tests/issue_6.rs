@@ -182,6 +182,9 @@ fn issue_6_alert_and_its_lifecycle_survive_a_restart_and_duplicates_update_it() 
     std::thread::sleep(Duration::from_millis(200));
     let all = s.wait_alerts(1);
     assert_eq!(all[0]["updates"], 1);
+    // Outside the cooldown (10 min by default) it is a new alert.
+    s.alarms(&[alarm(1, T0 + 60_000 + 600_001, P1)]);
+    assert_eq!(s.wait_alerts(2).len(), 2);
     let r = s.post(&format!("/api/v1/alerts/{id}/ack"), Some("o-c1"), "");
     assert_eq!(r.status, 200, "{}", r.body);
     assert_eq!(s.post(&format!("/api/v1/alerts/{id}/ack"), Some("o-c1"), "").status, 409);
@@ -199,8 +202,10 @@ fn issue_6_alert_and_its_lifecycle_survive_a_restart_and_duplicates_update_it() 
     assert_eq!(r.json()["note"], "unit sent, false alarm");
     let filtered = s.get("/api/v1/alerts?status=resolved&model=fake", Some("o-an")).json();
     assert_eq!(filtered["count"], 1);
-    assert_eq!(s.get("/api/v1/alerts?status=new", Some("o-an")).json()["count"], 0);
-    assert_eq!(s.get(&format!("/api/v1/alerts?since={}", T0 + 70_000), Some("o-an")).json()["count"], 0);
+    assert_eq!(s.get("/api/v1/alerts?status=new", Some("o-an")).json()["count"], 1);
+    assert_eq!(s.get(&format!("/api/v1/alerts?since={}", T0 + 70_000), Some("o-an")).json()["count"], 1);
+    let page = s.get("/api/v1/alerts?limit=1", Some("o-an")).json();
+    assert_eq!((page["count"].as_u64(), page["next_offset"].as_u64()), (Some(1), Some(1)));
     s.stop();
 }
 
@@ -326,6 +331,14 @@ fn issue_6_reveal_is_role_checked_reasoned_scoped_and_audited_and_the_chain_dete
     drop(conn);
     let report = citywatch_server::audit_verify(&s_path(dir.path())).unwrap();
     assert_eq!(report.broken.as_ref().map(|b| b.0), Some(reveal_seq), "{report:?}");
+    // Deleting a row is found too.
+    let conn = rusqlite::Connection::open(s_path(dir.path())).unwrap();
+    conn.execute("UPDATE audit SET reason = 'call the reporter back' WHERE seq = ?1", [reveal_seq]).unwrap();
+    assert!(citywatch_server::audit_verify(&s_path(dir.path())).unwrap().is_intact(), "restored");
+    conn.execute("DELETE FROM audit WHERE seq = 2", []).unwrap();
+    drop(conn);
+    let report = citywatch_server::audit_verify(&s_path(dir.path())).unwrap();
+    assert_eq!(report.broken.as_ref().map(|b| b.0), Some(3), "{report:?}");
 }
 
 fn s_path(dir: &std::path::Path) -> std::path::PathBuf {
