@@ -2,7 +2,10 @@
 //! the model registration list, and calls library code; everything testable
 //! lives in the crates.
 
-use std::path::PathBuf;
+mod feed;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use anyhow::{Context, Result, bail};
 use citywatch_engine::lateness::{parse_date_ms, parse_duration_ms};
@@ -11,13 +14,48 @@ use citywatch_engine::replay::{self, Cluster, ReplayOptions, Speed};
 use citywatch_engine::settings::Settings;
 use clap::{Args, Parser, Subcommand};
 
-/// The registration list: every model citywatch can run, in one visible place.
-fn models() -> Vec<Box<dyn Model>> {
-    vec![
+/// The registration list: every model citywatch can run, in one visible place,
+/// with the hotspot model's live risk surface (served at `/api/v1/risk`).
+fn registry() -> (Vec<Box<dyn Model>>, citywatch_risk_hotspot::SurfaceHandle) {
+    let hotspot = citywatch_risk_hotspot::RiskHotspot::default();
+    let surface = hotspot.surface();
+    let models: Vec<Box<dyn Model>> = vec![
         Box::new(citywatch_fraud_call::FraudCall::default()),
-        Box::new(citywatch_risk_hotspot::RiskHotspot::default()),
+        Box::new(hotspot),
         Box::new(citywatch_response_gap::ResponseGap::default()),
-    ]
+    ];
+    (models, surface)
+}
+
+fn models() -> Vec<Box<dyn Model>> {
+    registry().0
+}
+
+/// The live engine as the server's pipeline, plus the hotspot model's surface.
+struct ServedPipeline {
+    live: citywatch_server::LivePipeline,
+    surface: citywatch_risk_hotspot::SurfaceHandle,
+}
+
+impl citywatch_server::Pipeline for ServedPipeline {
+    fn ingest(
+        &self,
+        events: Vec<citywatch_engine::event::Event>,
+    ) -> std::result::Result<u64, citywatch_server::PipelineRefusal> {
+        self.live.ingest(events)
+    }
+
+    fn advance_clock(&self, now_ms: u64) {
+        self.live.advance_clock(now_ms);
+    }
+
+    fn risk_surface(&self) -> Vec<(String, f64)> {
+        self.surface.top_cells(500)
+    }
+
+    fn unit_directory(&self) -> citywatch_engine::reference::UnitDirectory {
+        self.live.unit_directory()
+    }
 }
 
 #[derive(Parser, Debug)]
@@ -33,8 +71,17 @@ struct Cli {
 
 #[derive(Subcommand, Debug)]
 enum Command {
-    /// Generate a small synthetic city and replay it through every model (no data, no config needed).
+    /// Generate a small synthetic city, serve the console, and feed the city through it live (no data, no config needed).
     Demo(DemoArgs),
+    /// Run the live service: ingest API, alert store, push, console (see server/README.md).
+    Serve(ServeArgs),
+    /// Issue an access token for an officer (only its argon2 hash is stored).
+    Token(TokenArgs),
+    /// Audit log tools.
+    Audit {
+        #[command(subcommand)]
+        command: AuditCommand,
+    },
     /// Replay a dataset folder through the models, deterministically.
     Replay(ReplayArgs),
     /// Generate a synthetic city (or lay out the real Toronto incidents) as a dataset folder.
@@ -147,7 +194,7 @@ struct EvalArgs {
 
 #[derive(Args, Debug)]
 struct DemoArgs {
-    /// Where to put the generated city and the alerts (default: a fresh temporary folder).
+    /// Where to put the generated city, the store and the alerts (default: a fresh temporary folder).
     #[arg(long)]
     dir: Option<PathBuf>,
     /// Subscribers of the demo city.
@@ -156,11 +203,59 @@ struct DemoArgs {
     /// Worker threads.
     #[arg(long, default_value_t = 2)]
     workers: usize,
+    /// Address of the console and API.
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    addr: String,
+    /// Pace of the live feed, a multiple of real time (60: a day in 24 minutes).
+    #[arg(long, default_value_t = 60.0)]
+    speed: f64,
+    /// Replay the city at full speed and print the alerts instead of serving them.
+    #[arg(long)]
+    no_serve: bool,
+}
+
+#[derive(Args, Debug)]
+struct ServeArgs {
+    /// Config file (TOML): engine settings, `reference = DIR`, `[models.*]`, `[server]`.
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// Dataset folder with the reference tables (grids, officers, subscribers); overrides the config.
+    #[arg(long)]
+    reference: Option<PathBuf>,
+    /// Worker threads (default 2).
+    #[arg(long)]
+    workers: Option<usize>,
+}
+
+#[derive(Args, Debug)]
+struct TokenArgs {
+    /// Config file whose `[server] credentials_path` receives the token hash.
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// The officer_id the token speaks for.
+    #[arg(long)]
+    officer: String,
+}
+
+#[derive(Subcommand, Debug)]
+enum AuditCommand {
+    /// Check the audit log's hash chain; exits non-zero when a row was edited, reordered or deleted.
+    Verify {
+        /// The store (SQLite file); default: the config's `[server] store_path`.
+        #[arg(long)]
+        store: Option<PathBuf>,
+        /// Config file.
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
 }
 
 /// The models to run, configured from the settings and filtered by `--models`.
 fn selected_models(settings: &Settings, names: &[String]) -> Result<Vec<Box<dyn Model>>> {
-    let mut all = models();
+    configured(models(), settings, names)
+}
+
+fn configured(mut all: Vec<Box<dyn Model>>, settings: &Settings, names: &[String]) -> Result<Vec<Box<dyn Model>>> {
     settings.configure(&mut all)?;
     if names.is_empty() {
         return Ok(all);
@@ -284,29 +379,148 @@ fn run_eval(args: EvalArgs) -> Result<()> {
     Ok(())
 }
 
-fn run_demo(args: DemoArgs) -> Result<()> {
-    let (dir, _keep) = match args.dir {
-        Some(d) => (d, None),
-        None => {
-            let t = tempfile::Builder::new().prefix("citywatch-demo-").tempdir()?;
-            (t.path().to_owned(), Some(t.keep()))
+/// The server settings from the config's `[server]` table, with the engine's pseudonym key.
+fn server_config(settings: &Settings) -> Result<citywatch_server::ServerConfig> {
+    let mut config: citywatch_server::ServerConfig = match &settings.server {
+        Some(table) => table.clone().try_into().context("the [server] table of the config file")?,
+        None => citywatch_server::ServerConfig::default(),
+    };
+    if let Some(k) = &settings.pseudonym_key {
+        config.pseudonym_key = k.clone();
+    }
+    if let Some(cc) = &settings.home_country_code {
+        config.home_country_code = cc.clone();
+    }
+    Ok(config)
+}
+
+/// Starts the live engine and serves until Ctrl-C (or until `shutdown` fires).
+fn serve_live(
+    settings: &Settings,
+    config: citywatch_server::ServerConfig,
+    reference: citywatch_engine::reference::Reference,
+    workers: usize,
+    on_ready: impl FnOnce() + Send + 'static,
+) -> Result<()> {
+    let (models, surface) = registry();
+    let models = configured(models, settings, &[])?;
+    let lateness_ms =
+        replay_options(&EngineArgs { config: None, pseudonym_key: None, lateness: None, models: vec![] }, settings)?
+            .lateness_ms;
+    let (tx, rx) = crossbeam_channel::bounded(4096);
+    let jurisdiction = Arc::clone(&reference.jurisdiction);
+    let units = reference.units.clone();
+    let engine = citywatch_engine::live::LiveEngine::start(
+        models,
+        reference,
+        citywatch_engine::live::LiveOptions { workers, lateness_ms },
+        tx,
+    )?;
+    let pipeline = Arc::new(ServedPipeline { live: citywatch_server::LivePipeline::new(engine, units), surface });
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    runtime.block_on(async move {
+        let listener = tokio::net::TcpListener::bind(&config.addr)
+            .await
+            .with_context(|| format!("binding {} (is another citywatch running? pass --addr)", config.addr))?;
+        on_ready();
+        let shutdown = async {
+            let _ = tokio::signal::ctrl_c().await;
+        };
+        citywatch_server::serve_on(listener, config, pipeline, rx, jurisdiction, shutdown).await?;
+        anyhow::Ok(())
+    })
+}
+
+fn run_serve(args: ServeArgs) -> Result<()> {
+    let settings = load_settings(args.config.as_ref())?;
+    let config = server_config(&settings)?;
+    if !config.credentials_path.exists() {
+        bail!(
+            "no credentials file at {}; issue a token first: citywatch token --officer <officer_id>{}",
+            config.credentials_path.display(),
+            args.config.as_ref().map(|c| format!(" --config {}", c.display())).unwrap_or_default()
+        );
+    }
+    let ps = citywatch_engine::pseudonym::Pseudonymiser::new(&config.pseudonym_key, &config.home_country_code);
+    let reference = match args.reference.or_else(|| settings.reference.clone()) {
+        Some(dir) => {
+            let (r, rejects) = citywatch_engine::reference::load(&dir, &ps)?;
+            if !rejects.is_empty() {
+                eprintln!("warning: {} bad reference row(s) skipped, e.g. {:?}", rejects.len(), rejects[0]);
+            }
+            r
         }
+        None => citywatch_engine::reference::Reference::empty(),
+    };
+    let workers = args.workers.or(settings.workers).unwrap_or(2);
+    let addr = config.addr.clone();
+    serve_live(&settings, config, reference, workers, move || {
+        println!("citywatch serving on http://{addr}/ (Ctrl-C to stop)");
+    })
+}
+
+fn run_token(args: TokenArgs) -> Result<()> {
+    let settings = load_settings(args.config.as_ref())?;
+    let config = server_config(&settings)?;
+    let path = &config.credentials_path;
+    let mut file = if path.exists() {
+        citywatch_server::auth::CredentialsFile::load(path)?
+    } else {
+        citywatch_server::auth::CredentialsFile::default()
+    };
+    let token = file.issue(&args.officer)?;
+    file.save(path)?;
+    println!("{token}");
+    eprintln!("token for {} added to {} (only its hash is stored; keep the token safe)", args.officer, path.display());
+    Ok(())
+}
+
+fn run_audit(command: AuditCommand) -> Result<()> {
+    let AuditCommand::Verify { store, config } = command;
+    let store = match store {
+        Some(s) => s,
+        None => server_config(&load_settings(config.as_ref())?)?.store_path,
+    };
+    let report = citywatch_server::audit_verify(&store)?;
+    if report.is_intact() {
+        println!("audit chain intact: {} rows, head {}", report.rows, report.head);
+        Ok(())
+    } else {
+        let (seq, what) = report.broken.clone().unwrap_or_default();
+        bail!("audit chain BROKEN at row {seq}: {what} ({} rows checked, store {})", report.rows, store.display())
+    }
+}
+
+fn run_demo(args: DemoArgs) -> Result<()> {
+    let dir = match args.dir.clone() {
+        Some(d) => d,
+        None => tempfile::Builder::new().prefix("citywatch-demo-").tempdir()?.keep(),
     };
     let data = dir.join("city");
-    let out = dir.join("alerts");
+    // Today's date, so the console's ages and times read naturally.
+    let now_ms = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?.as_millis() as i64;
+    let start_ms = now_ms - now_ms.rem_euclid(86_400_000);
     println!("generating a demo city ({} subscribers, 1 day) in {}", args.subscribers, data.display());
     let gen_summary = citywatch_datasets::generate(&citywatch_datasets::GenOptions {
         subscribers: args.subscribers,
         out: data.clone(),
+        start_ms,
         progress: true,
         ..citywatch_datasets::GenOptions::default()
     })?;
     println!("{gen_summary}");
-    println!("replaying it through {} model(s) with {} workers", models().len(), args.workers);
+    if args.no_serve {
+        return replay_demo(&data, &dir.join("alerts"), args.workers);
+    }
+    serve_demo(&dir, &data, &args)
+}
+
+fn replay_demo(data: &Path, out: &Path, workers: usize) -> Result<()> {
+    println!("replaying it through {} model(s) with {workers} workers", models().len());
     let opts = ReplayOptions {
-        input: data,
-        out: Some(out.clone()),
-        workers: args.workers,
+        input: data.to_owned(),
+        out: Some(out.to_owned()),
+        workers,
         progress: true,
         ..ReplayOptions::default()
     };
@@ -328,10 +542,42 @@ fn run_demo(args: DemoArgs) -> Result<()> {
     Ok(())
 }
 
+fn serve_demo(dir: &Path, data: &Path, args: &DemoArgs) -> Result<()> {
+    let settings = Settings::default();
+    let config = citywatch_server::ServerConfig {
+        addr: args.addr.clone(),
+        // The feed drives event time; the wall clock must not.
+        clock_tick_ms: 0,
+        ..citywatch_server::ServerConfig::in_dir(dir)
+    };
+    let ps = citywatch_engine::pseudonym::Pseudonymiser::new(&config.pseudonym_key, &config.home_country_code);
+    let (reference, _) = citywatch_engine::reference::load(data, &ps)?;
+    let tokens = citywatch_server::demo_credentials(&config.credentials_path, &reference.jurisdiction)?;
+    let (addr, data, speed) = (args.addr.clone(), data.to_owned(), args.speed);
+    let feed_token = tokens.analyst.1.clone();
+    serve_live(&settings, config, reference, args.workers, move || {
+        println!("\nconsole:   http://{addr}/");
+        println!("analyst:   {} token {}", tokens.analyst.0, tokens.analyst.1);
+        println!("community: {} token {}", tokens.community.0, tokens.community.1);
+        println!("feeding the city at {speed}x real time; Ctrl-C to stop\n");
+        std::thread::spawn(move || {
+            let result = feed::wait_for(&addr, std::time::Duration::from_secs(10))
+                .and_then(|()| feed::feed(&data, &addr, &feed_token, speed, |_, _| {}));
+            match result {
+                Ok(f) => println!("feed done: {} rows accepted, {} requests refused", f.rows, f.refused),
+                Err(e) => eprintln!("feed stopped: {e:#}"),
+            }
+        });
+    })
+}
+
 fn main() -> Result<()> {
     let cli = Cli::parse();
     match cli.command {
         Command::Demo(a) => run_demo(a),
+        Command::Serve(a) => run_serve(a),
+        Command::Token(a) => run_token(a),
+        Command::Audit { command } => run_audit(command),
         Command::Replay(a) => run_replay(a),
         Command::Gen(a) => run_gen(a),
         Command::Eval(a) => run_eval(a),

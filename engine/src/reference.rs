@@ -72,3 +72,41 @@ impl Reference {
         }
     }
 }
+
+/// Loads the reference tables of a dataset folder (officers, grids,
+/// subscribers; each optional, the default grid without grids) for live mode.
+/// Bad rows are returned as rejects, as in replay.
+pub fn load(
+    dir: &std::path::Path,
+    pseudonymiser: &crate::pseudonym::Pseudonymiser,
+) -> crate::Result<(Reference, Vec<crate::reject::Rejected>)> {
+    use crate::contract::Table;
+    use crate::read;
+    if !dir.is_dir() {
+        return Err(crate::Error::config(
+            "reference folder",
+            format!("{} is not a folder; expected a dataset folder with grids/officers/subscribers tables", dir.display()),
+        ));
+    }
+    let mut rejects = Vec::new();
+    let officers = match read::locate(dir, Table::Officers)? {
+        Some(f) => read::read_officers(&f, &mut rejects)?,
+        None => Vec::new(),
+    };
+    let jurisdiction = match read::locate(dir, Table::Grids)? {
+        Some(f) => read::read_jurisdiction(&f, officers, &mut rejects)?,
+        None => Jurisdiction::default_grid(officers),
+    };
+    let subscribers = match read::locate(dir, Table::Subscribers)? {
+        Some(f) => read::read_subscribers(&f, &mut pseudonymiser.clone(), &mut rejects)?,
+        None => HashMap::new(),
+    };
+    Ok((
+        Reference {
+            subscribers: Arc::new(subscribers),
+            jurisdiction: Arc::new(jurisdiction),
+            units: UnitDirectory::default(),
+        },
+        rejects,
+    ))
+}

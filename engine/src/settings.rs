@@ -6,11 +6,15 @@
 //! home_country_code = "86"         # to tell international numbers
 //! lateness = "60s"                 # allowed lateness of events
 //!
+//! reference = "data/qingdao"        # live mode: grids, officers, subscribers
+//! workers = 2                       # live mode: worker threads
+//!
 //! [models.response_gap]            # one table per model; see each model card
 //! dispatch_within_ms = 180000
-//! ```
 //!
-//! Other sections (e.g. `[server]`) belong to other parts and are ignored here.
+//! [server]                         # the live service (server/README.md)
+//! addr = "127.0.0.1:8080"
+//! ```
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -27,9 +31,17 @@ pub struct Settings {
     pub home_country_code: Option<String>,
     /// Allowed lateness, e.g. `60s`.
     pub lateness: Option<String>,
+    /// Live mode: a dataset folder whose reference tables (grids, officers,
+    /// subscribers) the service routes with.
+    pub reference: Option<std::path::PathBuf>,
+    /// Live mode: worker threads.
+    pub workers: Option<usize>,
     /// Per-model settings, by model name.
     #[serde(default)]
     pub models: BTreeMap<String, toml::Value>,
+    /// The `[server]` table, handed to the server as it is (it has its own
+    /// documented keys, see `server/README.md`).
+    pub server: Option<toml::Value>,
 }
 
 impl Settings {
