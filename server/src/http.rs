@@ -7,13 +7,13 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use axum::Router;
 use axum::body::Bytes;
 use axum::extract::{DefaultBodyLimit, Path, Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
+use axum::{Json, Router};
 use citywatch_engine::alert::{Alert, to_cap_xml};
 use citywatch_engine::contract::Table;
 use citywatch_engine::jurisdiction::Jurisdiction;
@@ -230,8 +230,6 @@ fn router(app: Shared) -> Router {
         .layer(DefaultBodyLimit::max(limit))
         .with_state(app)
 }
-
-use axum::Json;
 
 /// An error response: status and a JSON body `{"error": ...}` (plus details).
 #[derive(Debug)]
@@ -452,17 +450,11 @@ async fn cap(State(app): State<Shared>, headers: HeaderMap, Path(id): Path<Strin
     Ok(([(header::CONTENT_TYPE, "application/cap+xml; charset=utf-8")], xml).into_response())
 }
 
-async fn transition_response(app: &Shared, t: Transition) -> ApiResult<Json<Value>> {
+fn transition_response(t: Transition) -> ApiResult<Json<Value>> {
     match t {
-        Transition::Done(change) => {
-            let v = change.alert.to_json();
-            Ok(Json(v))
-        }
+        Transition::Done(change) => Ok(Json(change.alert.to_json())),
         Transition::Missing => Err(ApiError::not_found()),
-        Transition::Conflict(s) => {
-            let _ = app;
-            Err(ApiError::new(StatusCode::CONFLICT, format!("the alert is {}", s.as_str())))
-        }
+        Transition::Conflict(s) => Err(ApiError::new(StatusCode::CONFLICT, format!("the alert is {}", s.as_str()))),
     }
 }
 
@@ -480,7 +472,7 @@ async fn ack(State(app): State<Shared>, headers: HeaderMap, Path(id): Path<Strin
         Ok(t)
     })
     .await?;
-    transition_response(&app, t).await
+    transition_response(t)
 }
 
 #[derive(Debug, serde::Deserialize)]
@@ -513,7 +505,7 @@ async fn resolve(
         Ok(t)
     })
     .await?;
-    transition_response(&app, t).await
+    transition_response(t)
 }
 
 #[derive(Debug, serde::Deserialize)]
