@@ -69,18 +69,40 @@ impl std::fmt::Debug for WorkerInputs {
 impl WorkerInputs {
     /// Sends this worker's share of an epoch at the current watermark, then advances to the epoch's watermark.
     pub fn send(&mut self, epoch: &Epoch) {
-        for e in &epoch.events {
-            match e {
-                Event::Call(c) if c.seq % self.peers == self.index => self.buf_calls.push(*c),
-                Event::Alarm(a) if a.seq % self.peers == self.index => self.buf_alarms.push(*a),
-                Event::Patrol(p) if p.seq % self.peers == self.index => self.buf_patrols.push(*p),
-                _ => {}
+        let events = &epoch.events;
+        let consecutive = match (events.first(), events.last()) {
+            (Some(a), Some(b)) => seq_of(b).wrapping_sub(seq_of(a)) == events.len() as u64 - 1,
+            _ => true,
+        };
+        if consecutive && !events.is_empty() {
+            // The merger numbers an epoch's events consecutively: this worker's
+            // share is every `peers`-th event from the first one it owns, so the
+            // other workers' events are never touched.
+            let first = seq_of(&events[0]) % self.peers;
+            let skip = ((self.index + self.peers - first) % self.peers) as usize;
+            for e in events.iter().skip(skip).step_by(self.peers as usize) {
+                debug_assert_eq!(seq_of(e) % self.peers, self.index);
+                self.take(e);
+            }
+        } else {
+            let (peers, index) = (self.peers, self.index);
+            for e in events.iter().filter(|e| seq_of(e) % peers == index) {
+                self.take(e);
             }
         }
         give(&mut self.calls, &mut self.buf_calls);
         give(&mut self.alarms, &mut self.buf_alarms);
         give(&mut self.patrols, &mut self.buf_patrols);
         self.advance(epoch.watermark);
+    }
+
+    #[inline]
+    fn take(&mut self, e: &Event) {
+        match e {
+            Event::Call(c) => self.buf_calls.push(*c),
+            Event::Alarm(a) => self.buf_alarms.push(*a),
+            Event::Patrol(p) => self.buf_patrols.push(*p),
+        }
     }
 
     /// Advances every input to `watermark` (no-op if not later).
@@ -99,6 +121,15 @@ impl WorkerInputs {
 
     /// Closes the inputs: no more events.
     pub fn close(self) {}
+}
+
+#[inline]
+fn seq_of(e: &Event) -> u64 {
+    match e {
+        Event::Call(c) => c.seq,
+        Event::Alarm(a) => a.seq,
+        Event::Patrol(p) => p.seq,
+    }
 }
 
 fn give<D: Clone + 'static>(handle: &mut Handle<D>, buf: &mut Vec<D>) {

@@ -17,8 +17,12 @@
 //! tokens, as they are different strings on the wire.
 //!
 //! Cost: without SHA instructions one HMAC is ~0.7 µs, so [`Pseudonymiser`]
-//! keeps a bounded direct-mapped cache (numbers repeat: people call their
-//! contacts), which turns most lookups into one hash and one compare.
+//! keeps a bounded cache of 24-byte slots (numbers repeat: people call their
+//! contacts), which turns most lookups into one multiply and one compare. A
+//! replay sizes it for the city (twice the subscribers) and warms it while
+//! loading the subscribers table, so each subscriber's number is hashed once
+//! per replay; batches of misses are hashed in parallel
+//! ([`Pseudonymiser::pseudonymise_batch`]).
 
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
@@ -111,50 +115,149 @@ pub fn is_phone_number(s: &str) -> bool {
     (3..=20).contains(&digits.len()) && digits.bytes().all(|b| b.is_ascii_digit())
 }
 
-/// Entries in the direct-mapped cache (a power of two). 2^18 entries x 40 bytes
-/// = 10 MiB per pseudonymiser: bounded whatever the number of subscribers.
-const CACHE_SLOTS: usize = 1 << 18;
-/// Numbers longer than this are hashed every time (E.164 is at most 16 bytes with `+`).
-const CACHE_MAX_LEN: usize = 20;
+/// Default cache size (slots) of [`Pseudonymiser::new`]: 2^18 x 24 bytes = 6 MiB.
+const DEFAULT_SLOTS: usize = 1 << 18;
+/// Bounds of [`Pseudonymiser::with_capacity`]: 64 KiB to 3 GiB of cache.
+const MIN_SLOTS: usize = 1 << 12;
+const MAX_SLOTS: usize = 1 << 27;
+/// Slots probed from a number's home slot (an overlapping 8-way set).
+const WAYS: usize = 8;
+/// Misses per batch from which [`Pseudonymiser::pseudonymise_batch`] hashes in parallel.
+const PARALLEL_MISSES: usize = 512;
 
-#[derive(Clone, Copy)]
+/// One cache slot, 24 bytes: the number packed into 84 bits ([`pack`]), its token and class.
+#[derive(Clone, Copy, Default)]
 struct Slot {
-    len: u8,
-    bytes: [u8; CACHE_MAX_LEN],
+    key_lo: u64,
     token: Token,
+    key_hi: u32,
     class: NumberClass,
 }
 
+impl Slot {
+    fn is_empty(&self) -> bool {
+        self.key_lo == 0 && self.key_hi == 0
+    }
+}
+
+/// Packs a phone number (checked by [`is_phone_number`]: at most 21 characters
+/// of `+` and digits) into 84 bits, 4 per character: `0`-`9` as 1-10, `+` as 11.
+/// No character packs to 0, so the packing is injective (length included) and
+/// never all-zero (the empty-slot mark). `None` for anything else.
+#[inline]
+fn pack(bytes: &[u8]) -> Option<(u64, u32)> {
+    if bytes.len() > 21 {
+        return None;
+    }
+    let (mut lo, mut hi) = (0u64, 0u32);
+    for (i, &b) in bytes.iter().enumerate() {
+        let nibble = match b {
+            b'0'..=b'9' => u64::from(b - b'0') + 1,
+            b'+' => 11,
+            _ => return None,
+        };
+        if i < 16 {
+            lo |= nibble << (4 * i);
+        } else {
+            hi |= (nibble as u32) << (4 * (i - 16));
+        }
+    }
+    Some((lo, hi))
+}
+
+/// Home slot of a packed number (placement only). Every input bit must reach
+/// the low bits the mask keeps: numbers of a city differ in their last digits,
+/// the high nibbles of `lo`, so a plain multiply (which carries only upwards)
+/// would send 10 consecutive numbers to one home. A murmur3-style finaliser mixes both ways.
+#[inline]
+fn home(lo: u64, hi: u32, mask: usize) -> usize {
+    let mut h = lo ^ u64::from(hi).rotate_left(23);
+    h ^= h >> 33;
+    h = h.wrapping_mul(0xff51_afd7_ed55_8ccd);
+    h ^= h >> 33;
+    h = h.wrapping_mul(0xc4ce_b9fe_1a85_ec53);
+    h ^= h >> 33;
+    (h as usize) & mask
+}
+
 /// Keyed pseudonymiser with its cache. Not shared between threads: each reader
-/// thread owns one (cloning copies the key state, not the cache contents).
+/// thread owns one (cloning copies the key state and an empty cache of the same
+/// size, not the cache contents).
+///
+/// The cache is an open-addressed table of packed numbers probed over [`WAYS`]
+/// slots; when all are taken, the newcomer replaces one of them. It is sized
+/// for the numbers expected ([`Pseudonymiser::with_capacity`]: twice the count,
+/// so a city's subscribers fit with room to spare) and bounded: a city larger
+/// than the cache only costs re-hashing, never memory. The cache only saves
+/// work: a token is the same whether it came from the cache or the HMAC.
 pub struct Pseudonymiser {
     mac: Hmac<Sha256>,
     home_cc: String,
     cache: Vec<Slot>,
+    /// Numbers hashed (cache misses), for profiling and tests.
+    hashed: u64,
 }
 
 impl std::fmt::Debug for Pseudonymiser {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Pseudonymiser").field("home_cc", &self.home_cc).finish_non_exhaustive()
+        f.debug_struct("Pseudonymiser")
+            .field("home_cc", &self.home_cc)
+            .field("cache_slots", &self.cache.len())
+            .finish_non_exhaustive()
     }
 }
 
 impl Clone for Pseudonymiser {
     fn clone(&self) -> Self {
-        Pseudonymiser { mac: self.mac.clone(), home_cc: self.home_cc.clone(), cache: empty_cache() }
+        Pseudonymiser {
+            mac: self.mac.clone(),
+            home_cc: self.home_cc.clone(),
+            cache: vec![Slot::default(); self.cache.len()],
+            hashed: 0,
+        }
     }
-}
-
-fn empty_cache() -> Vec<Slot> {
-    vec![Slot { len: u8::MAX, bytes: [0; CACHE_MAX_LEN], token: 0, class: NumberClass(0) }; CACHE_SLOTS]
 }
 
 impl Pseudonymiser {
     /// A pseudonymiser for `key`; `home_cc` is the home country calling code
-    /// (digits, no `+`), used to tell international numbers.
+    /// (digits, no `+`), used to tell international numbers. Its cache holds
+    /// 2^18 slots (6 MiB); see [`Pseudonymiser::with_capacity`] for a city.
     pub fn new(key: &str, home_cc: &str) -> Self {
+        Self::with_slots(key, home_cc, DEFAULT_SLOTS)
+    }
+
+    /// Like [`Pseudonymiser::new`], with a cache sized for about `numbers`
+    /// distinct numbers (2 slots of 24 bytes each, rounded up to a power of two,
+    /// between 4096 slots and 2^27).
+    pub fn with_capacity(key: &str, home_cc: &str, numbers: usize) -> Self {
+        Self::new(key, home_cc).with_cache_for(numbers)
+    }
+
+    fn with_slots(key: &str, home_cc: &str, slots: usize) -> Self {
         let mac = <Hmac<Sha256> as Mac>::new_from_slice(key.as_bytes()).expect("HMAC accepts keys of any length");
-        Pseudonymiser { mac, home_cc: home_cc.to_owned(), cache: empty_cache() }
+        Pseudonymiser { mac, home_cc: home_cc.to_owned(), cache: vec![Slot::default(); slots], hashed: 0 }
+    }
+
+    /// The same key and home code with an empty cache sized for about
+    /// `numbers` distinct numbers (as [`Pseudonymiser::with_capacity`]).
+    pub fn with_cache_for(&self, numbers: usize) -> Self {
+        let slots = numbers.saturating_mul(2).next_power_of_two().clamp(MIN_SLOTS, MAX_SLOTS);
+        Pseudonymiser {
+            mac: self.mac.clone(),
+            home_cc: self.home_cc.clone(),
+            cache: vec![Slot::default(); slots],
+            hashed: 0,
+        }
+    }
+
+    /// Bytes held by the cache.
+    pub fn cache_bytes(&self) -> usize {
+        self.cache.len() * std::mem::size_of::<Slot>()
+    }
+
+    /// Numbers hashed so far (lookups the cache could not answer).
+    pub fn hashed(&self) -> u64 {
+        self.hashed
     }
 
     /// The token of a number, without the cache (the definition).
@@ -165,36 +268,108 @@ impl Pseudonymiser {
         u64::from_be_bytes(out[..8].try_into().expect("SHA-256 output is 32 bytes"))
     }
 
+    #[inline]
+    fn lookup(&self, lo: u64, hi: u32) -> Option<(Token, NumberClass)> {
+        let mask = self.cache.len() - 1;
+        let h = home(lo, hi, mask);
+        for w in 0..WAYS {
+            let s = &self.cache[(h + w) & mask];
+            if s.key_lo == lo && s.key_hi == hi {
+                return Some((s.token, s.class));
+            }
+            if s.is_empty() {
+                return None;
+            }
+        }
+        None
+    }
+
+    fn insert(&mut self, lo: u64, hi: u32, token: Token, class: NumberClass) {
+        let mask = self.cache.len() - 1;
+        let h = home(lo, hi, mask);
+        let fresh = Slot { key_lo: lo, token, key_hi: hi, class };
+        for w in 0..WAYS {
+            let i = (h + w) & mask;
+            if self.cache[i].is_empty() || (self.cache[i].key_lo == lo && self.cache[i].key_hi == hi) {
+                self.cache[i] = fresh;
+                return;
+            }
+        }
+        // Full set: evict a way chosen by the token's low bits (deterministic, spread).
+        self.cache[(h + (token as usize % WAYS)) & mask] = fresh;
+    }
+
     /// Token and class of a number already checked by [`is_phone_number`].
     pub fn pseudonymise(&mut self, number: &str) -> (Token, NumberClass) {
-        let bytes = number.as_bytes();
-        if bytes.len() > CACHE_MAX_LEN {
+        let Some((lo, hi)) = pack(number.as_bytes()) else {
+            self.hashed += 1;
             return (self.token_uncached(number), NumberClass::classify(number, &self.home_cc));
+        };
+        if let Some(hit) = self.lookup(lo, hi) {
+            return hit;
         }
-        let slot_index = (fx_hash(bytes) as usize) & (CACHE_SLOTS - 1);
-        let slot = &self.cache[slot_index];
-        if slot.len as usize == bytes.len() && &slot.bytes[..bytes.len()] == bytes {
-            return (slot.token, slot.class);
-        }
+        self.hashed += 1;
         let token = self.token_uncached(number);
         let class = NumberClass::classify(number, &self.home_cc);
-        let mut fresh = Slot { len: bytes.len() as u8, bytes: [0; CACHE_MAX_LEN], token, class };
-        fresh.bytes[..bytes.len()].copy_from_slice(bytes);
-        self.cache[slot_index] = fresh;
+        self.insert(lo, hi, token, class);
         (token, class)
     }
-}
 
-/// A fast non-cryptographic hash for cache placement only (FxHash over 8-byte words).
-fn fx_hash(bytes: &[u8]) -> u64 {
-    const K: u64 = 0x517c_c1b7_2722_0a95;
-    let mut h: u64 = 0;
-    for chunk in bytes.chunks(8) {
-        let mut word = [0u8; 8];
-        word[..chunk.len()].copy_from_slice(chunk);
-        h = (h.rotate_left(5) ^ u64::from_le_bytes(word)).wrapping_mul(K);
+    /// Tokens and classes of many numbers (each already checked by
+    /// [`is_phone_number`]), in order, into `out` (cleared first). The same
+    /// results as [`Pseudonymiser::pseudonymise`] one by one; cache lookups
+    /// run in one tight loop (their memory accesses overlap) and, when many
+    /// numbers miss, the HMACs run in parallel on rayon's pool.
+    pub fn pseudonymise_batch(&mut self, numbers: &[&str], out: &mut Vec<(Token, NumberClass)>) {
+        out.clear();
+        out.reserve(numbers.len());
+        let mask = self.cache.len() - 1;
+        // Pass 1: pack and place every number (no cache traffic). Pass 2: load
+        // each home slot in a loop short enough that dozens of these loads (a
+        // city's cache does not fit in the CPU caches) are in flight at once.
+        let keys: Vec<(u64, u32, u32)> = numbers
+            .iter()
+            .map(|n| match pack(n.as_bytes()) {
+                Some((lo, hi)) => (lo, hi, home(lo, hi, mask) as u32),
+                None => (0, 0, 0),
+            })
+            .collect();
+        let mut misses: Vec<(usize, u64, u32)> = Vec::new();
+        for (i, &(lo, hi, h)) in keys.iter().enumerate() {
+            let s = &self.cache[h as usize];
+            // `lo` is never 0 for a packed number: 0 marks "could not pack".
+            if s.key_lo == lo && s.key_hi == hi && lo != 0 {
+                out.push((s.token, s.class));
+                continue;
+            }
+            match (lo != 0).then(|| self.lookup(lo, hi)).flatten() {
+                Some(hit) => out.push(hit),
+                None => {
+                    misses.push((i, lo, hi));
+                    out.push((0, NumberClass(0)));
+                }
+            }
+        }
+        if misses.is_empty() {
+            return;
+        }
+        self.hashed += misses.len() as u64;
+        let compute = |&(i, _, _): &(usize, u64, u32)| {
+            (self.token_uncached(numbers[i]), NumberClass::classify(numbers[i], &self.home_cc))
+        };
+        let computed: Vec<(Token, NumberClass)> = if misses.len() >= PARALLEL_MISSES {
+            use rayon::prelude::*;
+            misses.par_iter().with_min_len(64).map(compute).collect()
+        } else {
+            misses.iter().map(compute).collect()
+        };
+        for (&(i, lo, hi), &(token, class)) in misses.iter().zip(&computed) {
+            out[i] = (token, class);
+            if lo != 0 || hi != 0 {
+                self.insert(lo, hi, token, class);
+            }
+        }
     }
-    h ^ (h >> 29)
 }
 
 #[cfg(test)]
@@ -223,6 +398,58 @@ mod tests {
         mac.update(b"13800000001");
         let full = mac.finalize().into_bytes();
         assert_eq!(token_hex(t), full[..8].iter().map(|b| format!("{b:02x}")).collect::<String>());
+    }
+
+    #[test]
+    fn batch_agrees_with_one_by_one_and_small_caches_evict_correctly() {
+        let numbers: Vec<String> = (0..20_000u64)
+            .map(|i| match i % 5 {
+                0 => format!("+86{}", 13_800_000_000 + i % 7_000),
+                1 => format!("{}", 13_900_000_000 + i % 3_000),
+                2 => format!("00{}", 95_500 + i % 90),
+                3 => format!("+4915{:011}", i),
+                _ => format!("1{:020}", i),
+            })
+            .collect();
+        let refs: Vec<&str> = numbers.iter().map(String::as_str).collect();
+        let mut big = Pseudonymiser::with_capacity(DEMO_KEY, "86", 100_000);
+        let mut tiny = Pseudonymiser::with_capacity(DEMO_KEY, "86", 10);
+        let mut out = Vec::new();
+        big.pseudonymise_batch(&refs, &mut out);
+        for (n, got) in refs.iter().zip(&out) {
+            let want = (big.token_uncached(n), NumberClass::classify(n, "86"));
+            assert_eq!(*got, want, "{n}");
+            assert_eq!(tiny.pseudonymise(n), want, "{n}");
+            assert_eq!(big.pseudonymise(n), want, "{n} (cached)");
+        }
+        tiny.pseudonymise_batch(&refs, &mut out);
+        for (n, got) in refs.iter().zip(&out) {
+            assert_eq!(got.0, big.token_uncached(n), "{n}");
+        }
+    }
+
+    #[test]
+    fn a_city_of_consecutive_numbers_fits_its_cache() {
+        // 100k numbers differing in their last digits: with twice the slots,
+        // each is hashed once however often it is looked up again.
+        let mut p = Pseudonymiser::with_capacity(DEMO_KEY, "86", 100_000);
+        let numbers: Vec<String> = (0..100_000u64).map(|i| format!("{}", 13_800_000_000 + i)).collect();
+        for _ in 0..2 {
+            for n in &numbers {
+                p.pseudonymise(n);
+            }
+        }
+        assert!(p.hashed() < 101_000, "hashed {} of 100000 distinct numbers", p.hashed());
+    }
+
+    #[test]
+    fn packing_is_injective_on_lengths_and_plus() {
+        assert_ne!(pack(b"0123"), pack(b"123"));
+        assert_ne!(pack(b"+123"), pack(b"0123"));
+        assert_ne!(pack(b"00123"), pack(b"0123"));
+        assert!(pack(b"+12345678901234567890").is_some());
+        assert!(pack(b"+123456789012345678901").is_none());
+        assert_ne!(pack(b"123"), Some((0, 0)));
     }
 
     #[test]

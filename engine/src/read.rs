@@ -330,6 +330,52 @@ fn number_of(
     }
 }
 
+/// The pseudonyms of a string column's phone numbers, one per row (`None`
+/// for a null or a value that is not a phone number: [`number_pre`] rejects it
+/// when its row gets there). One batched lookup per column instead of one per
+/// value, so cache misses overlap and a burst of new numbers hashes in parallel.
+fn column_tokens(
+    column: &Strs,
+    rows: usize,
+    ps: &mut Pseudonymiser,
+    scratch: &mut Vec<(Token, NumberClass)>,
+) -> Vec<Option<(Token, NumberClass)>> {
+    let mut numbers: Vec<&str> = Vec::with_capacity(rows);
+    let mut at: Vec<u32> = Vec::with_capacity(rows);
+    for i in 0..rows {
+        match column.get(i) {
+            Some(n) if is_phone_number(n) => {
+                at.push(numbers.len() as u32);
+                numbers.push(n);
+            }
+            _ => at.push(u32::MAX),
+        }
+    }
+    ps.pseudonymise_batch(&numbers, scratch);
+    at.into_iter().map(|k| scratch.get(k as usize).copied()).collect()
+}
+
+/// [`number_of`] with the pseudonym already looked up by [`column_tokens`]:
+/// the same checks, the same rejects.
+fn number_pre(
+    ctx: &RowCtx,
+    i: usize,
+    c: &str,
+    v: Option<&str>,
+    pre: Option<(Token, NumberClass)>,
+) -> Result<Option<(Token, NumberClass)>, Rejected> {
+    match (v, pre) {
+        (None, _) => Ok(None),
+        (Some(_), Some(t)) => Ok(Some(t)),
+        (Some(_), None) => Err(ctx.reject(
+            i,
+            Some(c),
+            "not_a_phone_number",
+            format!("`{c}` is not a phone number; expected 3-20 digits with an optional leading +"),
+        )),
+    }
+}
+
 fn vocab<T>(
     ctx: &RowCtx,
     i: usize,
@@ -356,12 +402,14 @@ pub struct Decoder {
     table: Table,
     pseudonymiser: Pseudonymiser,
     units: UnitDirectory,
+    /// Reused buffer of batched pseudonym lookups (no allocation per batch).
+    scratch: Vec<(Token, NumberClass)>,
 }
 
 impl Decoder {
     /// A decoder for a stream table (`calls`, `alarms` or `patrols`).
     pub fn new(table: Table, pseudonymiser: Pseudonymiser, units: UnitDirectory) -> Self {
-        Decoder { table, pseudonymiser, units }
+        Decoder { table, pseudonymiser, units, scratch: Vec::new() }
     }
 
     /// Decodes one batch (`row0`: row number of its first row within `file`).
@@ -401,15 +449,18 @@ impl Decoder {
             .map(|c| col(b, m, t, c).as_primitive::<Float64Type>());
         let dur = col(b, m, t, "duration_s").as_primitive::<UInt32Type>();
         let ps = &mut self.pseudonymiser;
+        let caller_tokens = column_tokens(&caller, b.num_rows(), ps, &mut self.scratch);
+        let callee_tokens = column_tokens(&callee, b.num_rows(), ps, &mut self.scratch);
+        events.reserve(b.num_rows());
         for i in 0..b.num_rows() {
             let row = (|| -> Result<CallEvent, Rejected> {
                 let call_id = prim(call_id, i).ok_or_else(|| ctx.null(i, "call_id"))?;
                 let phase = vocab(ctx, i, "event", phase.get(i), CallPhase::parse, CallPhase::expected)?;
                 let ts_ms = ts_of(ctx, i, prim(ts, i))?;
-                let (caller, caller_class) =
-                    number_of(ctx, i, "caller", caller.get(i), ps)?.ok_or_else(|| ctx.null(i, "caller"))?;
-                let (callee, callee_class) =
-                    number_of(ctx, i, "callee", callee.get(i), ps)?.ok_or_else(|| ctx.null(i, "callee"))?;
+                let (caller, caller_class) = number_pre(ctx, i, "caller", caller.get(i), caller_tokens[i])?
+                    .ok_or_else(|| ctx.null(i, "caller"))?;
+                let (callee, callee_class) = number_pre(ctx, i, "callee", callee.get(i), callee_tokens[i])?
+                    .ok_or_else(|| ctx.null(i, "callee"))?;
                 let caller_pos = point_of(ctx, i, "caller_lat", "caller_lon", prim(clat, i), prim(clon, i), true)?;
                 let callee_pos = point_of(ctx, i, "callee_lat", "callee_lon", prim(elat, i), prim(elon, i), true)?;
                 Ok(CallEvent {
@@ -740,15 +791,18 @@ pub fn read_subscribers(
 ) -> Result<HashMap<Token, Subscriber>> {
     let t = Table::Subscribers;
     let mut out = HashMap::new();
+    let mut scratch = Vec::new();
     for_each_row(files, |ctx, b, m| {
         let number = Strs::new(col(b, m, t, "number"));
         let age = col(b, m, t, "age").as_primitive::<UInt8Type>();
         let lat = col(b, m, t, "home_lat").as_primitive::<Float64Type>();
         let lon = col(b, m, t, "home_lon").as_primitive::<Float64Type>();
         let act = col(b, m, t, "activated_ms").as_primitive::<Int64Type>();
+        let tokens = column_tokens(&number, b.num_rows(), ps, &mut scratch);
         for i in 0..b.num_rows() {
             let row = (|| -> Result<(Token, Subscriber), Rejected> {
-                let (tok, _) = number_of(ctx, i, "number", number.get(i), ps)?.ok_or_else(|| ctx.null(i, "number"))?;
+                let (tok, _) =
+                    number_pre(ctx, i, "number", number.get(i), tokens[i])?.ok_or_else(|| ctx.null(i, "number"))?;
                 let home = point_of(ctx, i, "home_lat", "home_lon", prim(lat, i), prim(lon, i), true)?;
                 Ok((tok, Subscriber { age: prim(age, i), home, activated_ms: prim(act, i) }))
             })();

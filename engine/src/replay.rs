@@ -141,6 +141,10 @@ pub struct Dataset {
     pub streams: Vec<TableFiles>,
     /// Rows per stream table (from Parquet metadata).
     pub stream_rows: BTreeMap<Table, u64>,
+    /// The caller's pseudonymiser with a cache sized for the city and warmed
+    /// with the subscribers' numbers: the calls decoder takes it over, so each
+    /// subscriber is hashed once per replay.
+    pub pseudonymiser: Pseudonymiser,
     /// Subscribers, jurisdiction, unit directory.
     pub reference: Reference,
     /// Bad rows of the reference tables.
@@ -192,16 +196,23 @@ pub fn open_dataset(dir: &Path, pseudonymiser: &Pseudonymiser) -> Result<Dataset
         }
         None => crate::jurisdiction::Jurisdiction::default_grid(officers),
     };
+    // Size the cache for the city: the subscribers, or (without that table) a
+    // share of the call rows; numbers from outside the city take the headroom.
+    let calls_rows = stream_rows.get(&Table::Calls).copied().unwrap_or(0) as usize;
+    let mut warm = pseudonymiser.with_cache_for(calls_rows / 8);
     let subscribers = match read::locate(dir, Table::Subscribers)? {
         Some(f) => {
-            reference_rows.insert(Table::Subscribers, read::check(&f)?);
-            read::read_subscribers(&f, &mut pseudonymiser.clone(), &mut rejects)?
+            let n = read::check(&f)?;
+            reference_rows.insert(Table::Subscribers, n);
+            warm = pseudonymiser.with_cache_for(n as usize);
+            read::read_subscribers(&f, &mut warm, &mut rejects)?
         }
         None => Default::default(),
     };
     Ok(Dataset {
         streams,
         stream_rows,
+        pseudonymiser: warm,
         reference: Reference {
             subscribers: Arc::new(subscribers),
             jurisdiction: Arc::new(jurisdiction),
@@ -296,11 +307,18 @@ fn spawn_reader(files: TableFiles, decoder: Decoder) -> (Receiver<Result<Chunk>>
                 match reader.next_batch(&mut events, &mut rejects) {
                     Ok(Some(())) => {
                         let (file, row0) = reader.position();
-                        // Row numbers of accepted events: the batch's rows minus the rejected ones.
-                        let n = (reader.rows - rows_before) as usize;
-                        let bad: HashSet<u64> = rejects.iter().map(|r| r.row).collect();
-                        let rows: Vec<u64> =
-                            (0..n as u64).map(|i| row0 - n as u64 + i).filter(|r| !bad.contains(r)).collect();
+                        // Row numbers of accepted events: the batch's rows minus the rejected
+                        // ones (rejects come in row order, at most one per row).
+                        let n = reader.rows - rows_before;
+                        let mut bad = rejects.iter().map(|r| r.row).peekable();
+                        let mut rows = Vec::with_capacity(events.len());
+                        for r in row0 - n..row0 {
+                            if bad.peek() == Some(&r) {
+                                bad.next();
+                            } else {
+                                rows.push(r);
+                            }
+                        }
                         debug_assert_eq!(rows.len(), events.len());
                         if tx.send(Ok(Chunk { events, rows, file, rejects })).is_err() {
                             break;
@@ -324,6 +342,7 @@ struct Head {
     rx: Receiver<Result<Chunk>>,
     chunk: Option<Chunk>,
     pos: usize,
+    alive: bool,
 }
 
 impl Head {
@@ -366,11 +385,124 @@ struct MergeCounts {
     range: Option<(u64, u64)>,
 }
 
+/// A hasher for call ids in the pairing set: one multiply (SipHash costs more
+/// than the rest of the merge step; call ids are not attacker-chosen keys here,
+/// and a skewed id set only slows the set down).
+#[derive(Default, Clone, Copy)]
+struct IdHasher(u64);
+
+impl std::hash::Hasher for IdHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = (self.0.rotate_left(5) ^ u64::from(b)).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+        }
+    }
+    fn write_u64(&mut self, id: u64) {
+        let h = (self.0 ^ id).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+        self.0 = h ^ (h >> 32);
+    }
+}
+
+type IdSet = HashSet<u64, std::hash::BuildHasherDefault<IdHasher>>;
+
+/// The merger's running state: pairing, watermark, numbering, the open epoch.
+struct MergeState<'a> {
+    counts: MergeCounts,
+    wm: Watermark,
+    open_calls: IdSet,
+    epoch: Epoch,
+    seq: u64,
+    started: Instant,
+    first_ts: Option<u64>,
+    epoch_first_ts: u64,
+    paced_span_ms: u64,
+    speed: Speed,
+    senders: Vec<Sender<Arc<Epoch>>>,
+    progress: &'a indicatif::ProgressBar,
+}
+
+impl MergeState<'_> {
+    fn send(&self, epoch: Epoch) {
+        let e = Arc::new(epoch);
+        for s in &self.senders {
+            // A worker that hung up has failed; its panic surfaces at join.
+            let _ = s.send(Arc::clone(&e));
+        }
+    }
+
+    /// Takes the next event in merge order: pairing check, watermark, seq, epoch cut.
+    #[inline]
+    fn admit(&mut self, mut event: Event, row: u64, file: &Arc<Path>, log: &mut RejectLog) -> Result<()> {
+        if let Event::Call(call) = &event {
+            let bad = match call.phase {
+                CallPhase::Start if !self.open_calls.insert(call.call_id) => {
+                    Some(("duplicate_start", format!("call_id {} already has an open start row", call.call_id)))
+                }
+                CallPhase::End if !self.open_calls.remove(&call.call_id) => Some((
+                    "end_without_start",
+                    format!("end row of call_id {} has no open start row before it", call.call_id),
+                )),
+                _ => None,
+            };
+            if let Some((code, reason)) = bad {
+                log.record(&Rejected::new(Table::Calls, file, row, Some("call_id"), code, reason))?;
+                return Ok(());
+            }
+        }
+        let ts = event.ts_ms();
+        let counts = &mut self.counts;
+        counts.range = Some(counts.range.map_or((ts, ts), |(a, b)| (a.min(ts), b.max(ts))));
+        let (time, late) = self.wm.admit(ts);
+        counts.late += u64::from(late);
+        counts.events += 1;
+        event.stamp(self.seq, late);
+        event.set_ts(time);
+        self.seq += 1;
+        if self.epoch.events.is_empty() {
+            self.epoch_first_ts = time;
+        }
+        self.epoch.events.push(event);
+        let span = time.saturating_sub(self.epoch_first_ts);
+        if self.epoch.events.len() >= EPOCH_EVENTS || span >= self.paced_span_ms {
+            self.cut(time);
+        }
+        Ok(())
+    }
+
+    /// Sends the open epoch (its last event at `last_ts`) and paces the replay.
+    fn cut(&mut self, last_ts: u64) {
+        self.epoch.watermark = self.wm.current();
+        let n = self.epoch.events.len() as u64;
+        let full = std::mem::replace(&mut self.epoch, Epoch { events: Vec::with_capacity(EPOCH_EVENTS), watermark: 0 });
+        self.send(full);
+        self.progress.inc(n);
+        let first = *self.first_ts.get_or_insert(last_ts);
+        if !self.progress.is_hidden() {
+            let rate = self.counts.events as f64 / self.started.elapsed().as_secs_f64().max(1e-9);
+            self.progress.set_message(format!("event time {}  {:.2}M events/s", utc_short(last_ts as i64), rate / 1e6));
+        }
+        if let Speed::Times(x) = self.speed {
+            let target = Duration::from_secs_f64((last_ts - first) as f64 / 1000.0 / x);
+            if let Some(wait) = target.checked_sub(self.started.elapsed()) {
+                std::thread::sleep(wait);
+            }
+        }
+    }
+}
+
 /// Merges the stream tables into epochs and sends each to every local worker.
+///
+/// Order: at each step the head with the smallest `(event time, table index)`.
+/// Rather than comparing heads per event, the merger takes a run from the
+/// chosen head while it stays below the best of the others: the same order,
+/// one comparison per event.
 #[allow(clippy::too_many_arguments)]
 fn merge(
     streams: Vec<TableFiles>,
-    decoders: impl Fn(Table) -> Decoder,
+    mut decoders: impl FnMut(Table) -> Decoder,
     lateness_ms: u64,
     speed: Speed,
     senders: Vec<Sender<Arc<Epoch>>>,
@@ -382,108 +514,86 @@ fn merge(
     for files in streams {
         let t = files.table;
         let (rx, join) = spawn_reader(files, decoders(t));
-        heads.push(Head { rx, chunk: None, pos: 0 });
+        heads.push(Head { rx, chunk: None, pos: 0, alive: true });
         joins.push((t, join));
     }
-    let mut counts = MergeCounts::default();
-    let mut wm = Watermark::new(lateness_ms);
-    let mut open_calls: HashSet<u64> = HashSet::new();
-    let mut epoch = Epoch::default();
-    let mut seq: u64 = 0;
-    let started = Instant::now();
-    let mut first_ts: Option<u64> = None;
-    let mut alive: Vec<bool> = vec![true; heads.len()];
-    let send = |epoch: Epoch, senders: &[Sender<Arc<Epoch>>]| {
-        let e = Arc::new(epoch);
-        for s in senders {
-            // A worker that hung up has failed; its panic surfaces at join.
-            let _ = s.send(Arc::clone(&e));
-        }
+    let mut st = MergeState {
+        counts: MergeCounts::default(),
+        wm: Watermark::new(lateness_ms),
+        open_calls: IdSet::default(),
+        epoch: Epoch { events: Vec::with_capacity(EPOCH_EVENTS), watermark: 0 },
+        seq: 0,
+        started: Instant::now(),
+        first_ts: None,
+        epoch_first_ts: 0,
+        paced_span_ms: match speed {
+            Speed::Max => u64::MAX,
+            Speed::Times(x) => ((100.0 * x) as u64).max(1),
+        },
+        speed,
+        senders,
+        progress,
     };
-    let paced_span_ms = match speed {
-        Speed::Max => u64::MAX,
-        Speed::Times(x) => ((100.0 * x) as u64).max(1),
-    };
-    let mut epoch_first_ts = 0;
     loop {
-        // Pick the head with the smallest event time (ties: table order).
+        // Pick the head with the smallest event time (ties: table order), and
+        // the best of the others: the bound of this run.
         let mut best: Option<(u64, usize)> = None;
+        let mut second: Option<(u64, usize)> = None;
         for (i, h) in heads.iter_mut().enumerate() {
-            if alive[i] && !h.fill(log)? {
-                alive[i] = false;
+            if h.alive && !h.fill(log)? {
+                h.alive = false;
             }
-            if alive[i] {
-                let ts = h.peek_ts();
-                if best.is_none_or(|(b, _)| ts < b) {
-                    best = Some((ts, i));
+            if h.alive {
+                let key = (h.peek_ts(), i);
+                if best.is_none_or(|b| key < b) {
+                    second = best;
+                    best = Some(key);
+                } else if second.is_none_or(|s| key < s) {
+                    second = Some(key);
                 }
             }
         }
         let Some((_, i)) = best else { break };
         let h = &mut heads[i];
         let c = h.chunk.as_ref().expect("filled");
-        let mut event = c.events[h.pos];
-        let row = c.rows[h.pos];
         let file = Arc::clone(&c.file);
-        h.pos += 1;
-        if let Event::Call(call) = &event {
-            let bad = match call.phase {
-                CallPhase::Start if !open_calls.insert(call.call_id) => {
-                    Some(("duplicate_start", format!("call_id {} already has an open start row", call.call_id)))
-                }
-                CallPhase::End if !open_calls.remove(&call.call_id) => Some((
-                    "end_without_start",
-                    format!("end row of call_id {} has no open start row before it", call.call_id),
-                )),
-                _ => None,
-            };
-            if let Some((code, reason)) = bad {
-                log.record(&Rejected::new(Table::Calls, &file, row, Some("call_id"), code, reason))?;
-                continue;
+        while h.pos < c.events.len() {
+            let event = c.events[h.pos];
+            if second.is_some_and(|s| (event.ts_ms(), i) > s) {
+                break;
             }
-        }
-        let ts = event.ts_ms();
-        counts.range = Some(counts.range.map_or((ts, ts), |(a, b)| (a.min(ts), b.max(ts))));
-        let (time, late) = wm.admit(ts);
-        counts.late += u64::from(late);
-        counts.events += 1;
-        event.stamp(seq, late);
-        event.set_ts(time);
-        seq += 1;
-        if epoch.events.is_empty() {
-            epoch_first_ts = time;
-        }
-        epoch.events.push(event);
-        let span = time.saturating_sub(epoch_first_ts);
-        if epoch.events.len() >= EPOCH_EVENTS || span >= paced_span_ms {
-            epoch.watermark = wm.current();
-            let last_ts = time;
-            let n = epoch.events.len() as u64;
-            send(std::mem::take(&mut epoch), &senders);
-            progress.inc(n);
-            let first = *first_ts.get_or_insert(last_ts);
-            if !progress.is_hidden() {
-                let rate = counts.events as f64 / started.elapsed().as_secs_f64().max(1e-9);
-                progress.set_message(format!("event time {}  {:.2}M events/s", utc_short(last_ts as i64), rate / 1e6));
-            }
-            if let Speed::Times(x) = speed {
-                let target = Duration::from_secs_f64((last_ts - first) as f64 / 1000.0 / x);
-                if let Some(wait) = target.checked_sub(started.elapsed()) {
-                    std::thread::sleep(wait);
-                }
-            }
+            let row = c.rows[h.pos];
+            h.pos += 1;
+            st.admit(event, row, &file, log)?;
         }
     }
     // End of input: every event is in; time moves to just past the last one.
-    epoch.watermark = counts.range.map_or(0, |(_, last)| last + 1).max(wm.current());
+    let mut epoch = std::mem::take(&mut st.epoch);
+    epoch.watermark = st.counts.range.map_or(0, |(_, last)| last + 1).max(st.wm.current());
     progress.inc(epoch.events.len() as u64);
-    send(epoch, &senders);
+    st.send(epoch);
+    let MergeState { counts, senders, .. } = st;
     drop(senders);
     let mut rows = BTreeMap::new();
     for (t, j) in joins {
         rows.insert(t, j.join().map_err(|_| Error::Bug(format!("reader thread of {} panicked", t.name())))?);
     }
     Ok((counts, rows))
+}
+
+/// The decoder of each stream table: the calls decoder takes over the
+/// dataset's warmed pseudonymiser; the others get caches sized for their rows.
+fn table_decoders(warm: Pseudonymiser, units: UnitDirectory, alarm_rows: usize) -> impl FnMut(Table) -> Decoder {
+    let base = warm.with_cache_for(0);
+    let mut warm = Some(warm);
+    move |t| {
+        let ps = match t {
+            Table::Calls => warm.take().unwrap_or_else(|| base.with_cache_for(0)),
+            Table::Alarms => base.with_cache_for(alarm_rows),
+            _ => base.with_cache_for(0),
+        };
+        Decoder::new(t, ps, units.clone())
+    }
 }
 
 /// Runs a replay; writes outputs when `opts.out` is set (process 0 only).
@@ -560,11 +670,10 @@ pub fn replay_with_tap(
     } else {
         indicatif::ProgressBar::hidden()
     };
-    let (key, home) = (opts.pseudonym_key.clone(), opts.home_cc.clone());
-    let units = dataset.reference.units.clone();
+    let alarm_rows = dataset.stream_rows.get(&Table::Alarms).copied().unwrap_or(0) as usize;
     let merged = merge(
         dataset.streams,
-        |t| Decoder::new(t, Pseudonymiser::new(&key, &home), units.clone()),
+        table_decoders(dataset.pseudonymiser, dataset.reference.units.clone(), alarm_rows),
         opts.lateness_ms,
         opts.speed,
         senders,
@@ -659,12 +768,11 @@ pub fn merged_events(opts: &ReplayOptions) -> Result<(Vec<Event>, Reference)> {
         }
         all
     });
-    let (key, home) = (opts.pseudonym_key.clone(), opts.home_cc.clone());
-    let units = dataset.reference.units.clone();
+    let alarm_rows = dataset.stream_rows.get(&Table::Alarms).copied().unwrap_or(0) as usize;
     let mut log = RejectLog::counting();
     merge(
         dataset.streams,
-        |t| Decoder::new(t, Pseudonymiser::new(&key, &home), units.clone()),
+        table_decoders(dataset.pseudonymiser, dataset.reference.units.clone(), alarm_rows),
         opts.lateness_ms,
         Speed::Max,
         vec![tx],
