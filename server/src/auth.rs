@@ -147,7 +147,13 @@ pub struct Authenticator {
     officers: HashMap<String, Officer>,
     /// SHA-256 of verified tokens -> officer_id.
     cache: Mutex<HashMap<[u8; 32], String>>,
+    /// SHA-256 of tokens that named a real id but failed argon2: a client
+    /// retrying a wrong token does not cost an argon2 run each time. Bounded.
+    denied: Mutex<std::collections::HashSet<[u8; 32]>>,
 }
+
+/// Most remembered wrong tokens (then the set starts over).
+const DENIED_CAP: usize = 10_000;
 
 impl Authenticator {
     /// From a credentials file and the officers table.
@@ -156,6 +162,7 @@ impl Authenticator {
             by_id: file.tokens.into_iter().map(|c| (c.id.clone(), c)).collect(),
             officers: officers.iter().map(|o| (o.officer_id.clone(), o.clone())).collect(),
             cache: Mutex::new(HashMap::new()),
+            denied: Mutex::new(std::collections::HashSet::new()),
         }
     }
 
@@ -176,12 +183,22 @@ impl Authenticator {
         };
         let Some(cred) = self.by_id.get(id) else { return Verified::Denied };
         let Some(officer) = self.officers.get(&cred.officer_id) else { return Verified::Denied };
+        let key = sha256(token.as_bytes());
+        if self.denied.lock().is_ok_and(|d| d.contains(&key)) {
+            return Verified::Denied;
+        }
         let Ok(hash) = PasswordHash::new(&cred.hash) else { return Verified::Denied };
         if Argon2::default().verify_password(token.as_bytes(), &hash).is_err() {
+            if let Ok(mut d) = self.denied.lock() {
+                if d.len() >= DENIED_CAP {
+                    d.clear();
+                }
+                d.insert(key);
+            }
             return Verified::Denied;
         }
         let first = match self.cache.lock() {
-            Ok(mut c) => c.insert(sha256(token.as_bytes()), officer.officer_id.clone()).is_none(),
+            Ok(mut c) => c.insert(key, officer.officer_id.clone()).is_none(),
             Err(_) => true,
         };
         Verified::Ok { caller: Caller { officer: officer.clone() }, first }
