@@ -38,4 +38,4 @@ pub mod sink;
 pub mod toronto;
 
 pub use error::{Error, Result};
-pub use r#gen::{GenOptions, GenSummary, Rates, generate};
+pub use r#gen::{DEFAULT_START_MS, GenOptions, GenSummary, Rates, generate};
