@@ -102,8 +102,10 @@ pub fn feed(dir: &Path, addr: &str, token: &str, speed: f64, mut on_progress: im
         .collect::<Result<_>>()?;
     let Some(t0) = tables.iter().filter_map(|t| t.ts.first().copied()).min() else { return Ok(Fed::default()) };
     let end = tables.iter().filter_map(|t| t.ts.last().copied()).max().unwrap_or(t0);
-    // One slice of event time per 250 ms of wall time.
-    let slice_ms = ((250.0 * speed) as i64).max(1);
+    // One slice of event time per 250 ms of wall time, but never more than half
+    // the default lateness: tables are posted one after the other within a
+    // slice, so a longer slice would make the later tables' rows late.
+    let slice_ms = ((250.0 * speed) as i64).clamp(1, 30_000);
     let started = Instant::now();
     let mut fed = Fed::default();
     let mut t = t0;
