@@ -69,7 +69,8 @@ pub struct EvalOptions {
     pub config: Config,
     /// Settings for the burglary ranking; `None`: `config` with only burglary weighted.
     pub burglary_config: Option<Config>,
-    /// Score forecast times from this event time on (the train/test split); `None`: one year after the first alarm.
+    /// Score forecast times from this event time on (the train/test split); `None`: one year
+    /// after the first alarm, or half-way through shorter data.
     pub score_from_ms: Option<u64>,
     /// Score only periods that end by this time; `None`: the end of the last alarm's day.
     pub score_until_ms: Option<u64>,
@@ -363,7 +364,7 @@ pub fn evaluate(alarms: &[AlarmEvent], jurisdiction: &Jurisdiction, opts: &EvalO
     let first = alarms.first().map_or(0, |a| a.ts_ms);
     let last = alarms.last().map_or(0, |a| a.ts_ms);
     let day0 = |t: u64| (t.saturating_sub(opts.day_offset_ms)).div_ceil(DAY_MS) * DAY_MS + opts.day_offset_ms;
-    let from = day0(opts.score_from_ms.unwrap_or(first + 365 * DAY_MS));
+    let from = day0(opts.score_from_ms.unwrap_or(first + (365 * DAY_MS).min((last - first) / 2)));
     let until = opts.score_until_ms.unwrap_or(day0(last + 1));
     let mut rows = Vec::new();
     for crime in ["all", "burglary"] {
