@@ -1,0 +1,110 @@
+//! The live service through the binary: `token` issues a bearer token,
+//! `serve` runs the engine and the API from one config file, an urgent alarm
+//! posted as NDJSON raises a `no_dispatch` alert once the wall clock passes its
+//! deadline (the config's `[models.response_gap]` sets a 2 s limit), and `audit verify` finds the chain intact after a clean shutdown.
+
+mod common;
+
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::process::{Child, Command};
+use std::time::{Duration, Instant};
+
+use citywatch_engine::rows::{OfficerRow, write_table};
+
+fn request(addr: &str, method: &str, path: &str, token: &str, body: &str) -> (u16, String) {
+    let mut s = TcpStream::connect(addr).unwrap();
+    write!(
+        s,
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {token}\r\nContent-Type: application/x-ndjson\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    let mut resp = String::new();
+    s.read_to_string(&mut resp).unwrap();
+    let status = resp.split_whitespace().nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
+    (status, resp.split("\r\n\r\n").nth(1).unwrap_or("").to_owned())
+}
+
+struct Server(Child);
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[test]
+fn serve_token_ingest_alert_and_audit() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let reference = d.join("reference");
+    let officer = |id: &str, role: &str, scope: &str| OfficerRow {
+        officer_id: id.into(),
+        name: id.into(),
+        role: role.into(),
+        scope: scope.into(),
+    };
+    write_table(&reference, &[officer("A1", "analyst", "city"), officer("C1", "community", "nowhere")]).unwrap();
+    let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let addr = format!("127.0.0.1:{port}");
+    let config = d.join("citywatch.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "reference = {reference:?}\nworkers = 1\nlateness = \"2s\"\n[models.response_gap]\ndispatch_within_ms = 2000\n[server]\naddr = \"{addr}\"\nstore_path = {:?}\ncredentials_path = {:?}\nclock_tick_ms = 200\n",
+            d.join("store.sqlite"),
+            d.join("credentials.json")
+        ),
+    )
+    .unwrap();
+    let cfg = config.to_str().unwrap();
+
+    let o = common::citywatch(&["serve", "--config", cfg]);
+    assert!(!o.status.success() && common::stderr(&o).contains("citywatch token"), "{}", common::stderr(&o));
+    let o = common::citywatch(&["token", "--config", cfg, "--officer", "A1"]);
+    assert!(o.status.success(), "{}", common::stderr(&o));
+    let token = String::from_utf8(o.stdout).unwrap().trim().to_owned();
+    let o = common::citywatch(&["token", "--config", cfg, "--officer", "C1"]);
+    let other = String::from_utf8(o.stdout).unwrap().trim().to_owned();
+
+    let server =
+        Server(Command::new(env!("CARGO_BIN_EXE_citywatch")).args(["serve", "--config", cfg]).spawn().unwrap());
+    let start = Instant::now();
+    while TcpStream::connect(&addr).is_err() {
+        assert!(start.elapsed() < Duration::from_secs(20), "serve did not come up");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(request(&addr, "GET", "/api/v1/alerts", "wrong", "").0, 401);
+
+    // An urgent alarm received now; with a 2 s dispatch limit (from the config's
+    // model section) the wall clock alone makes its deadline pass.
+    let now_ms = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as i64;
+    let alarm = format!(
+        "{{\"alarm_id\": 1, \"ts_ms\": {}, \"category\": \"robbery\", \"priority\": 1, \"lat\": 36.07, \"lon\": 120.38, \"reporter\": null, \"suspect_number\": null, \"source\": \"110\"}}\n",
+        now_ms - 500
+    );
+    let (status, body) = request(&addr, "POST", "/api/v1/ingest/alarms", &token, &alarm);
+    assert_eq!(status, 200, "{body}");
+    let bad = alarm.replace("robbery", "arson");
+    let (status, body) = request(&addr, "POST", "/api/v1/ingest/alarms", &token, &bad);
+    assert!(status == 400 && body.contains("arson"), "{status} {body}");
+
+    let mut seen = String::new();
+    while Instant::now() - start < Duration::from_secs(30) {
+        seen = request(&addr, "GET", "/api/v1/alerts", &token, "").1;
+        if seen.contains("no_dispatch") {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert!(seen.contains("no_dispatch") && seen.contains("alarm:1"), "{seen}");
+    let hidden = request(&addr, "GET", "/api/v1/alerts", &other, "").1;
+    assert!(!hidden.contains("alarm:1"), "a community officer elsewhere must not see it: {hidden}");
+
+    drop(server);
+    let o = common::citywatch(&["audit", "verify", "--config", cfg]);
+    assert!(o.status.success(), "{}", common::stderr(&o));
+    assert!(String::from_utf8_lossy(&o.stdout).contains("audit chain intact"));
+}
