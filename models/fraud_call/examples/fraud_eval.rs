@@ -45,7 +45,10 @@ fn main() {
     let e = evaluate(&input, &out.alerts, DEMO_KEY).expect("eval");
     println!("{e}");
     println!("{}", serde_json::to_string(&e).unwrap());
-    if let Some(dump) = args.get(4) {
+    if std::env::var("FRAUD_EVAL_MISSES").is_ok() {
+        misses(&opts, &out.alerts);
+    }
+    if let Some(dump) = args.get(4).filter(|d| !d.is_empty()) {
         let files = require(&input, Table::FraudLabels, "labels").unwrap();
         let labels =
             read_fraud_labels(&files, &mut Pseudonymiser::new(DEMO_KEY, "86"), &mut Vec::new()).expect("labels");
@@ -89,5 +92,69 @@ fn main() {
                 .collect();
             writeln!(w, "{id},{fraud},{lead},{},{}", a.event_ts_ms, vals.join(",")).unwrap();
         }
+    }
+}
+
+/// Prints, for each loss not alerted before it, the fraud number's shape and history.
+fn misses(opts: &ReplayOptions, alerts: &[citywatch_engine::alert::Alert]) {
+    use citywatch_engine::contract::CallPhase;
+    use citywatch_engine::event::Event;
+    let (events, reference) = citywatch_engine::replay::merged_events(opts).expect("events");
+    let files = require(&opts.input, Table::FraudLabels, "labels").unwrap();
+    let labels = read_fraud_labels(&files, &mut Pseudonymiser::new(DEMO_KEY, "86"), &mut Vec::new()).unwrap();
+    let mut alerted: HashMap<u64, i64> = HashMap::new();
+    for a in alerts.iter().filter(|a| a.model == "fraud_call") {
+        let v: serde_json::Value = serde_json::from_str(&a.evidence).unwrap_or_default();
+        if let Some(id) = v["call_id"].as_u64() {
+            let e = alerted.entry(id).or_insert(a.event_ts_ms);
+            *e = (*e).min(a.event_ts_ms);
+        }
+    }
+    let starts: HashMap<u64, citywatch_engine::event::CallEvent> = events
+        .iter()
+        .filter_map(|e| match e {
+            Event::Call(c) if c.phase == CallPhase::Start => Some((c.call_id, *c)),
+            _ => None,
+        })
+        .collect();
+    let mut tally: HashMap<String, (usize, usize)> = HashMap::new();
+    for l in labels.iter().filter(|l| l.loss_ts_ms.is_some()) {
+        let Some(s) = starts.get(&l.call_id) else { continue };
+        let prior: std::collections::HashSet<u64> = starts
+            .values()
+            .filter(|c| c.caller == s.caller && c.ts_ms < s.ts_ms && c.ts_ms + 86_400_000 > s.ts_ms)
+            .map(|c| c.callee)
+            .collect();
+        let young = reference
+            .subscribers
+            .get(&s.caller)
+            .and_then(|x| x.activated_ms)
+            .map(|a| (s.ts_ms as i64 - a) < 90 * 86_400_000);
+        let shape = if s.caller_class.has(citywatch_engine::pseudonym::NumberClass::SPOOFED_SERVICE) {
+            "spoofed"
+        } else if s.caller_class.is_risky_prefix() {
+            "intl/virtual"
+        } else {
+            match young {
+                Some(true) => "local young",
+                Some(false) => "local old",
+                None => "local unregistered",
+            }
+        };
+        let fanout = match prior.len() {
+            0 => "0 prior callees/24h",
+            1..=11 => "1-11 prior callees/24h",
+            _ => "12+ prior callees/24h",
+        };
+        let hit = alerted.get(&l.call_id).is_some_and(|&t| t < l.loss_ts_ms.unwrap_or(0));
+        let e = tally.entry(format!("{shape:20} {fanout}")).or_default();
+        e.0 += 1;
+        e.1 += usize::from(hit);
+    }
+    let mut rows: Vec<_> = tally.into_iter().collect();
+    rows.sort();
+    println!("losses by number shape and prior fan-out: (losses, alerted before loss by call)");
+    for (k, (n, hit)) in rows {
+        println!("  {k:45} {n:4} {hit:4}");
     }
 }
