@@ -179,3 +179,39 @@ fn issue_4_matches_reference_small_caps() {
     };
     check(3, config);
 }
+
+#[test]
+fn issue_4_an_end_stamped_at_the_check_cancels_the_alert() {
+    // A spoofed service number (risk 1.0 from its first call) makes two calls: one
+    // ends exactly `open_s` after its start (no alert: it ended), one a second later
+    // (alert at start + open_s, while still open).
+    let dir = tempfile::tempdir().unwrap();
+    let call = |id: u64, event: &str, ts: i64, d: Option<u32>| CallRow {
+        call_id: id,
+        event: event.into(),
+        ts_ms: ts,
+        caller: "+8695588".into(),
+        callee: format!("1380000000{id}"),
+        caller_lat: None,
+        caller_lon: None,
+        callee_lat: Some(36.07),
+        callee_lon: Some(120.38),
+        duration_s: d,
+    };
+    let rows = vec![
+        call(1, "start", T0_MS, None),
+        call(1, "end", T0_MS + 120_000, Some(120)),
+        call(2, "start", T0_MS + 600_000, None),
+        call(2, "end", T0_MS + 721_000, Some(121)),
+    ];
+    write_table(dir.path(), &rows).unwrap();
+    let opts = ReplayOptions { input: dir.path().to_owned(), ..ReplayOptions::default() };
+    let out = replay(&opts, vec![Box::new(FraudCall::default())]).unwrap();
+    let in_progress: Vec<_> = out.alerts.iter().filter(|a| a.kind == "fraud_in_progress").collect();
+    assert_eq!(in_progress.len(), 1, "{:#?}", out.alerts);
+    assert_eq!(in_progress[0].event_ts_ms, T0_MS + 720_000);
+    assert!(in_progress[0].evidence.contains("\"call_id\":2"));
+    assert_eq!(in_progress[0].severity, "severe", "risk 1.0 reaches the number threshold");
+    let numbers = out.alerts.iter().filter(|a| a.kind == "fraud_number").count();
+    assert_eq!(numbers, 1, "once per number per day");
+}
