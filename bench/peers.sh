@@ -10,7 +10,7 @@ work=$here/../../shared/bench-workloads
 dir=${1:-/tmp/citywatch-peers}
 bin=$here/../target/release/citywatch-bench
 runs=${RUNS:-5}
-(cd "$here/.." && cargo build --release -q -p citywatch-bench --bin citywatch-bench)
+[ -n "${SKIP_BUILD:-}" ] || (cd "$here/.." && cargo build --release -q -p citywatch-bench --bin citywatch-bench)
 mkdir -p "$dir/fanout" "$dir/window-count"
 for w in fanout window-count; do
   d=$dir/$w
