@@ -151,7 +151,7 @@ fn fold_op<'s>(
         |acc: &mut (u64, u64, u64), e: &Ev, first| {
             acc.0 += u64::from(first);
             acc.1 += 1;
-            acc.2 += u64::from(e.2 % 2 == 0);
+            acc.2 += u64::from(e.2.is_multiple_of(2));
         },
         |wk, acc| (acc.0 >= 3).then_some((wk, *acc)),
     )
@@ -164,7 +164,7 @@ fn reference(case: Case, events: &[Ev]) -> BTreeMap<(u64, u64), (u64, u64, u64)>
         let e = sets.entry((k, ts - ts % case.width_ms)).or_default();
         e.0.insert(v);
         e.1 += 1;
-        e.2 += u64::from(v % 2 == 0);
+        e.2 += u64::from(v.is_multiple_of(2));
     }
     sets.into_iter().map(|(k, (s, n, even))| (k, (s.len() as u64, n, even))).collect()
 }
