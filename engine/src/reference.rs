@@ -85,7 +85,10 @@ pub fn load(
     if !dir.is_dir() {
         return Err(crate::Error::config(
             "reference folder",
-            format!("{} is not a folder; expected a dataset folder with grids/officers/subscribers tables", dir.display()),
+            format!(
+                "{} is not a folder; expected a dataset folder with grids/officers/subscribers tables",
+                dir.display()
+            ),
         ));
     }
     let mut rejects = Vec::new();
