@@ -799,10 +799,11 @@ pub fn read_subscribers(
         let lon = col(b, m, t, "home_lon").as_primitive::<Float64Type>();
         let act = col(b, m, t, "activated_ms").as_primitive::<Int64Type>();
         let tokens = column_tokens(&number, b.num_rows(), ps, &mut scratch);
-        for i in 0..b.num_rows() {
+        out.reserve(b.num_rows());
+        for (i, &pre) in tokens.iter().enumerate() {
             let row = (|| -> Result<(Token, Subscriber), Rejected> {
                 let (tok, _) =
-                    number_pre(ctx, i, "number", number.get(i), tokens[i])?.ok_or_else(|| ctx.null(i, "number"))?;
+                    number_pre(ctx, i, "number", number.get(i), pre)?.ok_or_else(|| ctx.null(i, "number"))?;
                 let home = point_of(ctx, i, "home_lat", "home_lon", prim(lat, i), prim(lon, i), true)?;
                 Ok((tok, Subscriber { age: prim(age, i), home, activated_ms: prim(act, i) }))
             })();
