@@ -158,11 +158,31 @@ pub fn alert_id(model: &str, kind: &str, subject: &str, event_ts_ms: u64) -> Str
     h.finalize()[..8].iter().map(|b| format!("{b:02x}")).collect()
 }
 
-/// The order alerts are written in: event time, then model, kind, id.
+/// The order alerts are written in: event time, then model, kind, id; then the
+/// content, so that even alerts sharing an id sort the same way in every run.
 pub fn sort_alerts(alerts: &mut [Alert]) {
     alerts.sort_by(|a, b| {
-        (a.event_ts_ms, &a.model, &a.kind, &a.alert_id).cmp(&(b.event_ts_ms, &b.model, &b.kind, &b.alert_id))
+        (a.event_ts_ms, &a.model, &a.kind, &a.alert_id, &a.summary, &a.evidence, &a.action, a.score.to_bits()).cmp(&(
+            b.event_ts_ms,
+            &b.model,
+            &b.kind,
+            &b.alert_id,
+            &b.summary,
+            &b.evidence,
+            &b.action,
+            b.score.to_bits(),
+        ))
     });
+}
+
+/// Folds alerts that share an id (same model, kind, subject and event time:
+/// a model raised the same alert twice at one instant) into the first, as the
+/// live store folds duplicates into the open alert. `alerts` must be sorted by
+/// [`sort_alerts`]. Returns how many were folded; a replay never stops for it.
+pub fn fold_duplicates(alerts: &mut Vec<Alert>) -> u64 {
+    let before = alerts.len();
+    alerts.dedup_by(|later, first| later.alert_id == first.alert_id);
+    (before - alerts.len()) as u64
 }
 
 /// Arrow schema of the alerts table.
@@ -421,6 +441,36 @@ mod tests {
         assert_ne!(a, alert_id("response_gap", "response_gap", "alarm:1", 11));
         assert_ne!(a, alert_id("response_gap", "response_gap", "alarm:2", 10));
         assert_eq!(a.len(), 16);
+    }
+
+    #[test]
+    fn duplicates_fold_into_the_first() {
+        let a = |summary: &str| Alert {
+            alert_id: alert_id("m", "k", "s", 5),
+            model: "m".into(),
+            model_version: "1".into(),
+            kind: "k".into(),
+            severity: "minor".into(),
+            score: 0.0,
+            event_ts_ms: 5,
+            subject: "s".into(),
+            lat: None,
+            lon: None,
+            cell: None,
+            grid: None,
+            community: None,
+            street: None,
+            district: None,
+            assignee: None,
+            summary: summary.into(),
+            evidence: "{}".into(),
+            action: String::new(),
+        };
+        let mut v = vec![a("second"), a("first"), a("first")];
+        sort_alerts(&mut v);
+        assert_eq!(fold_duplicates(&mut v), 2);
+        assert_eq!(v.len(), 1);
+        assert_eq!(v[0].summary, "first", "the content order decides which one stays");
     }
 
     #[test]

@@ -691,20 +691,14 @@ pub fn replay_with_tap(
 
     let mut alerts = std::mem::take(&mut *collected.lock().expect("alerts lock"));
     alert::sort_alerts(&mut alerts);
-    for w in alerts.windows(2) {
-        if w[0].alert_id == w[1].alert_id {
-            return Err(Error::Bug(format!(
-                "model {} emitted two alerts with the same id {} (same kind, subject and time)",
-                w[0].model, w[0].alert_id
-            )));
-        }
-    }
+    let folded = alert::fold_duplicates(&mut alerts);
     let mut summary = Summary {
         lateness_ms: opts.lateness_ms,
         events: counts.events,
         late_events: counts.late,
         event_time_range_ms: counts.range,
         models: model_names.as_ref().clone(),
+        duplicate_alerts_folded: folded,
         ..Summary::default()
     };
     for (t, n) in rows.iter().chain(dataset.reference_rows.iter()) {

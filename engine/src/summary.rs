@@ -48,6 +48,9 @@ pub struct Summary {
     pub alerts: BTreeMap<String, BTreeMap<String, u64>>,
     /// Total alerts.
     pub alerts_total: u64,
+    /// Alerts that repeated another's id (same model, kind, subject and time)
+    /// and were folded into it.
+    pub duplicate_alerts_folded: u64,
     /// Models run, with versions.
     pub models: Vec<(String, String)>,
 }
@@ -88,6 +91,13 @@ impl fmt::Display for Summary {
             )?;
         }
         writeln!(f, "alerts {}", self.alerts_total)?;
+        if self.duplicate_alerts_folded > 0 {
+            writeln!(
+                f,
+                "  ({} duplicate alerts folded into the first with the same id)",
+                self.duplicate_alerts_folded
+            )?;
+        }
         for (m, kinds) in &self.alerts {
             for (k, n) in kinds {
                 writeln!(f, "  {:>8}  {m} / {k}", n)?;
