@@ -92,14 +92,7 @@ pub fn load(
         ));
     }
     let mut rejects = Vec::new();
-    let officers = match read::locate(dir, Table::Officers)? {
-        Some(f) => read::read_officers(&f, &mut rejects)?,
-        None => Vec::new(),
-    };
-    let jurisdiction = match read::locate(dir, Table::Grids)? {
-        Some(f) => read::read_jurisdiction(&f, officers, &mut rejects)?,
-        None => Jurisdiction::default_grid(officers),
-    };
+    let (jurisdiction, _) = load_jurisdiction(dir, &mut rejects)?;
     let subscribers = match read::locate(dir, Table::Subscribers)? {
         Some(f) => read::read_subscribers(&f, &mut pseudonymiser.clone(), &mut rejects)?,
         None => HashMap::new(),
@@ -112,4 +105,31 @@ pub fn load(
         },
         rejects,
     ))
+}
+
+/// Loads the officers and grids tables of a dataset folder into a
+/// [`Jurisdiction`] (the default grid without a grids table), with the rows
+/// read per table. Shared by replay and live mode.
+pub fn load_jurisdiction(
+    dir: &std::path::Path,
+    rejects: &mut Vec<crate::reject::Rejected>,
+) -> crate::Result<(Jurisdiction, std::collections::BTreeMap<crate::contract::Table, u64>)> {
+    use crate::contract::Table;
+    use crate::read;
+    let mut rows = std::collections::BTreeMap::new();
+    let officers = match read::locate(dir, Table::Officers)? {
+        Some(f) => {
+            rows.insert(Table::Officers, read::check(&f)?);
+            read::read_officers(&f, rejects)?
+        }
+        None => Vec::new(),
+    };
+    let jurisdiction = match read::locate(dir, Table::Grids)? {
+        Some(f) => {
+            rows.insert(Table::Grids, read::check(&f)?);
+            read::read_jurisdiction(&f, officers, rejects)?
+        }
+        None => Jurisdiction::default_grid(officers),
+    };
+    Ok((jurisdiction, rows))
 }

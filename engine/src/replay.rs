@@ -181,21 +181,7 @@ pub fn open_dataset(dir: &Path, pseudonymiser: &Pseudonymiser) -> Result<Dataset
         });
     }
     let mut rejects = Vec::new();
-    let mut reference_rows = BTreeMap::new();
-    let officers = match read::locate(dir, Table::Officers)? {
-        Some(f) => {
-            reference_rows.insert(Table::Officers, read::check(&f)?);
-            read::read_officers(&f, &mut rejects)?
-        }
-        None => Vec::new(),
-    };
-    let jurisdiction = match read::locate(dir, Table::Grids)? {
-        Some(f) => {
-            reference_rows.insert(Table::Grids, read::check(&f)?);
-            read::read_jurisdiction(&f, officers, &mut rejects)?
-        }
-        None => crate::jurisdiction::Jurisdiction::default_grid(officers),
-    };
+    let (jurisdiction, mut reference_rows) = crate::reference::load_jurisdiction(dir, &mut rejects)?;
     // Size the cache for the city: the subscribers, or (without that table) a
     // share of the call rows; numbers from outside the city take the headroom.
     let calls_rows = stream_rows.get(&Table::Calls).copied().unwrap_or(0) as usize;
@@ -727,25 +713,15 @@ pub fn replay_with_tap(
 fn write_outputs(out: &Path, alerts: &[Alert], summary: &Summary, stats: &RunStats) -> Result<()> {
     alert::write_parquet(&out.join("alerts.parquet"), alerts)?;
     alert::write_ndjson(&out.join("alerts.ndjson"), alerts)?;
-    let json = |path: PathBuf, v: &dyn erased::Json| -> Result<()> {
-        let text = v.to_json();
-        std::fs::write(&path, text + "\n").map_err(|e| Error::io(&path, e))
-    };
-    json(out.join("summary.json"), summary)?;
-    json(out.join("run.json"), stats)?;
+    write_json(&out.join("summary.json"), summary)?;
+    write_json(&out.join("run.json"), stats)?;
     Ok(())
 }
 
-mod erased {
-    /// Pretty JSON of a serialisable value (object-safe for the writer above).
-    pub trait Json {
-        fn to_json(&self) -> String;
-    }
-    impl<T: serde::Serialize> Json for T {
-        fn to_json(&self) -> String {
-            serde_json::to_string_pretty(self).expect("summaries serialise")
-        }
-    }
+/// Writes a value as pretty JSON with a final newline.
+fn write_json(path: &Path, value: &impl serde::Serialize) -> Result<()> {
+    let text = serde_json::to_string_pretty(value).map_err(|e| Error::Bug(format!("summary json: {e}")))?;
+    std::fs::write(path, text + "\n").map_err(|e| Error::io(path, e))
 }
 
 /// The merged input exactly as the workers receive it (seq, late flag and
