@@ -204,7 +204,10 @@ pub fn drive(worker: &mut Worker, mut inputs: WorkerInputs, epochs: crossbeam_ch
         while admitted.len() >= IN_FLIGHT {
             let oldest = *admitted.front().expect("non-empty");
             if inputs.probe.less_than(&oldest) {
-                worker.step();
+                // Waiting on the peers: park until a message or progress
+                // update wakes this thread, instead of spinning on a core the
+                // reader and the other workers need.
+                worker.step_or_park(None);
             } else {
                 admitted.pop_front();
             }
@@ -225,7 +228,7 @@ pub fn drive(worker: &mut Worker, mut inputs: WorkerInputs, epochs: crossbeam_ch
     // deadlines passed before the end of the input.
     let last = inputs.time();
     while inputs.probe.less_than(&last) {
-        worker.step();
+        worker.step_or_park(None);
     }
     inputs.close();
     while worker.step() {}

@@ -23,7 +23,8 @@
 //!   number of workers, provided the contracts route each key's events to one
 //!   worker (or broadcast).
 //! - **Cost per update**: one push into a buffer, a share of one sort per
-//!   activation (O(log n)), and the logic; a timer costs O(log t).
+//!   activation (O(log n); the buffer arrives nearly sorted and the ready
+//!   prefix is processed in place), and the logic; a timer costs O(log t).
 
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
@@ -128,19 +129,15 @@ impl<'s, A: Timed + Clone + 'static> Deadlines<'s, A> for StreamVec<'s, EventTim
                     (Some(a), Some(b)) => Some(*a.min(b)),
                     (a, b) => a.or(b).copied(),
                 };
-                let ready = |ts: u64| frontier.is_none_or(|f| ts < f);
-                let mut ready_l: Vec<A> = Vec::new();
-                let mut ready_r: Vec<B> = Vec::new();
-                if left.iter().any(|e| ready(e.ts_ms())) {
-                    let (r, keep): (Vec<A>, Vec<A>) = left.drain(..).partition(|e| ready(e.ts_ms()));
-                    (ready_l, left) = (r, keep);
-                }
-                if right.iter().any(|e| ready(e.ts_ms())) {
-                    let (r, keep): (Vec<B>, Vec<B>) = right.drain(..).partition(|e| ready(e.ts_ms()));
-                    (ready_r, right) = (r, keep);
-                }
-                ready_l.sort_unstable_by_key(|e| (e.ts_ms(), e.seq()));
-                ready_r.sort_unstable_by_key(|e| (e.ts_ms(), e.seq()));
+                // Sort the buffers by (ts, seq) and take the ready prefix in
+                // place. They arrive as a few nearly sorted runs (the held-back
+                // rest, then each sender's batch in merge order), which the
+                // stable sort merges in close to linear time; keys are unique.
+                left.sort_by_key(|e| (e.ts_ms(), e.seq()));
+                right.sort_by_key(|e| (e.ts_ms(), e.seq()));
+                let n_l = frontier.map_or(left.len(), |f| left.partition_point(|e| e.ts_ms() < f));
+                let n_r = frontier.map_or(right.len(), |f| right.partition_point(|e| e.ts_ms() < f));
+                let (ready_l, ready_r) = (&left[..n_l], &right[..n_r]);
                 let due = |at: u64| frontier.is_some_and(|f| at < f);
                 let (mut i, mut j) = (0, 0);
                 loop {
@@ -177,6 +174,8 @@ impl<'s, A: Timed + Clone + 'static> Deadlines<'s, A> for StreamVec<'s, EventTim
                         (None, None) => break,
                     }
                 }
+                left.drain(..n_l);
+                right.drain(..n_r);
                 if let Some(c) = cap.as_mut() {
                     if !out.is_empty() {
                         output.session(&*c).give_container(&mut out);
@@ -190,7 +189,11 @@ impl<'s, A: Timed + Clone + 'static> Deadlines<'s, A> for StreamVec<'s, EventTim
                         }
                         Some(f) => {
                             let pending = timers.peek().map_or(f, |Reverse((at, _))| (*at).min(f));
-                            let buffered = left.iter().map(|e| e.ts_ms()).chain(right.iter().map(|e| e.ts_ms())).min();
+                            // Both buffers are sorted: their first events are the earliest.
+                            let buffered = match (left.first(), right.first()) {
+                                (Some(a), Some(b)) => Some(a.ts_ms().min(b.ts_ms())),
+                                (a, b) => a.map(|e| e.ts_ms()).or(b.map(|e| e.ts_ms())),
+                            };
                             let hold = buffered.map_or(pending, |b| b.min(pending));
                             if hold > *c.time() {
                                 c.downgrade(&hold);

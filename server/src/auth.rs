@@ -17,6 +17,7 @@
 //! truth decides who sees what.
 
 use std::collections::HashMap;
+use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
@@ -178,7 +179,7 @@ impl Authenticator {
         if let Some(caller) = self.cached(token) {
             return Verified::Ok { caller, first: false };
         }
-        let Some(id) = token.strip_prefix("cw_").and_then(|r| r.split('_').next()) else {
+        let Some(id) = claimed_id(token) else {
             return Verified::Denied;
         };
         let Some(cred) = self.by_id.get(id) else { return Verified::Denied };
@@ -203,6 +204,70 @@ impl Authenticator {
         };
         Verified::Ok { caller: Caller { officer: officer.clone() }, first }
     }
+}
+
+/// Failed authentications per client address in fixed one-minute windows.
+///
+/// Tokens are 128-bit random, so guessing is hopeless anyway; the limit keeps
+/// a client from spending the server's CPU on argon2 runs and the audit
+/// chain on failure rows. Memory is bounded: at most [`THROTTLE_CAP`]
+/// addresses are tracked (then the table starts over).
+#[derive(Debug)]
+pub struct Throttle {
+    limit: u32,
+    window_ms: i64,
+    by_addr: Mutex<HashMap<IpAddr, (i64, u32)>>,
+}
+
+/// Most client addresses the throttle tracks at once.
+const THROTTLE_CAP: usize = 100_000;
+
+/// What [`Throttle::fail`] decided about a failure.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Failure {
+    /// Under the limit: audit it.
+    Counted(u32),
+    /// This failure reached the limit: audit it, and the address is refused until the window ends.
+    Reached(u32),
+}
+
+impl Throttle {
+    /// At most `limit` failures per address per minute (0: no limit).
+    pub fn per_minute(limit: u32) -> Self {
+        Throttle { limit, window_ms: 60_000, by_addr: Mutex::new(HashMap::new()) }
+    }
+
+    /// Milliseconds until `addr` may try again, if it is over the limit at `now_ms`.
+    pub fn retry_after_ms(&self, addr: IpAddr, now_ms: i64) -> Option<i64> {
+        if self.limit == 0 {
+            return None;
+        }
+        let map = self.by_addr.lock().ok()?;
+        let &(start, n) = map.get(&addr)?;
+        let end = start + self.window_ms;
+        (n >= self.limit && now_ms < end).then_some(end - now_ms)
+    }
+
+    /// Records a failed authentication from `addr` at `now_ms`.
+    pub fn fail(&self, addr: IpAddr, now_ms: i64) -> Failure {
+        let Ok(mut map) = self.by_addr.lock() else { return Failure::Counted(0) };
+        if map.len() >= THROTTLE_CAP && !map.contains_key(&addr) {
+            map.clear();
+        }
+        let entry = map.entry(addr).or_insert((now_ms, 0));
+        if now_ms >= entry.0 + self.window_ms {
+            *entry = (now_ms, 0);
+        }
+        entry.1 += 1;
+        if self.limit > 0 && entry.1 == self.limit { Failure::Reached(entry.1) } else { Failure::Counted(entry.1) }
+    }
+}
+
+/// The credential id a token names (`cw_<id>_...`), if it has that shape; for
+/// audit rows of failures (the secret part is never recorded).
+pub fn claimed_id(token: &str) -> Option<&str> {
+    let id = token.strip_prefix("cw_")?.split('_').next()?;
+    (id.len() == 8 && id.bytes().all(|b| b.is_ascii_hexdigit())).then_some(id)
 }
 
 /// SHA-256 of bytes.
@@ -232,6 +297,32 @@ pub(crate) fn random_bytes<const N: usize>() -> Result<[u8; N]> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn throttle_refuses_an_address_at_the_limit_until_the_window_ends() {
+        let t = Throttle::per_minute(3);
+        let (a, b): (IpAddr, IpAddr) = ("10.0.0.1".parse().unwrap(), "10.0.0.2".parse().unwrap());
+        assert_eq!(t.fail(a, 1_000), Failure::Counted(1));
+        assert_eq!(t.fail(a, 2_000), Failure::Counted(2));
+        assert_eq!(t.retry_after_ms(a, 2_000), None);
+        assert_eq!(t.fail(a, 3_000), Failure::Reached(3));
+        assert_eq!(t.retry_after_ms(a, 3_000), Some(58_000));
+        assert_eq!(t.retry_after_ms(b, 3_000), None, "another address is not affected");
+        assert_eq!(t.retry_after_ms(a, 61_000), None, "the window is over");
+        assert_eq!(t.fail(a, 61_000), Failure::Counted(1), "a new window starts from zero");
+        let off = Throttle::per_minute(0);
+        for i in 0..100 {
+            off.fail(a, i);
+        }
+        assert_eq!(off.retry_after_ms(a, 100), None);
+    }
+
+    #[test]
+    fn claimed_id_takes_only_the_public_part() {
+        assert_eq!(claimed_id("cw_1a2b3c4d_00112233445566778899aabbccddeeff"), Some("1a2b3c4d"));
+        assert_eq!(claimed_id("cw_nothex!!_x"), None);
+        assert_eq!(claimed_id("Bearer xyz"), None);
+    }
 
     #[test]
     fn issued_token_verifies_and_caches() {

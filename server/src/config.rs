@@ -61,6 +61,11 @@ pub struct ServerConfig {
     pub stream_buffer: usize,
     /// Largest ingest request body, bytes. Default 64 MiB.
     pub max_body_bytes: usize,
+    /// Failed authentications a client address may make per minute; past
+    /// that its requests that need a token check get 429 until the minute is
+    /// over (a console already signed in keeps working). Each failure is an
+    /// audit row. Default 10; 0 turns the limit off.
+    pub auth_failures_per_minute: u32,
 }
 
 impl Default for ServerConfig {
@@ -81,6 +86,7 @@ impl Default for ServerConfig {
             cap_sender: "citywatch@localhost".into(),
             stream_buffer: 4096,
             max_body_bytes: 64 << 20,
+            auth_failures_per_minute: 10,
         }
     }
 }

@@ -3,13 +3,15 @@
 
 use std::convert::Infallible;
 use std::future::Future;
+use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use axum::body::Bytes;
-use axum::extract::{DefaultBodyLimit, Path, Query, State};
+use axum::extract::{ConnectInfo, DefaultBodyLimit, Path, Query, Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::middleware::Next;
 use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -21,7 +23,7 @@ use serde_json::{Value, json};
 use tokio::sync::{broadcast, mpsc, watch};
 use tokio_stream::wrappers::ReceiverStream;
 
-use crate::auth::{Authenticator, Caller, CredentialsFile, Verified};
+use crate::auth::{Authenticator, Caller, CredentialsFile, Failure, Throttle, Verified, claimed_id};
 use crate::config::ServerConfig;
 use crate::error::{Error, Result};
 use crate::ingest::{Ingest, Refusal};
@@ -52,6 +54,7 @@ struct App {
     pipeline: Arc<dyn Pipeline>,
     jurisdiction: Arc<Jurisdiction>,
     auth: Authenticator,
+    throttle: Throttle,
     /// One connection, serialising writes; the change broadcast happens under
     /// this lock so stream ids are pushed in order.
     store: Arc<Mutex<Store>>,
@@ -77,7 +80,9 @@ pub(crate) async fn run(
     let (changes, _) = broadcast::channel(cfg.stream_buffer.max(16));
     let (stop_tx, stop_rx) = watch::channel(false);
     let metrics = Arc::new(Metrics::default());
+    let throttle = Throttle::per_minute(cfg.auth_failures_per_minute);
     let app = Arc::new(App {
+        throttle,
         ingest: Ingest::new(&cfg.pseudonym_key, &cfg.home_country_code, cfg.keep_numbers, pipeline.unit_directory()),
         cfg,
         pipeline,
@@ -126,7 +131,7 @@ pub(crate) async fn run(
     let router = router(app.clone());
     let addr = listener.local_addr().map(|a| a.to_string()).unwrap_or_default();
     let mut stop_wait = app.shutdown.clone();
-    let served = axum::serve(listener, router)
+    let served = axum::serve(listener, router.into_make_service_with_connect_info::<SocketAddr>())
         .with_graceful_shutdown(async move {
             shutdown.await;
             let _ = stop_tx.send(true);
@@ -228,7 +233,66 @@ fn router(app: Shared) -> Router {
         .route("/api/v1/units", get(units))
         .route("/api/v1/reveal", post(reveal))
         .layer(DefaultBodyLimit::max(limit))
+        .layer(axum::middleware::from_fn_with_state(app.clone(), guard_auth))
         .with_state(app)
+}
+
+/// The failed-authentication limit around every route that checks a token.
+///
+/// A client address over `auth_failures_per_minute` gets 429 with
+/// `Retry-After` until its minute is over, unless it presents a token this
+/// process has already verified (a signed-in console keeps working). Every
+/// refused token is an audit row (`login_failed`: the credential id it named,
+/// never the secret; the address and the count this minute); requests without
+/// a token count toward the limit but are not audited.
+async fn guard_auth(State(app): State<Shared>, req: Request, next: Next) -> Response {
+    let path = req.uri().path();
+    if !(path.starts_with("/api/") || path == "/metrics") {
+        return next.run(req).await;
+    }
+    let addr = req.extensions().get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip());
+    let token = bearer(req.headers());
+    let signed_in = token.as_deref().is_some_and(|t| app.auth.cached(t).is_some());
+    if let Some(ip) = addr
+        && !signed_in
+        && let Some(wait_ms) = app.throttle.retry_after_ms(ip, now_ms())
+    {
+        app.metrics.throttled();
+        let secs = ((wait_ms + 999) / 1000).max(1);
+        let msg = format!("too many failed authentications from {ip}; try again in {secs} s with a valid token");
+        return (StatusCode::TOO_MANY_REQUESTS, [(header::RETRY_AFTER, secs.to_string())], Json(json!({"error": msg})))
+            .into_response();
+    }
+    let response = next.run(req).await;
+    if response.status() == StatusCode::UNAUTHORIZED
+        && let Some(ip) = addr
+    {
+        let failure = app.throttle.fail(ip, now_ms());
+        if let Some(token) = token {
+            let claimed = claimed_id(&token).unwrap_or("-").to_owned();
+            let reason = match failure {
+                Failure::Counted(n) => format!("from {ip}; failure {n} this minute"),
+                Failure::Reached(n) => {
+                    format!("from {ip}; failure {n} this minute: limit reached, refused until the minute is over")
+                }
+            };
+            let audited = with_store(&app, move |s, _| s.audit(now_ms(), "-", "login_failed", &claimed, &reason)).await;
+            if let Err(e) = audited {
+                eprintln!("citywatch-server: failed login not audited: {}", e.1);
+            }
+        }
+    }
+    response
+}
+
+/// The token of an `Authorization: Bearer` header, if any.
+fn bearer(headers: &HeaderMap) -> Option<String> {
+    headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(|t| t.trim().to_owned())
+        .filter(|t| !t.is_empty())
 }
 
 /// An error response: status and a JSON body `{"error": ...}` (plus details).
@@ -285,12 +349,7 @@ async fn audit(app: &Shared, caller: &Caller, action: &'static str, target: Stri
 
 /// The caller behind the `Authorization: Bearer` header, or 401.
 async fn authenticate(app: &Shared, headers: &HeaderMap) -> ApiResult<Caller> {
-    let token = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .map(|t| t.trim().to_owned());
-    let Some(token) = token.filter(|t| !t.is_empty()) else {
+    let Some(token) = bearer(headers) else {
         app.metrics.unauthorized();
         return Err(ApiError::new(StatusCode::UNAUTHORIZED, "missing bearer token"));
     };

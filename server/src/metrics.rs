@@ -43,6 +43,7 @@ pub struct Metrics {
     late: AtomicU64,
     bad_requests: AtomicU64,
     unauthorized: AtomicU64,
+    throttled: AtomicU64,
     pushes: AtomicU64,
     escalations: AtomicU64,
     alerts_by_model: Mutex<BTreeMap<String, u64>>,
@@ -86,6 +87,11 @@ impl Metrics {
     /// Counts a request refused for a missing or bad token.
     pub fn unauthorized(&self) {
         self.unauthorized.fetch_add(1, Relaxed);
+    }
+
+    /// Counts a request refused because its address is over the failed-authentication limit.
+    pub fn throttled(&self) {
+        self.throttled.fetch_add(1, Relaxed);
     }
 
     /// Counts escalations.
@@ -137,6 +143,11 @@ impl Metrics {
             ("citywatch_late_events_total", "Events later than the allowed lateness.", &self.late),
             ("citywatch_rejected_requests_total", "Ingest requests refused for bad rows.", &self.bad_requests),
             ("citywatch_unauthorized_total", "Requests refused for a missing or bad token.", &self.unauthorized),
+            (
+                "citywatch_auth_throttled_total",
+                "Requests refused (429) for too many failed authentications from one address.",
+                &self.throttled,
+            ),
             ("citywatch_pushes_total", "Alert changes pushed to streams.", &self.pushes),
             ("citywatch_escalations_total", "Alerts escalated one level up.", &self.escalations),
         ];

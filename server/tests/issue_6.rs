@@ -341,6 +341,54 @@ fn issue_6_reveal_is_role_checked_reasoned_scoped_and_audited_and_the_chain_dete
     assert_eq!(report.broken.as_ref().map(|b| b.0), Some(3), "{report:?}");
 }
 
+#[test]
+fn issue_6_failed_logins_are_audited_and_an_address_over_the_limit_gets_429() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = citywatch_server::ServerConfig { auth_failures_per_minute: 3, ..common::config(dir.path()) };
+    let s = TestServer::start_with(dir.path(), cfg);
+    // A console that signed in before the failures.
+    assert_eq!(s.get("/api/v1/me", Some("o-c1")).status, 200);
+    let real = s.token("o-c2").to_owned();
+    let id = real.split('_').nth(1).unwrap().to_owned();
+    let secret = real.rsplit('_').next().unwrap().to_owned();
+    let wrong = format!("cw_{id}_{}", "0".repeat(32));
+    for n in 1..=3 {
+        assert_eq!(request(s.addr, "GET", "/api/v1/me", Some(&wrong), &[], b"").status, 401, "failure {n}");
+    }
+    let r = request(s.addr, "GET", "/api/v1/alerts", Some(&wrong), &[], b"");
+    assert_eq!(r.status, 429, "{}", r.body);
+    let wait: u64 = r.header("retry-after").unwrap().parse().unwrap();
+    assert!((1..=60).contains(&wait), "Retry-After {wait}");
+    assert!(r.body.contains("too many failed authentications"), "{}", r.body);
+    // A token not verified yet waits too (no argon2 run for this address) ...
+    assert_eq!(s.get("/api/v1/me", Some("o-c2")).status, 429);
+    // ... a signed-in console keeps working, and pages without a token are not limited.
+    assert_eq!(s.get("/api/v1/me", Some("o-c1")).status, 200);
+    assert_eq!(s.get("/healthz", None).status, 200);
+    assert_eq!(s.get("/", None).status, 200);
+    let metrics = s.get("/metrics", Some("o-c1")).body;
+    assert!(metrics.contains("citywatch_auth_throttled_total 2"), "{metrics}");
+    s.stop();
+
+    let conn = rusqlite::Connection::open(s_path(dir.path())).unwrap();
+    let failed: Vec<(String, String, String)> = conn
+        .prepare("SELECT actor, target, reason FROM audit WHERE action = 'login_failed' ORDER BY seq")
+        .unwrap()
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    assert_eq!(failed.len(), 3, "{failed:?}");
+    for (n, (actor, target, reason)) in failed.iter().enumerate() {
+        assert_eq!((actor.as_str(), target.as_str()), ("-", id.as_str()));
+        assert!(reason.contains("127.0.0.1") && reason.contains(&format!("failure {}", n + 1)), "{reason}");
+        assert!(!reason.contains(&secret) && !target.contains(&secret));
+    }
+    assert!(failed[2].2.contains("limit reached"), "{failed:?}");
+    drop(conn);
+    assert!(citywatch_server::audit_verify(&s_path(dir.path())).unwrap().is_intact());
+}
+
 fn s_path(dir: &std::path::Path) -> std::path::PathBuf {
     dir.join("store.sqlite")
 }

@@ -135,6 +135,8 @@ pub fn config(dir: &Path) -> ServerConfig {
         credentials_path: dir.join("credentials.json"),
         escalation_check_ms: 50,
         clock_tick_ms: 100,
+        // Tests make many deliberate 401s from 127.0.0.1; the limit has its own test.
+        auth_failures_per_minute: 0,
         ..ServerConfig::default()
     }
 }
