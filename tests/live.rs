@@ -6,7 +6,7 @@ use std::time::Duration;
 use citywatch_engine::contract::{AlarmSource, CallPhase, Category};
 use citywatch_engine::event::{AlarmEvent, CallEvent, Event};
 use citywatch_engine::geo::Point;
-use citywatch_engine::live::{LiveEngine, LiveOptions};
+use citywatch_engine::live::{LiveEngine, LiveOptions, Refused};
 use citywatch_engine::reference::Reference;
 use citywatch_engine::testkit::T0_MS;
 use citywatch_response_gap::ResponseGap;
@@ -59,7 +59,11 @@ fn the_clock_makes_deadlines_pass_and_bad_requests_change_nothing() {
     let ok = engine.ingest(vec![alarm(7, T0), call(1, CallPhase::Start, T0)]).unwrap();
     assert_eq!((ok.events, ok.late), (2, 0));
     // An end without a start refuses the whole request, even its good rows.
-    let refused = engine.ingest(vec![alarm(8, T0 + 1_000), call(99, CallPhase::End, T0 + 1_000)]).unwrap_err();
+    let Refused::Rows(refused) =
+        engine.ingest(vec![alarm(8, T0 + 1_000), call(99, CallPhase::End, T0 + 1_000)]).unwrap_err()
+    else {
+        panic!("bad rows are a row refusal")
+    };
     assert_eq!(refused.len(), 1);
     assert_eq!(refused[0].0, 1);
     assert_eq!(engine.totals(), (2, 0), "nothing of the refused request was applied");
@@ -76,4 +80,9 @@ fn the_clock_makes_deadlines_pass_and_bad_requests_change_nothing() {
     let late = engine.ingest(vec![alarm(9, T0)]).unwrap();
     assert_eq!(late.late, 1);
     engine.shutdown().unwrap();
+    // After shutdown the engine is unavailable (503 for the server), not the rows wrong (400).
+    assert!(
+        matches!(engine.ingest(vec![alarm(10, T0 + 2_000)]), Err(Refused::Unavailable(_))),
+        "ingest after shutdown"
+    );
 }

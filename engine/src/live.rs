@@ -51,6 +51,17 @@ pub struct Ingested {
     pub late: u64,
 }
 
+/// Why [`LiveEngine::ingest`] took nothing of a request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Refused {
+    /// Rows the dataflow cannot take (a call `end` with no open `start`, a
+    /// second `start`): `(index in the request, reason)`. The sender's data is wrong.
+    Rows(Vec<(usize, String)>),
+    /// The engine cannot take events (shut down, or a worker has stopped).
+    /// The data may be fine: retry against a running engine.
+    Unavailable(String),
+}
+
 struct Feed {
     watermark: Watermark,
     seq: u64,
@@ -118,10 +129,11 @@ impl LiveEngine {
     }
 
     /// Ingests one request's decoded events, in request order: all or nothing.
-    /// `Err` carries one reason per refused row, `(index in the request, reason)`.
-    pub fn ingest(&self, mut events: Vec<Event>) -> std::result::Result<Ingested, Vec<(usize, String)>> {
+    /// `Err(Refused::Rows)` carries one reason per refused row, `(index in the
+    /// request, reason)`; `Err(Refused::Unavailable)` says the engine is not running.
+    pub fn ingest(&self, mut events: Vec<Event>) -> std::result::Result<Ingested, Refused> {
         let mut guard = self.feed.lock().expect("feed lock");
-        let Some(feed) = guard.as_mut() else { return Err(vec![(0, "the engine is shut down".to_owned())]) };
+        let Some(feed) = guard.as_mut() else { return Err(Refused::Unavailable("the engine is shut down".to_owned())) };
         // Check pairing on a copy first, so a refused request changes nothing.
         let mut open = feed.open_calls.clone();
         let mut refused = Vec::new();
@@ -139,7 +151,7 @@ impl LiveEngine {
             }
         }
         if !refused.is_empty() {
-            return Err(refused);
+            return Err(Refused::Rows(refused));
         }
         feed.open_calls = open;
         let mut late = 0;
@@ -154,8 +166,17 @@ impl LiveEngine {
         feed.events += n;
         feed.late += late;
         let epoch = Arc::new(Epoch { events, watermark: feed.watermark.current() });
+        let mut stopped = 0;
         for s in &feed.senders {
-            let _ = s.send(Arc::clone(&epoch));
+            stopped += usize::from(s.send(Arc::clone(&epoch)).is_err());
+        }
+        if stopped > 0 {
+            // A worker only hangs up when it has failed: say so rather than
+            // acknowledge events that part of the dataflow will never see.
+            return Err(Refused::Unavailable(format!(
+                "{stopped} of {} dataflow workers have stopped (see the service log); restart the service",
+                feed.senders.len()
+            )));
         }
         Ok(Ingested { events: n, late })
     }

@@ -21,6 +21,15 @@ pub enum PipelineRefusal {
     Unavailable(String),
 }
 
+impl From<citywatch_engine::live::Refused> for PipelineRefusal {
+    fn from(r: citywatch_engine::live::Refused) -> Self {
+        match r {
+            citywatch_engine::live::Refused::Rows(rows) => PipelineRefusal::Rows(rows),
+            citywatch_engine::live::Refused::Unavailable(reason) => PipelineRefusal::Unavailable(reason),
+        }
+    }
+}
+
 impl From<String> for PipelineRefusal {
     fn from(reason: String) -> Self {
         PipelineRefusal::Unavailable(reason)
@@ -65,7 +74,7 @@ impl LivePipeline {
 
 impl Pipeline for LivePipeline {
     fn ingest(&self, events: Vec<Event>) -> Result<u64, PipelineRefusal> {
-        self.engine.ingest(events).map(|i| i.late).map_err(PipelineRefusal::Rows)
+        self.engine.ingest(events).map(|i| i.late).map_err(PipelineRefusal::from)
     }
 
     fn advance_clock(&self, now_ms: u64) {
