@@ -165,3 +165,33 @@ pub fn write_random_dataset(dir: &Path, spec: &RandomSpec) -> Result<()> {
     write_table(dir, &patrols)?;
     Ok(())
 }
+
+/// Replays `opts` with 1, 2 and 4 workers, a fresh model from `model` each
+/// time, and asserts that the alerts, mapped by `key`, are exactly `want` (in
+/// any order); a failure names the worker count and the first missing and
+/// extra keys. For a model's test against its single-threaded reference.
+pub fn assert_alerts_for_1_2_4_workers(
+    opts: &crate::replay::ReplayOptions,
+    model: impl Fn() -> Box<dyn crate::model::Model>,
+    key: impl Fn(&crate::alert::Alert) -> String,
+    want: &[String],
+    label: &str,
+) {
+    let mut want = want.to_vec();
+    want.sort();
+    for workers in [1, 2, 4] {
+        let out = crate::replay::replay(&crate::replay::ReplayOptions { workers, ..opts.clone() }, vec![model()])
+            .unwrap_or_else(|e| panic!("{label}, {workers} workers: replay failed: {e}"));
+        let mut got: Vec<String> = out.alerts.iter().map(&key).collect();
+        got.sort();
+        if got != want {
+            let missing: Vec<_> = want.iter().filter(|k| got.binary_search(k).is_err()).take(3).collect();
+            let extra: Vec<_> = got.iter().filter(|k| want.binary_search(k).is_err()).take(3).collect();
+            panic!(
+                "{label}, {workers} workers: {} alerts vs reference {}; missing {missing:#?}; extra {extra:#?}",
+                got.len(),
+                want.len()
+            );
+        }
+    }
+}

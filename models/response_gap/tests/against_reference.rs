@@ -2,7 +2,7 @@
 //! on seeded random inputs (messy: disorder within and beyond the lateness).
 
 use citywatch_engine::replay::{ReplayOptions, merged_events, replay};
-use citywatch_engine::testkit::{RandomSpec, write_random_dataset};
+use citywatch_engine::testkit::{RandomSpec, assert_alerts_for_1_2_4_workers, write_random_dataset};
 use citywatch_response_gap::{Config, ResponseGap, reference};
 
 fn key(kind: &str, subject: &str, ts: u64, summary: &str, evidence: &str) -> String {
@@ -23,26 +23,13 @@ fn check(seed: u64, config: Config) {
     assert!(expected.len() > 10, "seed {seed}: the input should produce some gaps, got {}", expected.len());
     assert!(expected.iter().any(|k| k.contains("not_on_scene")) && expected.iter().any(|k| k.contains("no_dispatch")));
 
-    for workers in [1, 2, 4] {
-        let model = ResponseGap { config: config.clone() };
-        let out = replay(&ReplayOptions { workers, ..opts.clone() }, vec![Box::new(model)]).unwrap();
-        let mut got: Vec<String> = out
-            .alerts
-            .iter()
-            .map(|a| key(&a.kind, &a.subject, a.event_ts_ms as u64, &a.summary, &a.evidence))
-            .collect();
-        got.sort();
-        let mut want = expected.clone();
-        want.sort();
-        let missing: Vec<_> = want.iter().filter(|k| !got.contains(k)).take(3).collect();
-        let extra: Vec<_> = got.iter().filter(|k| !want.contains(k)).take(3).collect();
-        assert!(
-            got == want,
-            "seed {seed}, {workers} workers: {} alerts vs reference {}; missing {missing:#?}; extra {extra:#?}",
-            got.len(),
-            want.len()
-        );
-    }
+    assert_alerts_for_1_2_4_workers(
+        &opts,
+        || Box::new(ResponseGap { config: config.clone() }),
+        |a| key(&a.kind, &a.subject, a.event_ts_ms as u64, &a.summary, &a.evidence),
+        &expected,
+        &format!("seed {seed}"),
+    );
 }
 
 #[test]
