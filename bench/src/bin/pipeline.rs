@@ -100,15 +100,7 @@ fn child_reference(input: &Path) -> Result<(), String> {
     let (events, reference) = merged_events(&opts).map_err(|e| e.to_string())?;
     println!("read_s {}", t.elapsed().as_secs_f64());
     println!("events {}", events.len());
-    let mut active = std::collections::HashSet::new();
-    for e in &events {
-        if let Event::Call(c) = e {
-            active.insert(c.caller);
-            active.insert(c.callee);
-        }
-    }
-    println!("active_numbers {}", active.len());
-    drop(active);
+    println!("active_numbers {}", active_numbers(&events));
     let timed = |name: &str, f: &dyn Fn() -> usize| {
         let t = Instant::now();
         let n = f();
@@ -122,6 +114,26 @@ fn child_reference(input: &Path) -> Result<(), String> {
     let rg = citywatch_response_gap::ResponseGap::default().config;
     timed("response_gap", &|| citywatch_response_gap::reference::run(&rg, &events, &reference.units).len());
     println!("hwm_kb {}", vm_hwm_kb());
+    Ok(())
+}
+
+/// Distinct numbers (callers and callees) in the calls: the "active subscribers".
+fn active_numbers(events: &[Event]) -> usize {
+    let mut active = std::collections::HashSet::new();
+    for e in events {
+        if let Event::Call(c) = e {
+            active.insert(c.caller);
+            active.insert(c.callee);
+        }
+    }
+    active.len()
+}
+
+/// Child: only the active numbers (for `--no-reference` runs).
+fn child_active(input: &Path) -> Result<(), String> {
+    let opts = ReplayOptions { input: input.to_owned(), ..ReplayOptions::default() };
+    let (events, _) = merged_events(&opts).map_err(|e| e.to_string())?;
+    println!("active_numbers {}", active_numbers(&events));
     Ok(())
 }
 
@@ -167,9 +179,10 @@ fn main() -> ExitCode {
     let args = Args::parse();
     if let Some(mode) = &args.child {
         let input = args.input.as_deref().expect("--input with --child");
-        let r = match mode.strip_prefix("replay:") {
-            Some(w) => child_replay(input, w.parse().expect("replay:N")),
-            None => child_reference(input),
+        let r = match (mode.as_str(), mode.strip_prefix("replay:")) {
+            (_, Some(w)) => child_replay(input, w.parse().expect("replay:N")),
+            ("active", None) => child_active(input),
+            _ => child_reference(input),
         };
         return match r {
             Ok(()) => ExitCode::SUCCESS,
@@ -242,7 +255,17 @@ fn main() -> ExitCode {
                 .map(|m| med("reference", &format!("ref_s {m}")))
                 .sum::<f64>()
     };
-    let active = med("reference", "active_numbers");
+    let active = if args.no_reference {
+        match run_child(&input, "active") {
+            Ok(m) => m.values.get("active_numbers").copied().unwrap_or(f64::NAN),
+            Err(e) => {
+                eprintln!("{e}");
+                f64::NAN
+            }
+        }
+    } else {
+        med("reference", "active_numbers")
+    };
     println!();
     println!(
         "| configuration | wall s (median of {}) | events/s | peak RSS MiB | RSS per active number, bytes | COST ratio (ref / this) | alerts fraud_call / risk_hotspot / response_gap |",
@@ -272,8 +295,9 @@ fn main() -> ExitCode {
             alerts.join(" / ")
         );
     }
+    println!();
+    println!("active numbers {active:.0}");
     if !args.no_reference {
-        println!();
         println!(
             "references (medians): read+merge {:.2} s; fraud_call {:.2} s; risk_hotspot {:.2} s; response_gap {:.2} s; active numbers {active:.0}",
             med("reference", "read_s"),

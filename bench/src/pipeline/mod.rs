@@ -8,6 +8,7 @@ use std::path::Path;
 
 use citywatch_datasets::GenOptions;
 
+mod city_10m;
 mod city_1m;
 mod city_3m;
 mod smoke;
@@ -25,5 +26,5 @@ pub struct Scenario {
 
 /// The registration list.
 pub fn scenarios() -> Vec<Scenario> {
-    vec![smoke::scenario(), city_1m::scenario(), city_3m::scenario()]
+    vec![smoke::scenario(), city_1m::scenario(), city_3m::scenario(), city_10m::scenario()]
 }
