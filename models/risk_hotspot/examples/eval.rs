@@ -55,11 +55,12 @@ fn main() {
         for (crime, horizon) in [("all", "week"), ("burglary", "week"), ("all", "day"), ("burglary", "day")] {
             let pai = |m: &str| result.row(crime, horizon, m, 0.01).map_or(f64::NAN, |r| r.pai);
             println!(
-                "  PAI@1% {crime}/{horizon}: model {:.2} naive {:.2} kde {:.2} ratio {:.3}",
+                "  PAI@1% {crime}/{horizon}: model {:.2} naive {:.2} kde {:.2} ratio {:.3} (ceiling {:.3})",
                 pai("risk_hotspot"),
                 pai("naive_28d"),
                 pai("kde"),
-                result.pai_ratio(crime, horizon, 0.01).unwrap_or(f64::NAN)
+                result.pai_ratio(crime, horizon, 0.01).unwrap_or(f64::NAN),
+                result.ratio_to_baselines(crime, horizon, "oracle_span", 0.01).unwrap_or(f64::NAN)
             );
         }
         eprintln!("evaluated in {:.1}s", t.elapsed().as_secs_f64());

@@ -193,7 +193,12 @@ impl HotspotEval {
 
     /// PAI of the model over the better baseline's PAI.
     pub fn pai_ratio(&self, crime: &str, horizon: &str, share: f64) -> Option<f64> {
-        let m = self.row(crime, horizon, "risk_hotspot", share)?.pai;
+        self.ratio_to_baselines(crime, horizon, "risk_hotspot", share)
+    }
+
+    /// PAI of a method over the better baseline's PAI.
+    pub fn ratio_to_baselines(&self, crime: &str, horizon: &str, method: &str, share: f64) -> Option<f64> {
+        let m = self.row(crime, horizon, method, share)?.pai;
         let b = ["naive_28d", "kde"].iter().filter_map(|b| self.row(crime, horizon, b, share)).map(|r| r.pai);
         let best = b.fold(f64::NAN, f64::max);
         (best > 0.0).then(|| m / best)
@@ -233,8 +238,9 @@ impl fmt::Display for HotspotEval {
         )?;
         writeln!(f, "|---|---|---|---|---|---|---|---|---|---|---|")?;
         for r in &self.rows {
-            let ratio = if r.method == "risk_hotspot" {
-                self.pai_ratio(&r.crime, &r.horizon, r.area_share).map_or("-".to_owned(), |x| format!("{x:.2}x"))
+            let ratio = if r.method == "risk_hotspot" || r.method == "oracle_span" {
+                self.ratio_to_baselines(&r.crime, &r.horizon, &r.method, r.area_share)
+                    .map_or("-".to_owned(), |x| format!("{x:.2}x"))
             } else {
                 String::new()
             };
@@ -414,6 +420,14 @@ pub fn evaluate(alarms: &[AlarmEvent], jurisdiction: &Jurisdiction, opts: &EvalO
 
 type Key = (&'static str, &'static str, f64);
 
+/// The rows per crime, horizon and share: the model, the two baselines, and
+/// `oracle_span`, a ceiling rather than a forecast: every period flags the cells
+/// with the most incidents over the whole scored span (it sees the future), the
+/// best any fixed set of cells could have done. A method that ranks by
+/// long-run concentration cannot beat it; only one that foresees week-to-week
+/// changes can.
+pub const METHODS: [&str; 4] = ["risk_hotspot", "naive_28d", "kde", "oracle_span"];
+
 #[allow(clippy::too_many_arguments)]
 fn score_crime(
     config: &Config,
@@ -455,10 +469,23 @@ fn score_crime(
     let kde_ms = if opts.kde_window_days == 0 { u64::MAX } else { opts.kde_window_days * DAY_MS };
     let mut accs: Vec<(Key, Acc)> = Vec::new();
     for h in ["day", "week"] {
-        for m in ["risk_hotspot", "naive_28d", "kde"] {
+        for m in METHODS {
             for s in &opts.area_shares {
                 accs.push(((h, m, *s), Acc::default()));
             }
+        }
+    }
+    // The ceiling: each cell's incidents over all the periods scored at a horizon.
+    let mut span_counts = [vec![0.0; a_n], vec![0.0; a_n]];
+    for (hi, len) in [DAY_MS, 7 * DAY_MS].into_iter().enumerate() {
+        let step = if hi == 0 { DAY_MS } else { 7 * DAY_MS };
+        let mut t = from;
+        while t + len <= until {
+            let start = incidents.partition_point(|(ts, _)| *ts < t);
+            for (_, i) in incidents[start..].iter().take_while(|(ts, _)| *ts < t + len) {
+                span_counts[hi][*i] += 1.0;
+            }
+            t += step;
         }
     }
     let mut t = from;
@@ -504,7 +531,8 @@ fn score_crime(
                 let scores = match key.1 {
                     "risk_hotspot" => &s_model,
                     "naive_28d" => &s_naive,
-                    _ => &s_kde,
+                    "kde" => &s_kde,
+                    _ => &span_counts[usize::from(h == "week")],
                 };
                 let n = ((key.2 * a_n as f64).ceil() as usize).clamp(1, a_n);
                 acc.periods += 1;
@@ -668,6 +696,14 @@ mod tests {
         assert_eq!(row.hit_rate, 1.0, "{e}");
         assert!(row.pai > 50.0, "{e}");
         assert!(e.to_string().contains("| all | week | 1% |"));
+        // At 5% (4 of 61 cells) the ceiling flags the hotspot and three of the span's
+        // one-off theft cells; no forecast from the past can know which.
+        let ceiling = e.row("all", "day", "oracle_span", 0.05).unwrap();
+        assert!((ceiling.hits - 33.0).abs() < 1e-9, "{e}");
+        for m in ["risk_hotspot", "naive_28d", "kde"] {
+            let hits = e.row("all", "day", m, 0.05).unwrap().hits;
+            assert!((30.0..33.0).contains(&hits), "{m}: {e}");
+        }
         let nr = e.near_repeat.as_ref().unwrap();
         assert_eq!(nr.burglaries, 60);
         assert!(nr.follow_ups >= 58 && nr.captured > 0, "{nr:?}");

@@ -29,6 +29,7 @@
 #![deny(missing_docs)]
 
 pub mod eval;
+pub mod locate;
 pub mod places;
 pub mod reference;
 pub mod surface;
@@ -50,6 +51,7 @@ use timely::dataflow::StreamVec;
 use timely::dataflow::channels::pact::Pipeline;
 use timely::dataflow::operators::vec::Broadcast;
 
+use crate::locate::FixLocator;
 use crate::places::{NO_COMMUNITY, NearRepeatWatch, Places, shift_index};
 use crate::surface::{Params, Surface, round4};
 
@@ -444,6 +446,8 @@ struct State {
     units: FxHashMap<UnitToken, UnitState>,
     /// Cell -> latest fix of an on-duty unit in it.
     last_seen: FxHashMap<u64, u64>,
+    /// The cell of each unit's last fix, so that a unit still near it needs no H3 lookup.
+    locator: FixLocator,
     /// Cell -> its coverage disk.
     coverage_disks: FxHashMap<u64, Box<[u64]>>,
     /// Cell -> last hotspot alert time (owned cells only).
@@ -479,7 +483,7 @@ impl State {
     fn on_patrol(&mut self, p: &PatrolEvent) {
         self.units.insert(p.unit, UnitState { pos: p.pos, status: p.status });
         if p.status != PatrolStatus::OffDuty {
-            let cell = u64::from(p.pos.cell(self.surface.params().resolution));
+            let cell = self.locator.cell_of(p.unit, p.pos);
             let e = self.last_seen.entry(cell).or_insert(p.ts_ms);
             *e = (*e).max(p.ts_ms);
         }
@@ -608,6 +612,7 @@ impl Model for RiskHotspot {
             near_repeat: NearRepeatWatch::new(&config),
             units: FxHashMap::default(),
             last_seen: FxHashMap::default(),
+            locator: FixLocator::new(Params::new(&config).resolution),
             coverage_disks: FxHashMap::default(),
             alerted: FxHashMap::default(),
             next_tick: None,

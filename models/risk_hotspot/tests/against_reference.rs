@@ -1,11 +1,13 @@
 //! The dataflow gives exactly the reference's alerts, with 1, 2 and 4 workers,
 //! on seeded random inputs (messy: disorder within and beyond the lateness),
 //! with the default grid and with a grids table where some officers answer
-//! for several communities.
+//! for several communities, and with units that linger near a spot (so that the
+//! dataflow's per-unit cell cache answers many fixes; the reference always
+//! looks the cell up).
 
 use citywatch_engine::replay::{ReplayOptions, merged_events, replay};
-use citywatch_engine::rows::{GridRow, OfficerRow, write_table};
-use citywatch_engine::testkit::{RandomSpec, write_random_dataset};
+use citywatch_engine::rows::{GridRow, OfficerRow, PatrolRow, write_table};
+use citywatch_engine::testkit::{RandomSpec, T0_MS, write_random_dataset};
 use citywatch_risk_hotspot::{Config, RiskHotspot, reference};
 use h3o::{LatLng, Resolution};
 
@@ -73,12 +75,62 @@ fn write_grids(dir: &std::path::Path) {
     write_table(dir, &officers).unwrap();
 }
 
+/// Replaces the patrols with 8 units that each hover around a spot (GPS-like
+/// noise of up to ~450 m) and move to a new spot now and then, reporting every
+/// 1-4 minutes; returns the share of fixes in the same cell as the unit's previous fix.
+fn write_lingering_patrols(dir: &std::path::Path, seed: u64, resolution: Resolution) -> f64 {
+    let mut state = seed.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1_442_695_040_888_963_407);
+    let mut next = move || {
+        state = state.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1_442_695_040_888_963_407);
+        (state >> 11) as f64 / (1u64 << 53) as f64
+    };
+    let (mut rows, mut same, mut pairs) = (Vec::new(), 0, 0);
+    for u in 0..8 {
+        let mut ts = T0_MS + (next() * 120_000.0) as i64;
+        let (mut spot, mut last_cell) = ((36.07 + 0.1 * (next() - 0.5), 120.38 + 0.1 * (next() - 0.5)), None);
+        while ts < T0_MS + 4 * 3_600_000 {
+            if next() < 0.05 {
+                spot = (36.07 + 0.1 * (next() - 0.5), 120.38 + 0.1 * (next() - 0.5));
+            }
+            let (lat, lon) = (spot.0 + 0.008 * (next() - 0.5), spot.1 + 0.008 * (next() - 0.5));
+            let cell = LatLng::new(lat, lon).unwrap().to_cell(resolution);
+            if let Some(prev) = last_cell {
+                pairs += 1;
+                same += usize::from(prev == cell);
+            }
+            last_cell = Some(cell);
+            let status = if next() < 0.9 { "available" } else { "off_duty" };
+            rows.push(PatrolRow {
+                unit_id: format!("U{u:02}"),
+                ts_ms: ts,
+                lat,
+                lon,
+                status: status.into(),
+                alarm_id: None,
+            });
+            ts += 60_000 + (next() * 180_000.0) as i64;
+        }
+    }
+    rows.sort_by_key(|r| r.ts_ms);
+    write_table(dir, &rows).unwrap();
+    same as f64 / pairs as f64
+}
+
 fn check(seed: u64, config: Config, with_grids: bool) {
+    check_with(seed, config, with_grids, false)
+}
+
+fn check_with(seed: u64, config: Config, with_grids: bool, linger: bool) {
     let dir = tempfile::tempdir().unwrap();
     let spec = RandomSpec { seed, alarms: 160, units: 8, calls: 30, ..RandomSpec::default() };
     write_random_dataset(dir.path(), &spec).unwrap();
     if with_grids {
         write_grids(dir.path());
+    }
+    if linger {
+        let res = Resolution::try_from(config.resolution).unwrap();
+        let same = write_lingering_patrols(dir.path(), seed, res);
+        assert!((0.2..0.9).contains(&same), "fixes should often stay in their cell and often leave it: {same}");
     }
     let opts = ReplayOptions { input: dir.path().to_owned(), lateness_ms: 20_000, ..ReplayOptions::default() };
 
@@ -132,6 +184,13 @@ fn matches_reference_default_grid() {
 fn matches_reference_with_grids_and_shared_officers() {
     for seed in [3, 4] {
         check(seed, busy(), true);
+    }
+}
+
+#[test]
+fn matches_reference_when_units_linger() {
+    for seed in [6, 7] {
+        check_with(seed, busy(), seed == 7, true);
     }
 }
 
