@@ -5,9 +5,9 @@
 //! dataflow's per-unit cell cache answers many fixes; the reference always
 //! looks the cell up).
 
-use citywatch_engine::replay::{ReplayOptions, merged_events, replay};
+use citywatch_engine::replay::{ReplayOptions, merged_events};
 use citywatch_engine::rows::{GridRow, OfficerRow, PatrolRow, write_table};
-use citywatch_engine::testkit::{RandomSpec, T0_MS, write_random_dataset};
+use citywatch_engine::testkit::{RandomSpec, T0_MS, assert_alerts_for_1_2_4_workers, write_random_dataset};
 use citywatch_risk_hotspot::{Config, RiskHotspot, reference};
 use h3o::{LatLng, Resolution};
 
@@ -146,28 +146,21 @@ fn check_with(seed: u64, config: Config, with_grids: bool, linger: bool) {
         "seed {seed}: the input should raise both kinds, got {hot} hotspot, {near} near_repeat"
     );
 
-    for workers in [1, 2, 4] {
-        let model = RiskHotspot::new(config.clone());
-        let surface = model.surface();
-        let out = replay(&ReplayOptions { workers, ..opts.clone() }, vec![Box::new(model)]).unwrap();
-        let mut got: Vec<String> = out
-            .alerts
-            .iter()
-            .map(|a| key(&a.kind, &a.subject, a.event_ts_ms as u64, &a.summary, &a.evidence))
-            .collect();
-        got.sort();
-        let mut want = expected.clone();
-        want.sort();
-        let missing: Vec<_> = want.iter().filter(|k| !got.contains(k)).take(3).collect();
-        let extra: Vec<_> = got.iter().filter(|k| !want.contains(k)).take(3).collect();
-        assert!(
-            got == want,
-            "seed {seed}, {workers} workers: {} alerts vs reference {}; missing {missing:#?}; extra {extra:#?}",
-            got.len(),
-            want.len()
-        );
+    let surfaces = std::cell::RefCell::new(Vec::new());
+    assert_alerts_for_1_2_4_workers(
+        &opts,
+        || {
+            let model = RiskHotspot::new(config.clone());
+            surfaces.borrow_mut().push(model.surface());
+            Box::new(model)
+        },
+        |a| key(&a.kind, &a.subject, a.event_ts_ms as u64, &a.summary, &a.evidence),
+        &expected,
+        &format!("seed {seed}"),
+    );
+    for (surface, workers) in surfaces.borrow().iter().zip([1, 2, 4]) {
         let top = surface.top_cells(5);
-        assert_eq!(top.len(), 5, "the surface snapshot is published");
+        assert_eq!(top.len(), 5, "{workers} workers: the surface snapshot is published");
         assert!(top.windows(2).all(|w| w[0].1 >= w[1].1), "riskiest first: {top:?}");
         assert!(surface.as_of_ms().is_some());
     }
@@ -209,17 +202,13 @@ fn matches_reference_default_config() {
         .collect();
     want.sort();
     assert!(!want.is_empty());
-    for workers in [1, 2, 4] {
-        let out = replay(&ReplayOptions { workers, ..opts.clone() }, vec![Box::new(RiskHotspot::new(config.clone()))])
-            .unwrap();
-        let mut got: Vec<String> = out
-            .alerts
-            .iter()
-            .map(|a| key(&a.kind, &a.subject, a.event_ts_ms as u64, &a.summary, &a.evidence))
-            .collect();
-        got.sort();
-        assert_eq!(got, want, "{workers} workers");
-    }
+    assert_alerts_for_1_2_4_workers(
+        &opts,
+        || Box::new(RiskHotspot::new(config.clone())),
+        |a| key(&a.kind, &a.subject, a.event_ts_ms as u64, &a.summary, &a.evidence),
+        &want,
+        "lingering units",
+    );
 }
 
 #[test]
