@@ -36,7 +36,7 @@ use crate::csv::{Fields, bad_line, for_each_line, parse_u64};
 use crate::error::BenchError;
 
 /// Rows per row group written by `convert`.
-pub const ROW_GROUP_ROWS: usize = 64 * 1024;
+pub const ROW_GROUP_ROWS: usize = 32 * 1024;
 
 /// How `convert` lays the file out.
 #[derive(Debug, Clone, Copy)]
