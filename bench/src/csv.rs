@@ -269,7 +269,7 @@ impl<'a> Cursor<'a> {
     /// 8-byte loads and no loop: the first non-digit byte of each word is found
     /// with bit operations, and its digits converted at once ([`parse_prefix`]).
     /// Longer fields, and the last bytes of a piece, go byte by byte.
-    #[inline]
+    #[inline(always)]
     fn digits(&mut self) -> Option<(u64, u8)> {
         let rest = &self.buf[self.pos..];
         if let Some(chunk) = rest.get(..16) {
