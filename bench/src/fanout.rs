@@ -13,16 +13,16 @@
 //! does. 2,000,000 rows, 200,050 callers: ~1.5 M (caller, window) states.
 
 use std::path::Path;
+use std::sync::Arc;
 
 use citywatch_engine::EventTime;
 use citywatch_operators::{Tumbling, WindowFold, WindowKey};
 use timely::dataflow::StreamVec;
 
-use crate::csv::{for_each_row, parse_u64};
 use crate::error::BenchError;
-use crate::replay::{Feeder, Replay, run};
-use crate::table::{event_ts, for_each_batch, int64, uint32, utf8};
-use crate::{Format, Summary, write_lines};
+use crate::replay::{Replay, Source, run};
+use crate::table::{digits, event_ts, int64, uint32};
+use crate::{Format, Input, Options, Summary, write_lines};
 
 /// The generator's header.
 pub const HEADER: &str = "ts_ms,caller,callee,duration_s";
@@ -79,65 +79,66 @@ fn build<'s>(
     )
 }
 
-/// A phone number's digits as an integer; `None` unless it prints back the same.
-#[inline]
-fn number(digits: &[u8]) -> Option<u64> {
-    if digits.len() > 1 && digits[0] == b'0' {
-        return None;
+/// The calls of a CSV or Parquet input, piece by piece.
+#[derive(Debug)]
+struct Calls(Input);
+
+impl Source for Calls {
+    type Row = Call;
+    type Scratch = Vec<u8>;
+
+    fn pieces(&self) -> usize {
+        self.0.pieces()
     }
-    parse_u64(digits)
-}
 
-fn read_csv(path: &Path, feeder: &mut Feeder<Call>) -> Result<(), BenchError> {
-    for_each_row(path, HEADER, |c| {
-        let (Some(ts_ms), Some(caller), Some(callee), Some(duration_s)) =
-            (c.u64(), c.canonical_u64(), c.canonical_u64(), c.u64_last())
-        else {
-            return Ok(false);
-        };
-        let Ok(duration_s) = u32::try_from(duration_s) else { return Ok(false) };
-        feeder.push(ts_ms, Call { ts_ms, caller, callee, duration_s })?;
-        Ok(true)
-    })
-}
-
-fn read_parquet(path: &Path, feeder: &mut Feeder<Call>) -> Result<(), BenchError> {
-    for_each_batch(path, |batch| {
-        let ts = int64(path, batch, "ts_ms")?;
-        let caller = utf8(path, batch, "caller")?;
-        let callee = utf8(path, batch, "callee")?;
-        let duration = uint32(path, batch, "duration_s")?;
-        for i in 0..batch.num_rows() {
-            let bad = |col: &str, v: &str| {
-                BenchError::input(
-                    path,
-                    format!("column {col}"),
-                    format!("expected digits without a leading zero, found `{v}`"),
-                )
-            };
-            let ts_ms = event_ts(path, ts.value(i), "ts_ms")?;
-            let caller = number(caller.value(i).as_bytes()).ok_or_else(|| bad("caller", caller.value(i)))?;
-            let callee = number(callee.value(i).as_bytes()).ok_or_else(|| bad("callee", callee.value(i)))?;
-            feeder.push(ts_ms, Call { ts_ms, caller, callee, duration_s: duration.value(i) })?;
+    fn read(&self, piece: usize, buf: &mut Vec<u8>, rows: &mut Vec<Call>) -> Result<(), BenchError> {
+        match &self.0 {
+            Input::Csv(csv) => csv.for_each_row(piece, buf, |c| {
+                let (Some(ts_ms), Some(caller), Some(callee), Some(duration_s)) =
+                    (c.u64(), c.canonical_u64(), c.canonical_u64(), c.u64_last())
+                else {
+                    return Ok(false);
+                };
+                let Ok(duration_s) = u32::try_from(duration_s) else { return Ok(false) };
+                rows.push(Call { ts_ms, caller, callee, duration_s });
+                Ok(true)
+            }),
+            Input::Parquet(parquet) => parquet.for_each_batch(piece, |batch| {
+                let path = parquet.path();
+                let ts = int64(path, batch, "ts_ms")?;
+                let caller = digits(path, batch, "caller")?;
+                let callee = digits(path, batch, "callee")?;
+                let duration = uint32(path, batch, "duration_s")?;
+                let bad = |col: &str, v: String| {
+                    BenchError::input(
+                        path,
+                        format!("column {col}"),
+                        format!("expected digits without a leading zero, found `{v}`"),
+                    )
+                };
+                rows.reserve(batch.num_rows());
+                for i in 0..batch.num_rows() {
+                    let ts_ms = event_ts(path, ts.value(i), "ts_ms")?;
+                    let caller = caller.value(i).ok_or_else(|| bad("caller", caller.text(i)))?;
+                    let callee = callee.value(i).ok_or_else(|| bad("callee", callee.text(i)))?;
+                    rows.push(Call { ts_ms, caller, callee, duration_s: duration.value(i) });
+                }
+                Ok(())
+            }),
         }
-        Ok(())
-    })
+    }
+
+    fn event_ts_ms(c: &Call) -> EventTime {
+        c.ts_ms
+    }
 }
 
 /// Runs the scenario on `input` (CSV or Parquet) and writes `output`.
-pub fn run_scenario(
-    input: &Path,
-    output: &Path,
-    format: Format,
-    workers: usize,
-    batch_rows: usize,
-) -> Result<Summary, BenchError> {
-    let replay = Replay { workers, bound_ms: BOUND_MS, window_ms: WINDOW_MS, batch_rows };
+pub fn run_scenario(input: &Path, output: &Path, format: Format, options: &Options) -> Result<Summary, BenchError> {
+    let replay = Replay { workers: options.workers, bound_ms: BOUND_MS, window_ms: WINDOW_MS };
     let start = std::time::Instant::now();
-    let (found, (), stats) = match format {
-        Format::Csv => run(replay, |f| read_csv(input, f), build)?,
-        Format::Parquet => run(replay, |f| read_parquet(input, f), build)?,
-    };
+    let calls = Calls(Input::open(input, format, HEADER, &["ts_ms", "caller", "callee", "duration_s"], options)?);
+    let (found, stats) = run(replay, Arc::new(calls), build)?;
     // ref.py sorts callers as strings.
     let mut rows: Vec<(String, u64, Fanout)> =
         found.into_iter().map(|(wk, acc)| (wk.key.to_string(), wk.window_start_ms, acc)).collect();

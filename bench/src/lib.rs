@@ -54,8 +54,58 @@ pub struct Summary {
 pub const SCENARIOS: &[(&str, Scenario)] =
     &[("window-count", window_count::run_scenario), ("fanout", fanout::run_scenario)];
 
-/// A scenario's entry point: input, output, format, workers, rows per batch.
-pub type Scenario = fn(&Path, &Path, Format, usize, usize) -> Result<Summary, BenchError>;
+/// A scenario's entry point: input, output, format, how to run.
+pub type Scenario = fn(&Path, &Path, Format, &Options) -> Result<Summary, BenchError>;
+
+/// How a scenario runs.
+#[derive(Debug, Clone, Copy)]
+pub struct Options {
+    /// Timely worker threads; they also read the input, in parallel.
+    pub workers: usize,
+    /// CSV input: bytes per piece, the unit a worker reads and the watermark
+    /// advances by (Parquet input: a row group, chosen by `convert`).
+    pub piece_bytes: usize,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options { workers: 1, piece_bytes: 1 << 20 }
+    }
+}
+
+/// A scenario's input, split into pieces the workers read in parallel.
+#[derive(Debug, Clone)]
+pub enum Input {
+    /// The generator's CSV, in byte ranges.
+    Csv(csv::CsvPieces),
+    /// The Parquet copy, by row group.
+    Parquet(table::ParquetPieces),
+}
+
+impl Input {
+    /// Opens `path`: CSV with header `header`, or Parquet, of which the columns
+    /// `columns` are read.
+    pub fn open(
+        path: &Path,
+        format: Format,
+        header: &str,
+        columns: &[&str],
+        options: &Options,
+    ) -> Result<Self, BenchError> {
+        Ok(match format {
+            Format::Csv => Input::Csv(csv::CsvPieces::open(path, header, options.piece_bytes)?),
+            Format::Parquet => Input::Parquet(table::ParquetPieces::open(path, columns)?),
+        })
+    }
+
+    /// How many pieces there are.
+    pub fn pieces(&self) -> usize {
+        match self {
+            Input::Csv(c) => c.count(),
+            Input::Parquet(p) => p.count(),
+        }
+    }
+}
 
 /// Writes `header` and `lines` to `path`, one per line.
 pub fn write_lines(path: &Path, header: &str, lines: impl Iterator<Item = String>) -> Result<(), BenchError> {

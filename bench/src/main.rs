@@ -10,8 +10,9 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use citywatch_bench::{Format, SCENARIOS, table};
+use citywatch_bench::{Format, Options, SCENARIOS, table};
 use clap::Parser;
+use parquet::basic::{Compression, ZstdLevel};
 
 /// citywatch peer-workload benchmarks.
 #[derive(Debug, Parser)]
@@ -24,18 +25,34 @@ struct Args {
     /// Output file (the reference's format; Parquet for `convert`).
     #[arg(long)]
     out: PathBuf,
-    /// Timely worker threads.
+    /// Timely worker threads (they also read the input, in parallel).
     #[arg(long, default_value_t = 1)]
     workers: usize,
-    /// Rows between watermark advances.
-    #[arg(long, default_value_t = 32 * 1024)]
-    batch_rows: usize,
+    /// CSV input: KiB per piece a worker reads (and per watermark advance).
+    #[arg(long, default_value_t = 1024)]
+    piece_kib: usize,
+    /// `convert`: rows per Parquet row group (the Parquet input's piece).
+    #[arg(long, default_value_t = table::ROW_GROUP_ROWS)]
+    row_group_rows: usize,
+    /// `convert`: page compression, `none`, `snappy` or `zstd`.
+    #[arg(long, default_value = "none")]
+    compression: String,
 }
 
 fn main() -> ExitCode {
     let args = Args::parse();
     if args.scenario == "convert" {
-        return match table::convert(&args.input, &args.out) {
+        let compression = match args.compression.as_str() {
+            "none" => Compression::UNCOMPRESSED,
+            "snappy" => Compression::SNAPPY,
+            "zstd" => Compression::ZSTD(ZstdLevel::default()),
+            other => {
+                eprintln!("error: unknown compression `{other}`; expected none, snappy or zstd");
+                return ExitCode::FAILURE;
+            }
+        };
+        let layout = table::Layout { row_group_rows: args.row_group_rows.max(1), compression };
+        return match table::convert(&args.input, &args.out, layout) {
             Ok(rows) => {
                 eprintln!("convert: {rows} rows to {}", args.out.display());
                 ExitCode::SUCCESS
@@ -52,7 +69,8 @@ fn main() -> ExitCode {
         return ExitCode::FAILURE;
     };
     let format = Format::of(&args.input);
-    match scenario(&args.input, &args.out, format, args.workers.max(1), args.batch_rows.max(1)) {
+    let options = Options { workers: args.workers.max(1), piece_bytes: args.piece_kib.max(1) * 1024 };
+    match scenario(&args.input, &args.out, format, &options) {
         Ok(s) => {
             let secs = s.elapsed.as_secs_f64();
             eprintln!(

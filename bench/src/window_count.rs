@@ -3,23 +3,23 @@
 //!
 //! Measures the keyed windowed count ([`WindowCount`]) end to end: reading the
 //! generator's CSV (`ts_ms,phone,cell,kind`) or the same rows as Parquet,
-//! interning cell names to 64-bit ids on the reader thread, the watermark
+//! cell names as 64-bit keys, the watermark
 //! (largest `ts_ms` seen minus 5 s), the exchange by cell, the count, and
 //! writing `cell,window_start_ms,count` sorted as `ref.py` does. 1,000,000 rows,
 //! 200 cells: a small key space, so this is mostly input speed.
 
 use std::path::Path;
+use std::sync::{Arc, Mutex, PoisonError};
 
 use citywatch_engine::EventTime;
 use citywatch_operators::fxhash::FxHashMap;
 use citywatch_operators::{Tumbling, WindowCount, WindowKey};
 use timely::dataflow::StreamVec;
 
-use crate::csv::for_each_row;
 use crate::error::BenchError;
-use crate::replay::{Feeder, Replay, ReplayStats, run};
-use crate::table::{event_ts, for_each_batch, int64, utf8};
-use crate::{Format, Summary, write_lines};
+use crate::replay::{Replay, Source, run};
+use crate::table::{event_ts, int64, utf8};
+use crate::{Format, Input, Options, Summary, write_lines};
 
 /// The generator's header.
 pub const HEADER: &str = "ts_ms,phone,cell,kind";
@@ -36,68 +36,101 @@ fn build<'s>(rows: StreamVec<'s, EventTime, Row>, windows: &Tumbling) -> StreamV
     rows.window_count("CellWindowCount", windows, |r: &Row| (r.1, r.0))
 }
 
-/// Cell names interned to dense ids, in order of first appearance.
+/// Cell names as 64-bit keys, the same on every worker. A name of up to 7 bytes
+/// is its own key (its bytes and its length: no table, no lock, and any worker
+/// derives the same key); a longer name gets the next number from a table shared
+/// by the workers (keys with the top byte 0xFF; slower, but the workload's cells,
+/// `c000` to `c199`, never need it). Keys only route and group: the output is
+/// sorted by name.
 #[derive(Debug, Default)]
 struct Cells {
-    ids: FxHashMap<Box<[u8]>, u64>,
-    names: Vec<String>,
+    long: Mutex<FxHashMap<Box<[u8]>, u64>>,
 }
+
+/// The top byte of a long name's key (a short name's top byte is its length, < 8).
+const LONG: u64 = 0xFF << 56;
 
 impl Cells {
     #[inline]
-    fn id(&mut self, name: &[u8]) -> u64 {
-        if let Some(id) = self.ids.get(name) {
-            return *id;
+    fn key(&self, name: &[u8]) -> u64 {
+        if name.len() < 8 {
+            let mut word = [0u8; 8];
+            word[..name.len()].copy_from_slice(name);
+            word[7] = name.len() as u8;
+            return u64::from_le_bytes(word);
         }
-        let id = self.names.len() as u64;
-        self.ids.insert(name.into(), id);
-        self.names.push(String::from_utf8_lossy(name).into_owned());
-        id
+        let mut long = self.long.lock().unwrap_or_else(PoisonError::into_inner);
+        let next = LONG | long.len() as u64;
+        *long.entry(name.into()).or_insert(next)
+    }
+
+    /// The name behind `key`.
+    fn name(&self, key: u64) -> String {
+        if key & LONG == LONG {
+            let long = self.long.lock().unwrap_or_else(PoisonError::into_inner);
+            let name = long.iter().find(|(_, k)| **k == key).map(|(n, _)| &n[..]).unwrap_or_default();
+            return String::from_utf8_lossy(name).into_owned();
+        }
+        let word = key.to_le_bytes();
+        String::from_utf8_lossy(&word[..usize::from(word[7])]).into_owned()
     }
 }
 
-fn read_csv(path: &Path, feeder: &mut Feeder<Row>) -> Result<Cells, BenchError> {
-    let mut cells = Cells::default();
-    for_each_row(path, HEADER, |c| {
-        let (Some(ts), Some(_phone), Some(cell), Some(_kind)) = (c.u64(), c.bytes(), c.bytes(), c.bytes_last()) else {
-            return Ok(false);
-        };
-        feeder.push(ts, (ts, cells.id(cell)))?;
-        Ok(true)
-    })?;
-    Ok(cells)
+/// The events of a CSV or Parquet input, piece by piece.
+#[derive(Debug)]
+struct Events {
+    input: Input,
+    cells: Cells,
 }
 
-fn read_parquet(path: &Path, feeder: &mut Feeder<Row>) -> Result<Cells, BenchError> {
-    let mut cells = Cells::default();
-    for_each_batch(path, |batch| {
-        let ts = int64(path, batch, "ts_ms")?;
-        let cell = utf8(path, batch, "cell")?;
-        for (ts, cell) in ts.values().iter().zip(cell.iter()) {
-            let ts = event_ts(path, *ts, "ts_ms")?;
-            feeder.push(ts, (ts, cells.id(cell.unwrap_or_default().as_bytes())))?;
+impl Source for Events {
+    type Row = Row;
+    type Scratch = Vec<u8>;
+
+    fn pieces(&self) -> usize {
+        self.input.pieces()
+    }
+
+    fn read(&self, piece: usize, buf: &mut Vec<u8>, rows: &mut Vec<Row>) -> Result<(), BenchError> {
+        match &self.input {
+            Input::Csv(csv) => csv.for_each_row(piece, buf, |c| {
+                let (Some(ts), Some(_phone), Some(cell), Some(_kind)) = (c.u64(), c.bytes(), c.bytes(), c.bytes_last())
+                else {
+                    return Ok(false);
+                };
+                rows.push((ts, self.cells.key(cell)));
+                Ok(true)
+            }),
+            Input::Parquet(parquet) => parquet.for_each_batch(piece, |batch| {
+                let path = parquet.path();
+                let ts = int64(path, batch, "ts_ms")?;
+                let cell = utf8(path, batch, "cell")?;
+                rows.reserve(batch.num_rows());
+                for (ts, cell) in ts.values().iter().zip(cell.iter()) {
+                    let ts = event_ts(path, *ts, "ts_ms")?;
+                    rows.push((ts, self.cells.key(cell.unwrap_or_default().as_bytes())));
+                }
+                Ok(())
+            }),
         }
-        Ok(())
-    })?;
-    Ok(cells)
+    }
+
+    fn event_ts_ms(row: &Row) -> EventTime {
+        row.0
+    }
 }
 
 /// Runs the scenario on `input` (CSV or Parquet) and writes `output`.
-pub fn run_scenario(
-    input: &Path,
-    output: &Path,
-    format: Format,
-    workers: usize,
-    batch_rows: usize,
-) -> Result<Summary, BenchError> {
-    let replay = Replay { workers, bound_ms: BOUND_MS, window_ms: WINDOW_MS, batch_rows };
+pub fn run_scenario(input: &Path, output: &Path, format: Format, options: &Options) -> Result<Summary, BenchError> {
+    let replay = Replay { workers: options.workers, bound_ms: BOUND_MS, window_ms: WINDOW_MS };
     let start = std::time::Instant::now();
-    let (counts, cells, stats): (_, Cells, ReplayStats) = match format {
-        Format::Csv => run(replay, |f| read_csv(input, f), build)?,
-        Format::Parquet => run(replay, |f| read_parquet(input, f), build)?,
-    };
-    let mut rows: Vec<(&str, u64, u64)> =
-        counts.iter().map(|(wk, n)| (cells.names[wk.key as usize].as_str(), wk.window_start_ms, *n)).collect();
+    let events = Arc::new(Events {
+        input: Input::open(input, format, HEADER, &["ts_ms", "cell"], options)?,
+        cells: Cells::default(),
+    });
+    let (counts, stats) = run(replay, Arc::clone(&events), build)?;
+    let mut rows: Vec<(String, u64, u64)> =
+        counts.iter().map(|(wk, n)| (events.cells.name(wk.key), wk.window_start_ms, *n)).collect();
     rows.sort_unstable();
     write_lines(
         output,
@@ -105,4 +138,21 @@ pub fn run_scenario(
         rows.iter().map(|(cell, start, n)| format!("{cell},{start},{n}")),
     )?;
     Ok(Summary { stats, output_rows: rows.len(), elapsed: start.elapsed() })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cell_keys_are_distinct_and_give_the_name_back() {
+        let cells = Cells::default();
+        let names = ["", "c", "c057", "c0570", "abcdefg", "abcdefgh", "a longer cell name", "c057\0"];
+        let keys: Vec<u64> = names.iter().map(|n| cells.key(n.as_bytes())).collect();
+        for (i, (name, key)) in names.iter().zip(&keys).enumerate() {
+            assert_eq!(cells.name(*key), *name);
+            assert_eq!(cells.key(name.as_bytes()), *key, "the same key again");
+            assert!(keys[..i].iter().all(|k| k != key), "{name} shares a key");
+        }
+    }
 }

@@ -1,20 +1,28 @@
 //! The peer-workload scenarios on a 20,000-row prefix of each generator's output,
 //! against the workload's own `ref.py` answer, byte for byte: CSV and Parquet
-//! input, 1 and 2 workers. Needs python3 and `shared/bench-workloads` beside the
-//! repository (as in CI).
+//! input, 1 to 3 workers, small and large pieces; rows that are late under the
+//! watermark; errors. Needs python3 and `shared/bench-workloads` beside the
+//! repository (as in CI) or above it.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use citywatch_bench::{Format, fanout, table, window_count};
+use citywatch_bench::{Format, Options, fanout, table, window_count};
 
 const ROWS: usize = 20_000;
 
+/// `shared/bench-workloads` in the nearest folder above the crate that has it
+/// (beside the repository, or beside a worktree's parent).
 fn workloads() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/bench-workloads")
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .ancestors()
+        .map(|dir| dir.join("shared/bench-workloads"))
+        .find(|dir| dir.is_dir())
+        .expect("shared/bench-workloads above the repository")
 }
 
-fn python(script: &Path, args: &[&Path], env: &[(&str, String)]) {
+/// Runs a workload script; returns what it printed on stderr.
+fn python(script: &Path, args: &[&Path], env: &[(&str, String)]) -> String {
     let mut cmd = Command::new("python3");
     cmd.arg(script).args(args);
     for (k, v) in env {
@@ -22,6 +30,7 @@ fn python(script: &Path, args: &[&Path], env: &[(&str, String)]) {
     }
     let out = cmd.output().expect("python3 runs");
     assert!(out.status.success(), "{} failed: {}", script.display(), String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stderr).into_owned()
 }
 
 /// Runs `scenario` on `csv` and on its Parquet conversion with 1 and 2 workers,
@@ -29,21 +38,31 @@ fn python(script: &Path, args: &[&Path], env: &[(&str, String)]) {
 fn check(dir: &Path, csv: &Path, expected: &Path, scenario: citywatch_bench::Scenario) {
     let want = std::fs::read_to_string(expected).unwrap();
     assert!(want.lines().count() > 10, "the reference answer has rows to compare");
-    let parquet = dir.join("events.parquet");
-    assert_eq!(table::convert(csv, &parquet).unwrap(), ROWS as u64);
-    for (input, format) in [(csv, Format::Csv), (parquet.as_path(), Format::Parquet)] {
-        for workers in [1, 2] {
-            // Small batches, so windows close while rows are still arriving.
-            for batch_rows in [1_000, 32 * 1024] {
-                let out = dir.join(format!("out-{format:?}-{workers}-{batch_rows}.csv"));
-                let summary = scenario(input, &out, format, workers, batch_rows).unwrap();
-                assert_eq!((summary.stats.rows, summary.stats.late, summary.stats.operator_late), (ROWS as u64, 0, 0));
-                let got = std::fs::read_to_string(&out).unwrap();
-                assert!(
-                    got == want,
-                    "{format:?} input, {workers} workers, batches of {batch_rows}: output differs from ref.py"
-                );
-            }
+    // Small pieces (CSV byte ranges, Parquet row groups) as well as one or two, so
+    // windows close while rows are still arriving and the workers wait for each
+    // other's watermarks.
+    let mut inputs = vec![];
+    for row_group_rows in [1_000, table::ROW_GROUP_ROWS] {
+        let parquet = dir.join(format!("events-{row_group_rows}.parquet"));
+        let layout = table::Layout { row_group_rows, ..table::Layout::default() };
+        assert_eq!(table::convert(csv, &parquet, layout).unwrap(), ROWS as u64);
+        inputs.push((parquet, Format::Parquet, 0));
+    }
+    for piece_bytes in [16 << 10, 1 << 20] {
+        inputs.push((csv.to_owned(), Format::Csv, piece_bytes));
+    }
+    for (input, format, piece_bytes) in &inputs {
+        for workers in [1, 2, 3] {
+            let options = Options { workers, piece_bytes: (*piece_bytes).max(1) };
+            let out = dir.join("out.csv");
+            let summary = scenario(input, &out, *format, &options).unwrap();
+            assert_eq!((summary.stats.rows, summary.stats.late, summary.stats.operator_late), (ROWS as u64, 0, 0));
+            let got = std::fs::read_to_string(&out).unwrap();
+            assert!(
+                got == want,
+                "{} with {workers} workers ({options:?}): output differs from ref.py",
+                input.display()
+            );
         }
     }
 }
@@ -80,9 +99,80 @@ fn a_file_that_is_not_the_workload_is_an_error_naming_it() {
     let dir = tempfile::tempdir().unwrap();
     let csv = dir.path().join("events.csv");
     std::fs::write(&csv, "ts_ms,caller,callee,duration_s\n1700000000000,123,x,5\n").unwrap();
-    let err = fanout::run_scenario(&csv, &dir.path().join("o.csv"), Format::Csv, 2, 1024).unwrap_err().to_string();
+    let two = Options { workers: 2, ..Options::default() };
+    let err = fanout::run_scenario(&csv, &dir.path().join("o.csv"), Format::Csv, &two).unwrap_err().to_string();
     assert!(err.contains("events.csv") && err.contains("line 2"), "{err}");
-    let err =
-        window_count::run_scenario(&csv, &dir.path().join("o.csv"), Format::Csv, 1, 1024).unwrap_err().to_string();
+    let err = window_count::run_scenario(&csv, &dir.path().join("o.csv"), Format::Csv, &Options::default())
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("line 1") && err.contains("ts_ms,phone,cell,kind"), "{err}");
+}
+
+/// Rows far behind the watermark, some in pieces read by another worker than the
+/// rows that made them late: dropped exactly as ref.py drops them, for any number
+/// of workers and piece size.
+#[test]
+fn late_rows_are_dropped_as_ref_py_does() {
+    let dir = tempfile::tempdir().unwrap();
+    let csv = dir.path().join("events.csv");
+    let expected = dir.path().join("ref_out.csv");
+    let mut text = String::from("ts_ms,caller,callee,duration_s\n");
+    let t0 = 1_700_000_000_000u64;
+    for i in 0..6_000u64 {
+        let ts = t0 + i * 400;
+        text += &format!("{ts},{},{},{}\n", 10_000_000_000 + i % 20, 20_000_000_000 + (i * 7_919) % 997, i % 90);
+        if i % 150 == 149 {
+            // Back in time: late if the watermark has passed that window's end.
+            let back = [1_000, 180_000, 480_000, 720_000][(i / 150) as usize % 4];
+            text += &format!("{},{},{},5\n", ts - back, 10_000_000_000 + i % 20, 30_000_000_000 + i);
+        }
+    }
+    std::fs::write(&csv, &text).unwrap();
+    let log = python(&workloads().join("fanout/ref.py"), &[&csv, &expected], &[]);
+    let late: u64 = log.split_whitespace().skip_while(|w| *w != "late").nth(1).unwrap().parse().unwrap();
+    assert!(late > 10 && late < 35, "some of the 40 rows back in time are late: {log}");
+    let want = std::fs::read_to_string(&expected).unwrap();
+    assert!(want.lines().count() > 10, "{want}");
+    // Pieces of one or two rows put late rows first in a piece, after a row read
+    // by another worker.
+    let mut inputs = vec![];
+    for piece_bytes in [40, 8 << 10, 1 << 20] {
+        inputs.push((csv.clone(), Format::Csv, piece_bytes));
+    }
+    for row_group_rows in [2, 700] {
+        let parquet = dir.path().join(format!("events-{row_group_rows}.parquet"));
+        table::convert(&csv, &parquet, table::Layout { row_group_rows, ..table::Layout::default() }).unwrap();
+        inputs.push((parquet, Format::Parquet, 1));
+    }
+    for (input, format, piece_bytes) in &inputs {
+        for workers in [1, 2, 3] {
+            let options = Options { workers, piece_bytes: *piece_bytes };
+            let out = dir.path().join("out.csv");
+            let summary = fanout::run_scenario(input, &out, *format, &options).unwrap();
+            assert_eq!((summary.stats.rows, summary.stats.late, summary.stats.operator_late), (6_040, late, 0));
+            assert!(std::fs::read_to_string(&out).unwrap() == want, "{}, {options:?}", input.display());
+        }
+    }
+}
+
+/// A bad line in a piece read late by one worker stops every worker (none waits
+/// for the failed piece's watermark) and names the line.
+#[test]
+fn a_bad_line_far_into_the_file_stops_all_workers_and_is_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let csv = dir.path().join("events.csv");
+    let mut text = String::from("ts_ms,caller,callee,duration_s\n");
+    for i in 0..5_000u64 {
+        text += &format!("{},{},{},{}\n", 1_700_000_000_000 + i, 10_000_000_000 + i % 7, 20_000_000_000 + i, 40);
+    }
+    text += "1700000009999,012345678901,20000000000,4\n";
+    for i in 0..100u64 {
+        text += &format!("{},{},{},{}\n", 1_700_000_010_000 + i, 10_000_000_000u64, 20_000_000_000u64, 40);
+    }
+    std::fs::write(&csv, &text).unwrap();
+    for workers in [1, 2, 3] {
+        let options = Options { workers, piece_bytes: 4 << 10 };
+        let err = fanout::run_scenario(&csv, &dir.path().join("o.csv"), Format::Csv, &options).unwrap_err().to_string();
+        assert!(err.contains("line 5002") && err.contains("012345678901"), "{err}");
+    }
 }

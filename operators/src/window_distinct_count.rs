@@ -6,12 +6,14 @@
 //!   callee token). Timely time is the watermark, as for [`WindowFold`].
 //! - **Output**: `(WindowKey, distinct values)` for every key with at least one
 //!   event in the window, sent at the window end once the input frontier reaches it.
-//! - **State**: one `(key, value)` hash set per open window shared by all keys,
-//!   and a `u64` per key; see [`WindowFold::window_fold_distinct`] for time
-//!   semantics, lateness and exchange. To count more per key in the same pass
+//! - **State**: per open window, a slot per key with its count and first distinct
+//!   values, and one `(key, value)` hash set shared by all keys for the rest;
+//!   see [`WindowFold::window_fold_distinct`] for the layout, time semantics,
+//!   lateness and exchange. To count more per key in the same pass
 //!   (calls, short calls), use `window_fold_distinct` directly.
-//! - **Cost per update**: one hash-set insert and, for a new value, one hash-map
-//!   increment (plus the open-window lookup).
+//! - **Cost per update**: one hash-map probe and a comparison with the key's
+//!   inline values; a hash-set insert only for keys with many distinct values
+//!   (plus the open-window lookup).
 
 use citywatch_engine::EventTime;
 use timely::ExchangeData;

@@ -25,15 +25,22 @@
 //!   counted in [`Tumbling::late`]. That only happens when the input breaks the
 //!   contract above (it sent a record below the watermark it had announced); the
 //!   engine's lateness handling sees such rows before they get here.
-//! - **State**: per open window, an `FxHashMap<u64, A>` of accumulators and, for
-//!   the distinct variant, one `FxHashSet<(u64, u64)>` of (key, value) pairs
-//!   shared by all keys of the window (no per-key set, so no per-key allocation).
-//!   Tables of emitted windows are cleared and reused, so once the tables have
-//!   grown to the largest window, the hot path does not allocate.
+//! - **State**: per open window, one `FxHashMap` from key to a slot holding the
+//!   accumulator and, for the distinct variant, the key's first
+//!   [`INLINE_VALUES`] distinct values inline; a key's further values go to one
+//!   `FxHashSet<(u64, u64)>` of (key, value) pairs shared by all keys of the
+//!   window. No per-key set, so no per-key allocation; and since most keys see
+//!   few distinct values in a window (a subscriber calls one or two numbers in
+//!   ten minutes), most records cost one probe of one table. Tables of emitted
+//!   windows are cleared and reused (new ones start at the largest size seen), so
+//!   once the tables have grown to the largest window, the hot path does not
+//!   allocate.
 //! - **Cost per update**: one hash-map probe (the record's window is found by a
-//!   binary search among the open windows, usually one or two, skipped when
-//!   it is the previous record's window), and for the distinct variant one hash-set
-//!   insert. Per window: emit runs once per key; the emitted rows are sorted.
+//!   binary search among the open windows, usually one or two, skipped when it is
+//!   the previous record's window); for the distinct variant, a comparison with
+//!   the key's inline values and, for a key past [`INLINE_VALUES`] distinct values,
+//!   one hash-set insert. Per window: emit runs once per key; the emitted rows are
+//!   sorted.
 
 use std::cell::Cell;
 use std::rc::Rc;
@@ -147,7 +154,15 @@ impl<'s, D: ExchangeData> WindowFold<'s, D> for StreamVec<'s, EventTime, D> {
         FF: FnMut(&mut A, &D) + 'static,
         EF: FnMut(WindowKey, &A) -> Option<O> + 'static,
     {
-        fold_core(self, name, windows, key_ts, None::<fn(&D) -> u64>, move |a: &mut A, d: &D, _| fold(a, d), emit)
+        fold_core::<0, _, _, _, _, _, _, _>(
+            self,
+            name,
+            windows,
+            key_ts,
+            None::<fn(&D) -> u64>,
+            move |a: &mut A, d: &D, _| fold(a, d),
+            emit,
+        )
     }
 
     fn window_fold_distinct<A, O, KF, VF, FF, EF>(
@@ -167,26 +182,73 @@ impl<'s, D: ExchangeData> WindowFold<'s, D> for StreamVec<'s, EventTime, D> {
         FF: FnMut(&mut A, &D, bool) + 'static,
         EF: FnMut(WindowKey, &A) -> Option<O> + 'static,
     {
-        fold_core(self, name, windows, key_ts, Some(value), fold, emit)
+        fold_core::<INLINE_VALUES, _, _, _, _, _, _, _>(self, name, windows, key_ts, Some(value), fold, emit)
     }
 }
 
+/// Distinct values a slot keeps inline before using its window's shared set.
+/// Two: the fan-out workload's callers mostly call one or two numbers per
+/// window; a larger slot makes every probe touch more memory (measured with the
+/// peer workloads, `bench/RESULTS.md`).
+pub const INLINE_VALUES: usize = 2;
+
+/// A key's first distinct values in a window, inline. `EMPTY` marks a free
+/// entry; the value `EMPTY` itself is never kept inline (it goes to the shared
+/// set), so a value is either inline or in the set, never both.
+#[derive(Debug, Clone, Copy)]
+struct Inline<const N: usize>([u64; N]);
+
+const EMPTY: u64 = u64::MAX;
+
+impl<const N: usize> Default for Inline<N> {
+    fn default() -> Self {
+        Inline([EMPTY; N])
+    }
+}
+
+impl<const N: usize> Inline<N> {
+    /// Records `value` of `key`; true if it is new for the key in this window.
+    #[inline]
+    fn insert(&mut self, key: u64, value: u64, shared: &mut FxHashSet<(u64, u64)>) -> bool {
+        if value != EMPTY {
+            for v in &mut self.0 {
+                if *v == value {
+                    return false;
+                }
+                if *v == EMPTY {
+                    *v = value;
+                    return true;
+                }
+            }
+        }
+        shared.insert((key, value))
+    }
+}
+
+/// A key's state in one window: the accumulator, and (distinct variant, `N > 0`)
+/// its first distinct values.
+#[derive(Debug, Default)]
+struct Slot<A, const N: usize> {
+    acc: A,
+    values: Inline<N>,
+}
+
 /// State of one open window.
-struct Pane<A> {
+struct Pane<A, const N: usize> {
     /// Held so the window's results can be sent at its end, after the input has
     /// moved on.
     cap: Capability<EventTime>,
-    /// One accumulator per key seen in the window.
-    accs: FxHashMap<u64, A>,
-    /// (key, value) pairs seen in the window (distinct variant only).
+    /// One slot per key seen in the window.
+    slots: FxHashMap<u64, Slot<A, N>>,
+    /// (key, value) pairs past the keys' inline values (distinct variant only).
     seen: FxHashSet<(u64, u64)>,
 }
 
-/// A window's accumulator map and distinct set, kept for reuse once emitted.
-type Tables<A> = (FxHashMap<u64, A>, FxHashSet<(u64, u64)>);
+/// A window's slot map and distinct set, kept for reuse once emitted.
+type Tables<A, const N: usize> = (FxHashMap<u64, Slot<A, N>>, FxHashSet<(u64, u64)>);
 
 /// The operator behind both trait methods; `value` is `None` for the plain fold.
-fn fold_core<'s, D, A, O, KF, VF, FF, EF>(
+fn fold_core<'s, const N: usize, D, A, O, KF, VF, FF, EF>(
     stream: StreamVec<'s, EventTime, D>,
     name: &str,
     windows: &Tumbling,
@@ -210,9 +272,12 @@ where
     let late = Rc::clone(&windows.late);
     stream.unary_frontier(Exchange::new(move |d: &D| spread(route(d).0)), name, move |_cap, _info| {
         // Open windows, sorted by start time (usually one or two).
-        let mut panes: Vec<(EventTime, Pane<A>)> = Vec::new();
+        let mut panes: Vec<(EventTime, Pane<A, N>)> = Vec::new();
         // Cleared tables of emitted windows, reused by the next windows.
-        let mut spare: Vec<Tables<A>> = Vec::new();
+        let mut spare: Vec<Tables<A, N>> = Vec::new();
+        // The most keys one window has had: a new table starts that large rather
+        // than growing (and rehashing) step by step.
+        let mut most_keys = 0usize;
         // Every window ending at or before this has been emitted.
         let mut emitted_through: EventTime = 0;
         // Output rows of one window, sorted by key before sending.
@@ -254,9 +319,14 @@ where
                                             late.set(late.get() + 1);
                                             continue;
                                         };
-                                        let (accs, seen) = spare.pop().unwrap_or_default();
+                                        let (slots, seen) = spare.pop().unwrap_or_else(|| {
+                                            (
+                                                FxHashMap::with_capacity_and_hasher(most_keys, Default::default()),
+                                                FxHashSet::default(),
+                                            )
+                                        });
                                         let cap = cap.delayed(&end.max(time), output.output_index());
-                                        panes.insert(index, (start, Pane { cap, accs, seen }));
+                                        panes.insert(index, (start, Pane { cap, slots, seen }));
                                         index
                                     }
                                 };
@@ -265,11 +335,12 @@ where
                             }
                         };
                         let pane = &mut panes[index].1;
+                        let slot = pane.slots.entry(key).or_default();
                         let first = match &value {
-                            Some(value) => pane.seen.insert((key, value(d))),
+                            Some(value) => slot.values.insert(key, value(d), &mut pane.seen),
                             None => false,
                         };
-                        fold(pane.accs.entry(key).or_default(), d, first);
+                        fold(&mut slot.acc, d, first);
                     }
                 }
             });
@@ -281,8 +352,9 @@ where
                     break;
                 }
                 let (_, mut pane) = panes.remove(0);
-                staged.extend(pane.accs.iter().filter_map(|(key, acc)| {
-                    emit(WindowKey { key: *key, window_start_ms: start }, acc).map(|o| (*key, o))
+                most_keys = most_keys.max(pane.slots.len());
+                staged.extend(pane.slots.iter().filter_map(|(key, slot)| {
+                    emit(WindowKey { key: *key, window_start_ms: start }, &slot.acc).map(|o| (*key, o))
                 }));
                 staged.sort_unstable_by_key(|(key, _)| *key);
                 if !staged.is_empty() {
@@ -292,9 +364,9 @@ where
                     }
                 }
                 emitted_through = emitted_through.max(end);
-                pane.accs.clear();
+                pane.slots.clear();
                 pane.seen.clear();
-                spare.push((pane.accs, pane.seen));
+                spare.push((pane.slots, pane.seen));
             }
             // Windows with no data can be passed too: nothing may arrive for them.
             if let Some(least) = frontier.frontier().first() {
@@ -302,4 +374,27 @@ where
             }
         }
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Inline values and the shared set together keep each key's distinct values
+    /// exactly, whatever the order, the repeats and the sentinel value.
+    #[test]
+    fn inline_values_and_shared_set_count_each_value_once() {
+        let values = [5, 5, 9, EMPTY, 9, 5, 0, EMPTY, 7, 0, 7, 3];
+        for keys in [1u64, 3] {
+            let mut shared = FxHashSet::default();
+            let mut slots = vec![Inline::<INLINE_VALUES>::default(); keys as usize];
+            let mut reference = std::collections::BTreeSet::new();
+            for (i, v) in values.iter().enumerate() {
+                let key = i as u64 % keys;
+                let first = slots[key as usize].insert(key, *v, &mut shared);
+                assert_eq!(first, reference.insert((key, *v)), "value {v} of key {key}");
+            }
+            assert!(shared.len() < reference.len(), "some values stayed inline");
+        }
+    }
 }
