@@ -36,6 +36,11 @@ pub mod features;
 pub mod reference;
 
 use std::collections::{HashMap, VecDeque};
+
+/// The per-caller and per-call maps: keyed by pseudonyms and call ids, which are
+/// already well mixed, so a fast fixed hasher (no SipHash) is enough; their
+/// iteration order never reaches an output.
+type FastMap<K, V> = HashMap<K, V, foldhash::fast::FixedState>;
 use std::sync::Arc;
 
 use citywatch_engine::alert::AlertDraft;
@@ -358,17 +363,17 @@ impl Caller {
 /// Per-worker state of the risk operator.
 #[derive(Default)]
 struct Risk {
-    callers: HashMap<Token, Caller>,
+    callers: FastMap<Token, Caller>,
     /// Calls waiting for their timer: call_id -> start row.
-    open: HashMap<u64, CallEvent>,
+    open: FastMap<u64, CallEvent>,
     /// Ends processed before their start (a late end row stamped earlier): call_id -> (talk s, ts).
-    early_ends: HashMap<u64, (u32, u64)>,
+    early_ends: FastMap<u64, (u32, u64)>,
     /// Reports by number: their times.
-    reports: HashMap<Token, Vec<u64>>,
+    reports: FastMap<Token, Vec<u64>>,
     /// Links by callee: (reported number, report time).
-    links: HashMap<Token, Vec<(Token, u64)>>,
+    links: FastMap<Token, Vec<(Token, u64)>>,
     /// When each number last answered a call (kept within the contact memory).
-    received: HashMap<Token, u64>,
+    received: FastMap<Token, u64>,
     /// Scratch buffer for distinct counts (no per-event allocation).
     scratch: Vec<Token>,
     next_sweep_ms: u64,
@@ -497,7 +502,7 @@ impl Model for FraudCall {
             Exchange::new(|e: &CallEvent| e.caller),
             Exchange::new(|a: &AlarmEvent| a.suspect.unwrap_or(0)),
             "FraudExposure",
-            HashMap::<Token, Exposure>::new(),
+            FastMap::<Token, Exposure>::default(),
             move |state, step: Step<'_, CallEvent, AlarmEvent>, ctx| {
                 let window = config.exposure_window_h * HOUR_MS;
                 let now = ctx.now_ms();
