@@ -18,7 +18,9 @@
 //!    the suspect number (same key, same worker). Keeps each caller's ended
 //!    calls of the last 72 h; on a report emits the exposure alerts and one
 //!    *link* per callee of the reported number.
-//! 2. *Risk*: all call rows exchanged by caller; reports and links broadcast
+//! 2. *Risk*: all call rows exchanged by caller, plus one `Received` row per
+//!    answered call exchanged by callee (so a caller's own received calls are
+//!    known: the "only calls out" signal); reports and links broadcast
 //!    (they are rare). Keeps compact per-caller state (the calls of the last
 //!    24 h, capped; a small LRU of recent contacts), sets one timer per call at
 //!    `start + open_s`, and at the timer, if the call is still open, computes the
