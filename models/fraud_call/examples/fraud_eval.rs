@@ -67,6 +67,8 @@ fn main() {
             "seen_h",
             "reports",
             "linked_callees",
+            "out_only_callees",
+            "quiet_h",
             "international",
             "virtual_operator",
             "spoofed_service",

@@ -54,6 +54,13 @@ pub struct Features {
     pub reports: u32,
     /// Distinct callees of the last 24 h that a reported number had also called.
     pub linked_callees: u32,
+    /// Distinct callees (among the remembered contacts, within the contact
+    /// memory) called after the number last answered a call itself: how far it
+    /// only calls out.
+    pub out_only_callees: u32,
+    /// Hours since the number last answered a call, at most `seen_h` and the
+    /// contact memory: how long it has only called out.
+    pub quiet_h: u32,
 }
 
 /// Per-hour and per-day window lengths, and the burst window, in ms.
@@ -109,8 +116,17 @@ pub fn score(c: &Config, f: &Features) -> f64 {
     if f.calls_24h >= c.min_calls_for_share {
         s += w.new_callee_share * f64::from(f.new_callee_24h) / f64::from(f.calls_24h);
     }
-    if f.age_days.is_some_and(|d| d < c.young_number_days) {
+    let young = f.age_days.is_some_and(|d| d < c.young_number_days);
+    if young {
         s += w.young_number;
+    }
+    // Only calls out: many callees since it last answered a call, and either a
+    // long silence or no answered call at all since it appeared while calling
+    // strangers only.
+    let outbound = f.out_only_callees >= c.outbound_only_min
+        && (f.quiet_h >= c.quiet_min_h || (f.quiet_h >= f.seen_h && f.new_callee_24h == f.calls_24h));
+    if young && outbound {
+        s += w.young_outbound;
     }
     if f.reports > 0 {
         s += w.reported;
@@ -119,6 +135,35 @@ pub fn score(c: &Config, f: &Features) -> f64 {
         s += w.linked;
     }
     (s * 1000.0).round() / 1000.0
+}
+
+/// The highest score a caller can have whatever its counts: the exact points of
+/// its number shape, age and reports, plus every positive count-based weight.
+/// A check whose bound is below both thresholds cannot alert, so the dataflow
+/// skips computing its features (most callers: old local numbers, not reported).
+pub fn score_bound(c: &Config, class: NumberClass, age_days: Option<u32>, reported: bool) -> f64 {
+    let w = &c.weights;
+    let f = Features { class, age_days, reports: u32::from(reported), ..Features::default() };
+    let mut s = 0.0;
+    if class.has(NumberClass::SPOOFED_SERVICE) {
+        s += w.spoofed_service;
+    } else if class.has(NumberClass::SERVICE) {
+        s += w.service;
+    }
+    if class.has(NumberClass::INTERNATIONAL) {
+        s += w.international;
+    }
+    if class.has(NumberClass::VIRTUAL_OPERATOR) {
+        s += w.virtual_operator;
+    }
+    if f.age_days.is_some_and(|d| d < c.young_number_days) {
+        s += w.young_number + w.young_outbound.max(0.0);
+    }
+    if reported {
+        s += w.reported;
+    }
+    let counts = [w.risky_fanout, w.stranger_fanout, w.fanout_1h, w.burst, w.short_share, w.new_callee_share, w.linked];
+    s + counts.iter().map(|x| x.max(0.0)).sum::<f64>()
 }
 
 /// Whether the callee is vulnerable (by age) and their age, when known.

@@ -18,7 +18,9 @@
 //!    the suspect number (same key, same worker). Keeps each caller's ended
 //!    calls of the last 72 h; on a report emits the exposure alerts and one
 //!    *link* per callee of the reported number.
-//! 2. *Risk*: all call rows exchanged by caller; reports and links broadcast
+//! 2. *Risk*: all call rows exchanged by caller, plus one `Received` row per
+//!    answered call exchanged by callee (so a caller's own received calls are
+//!    known: the "only calls out" signal); reports and links broadcast
 //!    (they are rare). Keeps compact per-caller state (the calls of the last
 //!    24 h, capped; a small LRU of recent contacts), sets one timer per call at
 //!    `start + open_s`, and at the timer, if the call is still open, computes the
@@ -36,6 +38,11 @@ pub mod features;
 pub mod reference;
 
 use std::collections::{HashMap, VecDeque};
+
+/// The per-caller and per-call maps: keyed by pseudonyms and call ids, which are
+/// already well mixed, so a fast fixed hasher (no SipHash) is enough; their
+/// iteration order never reaches an output.
+type FastMap<K, V> = HashMap<K, V, foldhash::fast::FixedState>;
 use std::sync::Arc;
 
 use citywatch_engine::alert::AlertDraft;
@@ -83,6 +90,11 @@ pub struct Weights {
     pub reported: f64,
     /// At least `linked_min` callees shared with reported numbers.
     pub linked: f64,
+    /// A young number that only calls out: at least `outbound_only_min`
+    /// distinct callees since it last answered a call, and either `quiet_min_h`
+    /// hours without answering one or none answered since it appeared while all
+    /// its calls of the last 24 h went to strangers.
+    pub young_outbound: f64,
 }
 
 impl Default for Weights {
@@ -101,6 +113,7 @@ impl Default for Weights {
             young_number: 0.2,
             reported: 1.0,
             linked: 0.1,
+            young_outbound: 0.4,
         }
     }
 }
@@ -138,6 +151,10 @@ pub struct Config {
     pub stranger_new_share: f64,
     /// Callees shared with reported numbers that make a link.
     pub linked_min: u32,
+    /// Distinct callees called since the number last answered a call that make it outbound-only.
+    pub outbound_only_min: u32,
+    /// Hours without answering a call that make a number outbound-only.
+    pub quiet_min_h: u32,
     /// A number activated less than this many days ago is young.
     pub young_number_days: u32,
     /// A callee is a known contact if called within this many hours (and among the last `contacts` ones).
@@ -177,6 +194,8 @@ impl Default for Config {
             stranger_fanout_min: 12,
             stranger_new_share: 0.95,
             linked_min: 3,
+            outbound_only_min: 12,
+            quiet_min_h: 72,
             young_number_days: 90,
             contact_memory_h: 7 * 24,
             contacts: 48,
@@ -254,6 +273,40 @@ impl Timed for Notice {
     }
 }
 
+/// A call row as the risk operator receives it: by caller, and (for answered
+/// calls) once more by callee, so a number's own received calls are known.
+#[derive(Debug, Clone, Copy, serde::Serialize, serde::Deserialize)]
+enum Row {
+    /// A start or end row, keyed by the caller.
+    Call(CallEvent),
+    /// `number` answered a call (the start row's time and position), keyed by `number`.
+    Received { ts_ms: u64, seq: u64, number: Token },
+}
+
+impl Row {
+    fn key(&self) -> Token {
+        match self {
+            Row::Call(e) => e.caller,
+            Row::Received { number, .. } => *number,
+        }
+    }
+}
+
+impl Timed for Row {
+    fn ts_ms(&self) -> u64 {
+        match self {
+            Row::Call(e) => e.ts_ms,
+            Row::Received { ts_ms, .. } => *ts_ms,
+        }
+    }
+    fn seq(&self) -> u64 {
+        match self {
+            Row::Call(e) => e.seq,
+            Row::Received { seq, .. } => *seq,
+        }
+    }
+}
+
 /// Output of the exposure operator.
 #[derive(Debug, Clone)]
 enum ExposureOut {
@@ -312,15 +365,17 @@ impl Caller {
 /// Per-worker state of the risk operator.
 #[derive(Default)]
 struct Risk {
-    callers: HashMap<Token, Caller>,
+    callers: FastMap<Token, Caller>,
     /// Calls waiting for their timer: call_id -> start row.
-    open: HashMap<u64, CallEvent>,
+    open: FastMap<u64, CallEvent>,
     /// Ends processed before their start (a late end row stamped earlier): call_id -> (talk s, ts).
-    early_ends: HashMap<u64, (u32, u64)>,
+    early_ends: FastMap<u64, (u32, u64)>,
     /// Reports by number: their times.
-    reports: HashMap<Token, Vec<u64>>,
+    reports: FastMap<Token, Vec<u64>>,
     /// Links by callee: (reported number, report time).
-    links: HashMap<Token, Vec<(Token, u64)>>,
+    links: FastMap<Token, Vec<(Token, u64)>>,
+    /// When each number last answered a call (kept within the contact memory).
+    received: FastMap<Token, u64>,
     /// Scratch buffer for distinct counts (no per-event allocation).
     scratch: Vec<Token>,
     next_sweep_ms: u64,
@@ -369,9 +424,25 @@ impl Risk {
         self.scratch.sort_unstable();
         self.scratch.dedup();
         f.fanout_1h = self.scratch.len() as u32;
+        let memory = c.contact_memory_h * HOUR_MS;
+        let last_in = self.received.get(&who).copied();
+        f.out_only_callees =
+            st.contacts.iter().filter(|(_, (t, _))| t + memory > at && last_in.is_none_or(|r| *t > r)).count() as u32;
+        let since_in = last_in.map_or(u64::MAX, |r| at - r);
+        f.quiet_h = (since_in.min(at - st.first_seen_ms).min(memory) / HOUR_MS) as u32;
         let report_ms = c.report_memory_h * HOUR_MS;
         f.reports = self.reports.get(&who).map_or(0, |v| v.iter().filter(|&&t| t + report_ms > at).count() as u32);
         f
+    }
+
+    /// Whether the caller's score can reach a threshold at `at` (see [`features::score_bound`]).
+    fn may_alert(&self, c: &Config, subs: &HashMap<Token, Subscriber>, who: Token, at: u64) -> bool {
+        let Some(st) = self.callers.get(&who) else { return false };
+        let report_ms = c.report_memory_h * HOUR_MS;
+        let reported = self.reports.get(&who).is_some_and(|v| v.iter().any(|&t| t + report_ms > at));
+        let bound = features::score_bound(c, st.class, features::age_days(subs.get(&who), at), reported);
+        // Scores are rounded to 0.001: keep a margin so a skipped check could never have alerted.
+        bound + 0.001 >= c.in_progress_threshold.min(c.number_threshold)
     }
 
     fn sweep(&mut self, c: &Config, now: u64) {
@@ -388,6 +459,10 @@ impl Risk {
             !v.is_empty()
         });
         self.early_ends.retain(|_, &mut (_, t)| t + 24 * HOUR_MS > now);
+        // A received call older than the contact memory no longer bounds any
+        // remembered contact: forgetting it changes no feature.
+        let memory = c.contact_memory_h * HOUR_MS;
+        self.received.retain(|_, &mut t| t + memory > now);
     }
 }
 
@@ -429,7 +504,7 @@ impl Model for FraudCall {
             Exchange::new(|e: &CallEvent| e.caller),
             Exchange::new(|a: &AlarmEvent| a.suspect.unwrap_or(0)),
             "FraudExposure",
-            HashMap::<Token, Exposure>::new(),
+            FastMap::<Token, Exposure>::default(),
             move |state, step: Step<'_, CallEvent, AlarmEvent>, ctx| {
                 let window = config.exposure_window_h * HOUR_MS;
                 let now = ctx.now_ms();
@@ -499,20 +574,28 @@ impl Model for FraudCall {
 
         // 2. Risk: every call row by caller; notices everywhere.
         let config = self.config.clone();
-        let risk = inputs.calls.clone().deadlines(
+        let rows = inputs.calls.clone().flat_map(|e: CallEvent| {
+            let received =
+                (e.phase == CallPhase::Start).then_some(Row::Received { ts_ms: e.ts_ms, seq: e.seq, number: e.callee });
+            std::iter::once(Row::Call(e)).chain(received)
+        });
+        let risk = rows.deadlines(
             notices,
-            Exchange::new(|e: &CallEvent| e.caller),
+            Exchange::new(|r: &Row| r.key()),
             Pipeline,
             "FraudRisk",
             Risk::default(),
-            move |state: &mut Risk, step: Step<'_, CallEvent, Notice>, ctx| {
+            move |state: &mut Risk, step: Step<'_, Row, Notice>, ctx| {
                 let now = ctx.now_ms();
                 if now >= state.next_sweep_ms {
                     state.sweep(&config, now);
                     state.next_sweep_ms = now + HOUR_MS;
                 }
                 match step {
-                    Step::Left(e) if e.phase == CallPhase::Start => {
+                    Step::Left(Row::Received { number, .. }) => {
+                        state.received.insert(*number, now);
+                    }
+                    Step::Left(Row::Call(e)) if e.phase == CallPhase::Start => {
                         let idle = config.idle_ms();
                         let st = state.callers.entry(e.caller).or_insert_with(|| Caller::new(e.caller_class, now));
                         if st.last_start_ms + idle <= now {
@@ -554,7 +637,7 @@ impl Model for FraudCall {
                             ctx.set_timer(now + config.open_s * 1000, e.call_id);
                         }
                     }
-                    Step::Left(e) => {
+                    Step::Left(Row::Call(e)) => {
                         state.open.remove(&e.call_id);
                         let found = state.callers.get_mut(&e.caller).and_then(|st| {
                             st.recent.iter_mut().rev().find(|r| r.call_id == e.call_id && r.callee == e.callee)
@@ -585,6 +668,9 @@ impl Model for FraudCall {
                     }
                     Step::Timer { at_ms, key } => {
                         let Some(start) = state.open.remove(&key) else { return };
+                        if !state.may_alert(&config, &subs, start.caller, at_ms) {
+                            return;
+                        }
                         let f = state.features(&config, &subs, start.caller, at_ms);
                         let risk = features::score(&config, &f);
                         if risk >= config.in_progress_threshold {

@@ -71,6 +71,11 @@ pub fn run(config: &Config, events: &[Event], subs: &HashMap<Token, Subscriber>)
             CallPhase::End => h.ends.push(*c),
         }
     }
+    // Answered calls by callee: (ts, position), in order.
+    let mut received: HashMap<Token, Vec<Pos>> = HashMap::new();
+    for c in calls.iter().filter(|c| c.phase == CallPhase::Start) {
+        received.entry(c.callee).or_default().push(pos_of_call(c));
+    }
     let mut out = Vec::new();
 
     // Exposure and links, report by report.
@@ -132,7 +137,7 @@ pub fn run(config: &Config, events: &[Event], subs: &HashMap<Token, Subscriber>)
                 if last.ts_ms + idle <= r.ts_ms {
                     continue; // forgotten: idle too long
                 }
-                let f = features_at(config, subs, &by_caller, &reports, &links, number, *p, r.ts_ms, true);
+                let f = features_at(config, subs, &by_caller, &received, &reports, &links, number, *p, r.ts_ms, true);
                 let risk = features::score(config, &f);
                 let run = run_start(&starts, idle);
                 if number_day.get(&(number, run)) != Some(&day_of(r.ts_ms)) {
@@ -142,7 +147,7 @@ pub fn run(config: &Config, events: &[Event], subs: &HashMap<Token, Subscriber>)
             }
             Check::Open(s) => {
                 let at = p.0;
-                let f = features_at(config, subs, &by_caller, &reports, &links, s.caller, *p, at, false);
+                let f = features_at(config, subs, &by_caller, &received, &reports, &links, s.caller, *p, at, false);
                 let risk = features::score(config, &f);
                 if risk >= config.in_progress_threshold {
                     out.push(draft_in_progress(config, subs, s, at, &f, risk));
@@ -180,6 +185,7 @@ fn features_at(
     c: &Config,
     subs: &HashMap<Token, Subscriber>,
     by_caller: &HashMap<Token, History>,
+    received: &HashMap<Token, Vec<Pos>>,
     reports: &[AlarmEvent],
     links: &[Link],
     who: Token,
@@ -235,6 +241,22 @@ fn features_at(
     hour_callees.dedup();
     f.fanout_24h = day_callees.len() as u32;
     f.fanout_1h = hour_callees.len() as u32;
+    // Outbound only: of the `contacts` callees called most recently, those
+    // called (last) within the memory and strictly after (in ms) the number
+    // last answered a call.
+    let last_in = received.get(&who).and_then(|v| v.iter().filter(|&&q| before(q)).map(|q| q.0).max());
+    let mut last: HashMap<Token, (u64, u64)> = HashMap::new();
+    for s in &starts {
+        last.insert(s.callee, (s.ts_ms, s.seq));
+    }
+    let mut recent: Vec<(u64, u64)> = last.into_values().collect();
+    recent.sort_by_key(|&t| std::cmp::Reverse(t));
+    recent.truncate(c.contacts);
+    f.out_only_callees =
+        recent.iter().filter(|&&(t, _)| t + memory > at && last_in.is_none_or(|r| t > r)).count() as u32;
+    let run = run_start(&starts, c.idle_ms());
+    let since_in = last_in.map_or(u64::MAX, |r| at - r);
+    f.quiet_h = (since_in.min(at - run).min(memory) / HOUR_MS) as u32;
     let link_ms = c.exposure_window_h * HOUR_MS;
     f.linked_callees = day_callees
         .iter()

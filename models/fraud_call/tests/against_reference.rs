@@ -6,7 +6,7 @@
 use citywatch_engine::replay::{ReplayOptions, merged_events, replay};
 use citywatch_engine::rows::{AlarmRow, CallRow, write_table};
 use citywatch_engine::testkit::T0_MS;
-use citywatch_fraud_call::{Config, FraudCall, reference};
+use citywatch_fraud_call::{Config, FraudCall, Weights, reference};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
@@ -97,6 +97,28 @@ fn write_fraud_dataset(dir: &std::path::Path, seed: u64, days: i64, residents: u
     alarms.sort_by_key(|a| a.ts_ms);
     write_table(dir, &rows).unwrap();
     write_table(dir, &alarms).unwrap();
+    write_subscribers(dir, &fraud[3..4], &(0..residents).map(resident).collect::<Vec<_>>());
+}
+
+/// A subscribers table: the `young` numbers activated 10 days before the data,
+/// the `old` ones years before (the "young number that only calls out" signal).
+fn write_subscribers(dir: &std::path::Path, young: &[&str], old: &[String]) {
+    use arrow_array::{ArrayRef, Float64Array, Int64Array, RecordBatch, StringArray, UInt8Array};
+    use citywatch_engine::contract::Table;
+    let numbers: Vec<&str> = young.iter().copied().chain(old.iter().map(String::as_str)).collect();
+    let activated: Vec<i64> =
+        numbers.iter().enumerate().map(|(i, _)| if i < young.len() { T0_MS - 10 * 24 * HOUR } else { 0 }).collect();
+    let n = numbers.len();
+    let columns: Vec<ArrayRef> = vec![
+        std::sync::Arc::new(StringArray::from(numbers)),
+        std::sync::Arc::new(UInt8Array::from(vec![Some(40u8); n])),
+        std::sync::Arc::new(Float64Array::from(vec![Some(36.07); n])),
+        std::sync::Arc::new(Float64Array::from(vec![Some(120.38); n])),
+        std::sync::Arc::new(Int64Array::from(activated)),
+    ];
+    let batch = RecordBatch::try_new(Table::Subscribers.schema(), columns).unwrap();
+    citywatch_datasets::sink::write_file(&dir.join("subscribers.parquet"), Table::Subscribers.schema(), [Ok(batch)])
+        .unwrap();
 }
 
 fn check(seed: u64, config: Config) {
@@ -175,9 +197,26 @@ fn issue_4_matches_reference_small_caps() {
         report_memory_h: 12,
         idle_expiry_h: 1,
         exposure_min_talk_s: 30,
+        outbound_only_min: 3,
+        quiet_min_h: 6,
         ..Config::default()
     };
-    check(3, config);
+    check(3, config.clone());
+    // The young number that only calls out is what raises some of those alerts.
+    let dir = tempfile::tempdir().unwrap();
+    write_fraud_dataset(dir.path(), 3, 2, 300);
+    let opts = ReplayOptions { input: dir.path().to_owned(), lateness_ms: 60_000, ..ReplayOptions::default() };
+    let (events, data) = merged_events(&opts).unwrap();
+    let config = Config { in_progress_threshold: 0.6, ..config };
+    let without = Config { weights: Weights { young_outbound: 0.0, ..config.weights.clone() }, ..config.clone() };
+    let with_term = reference::run(&config, &events, &data.subscribers);
+    let without_term = reference::run(&without, &events, &data.subscribers);
+    assert!(
+        with_term.len() > without_term.len(),
+        "young_outbound should add alerts: {} vs {}",
+        with_term.len(),
+        without_term.len()
+    );
 }
 
 #[test]
