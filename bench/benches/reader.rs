@@ -1,6 +1,6 @@
-//! Micro-benchmarks of the reader side and one operator (issue 7):
+//! Micro-benchmarks of the reader side (issue 7; the operators are in `operators.rs`):
 //! the pseudonymiser (cache hit, miss = one HMAC, batched lookups), decoding a
-//! batch of call rows from Parquet into events, and `window_count` over calls.
+//! batch of call rows from Parquet into events.
 //!
 //! `cargo bench -p citywatch-bench --bench reader` (about a minute; the first
 //! run generates a 20k-subscriber city into a temporary folder).
@@ -11,9 +11,7 @@ use citywatch_engine::contract::Table;
 use citywatch_engine::pseudonym::{DEMO_KEY, Pseudonymiser};
 use citywatch_engine::read::{self, Decoder};
 use citywatch_engine::reference::UnitDirectory;
-use citywatch_operators::{Tumbling, WindowCount};
-use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
-use timely::dataflow::operators::ToStream;
+use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 
 fn numbers(n: u64) -> Vec<String> {
     (0..n).map(|i| format!("{}", 13_800_000_000 + i * 7)).collect()
@@ -89,29 +87,9 @@ fn decoder(c: &mut Criterion) {
     g.finish();
 }
 
-fn operators(c: &mut Criterion) {
-    // 200k calls: (event time ms, caller) over 5,000 callers in one hour.
-    let calls: Vec<(u64, u64)> = (0..200_000u64).map(|i| (i * 18, (i * 2_654_435_761) % 5_000)).collect();
-    let mut g = c.benchmark_group("operators");
-    g.throughput(Throughput::Elements(calls.len() as u64));
-    g.bench_function("window_count 1-min tumbling, 200k calls", |b| {
-        b.iter_batched(
-            || calls.clone(),
-            |calls| {
-                timely::example(move |scope| {
-                    let minute = Tumbling::new(60_000);
-                    let _counts = calls.to_stream(scope).window_count("Calls", &minute, |c: &(u64, u64)| (c.1, c.0));
-                })
-            },
-            BatchSize::LargeInput,
-        )
-    });
-    g.finish();
-}
-
 fn config() -> Criterion {
     Criterion::default().sample_size(10).measurement_time(std::time::Duration::from_secs(2))
 }
 
-criterion_group! { name = benches; config = config(); targets = pseudonymiser, decoder, operators }
+criterion_group! { name = benches; config = config(); targets = pseudonymiser, decoder }
 criterion_main!(benches);
