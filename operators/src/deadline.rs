@@ -132,7 +132,8 @@ impl<'s, A: Timed + Clone + 'static> Deadlines<'s, A> for StreamVec<'s, EventTim
                 // Sort the buffers by (ts, seq) and take the ready prefix in
                 // place. They arrive as a few nearly sorted runs (the held-back
                 // rest, then each sender's batch in merge order), which the
-                // stable sort merges in close to linear time; keys are unique.
+                // stable sort merges in close to linear time; rows that share
+                // (ts, seq) (one event fanned out) keep their arrival order.
                 left.sort_by_key(|e| (e.ts_ms(), e.seq()));
                 right.sort_by_key(|e| (e.ts_ms(), e.seq()));
                 let n_l = frontier.map_or(left.len(), |f| left.partition_point(|e| e.ts_ms() < f));
@@ -190,10 +191,10 @@ impl<'s, A: Timed + Clone + 'static> Deadlines<'s, A> for StreamVec<'s, EventTim
                         Some(f) => {
                             let pending = timers.peek().map_or(f, |Reverse((at, _))| (*at).min(f));
                             // Both buffers are sorted: their first events are the earliest.
-                            let buffered = match (left.first(), right.first()) {
-                                (Some(a), Some(b)) => Some(a.ts_ms().min(b.ts_ms())),
-                                (a, b) => a.map(|e| e.ts_ms()).or(b.map(|e| e.ts_ms())),
-                            };
+                            let buffered = [left.first().map(|e| e.ts_ms()), right.first().map(|e| e.ts_ms())]
+                                .into_iter()
+                                .flatten()
+                                .min();
                             let hold = buffered.map_or(pending, |b| b.min(pending));
                             if hold > *c.time() {
                                 c.downgrade(&hold);

@@ -252,10 +252,10 @@ async fn guard_auth(State(app): State<Shared>, req: Request, next: Next) -> Resp
     }
     let addr = req.extensions().get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip());
     let token = bearer(req.headers());
-    let signed_in = token.as_deref().is_some_and(|t| app.auth.cached(t).is_some());
+    // Only a throttled address pays for the signed-in check (authenticate repeats it otherwise).
     if let Some(ip) = addr
-        && !signed_in
         && let Some(wait_ms) = app.throttle.retry_after_ms(ip, now_ms())
+        && token.as_deref().is_none_or(|t| app.auth.cached(t).is_none())
     {
         app.metrics.throttled();
         let secs = ((wait_ms + 999) / 1000).max(1);

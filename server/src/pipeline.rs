@@ -11,30 +11,10 @@ use citywatch_engine::event::Event;
 use citywatch_engine::live::LiveEngine;
 use citywatch_engine::reference::UnitDirectory;
 
-/// Why the pipeline refused a request; nothing of it was applied.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum PipelineRefusal {
-    /// Rows the dataflow refuses (e.g. a call `end` with no open `start`):
-    /// `(index in the request, reason)`. Served as 400 with the reasons.
-    Rows(Vec<(usize, String)>),
-    /// The pipeline cannot take events now (shutting down, broken). Served as 503.
-    Unavailable(String),
-}
-
-impl From<citywatch_engine::live::Refused> for PipelineRefusal {
-    fn from(r: citywatch_engine::live::Refused) -> Self {
-        match r {
-            citywatch_engine::live::Refused::Rows(rows) => PipelineRefusal::Rows(rows),
-            citywatch_engine::live::Refused::Unavailable(reason) => PipelineRefusal::Unavailable(reason),
-        }
-    }
-}
-
-impl From<String> for PipelineRefusal {
-    fn from(reason: String) -> Self {
-        PipelineRefusal::Unavailable(reason)
-    }
-}
+/// Why the pipeline refused a request; nothing of it was applied. The
+/// engine's own refusal: `Rows` is served as 400 with the reasons,
+/// `Unavailable` (shut down, a worker stopped) as 503.
+pub use citywatch_engine::live::Refused as PipelineRefusal;
 
 /// What the server needs from the running dataflow.
 pub trait Pipeline: Send + Sync + 'static {
@@ -74,7 +54,7 @@ impl LivePipeline {
 
 impl Pipeline for LivePipeline {
     fn ingest(&self, events: Vec<Event>) -> Result<u64, PipelineRefusal> {
-        self.engine.ingest(events).map(|i| i.late).map_err(PipelineRefusal::from)
+        self.engine.ingest(events).map(|i| i.late)
     }
 
     fn advance_clock(&self, now_ms: u64) {

@@ -38,11 +38,6 @@ pub mod features;
 pub mod reference;
 
 use std::collections::{HashMap, VecDeque};
-
-/// The per-caller and per-call maps: keyed by pseudonyms and call ids, which are
-/// already well mixed, so a fast fixed hasher (no SipHash) is enough; their
-/// iteration order never reaches an output.
-type FastMap<K, V> = HashMap<K, V, foldhash::fast::FixedState>;
 use std::sync::Arc;
 
 use citywatch_engine::alert::AlertDraft;
@@ -210,6 +205,11 @@ impl Default for Config {
     }
 }
 
+/// The per-caller and per-call maps: keyed by pseudonyms and call ids, which are
+/// already well mixed, so a fast fixed hasher (no SipHash) is enough; their
+/// iteration order never reaches an output.
+type FastMap<K, V> = HashMap<K, V, foldhash::fast::FixedState>;
+
 const HOUR_MS: u64 = 3_600_000;
 
 /// How often expired state is swept out, in event time. Sweeps only free
@@ -286,7 +286,7 @@ impl Timed for Notice {
 enum Row {
     /// A start or end row, keyed by the caller.
     Call(CallEvent),
-    /// `number` answered a call (the start row's time and position), keyed by `number`.
+    /// `number` answered a call (at the start row's time and seq), keyed by `number`.
     Received { ts_ms: u64, seq: u64, number: Token },
 }
 

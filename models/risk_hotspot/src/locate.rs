@@ -129,9 +129,7 @@ impl FixLocator {
         self.units.insert(unit, disc);
         disc.cell
     }
-}
 
-impl FixLocator {
     /// H3 lookups made so far.
     pub fn lookups(&self) -> u64 {
         self.lookups
