@@ -20,9 +20,12 @@
 //! keeps a bounded cache of 24-byte slots (numbers repeat: people call their
 //! contacts), which turns most lookups into one multiply and one compare. A
 //! replay sizes it for the city (twice the subscribers) and warms it while
-//! loading the subscribers table, so each subscriber's number is hashed once
-//! per replay; batches of misses are hashed in parallel
+//! loading the subscribers table, then shares it read-only between its decode
+//! threads ([`Pseudonymiser::share_warm`]), so each subscriber's number is
+//! hashed once per replay; batches of misses are hashed in parallel
 //! ([`Pseudonymiser::pseudonymise_batch`]).
+
+use std::sync::Arc;
 
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
@@ -165,24 +168,49 @@ fn pack(bytes: &[u8]) -> Option<(u64, u32)> {
     Some((lo, hi))
 }
 
-/// Home slot of a packed number (placement only). Every input bit must reach
-/// the low bits the mask keeps: numbers of a city differ in their last digits,
-/// the high nibbles of `lo`, so a plain multiply (which carries only upwards)
-/// would send 10 consecutive numbers to one home. A murmur3-style finaliser mixes both ways.
+/// Placement hash of a packed number; a table's home slot is its low bits
+/// ([`home`]). Every input bit must reach the low bits: numbers of a city
+/// differ in their last digits, the high nibbles of `lo`, so a plain multiply
+/// (which carries only upwards) would send 10 consecutive numbers to one home.
+/// A murmur3-style finaliser mixes both ways.
 #[inline]
-fn home(lo: u64, hi: u32, mask: usize) -> usize {
+fn mix(lo: u64, hi: u32) -> usize {
     let mut h = lo ^ u64::from(hi).rotate_left(23);
     h ^= h >> 33;
     h = h.wrapping_mul(0xff51_afd7_ed55_8ccd);
     h ^= h >> 33;
     h = h.wrapping_mul(0xc4ce_b9fe_1a85_ec53);
     h ^= h >> 33;
-    (h as usize) & mask
+    h as usize
+}
+
+/// Home slot of a packed number in a table of `mask + 1` slots.
+#[inline]
+fn home(lo: u64, hi: u32, mask: usize) -> usize {
+    mix(lo, hi) & mask
+}
+
+/// The slot holding a packed number among the [`WAYS`] from its home, if any.
+#[inline]
+fn probe(table: &[Slot], lo: u64, hi: u32, h: usize) -> Option<(Token, NumberClass)> {
+    let mask = table.len() - 1;
+    for w in 0..WAYS {
+        let s = &table[(h + w) & mask];
+        if s.key_lo == lo && s.key_hi == hi {
+            return Some((s.token, s.class));
+        }
+        if s.is_empty() {
+            return None;
+        }
+    }
+    None
 }
 
 /// Keyed pseudonymiser with its cache. Not shared between threads: each reader
 /// thread owns one (cloning copies the key state and an empty cache of the same
-/// size, not the cache contents).
+/// size, not the cache contents). Several threads can share one read-only
+/// *warm layer* ([`Pseudonymiser::share_warm`]): the numbers hashed while
+/// loading the subscribers, looked up before each thread's own cache.
 ///
 /// The cache is an open-addressed table of packed numbers probed over [`WAYS`]
 /// slots; when all are taken, the newcomer replaces one of them. It is sized
@@ -194,6 +222,8 @@ pub struct Pseudonymiser {
     mac: Hmac<Sha256>,
     home_cc: String,
     cache: Vec<Slot>,
+    /// Read-only slots shared by the threads of one replay (the subscribers).
+    warm: Option<Arc<[Slot]>>,
     /// Numbers hashed (cache misses), for profiling and tests.
     hashed: u64,
 }
@@ -203,6 +233,7 @@ impl std::fmt::Debug for Pseudonymiser {
         f.debug_struct("Pseudonymiser")
             .field("home_cc", &self.home_cc)
             .field("cache_slots", &self.cache.len())
+            .field("warm_slots", &self.warm.as_ref().map_or(0, |w| w.len()))
             .finish_non_exhaustive()
     }
 }
@@ -213,6 +244,7 @@ impl Clone for Pseudonymiser {
             mac: self.mac.clone(),
             home_cc: self.home_cc.clone(),
             cache: vec![Slot::default(); self.cache.len()],
+            warm: self.warm.clone(),
             hashed: 0,
         }
     }
@@ -235,22 +267,35 @@ impl Pseudonymiser {
 
     fn with_slots(key: &str, home_cc: &str, slots: usize) -> Self {
         let mac = <Hmac<Sha256> as Mac>::new_from_slice(key.as_bytes()).expect("HMAC accepts keys of any length");
-        Pseudonymiser { mac, home_cc: home_cc.to_owned(), cache: vec![Slot::default(); slots], hashed: 0 }
+        Pseudonymiser { mac, home_cc: home_cc.to_owned(), cache: vec![Slot::default(); slots], warm: None, hashed: 0 }
     }
 
-    /// The same key and home code with an empty cache sized for about
-    /// `numbers` distinct numbers (as [`Pseudonymiser::with_capacity`]).
+    /// The same key, home code and shared warm layer (if any) with an empty
+    /// cache of its own sized for about `numbers` distinct numbers (as
+    /// [`Pseudonymiser::with_capacity`]).
     pub fn with_cache_for(&self, numbers: usize) -> Self {
         let slots = numbers.saturating_mul(2).next_power_of_two().clamp(MIN_SLOTS, MAX_SLOTS);
         Pseudonymiser {
             mac: self.mac.clone(),
             home_cc: self.home_cc.clone(),
             cache: vec![Slot::default(); slots],
+            warm: self.warm.clone(),
             hashed: 0,
         }
     }
 
-    /// Bytes held by the cache.
+    /// Turns this cache into a read-only warm layer that every pseudonymiser
+    /// made from the result (by [`Clone`] or [`Pseudonymiser::with_cache_for`])
+    /// shares, in front of an empty cache of its own for about `numbers` other
+    /// numbers. This is how a replay's decode threads share the subscribers'
+    /// pseudonyms without hashing them once per thread or copying the table.
+    pub fn share_warm(self, numbers: usize) -> Self {
+        let mut shared = self.with_cache_for(numbers);
+        shared.warm = Some(self.cache.into());
+        shared
+    }
+
+    /// Bytes held by the cache (its own, not the shared warm layer).
     pub fn cache_bytes(&self) -> usize {
         self.cache.len() * std::mem::size_of::<Slot>()
     }
@@ -268,20 +313,17 @@ impl Pseudonymiser {
         u64::from_be_bytes(out[..8].try_into().expect("SHA-256 output is 32 bytes"))
     }
 
+    /// The cached token of a packed number: the warm layer first (most
+    /// numbers are subscribers), then the own cache.
     #[inline]
     fn lookup(&self, lo: u64, hi: u32) -> Option<(Token, NumberClass)> {
-        let mask = self.cache.len() - 1;
-        let h = home(lo, hi, mask);
-        for w in 0..WAYS {
-            let s = &self.cache[(h + w) & mask];
-            if s.key_lo == lo && s.key_hi == hi {
-                return Some((s.token, s.class));
-            }
-            if s.is_empty() {
-                return None;
-            }
+        let m = mix(lo, hi);
+        if let Some(w) = &self.warm
+            && let Some(hit) = probe(w, lo, hi, m & (w.len() - 1))
+        {
+            return Some(hit);
         }
-        None
+        probe(&self.cache, lo, hi, m & (self.cache.len() - 1))
     }
 
     fn insert(&mut self, lo: u64, hi: u32, token: Token, class: NumberClass) {
@@ -323,7 +365,9 @@ impl Pseudonymiser {
     pub fn pseudonymise_batch(&mut self, numbers: &[&str], out: &mut Vec<(Token, NumberClass)>) {
         out.clear();
         out.reserve(numbers.len());
-        let mask = self.cache.len() - 1;
+        // The first table looked in: the warm layer when there is one.
+        let first: &[Slot] = self.warm.as_deref().unwrap_or(&self.cache);
+        let mask = first.len() - 1;
         // Pass 1: pack and place every number (no cache traffic). Pass 2: load
         // each home slot in a loop short enough that dozens of these loads (a
         // city's cache does not fit in the CPU caches) are in flight at once.
@@ -336,7 +380,7 @@ impl Pseudonymiser {
             .collect();
         let mut misses: Vec<(usize, u64, u32)> = Vec::new();
         for (i, &(lo, hi, h)) in keys.iter().enumerate() {
-            let s = &self.cache[h as usize];
+            let s = &first[h as usize];
             // `lo` is never 0 for a packed number: 0 marks "could not pack".
             if s.key_lo == lo && s.key_hi == hi && lo != 0 {
                 out.push((s.token, s.class));
@@ -440,6 +484,35 @@ mod tests {
             }
         }
         assert!(p.hashed() < 101_000, "hashed {} of 100000 distinct numbers", p.hashed());
+    }
+
+    #[test]
+    fn threads_share_the_warm_layer_and_keep_their_own_misses() {
+        let subscribers: Vec<String> = (0..50_000u64).map(|i| format!("{}", 13_800_000_000 + i)).collect();
+        let outsiders: Vec<String> = (0..5_000u64).map(|i| format!("+4915{:09}", i)).collect();
+        let mut warm = Pseudonymiser::with_capacity(DEMO_KEY, "86", subscribers.len());
+        for n in &subscribers {
+            warm.pseudonymise(n);
+        }
+        let shared = warm.share_warm(outsiders.len());
+        let (mut a, mut b) = (shared.clone(), shared.with_cache_for(10));
+        let mut out = Vec::new();
+        for p in [&mut a, &mut b] {
+            let refs: Vec<&str> = subscribers.iter().chain(&outsiders).map(String::as_str).collect();
+            p.pseudonymise_batch(&refs, &mut out);
+            for (n, got) in refs.iter().zip(&out) {
+                assert_eq!(*got, (p.token_uncached(n), NumberClass::classify(n, "86")), "{n}");
+            }
+            // A few subscribers lost their slot to a full set while warming
+            // (the cache is bounded); every other one comes from the warm layer.
+            let from_warm = (refs.len() as u64) - p.hashed();
+            assert!(from_warm >= 49_500 && p.hashed() >= 5_000, "hashed {} of {}", p.hashed(), refs.len());
+        }
+        // `a`'s own cache kept its misses: a second pass hashes nothing more.
+        let before = a.hashed();
+        let refs: Vec<&str> = outsiders.iter().map(String::as_str).collect();
+        a.pseudonymise_batch(&refs, &mut out);
+        assert_eq!(a.hashed(), before);
     }
 
     #[test]

@@ -138,6 +138,29 @@ pub fn validate_schema(file: &Path, table: Table, schema: &SchemaRef) -> Result<
 
 /// Opens one file of `table`: checks it is non-empty Parquet with the contract's columns.
 pub fn open(file: &Path, table: Table) -> Result<(ParquetRecordBatchReader, ColumnMap)> {
+    open_row_groups(file, table, None)
+}
+
+/// [`open`], reading only the given row groups (all of them for `None`).
+fn open_row_groups(
+    file: &Path,
+    table: Table,
+    row_groups: Option<Vec<usize>>,
+) -> Result<(ParquetRecordBatchReader, ColumnMap)> {
+    let (builder, map) = open_builder(file, table)?;
+    let builder = match row_groups {
+        Some(g) => builder.with_row_groups(g),
+        None => builder,
+    };
+    let reader = builder.with_batch_size(BATCH_ROWS).build().map_err(|e| Error::Corrupt {
+        file: file.to_owned(),
+        table: table.name(),
+        detail: e.to_string(),
+    })?;
+    Ok((reader, map))
+}
+
+fn open_builder(file: &Path, table: Table) -> Result<(ParquetRecordBatchReaderBuilder<File>, ColumnMap)> {
     let meta = std::fs::metadata(file).map_err(|e| Error::io(file, e))?;
     if meta.len() == 0 {
         return Err(Error::EmptyFile { file: file.to_owned(), table: table.name() });
@@ -149,12 +172,62 @@ pub fn open(file: &Path, table: Table) -> Result<(ParquetRecordBatchReader, Colu
         detail: e.to_string(),
     })?;
     let map = validate_schema(file, table, builder.schema())?;
-    let reader = builder.with_batch_size(BATCH_ROWS).build().map_err(|e| Error::Corrupt {
-        file: file.to_owned(),
-        table: table.name(),
-        detail: e.to_string(),
-    })?;
-    Ok((reader, map))
+    Ok((builder, map))
+}
+
+/// One row group of one file of a stream table: the unit of work that a
+/// replay's decode threads share out. Pieces are decoded in parallel but
+/// merged in this order, so the events are the same whatever the threads.
+#[derive(Debug, Clone)]
+pub struct Piece {
+    /// The file.
+    pub file: Arc<Path>,
+    /// Row group index within the file.
+    pub row_group: usize,
+    /// Row number (within the file) of the row group's first row.
+    pub row0: u64,
+}
+
+/// The pieces of a table's files, in read order (file by file, row group by row group).
+pub fn pieces(files: &TableFiles) -> Result<Vec<Piece>> {
+    let mut out = Vec::new();
+    for f in &files.files {
+        let (builder, _) = open_builder(f, files.table)?;
+        let file: Arc<Path> = Arc::from(f.as_path());
+        let mut row0 = 0;
+        for (row_group, g) in builder.metadata().row_groups().iter().enumerate() {
+            out.push(Piece { file: Arc::clone(&file), row_group, row0 });
+            row0 += g.num_rows() as u64;
+        }
+    }
+    Ok(out)
+}
+
+/// Decodes one piece, batch by batch: `each(events, rejects, row0, rows)`
+/// gets each batch's accepted events, its rejected rows, the row number of its
+/// first row and its row count, and returns `false` to stop early.
+pub fn decode_piece(
+    piece: &Piece,
+    decoder: &mut Decoder,
+    mut each: impl FnMut(Vec<Event>, Vec<Rejected>, u64, u64) -> bool,
+) -> Result<()> {
+    let (reader, map) = open_row_groups(&piece.file, decoder.table, Some(vec![piece.row_group]))?;
+    let mut row0 = piece.row0;
+    for batch in reader {
+        let batch = batch.map_err(|e| Error::Corrupt {
+            file: piece.file.to_path_buf(),
+            table: decoder.table.name(),
+            detail: e.to_string(),
+        })?;
+        let (mut events, mut rejects) = (Vec::with_capacity(batch.num_rows()), Vec::new());
+        decoder.decode(&piece.file, row0, &batch, &map, &mut events, &mut rejects);
+        let n = batch.num_rows() as u64;
+        if !each(events, rejects, row0, n) {
+            break;
+        }
+        row0 += n;
+    }
+    Ok(())
 }
 
 /// Validates every file of a table without reading rows: run before a replay
@@ -410,6 +483,11 @@ impl Decoder {
     /// A decoder for a stream table (`calls`, `alarms` or `patrols`).
     pub fn new(table: Table, pseudonymiser: Pseudonymiser, units: UnitDirectory) -> Self {
         Decoder { table, pseudonymiser, units, scratch: Vec::new() }
+    }
+
+    /// Its pseudonymiser (to read its counters).
+    pub fn pseudonymiser(&self) -> &Pseudonymiser {
+        &self.pseudonymiser
     }
 
     /// Decodes one batch (`row0`: row number of its first row within `file`).

@@ -7,8 +7,10 @@
 //!                                 seq numbers)                            └─ ...      ─┘
 //! ```
 //!
-//! One decode thread per table turns Parquet batches into compact events (bad
-//! rows to the dead-letter log). The merger takes, at each step, the event at
+//! Decode threads turn Parquet batches into compact events (bad rows to the
+//! dead-letter log): the calls table's row groups ([`read::Piece`]s) are
+//! shared out over one thread per core and read back in file order, the
+//! small tables have one thread each. The merger takes, at each step, the event at
 //! the head of the table with the smallest event time, so sorted tables merge
 //! exactly and unsorted ones in a deterministic order; it numbers events
 //! (`seq`), checks call pairing (an `end` needs an open `start`), applies the
@@ -37,7 +39,7 @@ use crate::event::Event;
 use crate::lateness::{Watermark, utc_short};
 use crate::model::Model;
 use crate::pseudonym::Pseudonymiser;
-use crate::read::{self, Decoder, TableFiles, TableReader};
+use crate::read::{self, Decoder, Piece, TableFiles};
 use crate::reference::{Reference, UnitDirectory};
 use crate::reject::{RejectLog, Rejected};
 use crate::summary::{ReasonCount, RunStats, Summary, TableCounts};
@@ -142,8 +144,8 @@ pub struct Dataset {
     /// Rows per stream table (from Parquet metadata).
     pub stream_rows: BTreeMap<Table, u64>,
     /// The caller's pseudonymiser with a cache sized for the city and warmed
-    /// with the subscribers' numbers: the calls decoder takes it over, so each
-    /// subscriber is hashed once per replay.
+    /// with the subscribers' numbers: the calls decoders share it as a
+    /// read-only layer, so each subscriber is hashed once per replay.
     pub pseudonymiser: Pseudonymiser,
     /// Subscribers, jurisdiction, unit directory.
     pub reference: Reference,
@@ -182,10 +184,9 @@ pub fn open_dataset(dir: &Path, pseudonymiser: &Pseudonymiser) -> Result<Dataset
     }
     let mut rejects = Vec::new();
     let (jurisdiction, mut reference_rows) = crate::reference::load_jurisdiction(dir, &mut rejects)?;
-    // Size the cache for the city: the subscribers, or (without that table) a
-    // share of the call rows; numbers from outside the city take the headroom.
-    let calls_rows = stream_rows.get(&Table::Calls).copied().unwrap_or(0) as usize;
-    let mut warm = pseudonymiser.with_cache_for(calls_rows / 8);
+    // Size the cache for the city's subscribers (twice their count, so they
+    // all fit); without that table there is nothing to warm.
+    let mut warm = pseudonymiser.with_cache_for(0);
     let subscribers = match read::locate(dir, Table::Subscribers)? {
         Some(f) => {
             let n = read::check(&f)?;
@@ -271,61 +272,99 @@ pub fn timely_config(workers: usize, cluster: Option<&Cluster>) -> Result<timely
     })
 }
 
-/// A decoded chunk from one table's reader thread.
+/// A decoded chunk from one of a table's decode threads.
 struct Chunk {
     events: Vec<Event>,
     /// Row number within its file of each event (for pairing rejects).
     rows: Vec<u64>,
     file: Arc<Path>,
     rejects: Vec<Rejected>,
+    /// The last chunk of its piece: the next piece comes from the next thread.
+    last: bool,
 }
 
-fn spawn_reader(files: TableFiles, decoder: Decoder) -> (Receiver<Result<Chunk>>, std::thread::JoinHandle<u64>) {
-    let (tx, rx) = bounded(4);
-    let handle = std::thread::Builder::new()
-        .name(format!("read-{}", files.table.name()))
-        .spawn(move || {
-            let mut reader = TableReader::new(files, decoder);
-            loop {
-                let mut events = Vec::with_capacity(read::BATCH_ROWS);
-                let mut rejects = Vec::new();
-                let rows_before = reader.rows;
-                match reader.next_batch(&mut events, &mut rejects) {
-                    Ok(Some(())) => {
-                        let (file, row0) = reader.position();
-                        // Row numbers of accepted events: the batch's rows minus the rejected
-                        // ones (rejects come in row order, at most one per row).
-                        let n = reader.rows - rows_before;
-                        let mut bad = rejects.iter().map(|r| r.row).peekable();
-                        let mut rows = Vec::with_capacity(events.len());
-                        for r in row0 - n..row0 {
-                            if bad.peek() == Some(&r) {
-                                bad.next();
-                            } else {
-                                rows.push(r);
-                            }
+/// Row numbers of a batch's accepted events: its rows minus the rejected
+/// ones (rejects come in row order, at most one per row).
+fn accepted_rows(rejects: &[Rejected], row0: u64, n: u64, accepted: usize) -> Vec<u64> {
+    let mut bad = rejects.iter().map(|r| r.row).peekable();
+    let mut rows = Vec::with_capacity(accepted);
+    for r in row0..row0 + n {
+        if bad.peek() == Some(&r) {
+            bad.next();
+        } else {
+            rows.push(r);
+        }
+    }
+    debug_assert_eq!(rows.len(), accepted);
+    rows
+}
+
+/// Decodes a table's pieces on one thread per decoder: thread `k` of `n`
+/// takes pieces `k`, `k + n`, ... and sends their chunks on its own channel,
+/// the last chunk of each piece marked, so the merger reads the channels in
+/// turn and gets the pieces in order. Each thread returns the rows it read.
+fn spawn_readers(
+    table: Table,
+    pieces: Vec<Piece>,
+    decoders: Vec<Decoder>,
+) -> (Vec<Receiver<Result<Chunk>>>, Vec<std::thread::JoinHandle<u64>>) {
+    let n = decoders.len();
+    let pieces = Arc::new(pieces);
+    let mut receivers = Vec::with_capacity(n);
+    let mut handles = Vec::with_capacity(n);
+    for (k, mut decoder) in decoders.into_iter().enumerate() {
+        let (tx, rx) = bounded::<Result<Chunk>>(4);
+        let pieces = Arc::clone(&pieces);
+        let handle = std::thread::Builder::new()
+            .name(format!("read-{}-{k}", table.name()))
+            .spawn(move || {
+                let mut rows_read = 0;
+                for piece in pieces.iter().skip(k).step_by(n) {
+                    // One chunk is held back so the piece's last one can be marked.
+                    let mut held: Option<Chunk> = None;
+                    let mut receiver_gone = false;
+                    let decoded = read::decode_piece(piece, &mut decoder, |events, rejects, row0, rows| {
+                        rows_read += rows;
+                        let rows = accepted_rows(&rejects, row0, rows, events.len());
+                        let chunk = Chunk { events, rows, file: Arc::clone(&piece.file), rejects, last: false };
+                        if let Some(ready) = held.replace(chunk)
+                            && tx.send(Ok(ready)).is_err()
+                        {
+                            receiver_gone = true;
                         }
-                        debug_assert_eq!(rows.len(), events.len());
-                        if tx.send(Ok(Chunk { events, rows, file, rejects })).is_err() {
-                            break;
-                        }
-                    }
-                    Ok(None) => break,
-                    Err(e) => {
+                        !receiver_gone
+                    });
+                    if let Err(e) = decoded {
                         let _ = tx.send(Err(e));
                         break;
                     }
+                    let mut last = held.unwrap_or_else(|| Chunk {
+                        events: Vec::new(),
+                        rows: Vec::new(),
+                        file: Arc::clone(&piece.file),
+                        rejects: Vec::new(),
+                        last: false,
+                    });
+                    last.last = true;
+                    if receiver_gone || tx.send(Ok(last)).is_err() {
+                        break;
+                    }
                 }
-            }
-            reader.rows
-        })
-        .expect("spawn reader thread");
-    (rx, handle)
+                rows_read
+            })
+            .expect("spawn reader thread");
+        receivers.push(rx);
+        handles.push(handle);
+    }
+    (receivers, handles)
 }
 
 /// One table's place in the merge.
 struct Head {
-    rx: Receiver<Result<Chunk>>,
+    /// One channel per decode thread, read in turn piece by piece.
+    rxs: Vec<Receiver<Result<Chunk>>>,
+    /// The channel the next chunk comes from.
+    next: usize,
     chunk: Option<Chunk>,
     pos: usize,
     alive: bool,
@@ -340,15 +379,19 @@ impl Head {
             {
                 return Ok(true);
             }
-            match self.rx.recv() {
+            match self.rxs[self.next].recv() {
                 Ok(Ok(c)) => {
                     for r in &c.rejects {
                         log.record(r)?;
+                    }
+                    if c.last {
+                        self.next = (self.next + 1) % self.rxs.len();
                     }
                     self.chunk = Some(c);
                     self.pos = 0;
                 }
                 Ok(Err(e)) => return Err(e),
+                // The thread due for the next piece has none left: every piece is read.
                 Err(_) => {
                     self.chunk = None;
                     return Ok(false);
@@ -488,7 +531,7 @@ impl MergeState<'_> {
 #[allow(clippy::too_many_arguments)]
 fn merge(
     streams: Vec<TableFiles>,
-    mut decoders: impl FnMut(Table) -> Decoder,
+    mut decoders: impl FnMut(Table, usize) -> Vec<Decoder>,
     lateness_ms: u64,
     speed: Speed,
     senders: Vec<Sender<Arc<Epoch>>>,
@@ -499,9 +542,11 @@ fn merge(
     let mut joins = Vec::new();
     for files in streams {
         let t = files.table;
-        let (rx, join) = spawn_reader(files, decoders(t));
-        heads.push(Head { rx, chunk: None, pos: 0, alive: true });
-        joins.push((t, join));
+        let pieces = read::pieces(&files)?;
+        let threads = pieces.len().clamp(1, decode_threads(t));
+        let (rxs, handles) = spawn_readers(t, pieces, decoders(t, threads));
+        heads.push(Head { rxs, next: 0, chunk: None, pos: 0, alive: true });
+        joins.push((t, handles));
     }
     let mut st = MergeState {
         counts: MergeCounts::default(),
@@ -561,24 +606,56 @@ fn merge(
     let MergeState { counts, senders, .. } = st;
     drop(senders);
     let mut rows = BTreeMap::new();
-    for (t, j) in joins {
-        rows.insert(t, j.join().map_err(|_| Error::Bug(format!("reader thread of {} panicked", t.name())))?);
+    for (t, handles) in joins {
+        let mut n = 0;
+        for j in handles {
+            n += j.join().map_err(|_| Error::Bug(format!("reader thread of {} panicked", t.name())))?;
+        }
+        rows.insert(t, n);
     }
     Ok((counts, rows))
 }
 
-/// The decoder of each stream table: the calls decoder takes over the
-/// dataset's warmed pseudonymiser; the others get caches sized for their rows.
-fn table_decoders(warm: Pseudonymiser, units: UnitDirectory, alarm_rows: usize) -> impl FnMut(Table) -> Decoder {
+/// Decode threads per stream table: the calls table (most of the input, and
+/// the HMACs of numbers outside the subscribers table) on every core, and at
+/// least two so the piece order is exercised on every machine; the others
+/// are small. The thread count changes nothing but speed.
+fn decode_threads(table: Table) -> usize {
+    match table {
+        Table::Calls => std::thread::available_parallelism().map_or(2, |n| n.get()).clamp(2, 8),
+        _ => 1,
+    }
+}
+
+/// The decoders of each stream table, one per decode thread. The calls
+/// decoders share the dataset's warmed pseudonymiser as a read-only layer
+/// (each subscriber hashed once per replay, the table not copied) in front of
+/// a cache of their own for the other numbers, sized from the call rows; the
+/// other tables get caches sized for their rows.
+fn table_decoders(
+    warm: Pseudonymiser,
+    subscribers: bool,
+    units: UnitDirectory,
+    calls_rows: usize,
+    alarm_rows: usize,
+) -> impl FnMut(Table, usize) -> Vec<Decoder> {
     let base = warm.with_cache_for(0);
     let mut warm = Some(warm);
-    move |t| {
+    move |t, threads| {
         let ps = match t {
-            Table::Calls => warm.take().unwrap_or_else(|| base.with_cache_for(0)),
+            Table::Calls => {
+                // Numbers outside the subscribers table mostly appear in one
+                // call (its start and end rows, close together): a small cache
+                // of recent ones hashes as few as a big one (on the 1M city,
+                // 746k numbers hashed with 1 MiB per thread, 732k with 24 MiB).
+                // Without subscribers every number is one of those.
+                let w = warm.take().expect("one calls table");
+                if subscribers { w.share_warm(calls_rows / 256) } else { base.with_cache_for(calls_rows / 8) }
+            }
             Table::Alarms => base.with_cache_for(alarm_rows),
             _ => base.with_cache_for(0),
         };
-        Decoder::new(t, ps, units.clone())
+        (0..threads).map(|_| Decoder::new(t, ps.clone(), units.clone())).collect()
     }
 }
 
@@ -656,10 +733,17 @@ pub fn replay_with_tap(
     } else {
         indicatif::ProgressBar::hidden()
     };
-    let alarm_rows = dataset.stream_rows.get(&Table::Alarms).copied().unwrap_or(0) as usize;
+    let rows_of = |t| dataset.stream_rows.get(&t).copied().unwrap_or(0) as usize;
+    let (calls_rows, alarm_rows) = (rows_of(Table::Calls), rows_of(Table::Alarms));
     let merged = merge(
         dataset.streams,
-        table_decoders(dataset.pseudonymiser, dataset.reference.units.clone(), alarm_rows),
+        table_decoders(
+            dataset.pseudonymiser,
+            !dataset.reference.subscribers.is_empty(),
+            dataset.reference.units.clone(),
+            calls_rows,
+            alarm_rows,
+        ),
         opts.lateness_ms,
         opts.speed,
         senders,
@@ -738,11 +822,18 @@ pub fn merged_events(opts: &ReplayOptions) -> Result<(Vec<Event>, Reference)> {
         }
         all
     });
-    let alarm_rows = dataset.stream_rows.get(&Table::Alarms).copied().unwrap_or(0) as usize;
+    let rows_of = |t| dataset.stream_rows.get(&t).copied().unwrap_or(0) as usize;
+    let (calls_rows, alarm_rows) = (rows_of(Table::Calls), rows_of(Table::Alarms));
     let mut log = RejectLog::counting();
     merge(
         dataset.streams,
-        table_decoders(dataset.pseudonymiser, dataset.reference.units.clone(), alarm_rows),
+        table_decoders(
+            dataset.pseudonymiser,
+            !dataset.reference.subscribers.is_empty(),
+            dataset.reference.units.clone(),
+            calls_rows,
+            alarm_rows,
+        ),
         opts.lateness_ms,
         Speed::Max,
         vec![tx],
