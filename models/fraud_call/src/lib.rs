@@ -37,7 +37,7 @@ pub mod eval;
 pub mod features;
 pub mod reference;
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use citywatch_engine::alert::AlertDraft;
@@ -322,13 +322,45 @@ enum ExposureOut {
     Link(Notice),
 }
 
-/// Exposure operator state of one caller.
+/// Exposure operator state of one caller: 56 bytes (`exposure_state_is_compact`),
+/// with no heap allocation for a caller of one ended call.
 #[derive(Default)]
 struct Exposure {
     /// Ended calls of the last `exposure_window_h`, in end order (capped).
-    history: VecDeque<PastCall>,
+    history: SmallVec<[PastCall; 1]>,
     /// Callees alerted for this number, with when (once per window).
-    exposed: Vec<(Token, u64)>,
+    exposed: Exposed,
+}
+
+/// The callees alerted for one number, with when. Only a reported number with
+/// exposed callees has any, so the list costs one pointer until then (a `Vec`
+/// is three words in every caller's entry).
+#[derive(Default)]
+#[expect(clippy::box_collection, reason = "one pointer per caller instead of a Vec's three words")]
+struct Exposed(Option<Box<Vec<(Token, u64)>>>);
+
+impl Exposed {
+    /// Forgets the alerts of `window` ms before `now` or earlier (and the list once empty).
+    fn forget_expired(&mut self, window: u64, now: u64) {
+        if let Some(v) = &mut self.0 {
+            v.retain(|&(_, t)| t + window > now);
+            if v.is_empty() {
+                self.0 = None;
+            }
+        }
+    }
+
+    fn contains(&self, callee: Token) -> bool {
+        self.0.as_ref().is_some_and(|v| v.iter().any(|&(c, _)| c == callee))
+    }
+
+    fn push(&mut self, callee: Token, now: u64) {
+        self.0.get_or_insert_default().push((callee, now));
+    }
+
+    fn is_empty(&self) -> bool {
+        self.0.is_none()
+    }
 }
 
 /// A recent call start of a caller.
@@ -550,10 +582,8 @@ impl Model for FraudCall {
                 let now = ctx.now_ms();
                 if now >= next_sweep_a {
                     state.retain(|_, s| {
-                        while s.history.front().is_some_and(|p| p.end_ms + window <= now) {
-                            s.history.pop_front();
-                        }
-                        s.exposed.retain(|&(_, t)| t + window > now);
+                        trim_front(&mut s.history, config.exposure_cap, |p| p.end_ms + window <= now);
+                        s.exposed.forget_expired(window, now);
                         !(s.history.is_empty() && s.exposed.is_empty())
                     });
                     next_sweep_a = now + SWEEP_MS;
@@ -561,23 +591,19 @@ impl Model for FraudCall {
                 match step {
                     Step::Left(end) => {
                         let s = state.entry(end.caller).or_default();
-                        s.history.push_back(PastCall {
+                        s.history.push(PastCall {
                             call_id: end.call_id,
                             callee: end.callee,
                             end_ms: end.ts_ms,
                             duration_s: talk_s(end),
                             callee_pos: end.callee_pos,
                         });
-                        while s.history.front().is_some_and(|p| p.end_ms + window <= now)
-                            || s.history.len() > config.exposure_cap
-                        {
-                            s.history.pop_front();
-                        }
+                        trim_front(&mut s.history, config.exposure_cap, |p| p.end_ms + window <= now);
                     }
                     Step::Right(report) => {
                         let Some(number) = report.suspect else { return };
                         let Some(s) = state.get_mut(&number) else { return };
-                        s.exposed.retain(|&(_, t)| t + window > now);
+                        s.exposed.forget_expired(window, now);
                         for p in s.history.iter().filter(|p| p.end_ms + window > now) {
                             ctx.emit(ExposureOut::Link(Notice::Link {
                                 ts_ms: report.ts_ms,
@@ -587,9 +613,9 @@ impl Model for FraudCall {
                             }));
                             if p.duration_s >= config.exposure_min_talk_s
                                 && Some(p.callee) != report.reporter
-                                && !s.exposed.iter().any(|&(c, _)| c == p.callee)
+                                && !s.exposed.contains(p.callee)
                             {
-                                s.exposed.push((p.callee, now));
+                                s.exposed.push(p.callee, now);
                                 ctx.emit(ExposureOut::Alert(draft_exposure(
                                     &config,
                                     &subs_a,
@@ -738,5 +764,13 @@ mod tests {
         let caller = size_of::<Caller>();
         println!("size_of Caller {caller} B, Recent {} B", size_of::<Recent>());
         assert!(caller <= 80, "Caller grew to {caller} bytes");
+    }
+
+    /// Same for the exposure operator's per-caller entry.
+    #[test]
+    fn exposure_state_is_compact() {
+        let exposure = size_of::<Exposure>();
+        println!("size_of Exposure {exposure} B, PastCall {} B", size_of::<PastCall>());
+        assert!(exposure <= 56, "Exposure grew to {exposure} bytes");
     }
 }
