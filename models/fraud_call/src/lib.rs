@@ -322,46 +322,21 @@ enum ExposureOut {
     Link(Notice),
 }
 
-/// Exposure operator state of one caller: 56 bytes (`exposure_state_is_compact`),
-/// with no heap allocation for a caller of one ended call.
+/// Exposure operator state (per worker).
 #[derive(Default)]
 struct Exposure {
-    /// Ended calls of the last `exposure_window_h`, in end order (capped).
-    history: SmallVec<[PastCall; 1]>,
-    /// Callees alerted for this number, with when (once per window).
-    exposed: Exposed,
+    /// Each caller's ended calls of the last `exposure_window_h`, in end order
+    /// (capped), never empty.
+    history: FastMap<Token, History>,
+    /// Callees alerted per reported number, with when (once per window). Only
+    /// reported numbers have any: a map of its own costs no field in every
+    /// caller's entry.
+    exposed: FastMap<Token, Vec<(Token, u64)>>,
 }
 
-/// The callees alerted for one number, with when. Only a reported number with
-/// exposed callees has any, so the list costs one pointer until then (a `Vec`
-/// is three words in every caller's entry).
-#[derive(Default)]
-#[expect(clippy::box_collection, reason = "one pointer per caller instead of a Vec's three words")]
-struct Exposed(Option<Box<Vec<(Token, u64)>>>);
-
-impl Exposed {
-    /// Forgets the alerts of `window` ms before `now` or earlier (and the list once empty).
-    fn forget_expired(&mut self, window: u64, now: u64) {
-        if let Some(v) = &mut self.0 {
-            v.retain(|&(_, t)| t + window > now);
-            if v.is_empty() {
-                self.0 = None;
-            }
-        }
-    }
-
-    fn contains(&self, callee: Token) -> bool {
-        self.0.as_ref().is_some_and(|v| v.iter().any(|&(c, _)| c == callee))
-    }
-
-    fn push(&mut self, callee: Token, now: u64) {
-        self.0.get_or_insert_default().push((callee, now));
-    }
-
-    fn is_empty(&self) -> bool {
-        self.0.is_none()
-    }
-}
+/// One caller's ended calls for exposure: 48 bytes (`exposure_state_is_compact`),
+/// one call inline, so a caller of one ended call allocates nothing.
+type History = SmallVec<[PastCall; 1]>;
 
 /// A recent call start of a caller.
 #[derive(Debug, Clone, Copy)]
@@ -576,35 +551,39 @@ impl Model for FraudCall {
             Exchange::new(|e: &CallEvent| e.caller),
             Exchange::new(|a: &AlarmEvent| a.suspect.unwrap_or(0)),
             "FraudExposure",
-            FastMap::<Token, Exposure>::default(),
+            Exposure::default(),
             move |state, step: Step<'_, CallEvent, AlarmEvent>, ctx| {
                 let window = config.exposure_window_h * HOUR_MS;
                 let now = ctx.now_ms();
                 if now >= next_sweep_a {
-                    state.retain(|_, s| {
-                        trim_front(&mut s.history, config.exposure_cap, |p| p.end_ms + window <= now);
-                        s.exposed.forget_expired(window, now);
-                        !(s.history.is_empty() && s.exposed.is_empty())
+                    state.history.retain(|_, h| {
+                        trim_front(h, config.exposure_cap, |p| p.end_ms + window <= now);
+                        !h.is_empty()
+                    });
+                    state.exposed.retain(|_, v| {
+                        v.retain(|&(_, t)| t + window > now);
+                        !v.is_empty()
                     });
                     next_sweep_a = now + SWEEP_MS;
                 }
                 match step {
                     Step::Left(end) => {
-                        let s = state.entry(end.caller).or_default();
-                        s.history.push(PastCall {
+                        let h = state.history.entry(end.caller).or_default();
+                        h.push(PastCall {
                             call_id: end.call_id,
                             callee: end.callee,
                             end_ms: end.ts_ms,
                             duration_s: talk_s(end),
                             callee_pos: end.callee_pos,
                         });
-                        trim_front(&mut s.history, config.exposure_cap, |p| p.end_ms + window <= now);
+                        trim_front(h, config.exposure_cap, |p| p.end_ms + window <= now);
                     }
                     Step::Right(report) => {
                         let Some(number) = report.suspect else { return };
-                        let Some(s) = state.get_mut(&number) else { return };
-                        s.exposed.forget_expired(window, now);
-                        for p in s.history.iter().filter(|p| p.end_ms + window > now) {
+                        let Some(history) = state.history.get(&number) else { return };
+                        let mut exposed = state.exposed.remove(&number).unwrap_or_default();
+                        exposed.retain(|&(_, t)| t + window > now);
+                        for p in history.iter().filter(|p| p.end_ms + window > now) {
                             ctx.emit(ExposureOut::Link(Notice::Link {
                                 ts_ms: report.ts_ms,
                                 seq: report.seq,
@@ -613,9 +592,9 @@ impl Model for FraudCall {
                             }));
                             if p.duration_s >= config.exposure_min_talk_s
                                 && Some(p.callee) != report.reporter
-                                && !s.exposed.contains(p.callee)
+                                && !exposed.iter().any(|&(c, _)| c == p.callee)
                             {
-                                s.exposed.push(p.callee, now);
+                                exposed.push((p.callee, now));
                                 ctx.emit(ExposureOut::Alert(draft_exposure(
                                     &config,
                                     &subs_a,
@@ -625,6 +604,9 @@ impl Model for FraudCall {
                                     report.alarm_id,
                                 )));
                             }
+                        }
+                        if !exposed.is_empty() {
+                            state.exposed.insert(number, exposed);
                         }
                     }
                     Step::Timer { .. } => {}
@@ -769,8 +751,8 @@ mod tests {
     /// Same for the exposure operator's per-caller entry.
     #[test]
     fn exposure_state_is_compact() {
-        let exposure = size_of::<Exposure>();
-        println!("size_of Exposure {exposure} B, PastCall {} B", size_of::<PastCall>());
-        assert!(exposure <= 56, "Exposure grew to {exposure} bytes");
+        let history = size_of::<History>();
+        println!("size_of History {history} B, PastCall {} B", size_of::<PastCall>());
+        assert!(history <= 48, "History grew to {history} bytes");
     }
 }
