@@ -212,7 +212,7 @@ fn probe(table: &[Slot], lo: u64, hi: u32, h: usize) -> Option<(Token, NumberCla
 /// *warm layer* ([`Pseudonymiser::share_warm`]): the numbers hashed while
 /// loading the subscribers, looked up before each thread's own cache.
 ///
-/// The cache is an open-addressed table of packed numbers probed over [`WAYS`]
+/// The cache is an open-addressed table of packed numbers probed over `WAYS` (8)
 /// slots; when all are taken, the newcomer replaces one of them. It is sized
 /// for the numbers expected ([`Pseudonymiser::with_capacity`]: twice the count,
 /// so a city's subscribers fit with room to spare) and bounded: a city larger
