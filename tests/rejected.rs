@@ -149,12 +149,12 @@ fn bad_rows_are_rejected_counted_and_written() {
     }
 }
 
-/// A calls table of several files with many small row groups is decoded on
-/// several threads, piece by piece: the events and the rejected rows (file
-/// and row number) must come out exactly as one thread reading in file order
-/// would give them.
+/// A calls table of several files, each of several record batches and row
+/// groups, is decoded on several threads, batch by batch: the events and the
+/// rejected rows (file and row number) must come out exactly as one thread
+/// reading in file order would give them.
 #[test]
-fn row_groups_decoded_in_parallel_keep_file_order_and_row_numbers() {
+fn batches_decoded_in_parallel_keep_file_order_and_row_numbers() {
     use citywatch_engine::rows::ContractRow;
     use parquet::arrow::ArrowWriter;
     use parquet::file::properties::WriterProperties;
@@ -162,20 +162,21 @@ fn row_groups_decoded_in_parallel_keep_file_order_and_row_numbers() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     std::fs::create_dir(d.join("calls")).unwrap();
-    // Two parts of 40 rows in row groups of 7: 12 pieces. Each part opens
-    // and closes its calls; planted faults sit in different row groups.
+    // Two parts of 20,000 rows (3 record batches each, row groups of 3,000
+    // rows) opening and closing their own calls; the planted faults sit in
+    // different batches, so on different decode threads.
     let mut expected_bad: Vec<(String, u64, &str)> = Vec::new();
     let mut expected_ids = Vec::new();
     for part in 0..2u64 {
         let mut rows = Vec::new();
-        for i in 0..20u64 {
-            let id = part * 100 + i;
-            let ts = (part * 20 + i) as i64 * 10_000;
+        for i in 0..10_000u64 {
+            let id = part * 100_000 + i;
+            let ts = (part * 10_000 + i) as i64 * 10_000;
             rows.push(call(id, "start", ts, "13900000003"));
             rows.push(call(id, "end", ts + 5_000, "13900000003"));
         }
         let file = format!("part-{part}.parquet");
-        for (row, fault) in [(3usize, "ring"), (16, "bad-number"), (29, "ring")] {
+        for (row, fault) in [(3usize, "ring"), (8200, "bad-number"), (16385, "ring")] {
             if fault == "ring" {
                 rows[row].event = "ring".into();
                 expected_bad.push((file.clone(), row as u64, "unknown_value"));
@@ -184,16 +185,16 @@ fn row_groups_decoded_in_parallel_keep_file_order_and_row_numbers() {
                 expected_bad.push((file.clone(), row as u64, "not_a_phone_number"));
             }
         }
-        // Row 3 ends call 1 and row 29 ends call 14 (both rejected: those calls
-        // stay open); row 16 starts call 8 (rejected), so its end at row 17 is
-        // an end without a start, rejected by the merge.
-        expected_bad.push((file.clone(), 17, "end_without_start"));
+        // Rows 3 and 16385 end calls (rejected: those calls stay open); row
+        // 8200 starts a call (rejected), so its end at row 8201 is an end
+        // without a start, rejected by the merge.
+        expected_bad.push((file.clone(), 8201, "end_without_start"));
         for (row, r) in rows.iter().enumerate() {
-            if ![3, 16, 17, 29].contains(&row) {
+            if ![3, 8200, 8201, 16385].contains(&row) {
                 expected_ids.push((r.call_id, r.event.clone()));
             }
         }
-        let props = WriterProperties::builder().set_max_row_group_row_count(Some(7)).build();
+        let props = WriterProperties::builder().set_max_row_group_row_count(Some(3_000)).build();
         let f = std::fs::File::create(d.join("calls").join(&file)).unwrap();
         let mut w = ArrowWriter::try_new(f, Table::Calls.schema(), Some(props)).unwrap();
         w.write(&CallRow::to_batch(&rows)).unwrap();
@@ -232,6 +233,6 @@ fn row_groups_decoded_in_parallel_keep_file_order_and_row_numbers() {
     want.sort();
     assert_eq!(got_bad, want);
     let s = common::json(&out.join("summary.json"));
-    assert_eq!(s["tables"]["calls"]["read"], 80);
+    assert_eq!(s["tables"]["calls"]["read"], 40_000);
     assert_eq!(s["events"], expected_ids.len());
 }

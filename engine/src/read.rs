@@ -138,29 +138,6 @@ pub fn validate_schema(file: &Path, table: Table, schema: &SchemaRef) -> Result<
 
 /// Opens one file of `table`: checks it is non-empty Parquet with the contract's columns.
 pub fn open(file: &Path, table: Table) -> Result<(ParquetRecordBatchReader, ColumnMap)> {
-    open_row_groups(file, table, None)
-}
-
-/// [`open`], reading only the given row groups (all of them for `None`).
-fn open_row_groups(
-    file: &Path,
-    table: Table,
-    row_groups: Option<Vec<usize>>,
-) -> Result<(ParquetRecordBatchReader, ColumnMap)> {
-    let (builder, map) = open_builder(file, table)?;
-    let builder = match row_groups {
-        Some(g) => builder.with_row_groups(g),
-        None => builder,
-    };
-    let reader = builder.with_batch_size(BATCH_ROWS).build().map_err(|e| Error::Corrupt {
-        file: file.to_owned(),
-        table: table.name(),
-        detail: e.to_string(),
-    })?;
-    Ok((reader, map))
-}
-
-fn open_builder(file: &Path, table: Table) -> Result<(ParquetRecordBatchReaderBuilder<File>, ColumnMap)> {
     let meta = std::fs::metadata(file).map_err(|e| Error::io(file, e))?;
     if meta.len() == 0 {
         return Err(Error::EmptyFile { file: file.to_owned(), table: table.name() });
@@ -172,62 +149,12 @@ fn open_builder(file: &Path, table: Table) -> Result<(ParquetRecordBatchReaderBu
         detail: e.to_string(),
     })?;
     let map = validate_schema(file, table, builder.schema())?;
-    Ok((builder, map))
-}
-
-/// One row group of one file of a stream table: the unit of work that a
-/// replay's decode threads share out. Pieces are decoded in parallel but
-/// merged in this order, so the events are the same whatever the threads.
-#[derive(Debug, Clone)]
-pub struct Piece {
-    /// The file.
-    pub file: Arc<Path>,
-    /// Row group index within the file.
-    pub row_group: usize,
-    /// Row number (within the file) of the row group's first row.
-    pub row0: u64,
-}
-
-/// The pieces of a table's files, in read order (file by file, row group by row group).
-pub fn pieces(files: &TableFiles) -> Result<Vec<Piece>> {
-    let mut out = Vec::new();
-    for f in &files.files {
-        let (builder, _) = open_builder(f, files.table)?;
-        let file: Arc<Path> = Arc::from(f.as_path());
-        let mut row0 = 0;
-        for (row_group, g) in builder.metadata().row_groups().iter().enumerate() {
-            out.push(Piece { file: Arc::clone(&file), row_group, row0 });
-            row0 += g.num_rows() as u64;
-        }
-    }
-    Ok(out)
-}
-
-/// Decodes one piece, batch by batch: `each(events, rejects, row0, rows)`
-/// gets each batch's accepted events, its rejected rows, the row number of its
-/// first row and its row count, and returns `false` to stop early.
-pub fn decode_piece(
-    piece: &Piece,
-    decoder: &mut Decoder,
-    mut each: impl FnMut(Vec<Event>, Vec<Rejected>, u64, u64) -> bool,
-) -> Result<()> {
-    let (reader, map) = open_row_groups(&piece.file, decoder.table, Some(vec![piece.row_group]))?;
-    let mut row0 = piece.row0;
-    for batch in reader {
-        let batch = batch.map_err(|e| Error::Corrupt {
-            file: piece.file.to_path_buf(),
-            table: decoder.table.name(),
-            detail: e.to_string(),
-        })?;
-        let (mut events, mut rejects) = (Vec::with_capacity(batch.num_rows()), Vec::new());
-        decoder.decode(&piece.file, row0, &batch, &map, &mut events, &mut rejects);
-        let n = batch.num_rows() as u64;
-        if !each(events, rejects, row0, n) {
-            break;
-        }
-        row0 += n;
-    }
-    Ok(())
+    let reader = builder.with_batch_size(BATCH_ROWS).build().map_err(|e| Error::Corrupt {
+        file: file.to_owned(),
+        table: table.name(),
+        detail: e.to_string(),
+    })?;
+    Ok((reader, map))
 }
 
 /// Validates every file of a table without reading rows: run before a replay
@@ -663,10 +590,78 @@ impl Decoder {
     }
 }
 
+/// One Parquet record batch of a stream table, not yet decoded, with where it
+/// comes from: the unit a replay's decode threads share out.
+#[derive(Debug, Clone)]
+pub struct RawBatch {
+    /// The file.
+    pub file: Arc<Path>,
+    /// Row number (within the file) of the batch's first row.
+    pub row0: u64,
+    /// The rows.
+    pub batch: RecordBatch,
+    /// Where the contract columns are in this file.
+    pub map: Arc<ColumnMap>,
+}
+
+impl RawBatch {
+    /// Decodes the batch into events and rejected rows (appended).
+    pub fn decode(&self, decoder: &mut Decoder, events: &mut Vec<Event>, rejects: &mut Vec<Rejected>) {
+        decoder.decode(&self.file, self.row0, &self.batch, &self.map, events, rejects);
+    }
+}
+
+/// The record batches of one table, file by file, in order (each file is
+/// opened and checked when reached).
+pub struct RawBatches {
+    table: Table,
+    files: std::vec::IntoIter<PathBuf>,
+    current: Option<(Arc<Path>, ParquetRecordBatchReader, Arc<ColumnMap>, u64)>,
+}
+
+impl std::fmt::Debug for RawBatches {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RawBatches").field("table", &self.table.name()).finish_non_exhaustive()
+    }
+}
+
+impl RawBatches {
+    /// The batches of a table's files.
+    pub fn new(files: TableFiles) -> Self {
+        RawBatches { table: files.table, files: files.files.into_iter(), current: None }
+    }
+
+    /// The next batch; `Ok(None)` at the end of the table.
+    pub fn next_batch(&mut self) -> Result<Option<RawBatch>> {
+        loop {
+            if self.current.is_none() {
+                let Some(path) = self.files.next() else { return Ok(None) };
+                let (reader, map) = open(&path, self.table)?;
+                self.current = Some((Arc::from(path.as_path()), reader, Arc::new(map), 0));
+            }
+            let (file, reader, map, row0) = self.current.as_mut().expect("set above");
+            match reader.next() {
+                Some(Ok(batch)) => {
+                    let raw = RawBatch { file: Arc::clone(file), row0: *row0, batch, map: Arc::clone(map) };
+                    *row0 += raw.batch.num_rows() as u64;
+                    return Ok(Some(raw));
+                }
+                Some(Err(e)) => {
+                    return Err(Error::Corrupt {
+                        file: file.to_path_buf(),
+                        table: self.table.name(),
+                        detail: e.to_string(),
+                    });
+                }
+                None => self.current = None,
+            }
+        }
+    }
+}
+
 /// Streams the decoded events of one table, file by file, batch by batch.
 pub struct TableReader {
-    files: std::vec::IntoIter<PathBuf>,
-    current: Option<(PathBuf, ParquetRecordBatchReader, ColumnMap, u64)>,
+    batches: RawBatches,
     decoder: Decoder,
     /// Rows read so far (good and bad).
     pub rows: u64,
@@ -681,43 +676,15 @@ impl std::fmt::Debug for TableReader {
 impl TableReader {
     /// A reader over the files of a stream table.
     pub fn new(files: TableFiles, decoder: Decoder) -> Self {
-        TableReader { files: files.files.into_iter(), current: None, decoder, rows: 0 }
-    }
-
-    /// The file being read and the number of its rows read so far.
-    pub fn position(&self) -> (Arc<Path>, u64) {
-        match &self.current {
-            Some((p, _, _, row)) => (Arc::from(p.as_path()), *row),
-            None => (Arc::from(Path::new("")), 0),
-        }
+        TableReader { batches: RawBatches::new(files), decoder, rows: 0 }
     }
 
     /// The next decoded batch; `Ok(None)` at the end of the table.
     pub fn next_batch(&mut self, events: &mut Vec<Event>, rejects: &mut Vec<Rejected>) -> Result<Option<()>> {
-        loop {
-            if self.current.is_none() {
-                let Some(path) = self.files.next() else { return Ok(None) };
-                let (reader, map) = open(&path, self.decoder.table)?;
-                self.current = Some((path, reader, map, 0));
-            }
-            let (path, reader, map, row0) = self.current.as_mut().expect("set above");
-            match reader.next() {
-                Some(Ok(batch)) => {
-                    self.decoder.decode(path, *row0, &batch, map, events, rejects);
-                    *row0 += batch.num_rows() as u64;
-                    self.rows += batch.num_rows() as u64;
-                    return Ok(Some(()));
-                }
-                Some(Err(e)) => {
-                    return Err(Error::Corrupt {
-                        file: path.clone(),
-                        table: self.decoder.table.name(),
-                        detail: e.to_string(),
-                    });
-                }
-                None => self.current = None,
-            }
-        }
+        let Some(raw) = self.batches.next_batch()? else { return Ok(None) };
+        raw.decode(&mut self.decoder, events, rejects);
+        self.rows += raw.batch.num_rows() as u64;
+        Ok(Some(()))
     }
 }
 

@@ -7,10 +7,10 @@
 //!                                 seq numbers)                            └─ ...      ─┘
 //! ```
 //!
-//! Decode threads turn Parquet batches into compact events (bad rows to the
-//! dead-letter log): the calls table's row groups ([`read::Piece`]s) are
-//! shared out over one thread per core and read back in file order, the
-//! small tables have one thread each. The merger takes, at each step, the event at
+//! One thread per table reads its Parquet files in order; decode threads turn
+//! the record batches into compact events (bad rows to the dead-letter log):
+//! the calls table's batches are shared out over one thread per core and read
+//! back in file order, the small tables have one decode thread each. The merger takes, at each step, the event at
 //! the head of the table with the smallest event time, so sorted tables merge
 //! exactly and unsorted ones in a deterministic order; it numbers events
 //! (`seq`), checks call pairing (an `end` needs an open `start`), applies the
@@ -39,7 +39,7 @@ use crate::event::Event;
 use crate::lateness::{Watermark, utc_short};
 use crate::model::Model;
 use crate::pseudonym::Pseudonymiser;
-use crate::read::{self, Decoder, Piece, TableFiles};
+use crate::read::{self, Decoder, TableFiles};
 use crate::reference::{Reference, UnitDirectory};
 use crate::reject::{RejectLog, Rejected};
 use crate::summary::{ReasonCount, RunStats, Summary, TableCounts};
@@ -272,15 +272,13 @@ pub fn timely_config(workers: usize, cluster: Option<&Cluster>) -> Result<timely
     })
 }
 
-/// A decoded chunk from one of a table's decode threads.
+/// A decoded chunk (one record batch) from one of a table's decode threads.
 struct Chunk {
     events: Vec<Event>,
     /// Row number within its file of each event (for pairing rejects).
     rows: Vec<u64>,
     file: Arc<Path>,
     rejects: Vec<Rejected>,
-    /// The last chunk of its piece: the next piece comes from the next thread.
-    last: bool,
 }
 
 /// Row numbers of a batch's accepted events: its rows minus the rejected
@@ -299,69 +297,72 @@ fn accepted_rows(rejects: &[Rejected], row0: u64, n: u64, accepted: usize) -> Ve
     rows
 }
 
-/// Decodes a table's pieces on one thread per decoder: thread `k` of `n`
-/// takes pieces `k`, `k + n`, ... and sends their chunks on its own channel,
-/// the last chunk of each piece marked, so the merger reads the channels in
-/// turn and gets the pieces in order. Each thread returns the rows it read.
+/// Reads a table on one thread (Parquet decoding, in file order) and decodes
+/// its record batches into events on one thread per decoder: batch `i` goes
+/// to decoder `i % n`, whose chunks come back on its own channel, so the
+/// merger, reading the channels in turn, gets the batches in file order. A
+/// read error takes the place of the batch it stopped, so it arrives in order
+/// too. Returns the channels and the threads: the reader's (it returns the
+/// rows it read) first, then the decoders'.
 fn spawn_readers(
-    table: Table,
-    pieces: Vec<Piece>,
+    files: TableFiles,
     decoders: Vec<Decoder>,
 ) -> (Vec<Receiver<Result<Chunk>>>, Vec<std::thread::JoinHandle<u64>>) {
-    let n = decoders.len();
-    let pieces = Arc::new(pieces);
-    let mut receivers = Vec::with_capacity(n);
-    let mut handles = Vec::with_capacity(n);
+    let table = files.table;
+    let mut to_decoders = Vec::with_capacity(decoders.len());
+    let mut receivers = Vec::with_capacity(decoders.len());
+    let mut handles = Vec::with_capacity(decoders.len());
     for (k, mut decoder) in decoders.into_iter().enumerate() {
+        let (raw_tx, raw_rx) = bounded::<Result<read::RawBatch>>(2);
         let (tx, rx) = bounded::<Result<Chunk>>(4);
-        let pieces = Arc::clone(&pieces);
         let handle = std::thread::Builder::new()
-            .name(format!("read-{}-{k}", table.name()))
+            .name(format!("decode-{}-{k}", table.name()))
             .spawn(move || {
-                let mut rows_read = 0;
-                for piece in pieces.iter().skip(k).step_by(n) {
-                    // One chunk is held back so the piece's last one can be marked.
-                    let mut held: Option<Chunk> = None;
-                    let mut receiver_gone = false;
-                    let decoded = read::decode_piece(piece, &mut decoder, |events, rejects, row0, rows| {
-                        rows_read += rows;
-                        let rows = accepted_rows(&rejects, row0, rows, events.len());
-                        let chunk = Chunk { events, rows, file: Arc::clone(&piece.file), rejects, last: false };
-                        if let Some(ready) = held.replace(chunk)
-                            && tx.send(Ok(ready)).is_err()
-                        {
-                            receiver_gone = true;
-                        }
-                        !receiver_gone
+                for raw in raw_rx {
+                    let chunk = raw.map(|raw| {
+                        let n = raw.batch.num_rows();
+                        let (mut events, mut rejects) = (Vec::with_capacity(n), Vec::new());
+                        raw.decode(&mut decoder, &mut events, &mut rejects);
+                        let rows = accepted_rows(&rejects, raw.row0, n as u64, events.len());
+                        Chunk { events, rows, file: raw.file, rejects }
                     });
-                    if let Err(e) = decoded {
-                        let _ = tx.send(Err(e));
-                        break;
-                    }
-                    let mut last = held.unwrap_or_else(|| Chunk {
-                        events: Vec::new(),
-                        rows: Vec::new(),
-                        file: Arc::clone(&piece.file),
-                        rejects: Vec::new(),
-                        last: false,
-                    });
-                    last.last = true;
-                    if receiver_gone || tx.send(Ok(last)).is_err() {
+                    if tx.send(chunk).is_err() {
                         break;
                     }
                 }
-                rows_read
+                0
             })
-            .expect("spawn reader thread");
+            .expect("spawn decode thread");
+        to_decoders.push(raw_tx);
         receivers.push(rx);
         handles.push(handle);
     }
+    let reader = std::thread::Builder::new()
+        .name(format!("read-{}", table.name()))
+        .spawn(move || {
+            let (mut batches, mut rows) = (read::RawBatches::new(files), 0);
+            for i in 0.. {
+                let item = match batches.next_batch() {
+                    Ok(Some(raw)) => Ok(raw),
+                    Ok(None) => break,
+                    Err(e) => Err(e),
+                };
+                let failed = item.is_err();
+                rows += item.as_ref().map_or(0, |raw| raw.batch.num_rows() as u64);
+                if to_decoders[i % to_decoders.len()].send(item).is_err() || failed {
+                    break;
+                }
+            }
+            rows
+        })
+        .expect("spawn reader thread");
+    handles.insert(0, reader);
     (receivers, handles)
 }
 
 /// One table's place in the merge.
 struct Head {
-    /// One channel per decode thread, read in turn piece by piece.
+    /// One channel per decode thread, read in turn batch by batch.
     rxs: Vec<Receiver<Result<Chunk>>>,
     /// The channel the next chunk comes from.
     next: usize,
@@ -384,14 +385,12 @@ impl Head {
                     for r in &c.rejects {
                         log.record(r)?;
                     }
-                    if c.last {
-                        self.next = (self.next + 1) % self.rxs.len();
-                    }
+                    self.next = (self.next + 1) % self.rxs.len();
                     self.chunk = Some(c);
                     self.pos = 0;
                 }
                 Ok(Err(e)) => return Err(e),
-                // The thread due for the next piece has none left: every piece is read.
+                // The thread due for the next batch got none: the table is read.
                 Err(_) => {
                     self.chunk = None;
                     return Ok(false);
@@ -542,9 +541,7 @@ fn merge(
     let mut joins = Vec::new();
     for files in streams {
         let t = files.table;
-        let pieces = read::pieces(&files)?;
-        let threads = pieces.len().clamp(1, decode_threads(t));
-        let (rxs, handles) = spawn_readers(t, pieces, decoders(t, threads));
+        let (rxs, handles) = spawn_readers(files, decoders(t, decode_threads(t)));
         heads.push(Head { rxs, next: 0, chunk: None, pos: 0, alive: true });
         joins.push((t, handles));
     }
