@@ -36,7 +36,7 @@ use crate::event::{AlarmEvent, CallEvent, Event, PatrolEvent, unit_token};
 use crate::geo::Point;
 use crate::jurisdiction::{GridInfo, Jurisdiction, Officer};
 use crate::pseudonym::{NumberClass, Pseudonymiser, Token, is_phone_number};
-use crate::reference::{Subscriber, UnitDirectory};
+use crate::reference::{Subscriber, Subscribers, UnitDirectory};
 use crate::reject::Rejected;
 use crate::{Error, Result};
 
@@ -833,9 +833,11 @@ pub fn read_subscribers(
     files: &TableFiles,
     ps: &mut Pseudonymiser,
     rejects: &mut Vec<Rejected>,
-) -> Result<HashMap<Token, Subscriber>> {
+) -> Result<Subscribers> {
     let t = Table::Subscribers;
-    let mut out = HashMap::new();
+    // Sized up front from the files' metadata: growing a map of a million
+    // entries rehashes it again and again.
+    let mut out = Subscribers::with_capacity_and_hasher(check(files)? as usize, Default::default());
     let mut scratch = Vec::new();
     for_each_row(files, |ctx, b, m| {
         let number = Strs::new(col(b, m, t, "number"));
@@ -844,7 +846,6 @@ pub fn read_subscribers(
         let lon = col(b, m, t, "home_lon").as_primitive::<Float64Type>();
         let act = col(b, m, t, "activated_ms").as_primitive::<Int64Type>();
         let tokens = column_tokens(&number, b.num_rows(), ps, &mut scratch);
-        out.reserve(b.num_rows());
         for (i, &pre) in tokens.iter().enumerate() {
             let row = (|| -> Result<(Token, Subscriber), Rejected> {
                 let (tok, _) =

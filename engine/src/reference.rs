@@ -21,6 +21,12 @@ pub struct Subscriber {
     pub activated_ms: Option<i64>,
 }
 
+/// Subscribers by pseudonym. Tokens are keyed HMAC outputs, well spread and
+/// not choosable without the key, so the map uses a fast fixed hasher
+/// (foldhash) instead of SipHash, whose protection against chosen keys is not
+/// needed here: the models look a subscriber up on their hot paths.
+pub type Subscribers = HashMap<Token, Subscriber, foldhash::fast::FixedState>;
+
 /// Patrol unit names by token. The reader fills it before it sends the events
 /// that mention a unit, so a model that reads it always finds the name.
 #[derive(Debug, Clone, Default)]
@@ -55,7 +61,7 @@ impl UnitDirectory {
 #[derive(Debug, Clone)]
 pub struct Reference {
     /// Subscribers by pseudonym (empty when the dataset has no subscribers table).
-    pub subscribers: Arc<HashMap<Token, Subscriber>>,
+    pub subscribers: Arc<Subscribers>,
     /// Grids and officers.
     pub jurisdiction: Arc<Jurisdiction>,
     /// Patrol unit names.
@@ -66,7 +72,7 @@ impl Reference {
     /// Reference data with no subscribers and the default grid: for tests and demos.
     pub fn empty() -> Self {
         Reference {
-            subscribers: Arc::new(HashMap::new()),
+            subscribers: Arc::new(Subscribers::default()),
             jurisdiction: Arc::new(Jurisdiction::default_grid(Vec::new())),
             units: UnitDirectory::default(),
         }
@@ -95,7 +101,7 @@ pub fn load(
     let (jurisdiction, _) = load_jurisdiction(dir, &mut rejects)?;
     let subscribers = match read::locate(dir, Table::Subscribers)? {
         Some(f) => read::read_subscribers(&f, &mut pseudonymiser.clone(), &mut rejects)?,
-        None => HashMap::new(),
+        None => Subscribers::default(),
     };
     Ok((
         Reference {

@@ -6,7 +6,6 @@
 
 mod common;
 
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -25,8 +24,11 @@ fn issue_6_real_engine_response_gap_alert_is_pushed_to_the_station() {
     let (tx, rx) = crossbeam_channel::bounded(1024);
     let model =
         ResponseGap { config: Config { max_priority: 2, dispatch_within_ms: 300, on_scene_within_ms: 3_600_000 } };
-    let reference =
-        Reference { subscribers: Arc::new(HashMap::new()), jurisdiction: jurisdiction.clone(), units: units.clone() };
+    let reference = Reference {
+        subscribers: Arc::new(Default::default()),
+        jurisdiction: jurisdiction.clone(),
+        units: units.clone(),
+    };
     let engine = LiveEngine::start(vec![Box::new(model)], reference, LiveOptions { workers: 1, lateness_ms: 0 }, tx)
         .expect("start the live engine");
     let pipeline = Arc::new(LivePipeline::new(engine, units));

@@ -2,13 +2,11 @@
 //! dataflow and the reference, so that both are compared on *which* alerts fire
 //! and with which feature values, not on wording.
 
-use std::collections::HashMap;
-
 use citywatch_engine::alert::{AlertDraft, RouteLevel, Severity};
 use citywatch_engine::event::CallEvent;
 use citywatch_engine::geo::Point;
 use citywatch_engine::pseudonym::{NumberClass, Token, token_hex};
-use citywatch_engine::reference::Subscriber;
+use citywatch_engine::reference::{Subscriber, Subscribers};
 
 use crate::Config;
 
@@ -205,14 +203,14 @@ fn features_json(f: &Features, risk: f64) -> serde_json::Value {
 }
 
 /// Where to send an alert about a person: their registered home, else the serving cell.
-pub fn person_pos(subs: &HashMap<Token, Subscriber>, who: Token, cell_pos: Option<Point>) -> Option<Point> {
+pub fn person_pos(subs: &Subscribers, who: Token, cell_pos: Option<Point>) -> Option<Point> {
     subs.get(&who).and_then(|s| s.home).or(cell_pos)
 }
 
 /// `fraud_in_progress` for the call `start`, still open at `at_ms`.
 pub fn draft_in_progress(
     c: &Config,
-    subs: &HashMap<Token, Subscriber>,
+    subs: &Subscribers,
     start: &CallEvent,
     at_ms: u64,
     f: &Features,
@@ -342,7 +340,7 @@ pub struct PastCall {
 /// `fraud_exposure` for the callee of `call`, after a report on `number` at `at_ms`.
 pub fn draft_exposure(
     c: &Config,
-    subs: &HashMap<Token, Subscriber>,
+    subs: &Subscribers,
     number: Token,
     call: &PastCall,
     at_ms: u64,

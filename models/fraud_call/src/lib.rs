@@ -45,7 +45,7 @@ use citywatch_engine::contract::{CallPhase, Category};
 use citywatch_engine::event::{AlarmEvent, CallEvent, Timed};
 use citywatch_engine::model::{Inputs, Model};
 use citywatch_engine::pseudonym::{NumberClass, Token};
-use citywatch_engine::reference::Subscriber;
+use citywatch_engine::reference::Subscribers;
 use citywatch_engine::{Error, EventTime, Result};
 use citywatch_operators::deadline::{Deadlines, Step};
 use smallvec::SmallVec;
@@ -434,7 +434,7 @@ pub fn talk_s(end: &CallEvent) -> u32 {
 }
 
 impl Risk {
-    fn features(&mut self, c: &Config, subs: &HashMap<Token, Subscriber>, who: Token, at: u64) -> Features {
+    fn features(&mut self, c: &Config, subs: &Subscribers, who: Token, at: u64) -> Features {
         let (hour, day, burst) = features::windows(c);
         let mut f = Features::default();
         let Some(st) = self.callers.get(&who) else { return f };
@@ -483,7 +483,7 @@ impl Risk {
     }
 
     /// Whether the caller's score can reach a threshold at `at` (see [`features::score_bound`]).
-    fn may_alert(&self, c: &Config, subs: &HashMap<Token, Subscriber>, who: Token, at: u64) -> bool {
+    fn may_alert(&self, c: &Config, subs: &Subscribers, who: Token, at: u64) -> bool {
         let Some(st) = self.callers.get(&who) else { return false };
         let report_ms = c.report_memory_h * HOUR_MS;
         let reported = self.reports.get(&who).is_some_and(|v| v.iter().any(|&t| t + report_ms > at));
@@ -538,7 +538,7 @@ impl Model for FraudCall {
     }
 
     fn build<'s>(&self, inputs: &Inputs<'s>) -> StreamVec<'s, EventTime, AlertDraft> {
-        let subs: Arc<HashMap<Token, Subscriber>> = inputs.reference.subscribers.clone();
+        let subs: Arc<Subscribers> = inputs.reference.subscribers.clone();
         let reports =
             inputs.alarms.clone().filter(|a: &AlarmEvent| a.category == Category::FraudReport && a.suspect.is_some());
 

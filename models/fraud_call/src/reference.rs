@@ -19,7 +19,7 @@ use citywatch_engine::alert::AlertDraft;
 use citywatch_engine::contract::{CallPhase, Category};
 use citywatch_engine::event::{AlarmEvent, CallEvent, Event};
 use citywatch_engine::pseudonym::Token;
-use citywatch_engine::reference::Subscriber;
+use citywatch_engine::reference::Subscribers;
 
 use crate::features::{
     self, Features, NumberReason, PastCall, day_of, draft_exposure, draft_in_progress, draft_number,
@@ -52,7 +52,7 @@ struct History {
 }
 
 /// Alerts of `fraud_call` over merged events, sorted by (time, subject, kind).
-pub fn run(config: &Config, events: &[Event], subs: &HashMap<Token, Subscriber>) -> Vec<AlertDraft> {
+pub fn run(config: &Config, events: &[Event], subs: &Subscribers) -> Vec<AlertDraft> {
     let Some(last_ts) = events.iter().map(|e| e.ts_ms()).max() else { return Vec::new() };
     let mut calls: Vec<CallEvent> =
         events.iter().filter_map(|e| if let Event::Call(c) = e { Some(*c) } else { None }).collect();
@@ -183,7 +183,7 @@ fn run_start(starts: &[&CallEvent], idle: u64) -> u64 {
 #[allow(clippy::too_many_arguments)]
 fn features_at(
     c: &Config,
-    subs: &HashMap<Token, Subscriber>,
+    subs: &Subscribers,
     by_caller: &HashMap<Token, History>,
     received: &HashMap<Token, Vec<Pos>>,
     reports: &[AlarmEvent],
