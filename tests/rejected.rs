@@ -39,6 +39,16 @@ fn call(id: u64, event: &str, ts: i64, caller: &str) -> CallRow {
     }
 }
 
+/// Replays `input` with 2 workers into `out`; the lines of its `rejected.ndjson`.
+fn replay_rejected(input: &std::path::Path, out: &std::path::Path) -> Vec<serde_json::Value> {
+    common::replay_ok(input, out, 2, &[]);
+    std::fs::read_to_string(out.join("rejected.ndjson"))
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
 #[test]
 fn bad_rows_are_rejected_counted_and_written() {
     let dir = tempfile::tempdir().unwrap();
@@ -100,12 +110,7 @@ fn bad_rows_are_rejected_counted_and_written() {
     .unwrap();
 
     let out = d.join("out");
-    common::replay_ok(d, &out, 2, &[]);
-    let lines: Vec<serde_json::Value> = std::fs::read_to_string(out.join("rejected.ndjson"))
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
+    let lines = replay_rejected(d, &out);
     let find = |table: &str, code: &str| {
         lines
             .iter()
@@ -215,12 +220,7 @@ fn batches_decoded_in_parallel_keep_file_order_and_row_numbers() {
     assert_eq!(got, expected_ids);
 
     let out = d.join("out");
-    common::replay_ok(d, &out, 2, &[]);
-    let lines: Vec<serde_json::Value> = std::fs::read_to_string(out.join("rejected.ndjson"))
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
+    let lines = replay_rejected(d, &out);
     let mut got_bad: Vec<(String, u64, String)> = lines
         .iter()
         .map(|r| {

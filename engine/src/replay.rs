@@ -624,20 +624,18 @@ fn decode_threads(table: Table) -> usize {
     }
 }
 
-/// The decoders of each stream table, one per decode thread. The calls
-/// decoders share the dataset's warmed pseudonymiser as a read-only layer
-/// (each subscriber hashed once per replay, the table not copied) in front of
-/// a cache of their own for the other numbers, sized from the call rows; the
-/// other tables get caches sized for their rows.
-fn table_decoders(
-    warm: Pseudonymiser,
-    subscribers: bool,
-    units: UnitDirectory,
-    calls_rows: usize,
-    alarm_rows: usize,
-) -> impl FnMut(Table, usize) -> Vec<Decoder> {
-    let base = warm.with_cache_for(0);
-    let mut warm = Some(warm);
+/// The decoders of each stream table, one per decode thread, for
+/// [`merge`]; takes the dataset's warmed pseudonymiser. The calls decoders
+/// share it as a read-only layer (each subscriber hashed once per replay, the
+/// table not copied) in front of a cache of their own for the other numbers,
+/// sized from the call rows; the other tables get caches sized for their rows.
+fn table_decoders(dataset: &mut Dataset) -> impl FnMut(Table, usize) -> Vec<Decoder> + use<> {
+    let base = dataset.pseudonymiser.with_cache_for(0);
+    let mut warm = Some(std::mem::replace(&mut dataset.pseudonymiser, base.clone()));
+    let subscribers = !dataset.reference.subscribers.is_empty();
+    let units = dataset.reference.units.clone();
+    let rows_of = |t| dataset.stream_rows.get(&t).copied().unwrap_or(0) as usize;
+    let (calls_rows, alarm_rows) = (rows_of(Table::Calls), rows_of(Table::Alarms));
     move |t, threads| {
         let ps = match t {
             Table::Calls => {
@@ -670,7 +668,7 @@ pub fn replay_with_tap(
 ) -> Result<ReplayOutcome> {
     let started = Instant::now();
     let pseudonymiser = Pseudonymiser::new(&opts.pseudonym_key, &opts.home_cc);
-    let dataset = open_dataset(&opts.input, &pseudonymiser)?;
+    let mut dataset = open_dataset(&opts.input, &pseudonymiser)?;
     let process = opts.cluster.as_ref().map_or(0, |c| c.process);
     let processes = opts.cluster.as_ref().map_or(1, |c| c.processes);
     let writes = process == 0 && opts.out.is_some();
@@ -730,17 +728,10 @@ pub fn replay_with_tap(
     } else {
         indicatif::ProgressBar::hidden()
     };
-    let rows_of = |t| dataset.stream_rows.get(&t).copied().unwrap_or(0) as usize;
-    let (calls_rows, alarm_rows) = (rows_of(Table::Calls), rows_of(Table::Alarms));
+    let decoders = table_decoders(&mut dataset);
     let merged = merge(
-        dataset.streams,
-        table_decoders(
-            dataset.pseudonymiser,
-            !dataset.reference.subscribers.is_empty(),
-            dataset.reference.units.clone(),
-            calls_rows,
-            alarm_rows,
-        ),
+        std::mem::take(&mut dataset.streams),
+        decoders,
         opts.lateness_ms,
         opts.speed,
         senders,
@@ -810,7 +801,7 @@ fn write_json(path: &Path, value: &impl serde::Serialize) -> Result<()> {
 /// data: what a single-threaded reference implementation consumes.
 pub fn merged_events(opts: &ReplayOptions) -> Result<(Vec<Event>, Reference)> {
     let pseudonymiser = Pseudonymiser::new(&opts.pseudonym_key, &opts.home_cc);
-    let dataset = open_dataset(&opts.input, &pseudonymiser)?;
+    let mut dataset = open_dataset(&opts.input, &pseudonymiser)?;
     let (tx, rx) = bounded::<Arc<Epoch>>(4);
     let collector = std::thread::spawn(move || {
         let mut all = Vec::new();
@@ -819,18 +810,11 @@ pub fn merged_events(opts: &ReplayOptions) -> Result<(Vec<Event>, Reference)> {
         }
         all
     });
-    let rows_of = |t| dataset.stream_rows.get(&t).copied().unwrap_or(0) as usize;
-    let (calls_rows, alarm_rows) = (rows_of(Table::Calls), rows_of(Table::Alarms));
     let mut log = RejectLog::counting();
+    let decoders = table_decoders(&mut dataset);
     merge(
-        dataset.streams,
-        table_decoders(
-            dataset.pseudonymiser,
-            !dataset.reference.subscribers.is_empty(),
-            dataset.reference.units.clone(),
-            calls_rows,
-            alarm_rows,
-        ),
+        std::mem::take(&mut dataset.streams),
+        decoders,
         opts.lateness_ms,
         Speed::Max,
         vec![tx],
