@@ -412,11 +412,6 @@ impl Decoder {
         Decoder { table, pseudonymiser, units, scratch: Vec::new() }
     }
 
-    /// Its pseudonymiser (to read its counters).
-    pub fn pseudonymiser(&self) -> &Pseudonymiser {
-        &self.pseudonymiser
-    }
-
     /// Decodes one batch (`row0`: row number of its first row within `file`).
     pub fn decode(
         &mut self,

@@ -10,8 +10,8 @@
 //! One thread per table reads its Parquet files in order; decode threads turn
 //! the record batches into compact events (bad rows to the dead-letter log):
 //! the calls table's batches are shared out over one thread per core and read
-//! back in file order, the small tables have one decode thread each. The merger takes, at each step, the event at
-//! the head of the table with the smallest event time, so sorted tables merge
+//! back in file order, the small tables have one decode thread each. The
+//! merger takes, at each step, the event at the head of the table with the smallest event time, so sorted tables merge
 //! exactly and unsorted ones in a deterministic order; it numbers events
 //! (`seq`), checks call pairing (an `end` needs an open `start`), applies the
 //! watermark ([`crate::lateness`]) and cuts epochs that every worker receives.
@@ -303,11 +303,8 @@ fn accepted_rows(rejects: &[Rejected], row0: u64, n: u64, accepted: usize) -> Ve
 /// merger, reading the channels in turn, gets the batches in file order. A
 /// read error takes the place of the batch it stopped, so it arrives in order
 /// too. Returns the channels and the threads: the reader's (it returns the
-/// rows it read) first, then the decoders'.
-fn spawn_readers(
-    files: TableFiles,
-    decoders: Vec<Decoder>,
-) -> (Vec<Receiver<Result<Chunk>>>, Vec<std::thread::JoinHandle<u64>>) {
+/// rows it read) and the decoders'.
+fn spawn_readers(files: TableFiles, decoders: Vec<Decoder>) -> (Vec<Receiver<Result<Chunk>>>, TableThreads) {
     let table = files.table;
     let mut to_decoders = Vec::with_capacity(decoders.len());
     let mut receivers = Vec::with_capacity(decoders.len());
@@ -330,7 +327,6 @@ fn spawn_readers(
                         break;
                     }
                 }
-                0
             })
             .expect("spawn decode thread");
         to_decoders.push(raw_tx);
@@ -356,8 +352,25 @@ fn spawn_readers(
             rows
         })
         .expect("spawn reader thread");
-    handles.insert(0, reader);
-    (receivers, handles)
+    (receivers, TableThreads { reader, decoders: handles })
+}
+
+/// The threads reading one table.
+struct TableThreads {
+    /// Reads the files; returns the rows read.
+    reader: std::thread::JoinHandle<u64>,
+    decoders: Vec<std::thread::JoinHandle<()>>,
+}
+
+impl TableThreads {
+    /// Waits for every thread; the rows read. A thread that panicked is a bug.
+    fn join(self, table: Table) -> Result<u64> {
+        let panicked = || Error::Bug(format!("a reader thread of {} panicked", table.name()));
+        for d in self.decoders {
+            d.join().map_err(|_| panicked())?;
+        }
+        self.reader.join().map_err(|_| panicked())
+    }
 }
 
 /// One table's place in the merge.
@@ -541,9 +554,9 @@ fn merge(
     let mut joins = Vec::new();
     for files in streams {
         let t = files.table;
-        let (rxs, handles) = spawn_readers(files, decoders(t, decode_threads(t)));
+        let (rxs, threads) = spawn_readers(files, decoders(t, decode_threads(t)));
         heads.push(Head { rxs, next: 0, chunk: None, pos: 0, alive: true });
-        joins.push((t, handles));
+        joins.push((t, threads));
     }
     let mut st = MergeState {
         counts: MergeCounts::default(),
@@ -603,12 +616,8 @@ fn merge(
     let MergeState { counts, senders, .. } = st;
     drop(senders);
     let mut rows = BTreeMap::new();
-    for (t, handles) in joins {
-        let mut n = 0;
-        for j in handles {
-            n += j.join().map_err(|_| Error::Bug(format!("reader thread of {} panicked", t.name())))?;
-        }
-        rows.insert(t, n);
+    for (t, threads) in joins {
+        rows.insert(t, threads.join(t)?);
     }
     Ok((counts, rows))
 }
