@@ -168,11 +168,11 @@ fn pack(bytes: &[u8]) -> Option<(u64, u32)> {
     Some((lo, hi))
 }
 
-/// Placement hash of a packed number; a table's home slot is its low bits
-/// ([`home`]). Every input bit must reach the low bits: numbers of a city
-/// differ in their last digits, the high nibbles of `lo`, so a plain multiply
-/// (which carries only upwards) would send 10 consecutive numbers to one home.
-/// A murmur3-style finaliser mixes both ways.
+/// Placement hash of a packed number; a table's home slot scales it to the
+/// table's length ([`home`]). Every input bit must reach every output bit:
+/// numbers of a city differ in their last digits, the high nibbles of `lo`,
+/// so a plain multiply (which carries only upwards) would send 10 consecutive
+/// numbers to one home. A murmur3-style finaliser mixes both ways.
 #[inline]
 fn mix(lo: u64, hi: u32) -> usize {
     let mut h = lo ^ u64::from(hi).rotate_left(23);
@@ -184,18 +184,26 @@ fn mix(lo: u64, hi: u32) -> usize {
     h as usize
 }
 
-/// Home slot of a packed number in a table of `mask + 1` slots.
+/// Home slot of a placement hash in a table of `len` slots: the high half of
+/// `m * len` (multiply-shift), so a table of any length, not only a power of
+/// two, is filled evenly.
 #[inline]
-fn home(lo: u64, hi: u32, mask: usize) -> usize {
-    mix(lo, hi) & mask
+fn home(m: usize, len: usize) -> usize {
+    ((m as u128 * len as u128) >> 64) as usize
+}
+
+/// Slot `w` of the set starting at `h` (wrapping at the table's end).
+#[inline]
+fn way(h: usize, w: usize, len: usize) -> usize {
+    let i = h + w;
+    if i >= len { i - len } else { i }
 }
 
 /// The slot holding a packed number among the [`WAYS`] from its home, if any.
 #[inline]
 fn probe(table: &[Slot], lo: u64, hi: u32, h: usize) -> Option<(Token, NumberClass)> {
-    let mask = table.len() - 1;
     for w in 0..WAYS {
-        let s = &table[(h + w) & mask];
+        let s = &table[way(h, w, table.len())];
         if s.key_lo == lo && s.key_hi == hi {
             return Some((s.token, s.class));
         }
@@ -226,6 +234,17 @@ pub struct Pseudonymiser {
     warm: Option<Arc<[Slot]>>,
     /// Numbers hashed (cache misses), for profiling and tests.
     hashed: u64,
+    /// Buffers of [`Pseudonymiser::pseudonymise_batch`], kept between batches:
+    /// a batch's keys are ~256 KiB, which glibc would map and zero afresh.
+    scratch: Scratch,
+}
+
+#[derive(Default)]
+struct Scratch {
+    /// Per number: packed key and home slot in the first table.
+    keys: Vec<(u64, u32, u32)>,
+    /// Per miss: index in the batch and packed key.
+    misses: Vec<(usize, u64, u32)>,
 }
 
 impl std::fmt::Debug for Pseudonymiser {
@@ -246,6 +265,7 @@ impl Clone for Pseudonymiser {
             cache: vec![Slot::default(); self.cache.len()],
             warm: self.warm.clone(),
             hashed: 0,
+            scratch: Scratch::default(),
         }
     }
 }
@@ -259,28 +279,37 @@ impl Pseudonymiser {
     }
 
     /// Like [`Pseudonymiser::new`], with a cache sized for about `numbers`
-    /// distinct numbers (2 slots of 24 bytes each, rounded up to a power of two,
-    /// between 4096 slots and 2^27).
+    /// distinct numbers (2 slots of 24 bytes each, between 4096 slots and
+    /// 2^27). The length is not rounded up to a power of two (placement is
+    /// multiply-shift), so 10M subscribers take 480 MB, not 805.
     pub fn with_capacity(key: &str, home_cc: &str, numbers: usize) -> Self {
         Self::new(key, home_cc).with_cache_for(numbers)
     }
 
     fn with_slots(key: &str, home_cc: &str, slots: usize) -> Self {
         let mac = <Hmac<Sha256> as Mac>::new_from_slice(key.as_bytes()).expect("HMAC accepts keys of any length");
-        Pseudonymiser { mac, home_cc: home_cc.to_owned(), cache: vec![Slot::default(); slots], warm: None, hashed: 0 }
+        Pseudonymiser {
+            mac,
+            home_cc: home_cc.to_owned(),
+            cache: vec![Slot::default(); slots],
+            warm: None,
+            hashed: 0,
+            scratch: Scratch::default(),
+        }
     }
 
     /// The same key, home code and shared warm layer (if any) with an empty
     /// cache of its own sized for about `numbers` distinct numbers (as
     /// [`Pseudonymiser::with_capacity`]).
     pub fn with_cache_for(&self, numbers: usize) -> Self {
-        let slots = numbers.saturating_mul(2).next_power_of_two().clamp(MIN_SLOTS, MAX_SLOTS);
+        let slots = numbers.saturating_mul(2).clamp(MIN_SLOTS, MAX_SLOTS);
         Pseudonymiser {
             mac: self.mac.clone(),
             home_cc: self.home_cc.clone(),
             cache: vec![Slot::default(); slots],
             warm: self.warm.clone(),
             hashed: 0,
+            scratch: Scratch::default(),
         }
     }
 
@@ -319,26 +348,26 @@ impl Pseudonymiser {
     fn lookup(&self, lo: u64, hi: u32) -> Option<(Token, NumberClass)> {
         let m = mix(lo, hi);
         if let Some(w) = &self.warm
-            && let Some(hit) = probe(w, lo, hi, m & (w.len() - 1))
+            && let Some(hit) = probe(w, lo, hi, home(m, w.len()))
         {
             return Some(hit);
         }
-        probe(&self.cache, lo, hi, m & (self.cache.len() - 1))
+        probe(&self.cache, lo, hi, home(m, self.cache.len()))
     }
 
     fn insert(&mut self, lo: u64, hi: u32, token: Token, class: NumberClass) {
-        let mask = self.cache.len() - 1;
-        let h = home(lo, hi, mask);
+        let len = self.cache.len();
+        let h = home(mix(lo, hi), len);
         let fresh = Slot { key_lo: lo, token, key_hi: hi, class };
         for w in 0..WAYS {
-            let i = (h + w) & mask;
+            let i = way(h, w, len);
             if self.cache[i].is_empty() || (self.cache[i].key_lo == lo && self.cache[i].key_hi == hi) {
                 self.cache[i] = fresh;
                 return;
             }
         }
         // Full set: evict a way chosen by the token's low bits (deterministic, spread).
-        self.cache[(h + (token as usize % WAYS)) & mask] = fresh;
+        self.cache[way(h, token as usize % WAYS, len)] = fresh;
     }
 
     /// Token and class of a number already checked by [`is_phone_number`].
@@ -367,18 +396,17 @@ impl Pseudonymiser {
         out.reserve(numbers.len());
         // The first table looked in: the warm layer when there is one.
         let first: &[Slot] = self.warm.as_deref().unwrap_or(&self.cache);
-        let mask = first.len() - 1;
+        let len = first.len();
         // Pass 1: pack and place every number (no cache traffic). Pass 2: load
         // each home slot in a loop short enough that dozens of these loads (a
         // city's cache does not fit in the CPU caches) are in flight at once.
-        let keys: Vec<(u64, u32, u32)> = numbers
-            .iter()
-            .map(|n| match pack(n.as_bytes()) {
-                Some((lo, hi)) => (lo, hi, home(lo, hi, mask) as u32),
-                None => (0, 0, 0),
-            })
-            .collect();
-        let mut misses: Vec<(usize, u64, u32)> = Vec::new();
+        let Scratch { mut keys, mut misses } = std::mem::take(&mut self.scratch);
+        keys.clear();
+        keys.extend(numbers.iter().map(|n| match pack(n.as_bytes()) {
+            Some((lo, hi)) => (lo, hi, home(mix(lo, hi), len) as u32),
+            None => (0, 0, 0),
+        }));
+        misses.clear();
         for (i, &(lo, hi, h)) in keys.iter().enumerate() {
             let s = &first[h as usize];
             // `lo` is never 0 for a packed number: 0 marks "could not pack".
@@ -394,9 +422,15 @@ impl Pseudonymiser {
                 }
             }
         }
-        if misses.is_empty() {
-            return;
+        if !misses.is_empty() {
+            self.hash_misses(numbers, &misses, out);
         }
+        self.scratch = Scratch { keys, misses };
+    }
+
+    /// Hashes a batch's misses (in parallel when there are many) into `out`
+    /// and the own cache.
+    fn hash_misses(&mut self, numbers: &[&str], misses: &[(usize, u64, u32)], out: &mut [(Token, NumberClass)]) {
         self.hashed += misses.len() as u64;
         let compute = |&(i, _, _): &(usize, u64, u32)| {
             (self.token_uncached(numbers[i]), NumberClass::classify(numbers[i], &self.home_cc))
@@ -508,11 +542,12 @@ mod tests {
             let from_warm = (refs.len() as u64) - p.hashed();
             assert!(from_warm >= 49_500 && p.hashed() >= 5_000, "hashed {} of {}", p.hashed(), refs.len());
         }
-        // `a`'s own cache kept its misses: a second pass hashes nothing more.
+        // `a`'s own cache, sized for the outsiders, kept them: a second pass
+        // hashes almost none again (a full set of 8 ways evicts one now and then).
         let before = a.hashed();
         let refs: Vec<&str> = outsiders.iter().map(String::as_str).collect();
         a.pseudonymise_batch(&refs, &mut out);
-        assert_eq!(a.hashed(), before);
+        assert!(a.hashed() - before <= 100, "hashed {} of 5000 again", a.hashed() - before);
     }
 
     #[test]
