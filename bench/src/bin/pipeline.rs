@@ -31,6 +31,10 @@ use citywatch_engine::model::Model;
 use citywatch_engine::replay::{ReplayOptions, merged_events, replay};
 use clap::Parser;
 
+/// The citywatch binary's allocator, so these figures are the binary's.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// citywatch full-pipeline scenarios.
 #[derive(Debug, Parser)]
 struct Args {
