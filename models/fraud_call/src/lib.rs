@@ -433,7 +433,29 @@ pub fn talk_s(end: &CallEvent) -> u32 {
     end.duration_s.unwrap_or(0)
 }
 
+impl Exposure {
+    /// The look-ahead of [`Deadlines::deadlines_touching`]: the lines an end
+    /// row will write (the caller's entry and its last ended call), read now.
+    fn touch(&self, end: &CallEvent) {
+        std::hint::black_box(self.history.get(&end.caller).and_then(|h| h.last()).map(|p| p.end_ms));
+    }
+}
+
 impl Risk {
+    /// The look-ahead of [`Deadlines::deadlines_touching`]: the lines a row
+    /// will read or write (the caller's entry and its last call, or the
+    /// answering number's entry), read now.
+    fn touch(&self, row: &Row) {
+        match row {
+            Row::Call(e) => {
+                std::hint::black_box(self.callers.get(&e.caller).and_then(|st| st.recent.last()).map(|r| r.ts_ms));
+            }
+            Row::Received { number, .. } => {
+                std::hint::black_box(self.received.get(number).copied());
+            }
+        }
+    }
+
     fn features(&mut self, c: &Config, subs: &Subscribers, who: Token, at: u64) -> Features {
         let (hour, day, burst) = features::windows(c);
         let mut f = Features::default();
@@ -546,12 +568,13 @@ impl Model for FraudCall {
         let ends = inputs.calls.clone().filter(|e: &CallEvent| e.phase == CallPhase::End);
         let (config, subs_a) = (self.config.clone(), subs.clone());
         let mut next_sweep_a = 0u64;
-        let exposure = ends.deadlines(
+        let exposure = ends.deadlines_touching(
             reports.clone(),
             Exchange::new(|e: &CallEvent| e.caller),
             Exchange::new(|a: &AlarmEvent| a.suspect.unwrap_or(0)),
             "FraudExposure",
             Exposure::default(),
+            |state: &Exposure, end: &CallEvent| state.touch(end),
             move |state, step: Step<'_, CallEvent, AlarmEvent>, ctx| {
                 let window = config.exposure_window_h * HOUR_MS;
                 let now = ctx.now_ms();
@@ -627,12 +650,13 @@ impl Model for FraudCall {
                 (e.phase == CallPhase::Start).then_some(Row::Received { ts_ms: e.ts_ms, seq: e.seq, number: e.callee });
             std::iter::once(Row::Call(e)).chain(received)
         });
-        let risk = rows.deadlines(
+        let risk = rows.deadlines_touching(
             notices,
             Exchange::new(|r: &Row| r.key()),
             Pipeline,
             "FraudRisk",
             Risk::default(),
+            |state: &Risk, row: &Row| state.touch(row),
             move |state: &mut Risk, step: Step<'_, Row, Notice>, ctx| {
                 let now = ctx.now_ms();
                 if now >= state.next_sweep_ms {
@@ -668,7 +692,10 @@ impl Model for FraudCall {
                             }
                         };
                         *st.contacts.last_mut().expect("just touched") = (e.callee, now);
-                        let dur_s = state.early_ends.remove(&e.call_id).map_or(OPEN, |(d, _)| d);
+                        // Empty unless an end row came before its start: skip the lookup then.
+                        let early =
+                            if state.early_ends.is_empty() { None } else { state.early_ends.remove(&e.call_id) };
+                        let dur_s = early.map_or(OPEN, |(d, _)| d);
                         st.recent.push(Recent { ts_ms: now, callee: e.callee, call_id: e.call_id, dur_s, new_callee });
                         trim_front(&mut st.recent, config.recent_cap, |r| r.ts_ms + 24 * HOUR_MS <= now);
                         if dur_s == OPEN {
