@@ -1,6 +1,7 @@
 //! Micro-benchmarks of the reader side (issue 7; the operators are in `operators.rs`):
 //! the pseudonymiser (cache hit, miss = one HMAC, batched lookups), decoding a
-//! batch of call rows from Parquet into events.
+//! batch of call rows from Parquet into events, and the subscribers table the
+//! models look numbers up in (against the hash map it replaced).
 //!
 //! `cargo bench -p citywatch-bench --bench reader` (about a minute; the first
 //! run generates a 20k-subscriber city into a temporary folder).
@@ -10,7 +11,7 @@ use std::hint::black_box;
 use citywatch_engine::contract::Table;
 use citywatch_engine::pseudonym::{DEMO_KEY, Pseudonymiser};
 use citywatch_engine::read::{self, Decoder};
-use citywatch_engine::reference::UnitDirectory;
+use citywatch_engine::reference::{Subscriber, Subscribers, UnitDirectory};
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 
 fn numbers(n: u64) -> Vec<String> {
@@ -91,5 +92,36 @@ fn config() -> Criterion {
     Criterion::default().sample_size(10).measurement_time(std::time::Duration::from_secs(2))
 }
 
-criterion_group! { name = benches; config = config(); targets = pseudonymiser, decoder }
+/// Lookups of a million-subscriber city's table, in the random order of
+/// callers: the sorted table with its directory against a foldhash map of
+/// the same rows (what the table replaced), both far larger than the CPU caches.
+fn subscribers(c: &mut Criterion) {
+    const N: u64 = 1 << 20;
+    // Tokens spread like HMAC outputs (an odd multiplier's products).
+    let token = |i: u64| (i + 1).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    let row = |i: u64| Subscriber { age: Some((i % 90) as u8), home: None, activated_ms: Some(i as i64) };
+    let table: Subscribers = (0..N).map(|i| (token(i), row(i))).collect();
+    let map: std::collections::HashMap<u64, Subscriber, foldhash::fast::FixedState> =
+        (0..N).map(|i| (token(i), row(i))).collect();
+    // 64k lookups, three in four of subscribers, in a scattered order.
+    let probes: Vec<u64> = (0..1u64 << 16)
+        .map(|k| {
+            let i = k.wrapping_mul(40_503) % N;
+            if k % 4 == 3 { token(i) ^ 1 } else { token(i) }
+        })
+        .collect();
+    let mut g = c.benchmark_group("subscribers");
+    g.throughput(Throughput::Elements(probes.len() as u64));
+    g.bench_function("sorted table, 1M, 64k lookups", |b| {
+        b.iter(|| {
+            probes.iter().filter_map(|t| table.get(black_box(t))).map(|s| s.activated_ms.unwrap_or(0)).sum::<i64>()
+        })
+    });
+    g.bench_function("foldhash map, 1M, 64k lookups", |b| {
+        b.iter(|| probes.iter().filter_map(|t| map.get(black_box(t))).map(|s| s.activated_ms.unwrap_or(0)).sum::<i64>())
+    });
+    g.finish();
+}
+
+criterion_group! { name = benches; config = config(); targets = pseudonymiser, decoder, subscribers }
 criterion_main!(benches);
