@@ -25,11 +25,11 @@ pub struct Subscriber {
 /// subscribers table, looked up by the models on their hot paths.
 ///
 /// The entries are sorted by token, with a directory of where each range of
-/// leading token bits starts: 40 bytes per subscriber and 2 to 4 bytes of
+/// leading token bits starts: 40 bytes per subscriber and 1 to 2 bytes of
 /// directory, against 80 bytes and more for a hash map at its load factor
 /// (one bucket of 41 bytes per subscriber, rounded up to a power of two, is
 /// 2x at 1M subscribers). A lookup reads the directory and then one short run
-/// of entries (about two): ~100 ns in a 1M table against ~75 ns for the
+/// of entries (two to four): ~100 ns in a 1M table against ~75 ns for the
 /// hash map (`cargo bench -p citywatch-bench --bench reader -- subscribers`),
 /// a few lookups per call, for half the memory. Tokens are keyed HMAC
 /// outputs, so their leading bits are evenly spread; tokens that are not
@@ -62,7 +62,7 @@ impl Subscribers {
         });
         rows.shrink_to_fit();
         assert!(rows.len() <= u32::MAX as usize, "more than 2^32 subscribers");
-        // About two entries per directory slot: 1 << bits is between n/4 and n/2.
+        // Two to four entries per directory slot: 1 << bits is between n/4 and n/2.
         let bits = rows.len().max(1).ilog2().saturating_sub(1).min(32);
         let mut dir = Vec::with_capacity((1 << bits) + 1);
         let mut i = 0;

@@ -11,8 +11,9 @@
 //! the record batches into compact events (bad rows to the dead-letter log):
 //! the calls table's batches are shared out over one thread per core and read
 //! back in file order, the small tables have one decode thread each. The
-//! merger takes, at each step, the event at the head of the table with the smallest event time, so sorted tables merge
-//! exactly and unsorted ones in a deterministic order; it numbers events
+//! merger takes, at each step, the event at the head of the table with the
+//! smallest event time, so sorted tables merge exactly and unsorted ones in a
+//! deterministic order; it numbers events
 //! (`seq`), checks call pairing (an `end` needs an open `start`), applies the
 //! watermark ([`crate::lateness`]) and cuts epochs that every worker receives.
 //! Each worker keeps its share (`seq % peers`) and the models exchange by
