@@ -1,5 +1,6 @@
 //! Micro-benchmarks of the reader side (issue 7; the operators are in `operators.rs`):
-//! the pseudonymiser (cache hit, miss = one HMAC, batched lookups), decoding a
+//! the pseudonymiser (cache hit, miss = one HMAC, batched lookups and batched
+//! misses hashed a SIMD lane per number), decoding a
 //! batch of call rows from Parquet into events, and the subscribers table the
 //! models look numbers up in (against the hash map it replaced).
 //!
@@ -39,6 +40,16 @@ fn pseudonymiser(c: &mut Criterion) {
     g.throughput(Throughput::Elements(refs.len() as u64));
     let mut out = Vec::new();
     g.bench_function("batch of 64k, all hits", |b| b.iter(|| warm.pseudonymise_batch(black_box(&refs), &mut out)));
+    // Below the parallel threshold (512 misses), so one thread: the lanes alone.
+    let misses = &refs[..500];
+    g.throughput(Throughput::Elements(misses.len() as u64));
+    g.bench_function("batch of 500 misses (a SIMD lane per number)", |b| {
+        b.iter_batched(
+            || Pseudonymiser::with_capacity(DEMO_KEY, "86", 0),
+            |mut cold| cold.pseudonymise_batch(black_box(misses), &mut out),
+            criterion::BatchSize::LargeInput,
+        )
+    });
     g.finish();
 }
 
