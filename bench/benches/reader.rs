@@ -53,6 +53,29 @@ fn pseudonymiser(c: &mut Criterion) {
     g.finish();
 }
 
+/// What a decode thread does in a city replay: look up a batch of numbers,
+/// mostly subscribers (in the shared warm layer, 1M of them), the rest
+/// outsiders (in the thread's own cache after their first sighting).
+fn warm_layer(c: &mut Criterion) {
+    let city = numbers(1 << 20);
+    let refs: Vec<&str> = city.iter().map(String::as_str).collect();
+    let mut loading = Pseudonymiser::with_capacity(DEMO_KEY, "86", refs.len());
+    let mut out = Vec::new();
+    loading.pseudonymise_batch(&refs, &mut out);
+    let outsiders: Vec<String> = (0..1u64 << 14).map(|i| format!("+4915{:09}", i * 13)).collect();
+    let mut thread = loading.share_warm(outsiders.len());
+    // 48k subscribers in scattered order, then 16k outsiders.
+    let mut batch: Vec<&str> = (0..3u64 << 14).map(|i| refs[(i * 40_503 % (1 << 20)) as usize]).collect();
+    batch.extend(outsiders.iter().map(String::as_str));
+    thread.pseudonymise_batch(&batch, &mut out);
+    let mut g = c.benchmark_group("pseudonymiser");
+    g.throughput(Throughput::Elements(batch.len() as u64));
+    g.bench_function("batch of 64k, 1M-subscriber warm layer", |b| {
+        b.iter(|| thread.pseudonymise_batch(black_box(&batch), &mut out))
+    });
+    g.finish();
+}
+
 fn decoder(c: &mut Criterion) {
     let dir = tempfile::tempdir().expect("temp dir");
     citywatch_datasets::generate(&citywatch_datasets::GenOptions {
@@ -134,5 +157,5 @@ fn subscribers(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group! { name = benches; config = config(); targets = pseudonymiser, decoder, subscribers }
+criterion_group! { name = benches; config = config(); targets = pseudonymiser, warm_layer, decoder, subscribers }
 criterion_main!(benches);
