@@ -52,6 +52,8 @@ use smallvec::SmallVec;
 use timely::dataflow::StreamVec;
 use timely::dataflow::channels::pact::{Exchange, Pipeline};
 use timely::dataflow::operators::Concat;
+use timely::dataflow::operators::generic::OutputBuilder;
+use timely::dataflow::operators::generic::builder_rc::OperatorBuilder;
 use timely::dataflow::operators::vec::{Broadcast, Filter, Map};
 
 use crate::features::{Features, NumberReason, PastCall, day_of, draft_exposure, draft_in_progress, draft_number};
@@ -289,6 +291,37 @@ enum Row {
     Call(CallEvent),
     /// `number` answered a call (at the start row's time and seq), keyed by `number`.
     Received { ts_ms: u64, seq: u64, number: Token },
+}
+
+/// The calls stream, read once, as the two streams the model needs: the end
+/// rows (for exposure) and every row with a `Received` row after each start
+/// (for risk). With two operators reading `calls`, the first would get its
+/// own copy of every message (a timely stream copies its data for each
+/// reader but the last), ~100 bytes a call.
+fn split_calls<'s>(
+    calls: StreamVec<'s, EventTime, CallEvent>,
+) -> (StreamVec<'s, EventTime, CallEvent>, StreamVec<'s, EventTime, Row>) {
+    let mut builder = OperatorBuilder::new("FraudSplitCalls".to_owned(), calls.scope());
+    let mut input = builder.new_input(calls, Pipeline);
+    let (ends, ends_stream) = builder.new_output();
+    let (rows, rows_stream) = builder.new_output();
+    let (mut ends, mut rows) = (OutputBuilder::from(ends), OutputBuilder::from(rows));
+    builder.build(move |_| {
+        move |_frontiers| {
+            let (mut ends, mut rows) = (ends.activate(), rows.activate());
+            input.for_each_stamp(|cap, data| {
+                let (mut ends, mut rows) = (ends.session(&cap), rows.session(&cap));
+                for e in data.flat_map(|d| d.drain(..)) {
+                    rows.give(Row::Call(e));
+                    match e.phase {
+                        CallPhase::Start => rows.give(Row::Received { ts_ms: e.ts_ms, seq: e.seq, number: e.callee }),
+                        CallPhase::End => ends.give(e),
+                    }
+                }
+            });
+        }
+    });
+    (ends_stream, rows_stream)
 }
 
 impl Row {
@@ -565,7 +598,7 @@ impl Model for FraudCall {
             inputs.alarms.clone().filter(|a: &AlarmEvent| a.category == Category::FraudReport && a.suspect.is_some());
 
         // 1. Exposure: ended calls and reports, both by the number.
-        let ends = inputs.calls.clone().filter(|e: &CallEvent| e.phase == CallPhase::End);
+        let (ends, rows) = split_calls(inputs.calls.clone());
         let (config, subs_a) = (self.config.clone(), subs.clone());
         let mut next_sweep_a = 0u64;
         let exposure = ends.deadlines_touching(
@@ -645,11 +678,6 @@ impl Model for FraudCall {
 
         // 2. Risk: every call row by caller; notices everywhere.
         let config = self.config.clone();
-        let rows = inputs.calls.clone().flat_map(|e: CallEvent| {
-            let received =
-                (e.phase == CallPhase::Start).then_some(Row::Received { ts_ms: e.ts_ms, seq: e.seq, number: e.callee });
-            std::iter::once(Row::Call(e)).chain(received)
-        });
         let risk = rows.deadlines_touching(
             notices,
             Exchange::new(|r: &Row| r.key()),
