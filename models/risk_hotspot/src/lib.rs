@@ -18,8 +18,9 @@
 //!   burglary's cell), at most `max_near_repeat_alerts_per_shift` per officer
 //!   and shift.
 //!
-//! Dataflow: alarms and patrols are broadcast (both are small next to calls)
-//! and go through one [`Deadlines`] operator per worker, which interleaves them
+//! Dataflow: alarms and patrols are broadcast (both are small next to calls;
+//! each patrol fix located first, once, by the worker that reads it) and go
+//! through one [`Deadlines`] operator per worker, which interleaves them
 //! in event time with the tick timers. Every worker keeps the whole surface
 //! (one alarm costs a few hash updates); the ranking work at each tick, and the
 //! alerts, are split by officer group (`hash(officer) % peers`). Worker 0
@@ -39,7 +40,7 @@ use std::sync::{Arc, RwLock};
 
 use citywatch_engine::alert::{AlertDraft, RouteLevel, Severity};
 use citywatch_engine::contract::{Category, PatrolStatus};
-use citywatch_engine::event::{AlarmEvent, PatrolEvent, UnitToken};
+use citywatch_engine::event::{AlarmEvent, PatrolEvent, Timed, UnitToken};
 use citywatch_engine::geo::Point;
 use citywatch_engine::model::{Inputs, Model};
 use citywatch_engine::reference::UnitDirectory;
@@ -49,7 +50,7 @@ use citywatch_operators::fxhash::FxHashMap;
 use h3o::CellIndex;
 use timely::dataflow::StreamVec;
 use timely::dataflow::channels::pact::Pipeline;
-use timely::dataflow::operators::vec::Broadcast;
+use timely::dataflow::operators::vec::{Broadcast, Map};
 
 use crate::locate::FixLocator;
 use crate::places::{NO_COMMUNITY, NearRepeatWatch, Places, shift_index};
@@ -446,8 +447,6 @@ struct State {
     units: FxHashMap<UnitToken, UnitState>,
     /// Cell -> latest fix of an on-duty unit in it.
     last_seen: FxHashMap<u64, u64>,
-    /// The cell of each unit's last fix, so that a unit still near it needs no H3 lookup.
-    locator: FixLocator,
     /// Cell -> its coverage disk.
     coverage_disks: FxHashMap<u64, Box<[u64]>>,
     /// Cell -> last hotspot alert time (owned cells only).
@@ -456,6 +455,25 @@ struct State {
     handle: SurfaceHandle,
     scratch: Vec<(f64, u64)>,
     candidates: Vec<Candidate>,
+}
+
+/// A patrol fix and, on duty, the cell it lies in (off duty it is no
+/// coverage). The cell is the fix's H3 cell whatever the locator had cached
+/// (see [`FixLocator::cell_of`]), so it does not matter which worker located it.
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
+struct LocatedFix {
+    fix: PatrolEvent,
+    cell: Option<u64>,
+}
+
+impl Timed for LocatedFix {
+    fn ts_ms(&self) -> u64 {
+        self.fix.ts_ms
+    }
+
+    fn seq(&self) -> u64 {
+        self.fix.seq
+    }
 }
 
 impl State {
@@ -480,10 +498,9 @@ impl State {
         }
     }
 
-    fn on_patrol(&mut self, p: &PatrolEvent) {
+    fn on_patrol(&mut self, LocatedFix { fix: p, cell }: &LocatedFix) {
         self.units.insert(p.unit, UnitState { pos: p.pos, status: p.status });
-        if p.status != PatrolStatus::OffDuty {
-            let cell = self.locator.cell_of(p.unit, p.pos);
+        if let Some(cell) = *cell {
             let e = self.last_seen.entry(cell).or_insert(p.ts_ms);
             *e = (*e).max(p.ts_ms);
         }
@@ -612,7 +629,6 @@ impl Model for RiskHotspot {
             near_repeat: NearRepeatWatch::new(&config),
             units: FxHashMap::default(),
             last_seen: FxHashMap::default(),
-            locator: FixLocator::new(Params::new(&config).resolution),
             coverage_disks: FxHashMap::default(),
             alerted: FxHashMap::default(),
             next_tick: None,
@@ -624,14 +640,24 @@ impl Model for RiskHotspot {
         if state.index == 0 {
             state.handle.publish(Snapshot { resolution: state.config.resolution, ..Snapshot::default() });
         }
-        let patrols = inputs.patrols.clone().broadcast();
+        // Each fix is located by the worker that reads it, then broadcast
+        // with its cell: one H3 lookup per fix, not one per fix and worker.
+        let mut locator = FixLocator::new(Params::new(&state.config).resolution);
+        let patrols = inputs
+            .patrols
+            .clone()
+            .map(move |fix: PatrolEvent| LocatedFix {
+                cell: (fix.status != PatrolStatus::OffDuty).then(|| locator.cell_of(fix.unit, fix.pos)),
+                fix,
+            })
+            .broadcast();
         inputs.alarms.clone().broadcast().deadlines(
             patrols,
             Pipeline,
             Pipeline,
             "RiskHotspot",
             state,
-            move |state: &mut State, step: Step<'_, AlarmEvent, PatrolEvent>, ctx| {
+            move |state: &mut State, step: Step<'_, AlarmEvent, LocatedFix>, ctx| {
                 let now = ctx.now_ms();
                 if state.next_tick.is_none() && !matches!(step, Step::Timer { .. }) {
                     let t = tick_at_or_after(&state.config, now);
