@@ -1,4 +1,4 @@
-//! Regenerates the committed `datasets/toronto/alarms.parquet` from the shared CSV.
+//! Regenerates the committed `datasets/toronto/alarms.parquet` from the committed source CSV (`datasets/toronto/`).
 //!
 //! `cargo run -p citywatch-datasets --example toronto_convert`
 

@@ -1,6 +1,6 @@
 //! `citywatch gen`: writes a synthetic Qingdao-like city as a dataset folder.
 //!
-//! Output (input contract, DESIGN.md §2): `calls/part-*.parquet`,
+//! Output (the input contract, `docs/input-contract.md`): `calls/part-*.parquet`,
 //! `patrols/part-*.parquet`, `alarms.parquet`, `subscribers.parquet`,
 //! `grids.parquet`, `officers.parquet`, `labels/fraud_calls.parquet`, and
 //! `generated.json` (the options and the [`GenSummary`]; not a contract table).

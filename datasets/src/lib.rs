@@ -1,7 +1,7 @@
 //! citywatch datasets: a synthetic city with ground truth, and real Toronto incidents.
 //!
 //! No real call records are public, so models are built and judged on a
-//! generated city whose output follows the input contract (DESIGN.md §2) and
+//! generated city whose output follows the input contract (`docs/input-contract.md`) and
 //! carries ground-truth labels, plus real incident data for hotspot evaluation.
 //!
 //! - [`generate`] (module `r#gen`): `citywatch gen` — a Qingdao-like city ([`city`]), its subscribers

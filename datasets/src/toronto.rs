@@ -1,6 +1,6 @@
 //! Real incidents: Toronto Police "Major Crime Indicators" 2014–2021 as alarms.
 //!
-//! Source: `shared/datasets/toronto_mci_2014_2021.csv.gz` (see [`SOURCE_CSV`];
+//! Source: `datasets/toronto/toronto_mci_2014_2021.csv.gz` (see [`SOURCE_CSV`];
 //! provenance and licence in `datasets/README.md`: Open Government Licence –
 //! Toronto). [`convert`] maps it to the alarms contract and the result is
 //! committed as `datasets/toronto/alarms.parquet` ([`COMMITTED_ALARMS`]);
@@ -46,8 +46,9 @@ use crate::city::{OfficerRow, officers_batch};
 use crate::sink::write_file;
 use crate::{Error, Result};
 
-/// The source CSV, relative to this crate (`shared/` sits beside the repository).
-pub const SOURCE_CSV: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared/datasets/toronto_mci_2014_2021.csv.gz");
+/// The source CSV, committed in the repository with its provenance
+/// (`datasets/README.md`).
+pub const SOURCE_CSV: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/toronto/toronto_mci_2014_2021.csv.gz");
 /// The committed, converted alarms.
 pub const COMMITTED_ALARMS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/toronto/alarms.parquet");
 
@@ -169,7 +170,9 @@ fn split_csv(line: &str) -> Vec<String> {
 pub fn read_source(csv_gz: &Path) -> Result<(Vec<TorontoAlarm>, ConvertSummary)> {
     let file = std::fs::File::open(csv_gz).map_err(|e| Error::Source {
         file: csv_gz.to_owned(),
-        detail: format!("cannot open ({e}); the Toronto CSV is expected in shared/datasets/ beside the repository"),
+        detail: format!(
+            "cannot open ({e}); the Toronto CSV is committed as datasets/toronto/toronto_mci_2014_2021.csv.gz"
+        ),
     })?;
     let reader = BufReader::new(flate2::read::GzDecoder::new(file));
     let mut lines = reader.lines();

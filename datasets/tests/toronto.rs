@@ -13,10 +13,7 @@ use common::decode;
 
 #[test]
 fn conversion_keeps_every_valid_row_and_maps_every_category() {
-    assert!(
-        Path::new(SOURCE_CSV).is_file(),
-        "{SOURCE_CSV} is missing: the shared/ folder must sit beside the repository"
-    );
+    assert!(Path::new(SOURCE_CSV).is_file(), "{SOURCE_CSV} is missing: it is committed in the repository");
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("alarms.parquet");
     let s = convert(Path::new(SOURCE_CSV), &out).unwrap();
