@@ -1,14 +1,12 @@
 #!/usr/bin/env bash
-# Full-size peer workloads: generate (seeded), reference answers (ref.py), Parquet
-# conversion, a correctness check of every configuration against ref.py, then
+# Full-size peer workloads: generate (seeded, `citywatch-bench gen-<workload>`),
+# exact answers (`citywatch-bench reference-<workload>`), Parquet conversion, a
+# correctness check of every configuration against the reference, then
 # whole-process wall time, median of 5 runs, for 1 and 2 workers, CSV and Parquet.
 # Prints one markdown table row per configuration.
 #   bench/peers.sh [DIR]   (default /tmp/citywatch-peers; inputs are reused)
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
-# shared/bench-workloads in the nearest folder above the repository that has it.
-work=$here; while [ ! -d "$work/shared/bench-workloads" ] && [ "$work" != / ]; do work=$(dirname "$work"); done
-work=$work/shared/bench-workloads
 dir=${1:-/tmp/citywatch-peers}
 bin=$here/../target/release/citywatch-bench
 runs=${RUNS:-5}
@@ -16,13 +14,13 @@ runs=${RUNS:-5}
 mkdir -p "$dir/fanout" "$dir/window-count"
 for w in fanout window-count; do
   d=$dir/$w
-  [ -s "$d/events.csv" ] || python3 "$work/$w/gen.py" "$d/events.csv"
-  [ -s "$d/ref_out.csv" ] || python3 "$work/$w/ref.py" "$d/events.csv" "$d/ref_out.csv"
+  [ -s "$d/events.csv" ] || "$bin" "gen-$w" --out "$d/events.csv"
+  [ -s "$d/ref_out.csv" ] || "$bin" "reference-$w" --input "$d/events.csv" --out "$d/ref_out.csv"
   # Always converted again: the layout is part of what is measured (~2 s).
   "$bin" convert --input "$d/events.csv" --out "$d/events.parquet" 2>/dev/null
 done
 rows() { case $1 in fanout) echo 2000000;; window-count) echo 1000000;; esac; }
-echo "| workload | input | workers | wall s (median of $runs) | events/s | CPU s (user+sys, median) | output = ref.py | load avg |"
+echo "| workload | input | workers | wall s (median of $runs) | events/s | CPU s (user+sys, median) | output = reference | load avg |"
 echo "|---|---|---|---|---|---|---|---|"
 for w in fanout window-count; do
   d=$dir/$w

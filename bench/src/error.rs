@@ -7,7 +7,7 @@ use std::path::PathBuf;
 #[derive(Debug, thiserror::Error)]
 pub enum BenchError {
     /// The input does not have the workload's shape: wrong header, bad number,
-    /// missing or null column. Fix the file (regenerate it with the workload's gen.py).
+    /// missing or null column. Fix the file (regenerate it with `citywatch-bench gen-<workload>`).
     #[error("{path}: {place}: {problem}")]
     Input {
         /// The input file.

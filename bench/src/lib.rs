@@ -1,6 +1,7 @@
-//! citywatch benchmarks: scenario runners over the peer workloads in
-//! `shared/bench-workloads` (one scenario per file, each stating what it
-//! measures), the replay driver they share, and the CSV / Parquet input.
+//! citywatch benchmarks: scenario runners over the peer workloads (one
+//! scenario per file, each stating what it measures), the replay driver they
+//! share, the CSV / Parquet input, and the workloads' own seeded generators and
+//! exact reference answers ([`workload`]).
 //!
 //! The scenarios are built from the operators the models use
 //! (`citywatch-operators`); nothing here is a benchmark-only dataflow path.
@@ -12,6 +13,7 @@ pub mod fanout;
 pub mod replay;
 pub mod table;
 pub mod window_count;
+pub mod workload;
 
 use std::io::Write;
 use std::path::Path;

@@ -5,22 +5,29 @@
 //! citywatch-bench window-count --input events.csv --out out.csv --workers 2
 //! citywatch-bench fanout --input events.parquet --out out.csv --workers 2
 //! citywatch-bench convert --input events.csv --out events.parquet
+//! citywatch-bench gen-fanout --out events.csv [--rows 2000000] [--seed 20261126]
+//! citywatch-bench reference-fanout --input events.csv --out ref_out.csv
 //! ```
+//!
+//! `gen-window-count` and `reference-window-count` do the same for the other
+//! workload (see `workload.rs` for what each generates and answers).
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use citywatch_bench::{Format, Options, SCENARIOS, table};
+use citywatch_bench::{Format, Options, SCENARIOS, table, workload};
 use clap::Parser;
 use parquet::basic::{Compression, ZstdLevel};
 
 /// citywatch peer-workload benchmarks.
 #[derive(Debug, Parser)]
 struct Args {
-    /// `window-count`, `fanout`, or `convert` (CSV to Parquet).
+    /// `window-count`, `fanout`, `convert` (CSV to Parquet), `gen-<workload>`
+    /// (a workload's input) or `reference-<workload>` (its exact answer).
     scenario: String,
-    /// Input: the generator's CSV, or a `.parquet` file written by `convert`.
-    #[arg(long)]
+    /// Input: the generator's CSV, or a `.parquet` file written by `convert`
+    /// (not used by `gen-<workload>`).
+    #[arg(long, default_value = "")]
     input: PathBuf,
     /// Output file (the reference's format; Parquet for `convert`).
     #[arg(long)]
@@ -37,10 +44,42 @@ struct Args {
     /// `convert`: page compression, `none`, `snappy` or `zstd`.
     #[arg(long, default_value = "none")]
     compression: String,
+    /// `gen-<workload>`: rows to write (default: the workload's full size).
+    #[arg(long)]
+    rows: Option<usize>,
+    /// `gen-<workload>`: the generator's seed.
+    #[arg(long, default_value_t = workload::DEFAULT_SEED)]
+    seed: u64,
+}
+
+/// `gen-<workload>` and `reference-<workload>`; `None` for any other command.
+fn workload_command(args: &Args) -> Option<std::io::Result<String>> {
+    let rows = |full| args.rows.unwrap_or(full);
+    Some(match args.scenario.as_str() {
+        "gen-fanout" => workload::generate_fanout(&args.out, rows(workload::FANOUT_ROWS), args.seed)
+            .map(|share| format!("wrote {} rows, spam share ~{share:.3}", rows(workload::FANOUT_ROWS))),
+        "gen-window-count" => workload::generate_window_count(&args.out, rows(workload::WINDOW_COUNT_ROWS), args.seed)
+            .map(|()| format!("wrote {} rows", rows(workload::WINDOW_COUNT_ROWS))),
+        "reference-fanout" => workload::reference_fanout(&args.input, &args.out).map(|s| format!("{s:?}")),
+        "reference-window-count" => workload::reference_window_count(&args.input, &args.out).map(|s| format!("{s:?}")),
+        _ => return None,
+    })
 }
 
 fn main() -> ExitCode {
     let args = Args::parse();
+    if let Some(done) = workload_command(&args) {
+        return match done {
+            Ok(what) => {
+                eprintln!("{}: {what} to {}", args.scenario, args.out.display());
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("error: {}: {e}", args.scenario);
+                ExitCode::FAILURE
+            }
+        };
+    }
     if args.scenario == "convert" {
         let compression = match args.compression.as_str() {
             "none" => Compression::UNCOMPRESSED,
@@ -65,7 +104,11 @@ fn main() -> ExitCode {
     }
     let Some((name, scenario)) = SCENARIOS.iter().find(|(name, _)| *name == args.scenario) else {
         let names: Vec<&str> = SCENARIOS.iter().map(|(n, _)| *n).collect();
-        eprintln!("error: unknown scenario `{}`; expected one of {}, or convert", args.scenario, names.join(", "));
+        eprintln!(
+            "error: unknown scenario `{}`; expected one of {}, convert, gen-<workload> or reference-<workload>",
+            args.scenario,
+            names.join(", ")
+        );
         return ExitCode::FAILURE;
     };
     let format = Format::of(&args.input);

@@ -10,8 +10,8 @@
 //!   exchange rows by key themselves.
 //! - **Watermark**: the largest event time in the input before a row, minus the
 //!   out-of-order bound. A row whose window already ended at or before the
-//!   watermark is late: counted and dropped, exactly as the workloads' `ref.py`
-//!   does. A worker reading piece `k` needs the largest event time of pieces
+//!   watermark is late: counted and dropped, exactly as the references in `workload.rs`
+//!   do. A worker reading piece `k` needs the largest event time of pieces
 //!   `0..k`; each worker publishes its piece's maximum in [`Watermarks`] as soon as
 //!   it has read it, and waits there (stepping its dataflow meanwhile) for the
 //!   pieces before it. Every piece's maximum needs only that piece, so the wait

@@ -1,37 +1,14 @@
-//! The peer-workload scenarios on a 20,000-row prefix of each generator's output,
-//! against the workload's own `ref.py` answer, byte for byte: CSV and Parquet
-//! input, 1 to 3 workers, small and large pieces; rows that are late under the
-//! watermark; errors. Needs python3 and `shared/bench-workloads` beside the
-//! repository (as in CI) or above it.
+//! The peer-workload scenarios on 20,000-row inputs from the project's own
+//! seeded generators, against the exact answers of the plain single-threaded
+//! references in `workload.rs`, byte for byte: CSV and Parquet input, 1 to 3
+//! workers, small and large pieces; rows that are late under the watermark;
+//! errors. Needs nothing outside the repository.
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::path::Path;
 
-use citywatch_bench::{Format, Options, fanout, table, window_count};
+use citywatch_bench::{Format, Options, fanout, table, window_count, workload};
 
 const ROWS: usize = 20_000;
-
-/// `shared/bench-workloads` in the nearest folder above the crate that has it
-/// (beside the repository, or beside a worktree's parent).
-fn workloads() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .ancestors()
-        .map(|dir| dir.join("shared/bench-workloads"))
-        .find(|dir| dir.is_dir())
-        .expect("shared/bench-workloads above the repository")
-}
-
-/// Runs a workload script; returns what it printed on stderr.
-fn python(script: &Path, args: &[&Path], env: &[(&str, String)]) -> String {
-    let mut cmd = Command::new("python3");
-    cmd.arg(script).args(args);
-    for (k, v) in env {
-        cmd.env(k, v);
-    }
-    let out = cmd.output().expect("python3 runs");
-    assert!(out.status.success(), "{} failed: {}", script.display(), String::from_utf8_lossy(&out.stderr));
-    String::from_utf8_lossy(&out.stderr).into_owned()
-}
 
 /// Runs `scenario` on `csv` and on its Parquet conversion with 1 and 2 workers,
 /// and compares each output with `expected` exactly.
@@ -60,7 +37,7 @@ fn check(dir: &Path, csv: &Path, expected: &Path, scenario: citywatch_bench::Sce
             let got = std::fs::read_to_string(&out).unwrap();
             assert!(
                 got == want,
-                "{} with {workers} workers ({options:?}): output differs from ref.py",
+                "{} with {workers} workers ({options:?}): output differs from the reference",
                 input.display()
             );
         }
@@ -68,29 +45,23 @@ fn check(dir: &Path, csv: &Path, expected: &Path, scenario: citywatch_bench::Sce
 }
 
 #[test]
-fn fanout_prefix_matches_ref_py() {
+fn fanout_matches_the_reference() {
     let dir = tempfile::tempdir().unwrap();
     let csv = dir.path().join("events.csv");
     let expected = dir.path().join("ref_out.csv");
-    let w = workloads().join("fanout");
-    python(&w.join("gen.py"), &[&csv], &[("FANOUT_ROWS", ROWS.to_string())]);
-    python(&w.join("ref.py"), &[&csv, &expected], &[]);
+    workload::generate_fanout(&csv, ROWS, workload::DEFAULT_SEED).unwrap();
+    let stats = workload::reference_fanout(&csv, &expected).unwrap();
+    assert_eq!((stats.rows, stats.late), (ROWS as u64, 0), "the generator makes no late rows");
     check(dir.path(), &csv, &expected, fanout::run_scenario);
 }
 
 #[test]
-fn window_count_prefix_matches_ref_py() {
+fn window_count_matches_the_reference() {
     let dir = tempfile::tempdir().unwrap();
-    let full = dir.path().join("full.csv");
     let csv = dir.path().join("events.csv");
     let expected = dir.path().join("ref_out.csv");
-    let w = workloads().join("window-count");
-    // gen.py has a fixed row count: keep the header and the first ROWS rows.
-    python(&w.join("gen.py"), &[&full], &[]);
-    let text = std::fs::read_to_string(&full).unwrap();
-    let prefix: String = text.lines().take(ROWS + 1).map(|l| format!("{l}\n")).collect();
-    std::fs::write(&csv, prefix).unwrap();
-    python(&w.join("ref.py"), &[&csv, &expected], &[]);
+    workload::generate_window_count(&csv, ROWS, workload::DEFAULT_SEED).unwrap();
+    workload::reference_window_count(&csv, &expected).unwrap();
     check(dir.path(), &csv, &expected, window_count::run_scenario);
 }
 
@@ -109,10 +80,10 @@ fn a_file_that_is_not_the_workload_is_an_error_naming_it() {
 }
 
 /// Rows far behind the watermark, some in pieces read by another worker than the
-/// rows that made them late: dropped exactly as ref.py drops them, for any number
+/// rows that made them late: dropped exactly as the reference drops them, for any number
 /// of workers and piece size.
 #[test]
-fn late_rows_are_dropped_as_ref_py_does() {
+fn late_rows_are_dropped_as_the_reference_drops_them() {
     let dir = tempfile::tempdir().unwrap();
     let csv = dir.path().join("events.csv");
     let expected = dir.path().join("ref_out.csv");
@@ -128,9 +99,9 @@ fn late_rows_are_dropped_as_ref_py_does() {
         }
     }
     std::fs::write(&csv, &text).unwrap();
-    let log = python(&workloads().join("fanout/ref.py"), &[&csv, &expected], &[]);
-    let late: u64 = log.split_whitespace().skip_while(|w| *w != "late").nth(1).unwrap().parse().unwrap();
-    assert!(late > 10 && late < 35, "some of the 40 rows back in time are late: {log}");
+    let stats = workload::reference_fanout(&csv, &expected).unwrap();
+    let late = stats.late;
+    assert!(late > 10 && late < 35, "some of the 40 rows back in time are late: {stats:?}");
     let want = std::fs::read_to_string(&expected).unwrap();
     assert!(want.lines().count() > 10, "{want}");
     // Pieces of one or two rows put late rows first in a piece, after a row read
