@@ -1,4 +1,4 @@
-//! The output contract (DESIGN.md §3, documented for users in
+//! The output contract (documented for users in
 //! `docs/alert-contract.md`).
 //!
 //! A model emits [`AlertDraft`]s: what it knows (kind, severity, score, event

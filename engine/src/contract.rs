@@ -1,4 +1,4 @@
-//! The input contract (DESIGN.md §2, documented for users in
+//! The input contract (documented for users in
 //! `docs/input-contract.md`): which tables exist, their columns and Arrow
 //! types, and the closed vocabularies of the string columns.
 //!

@@ -1,7 +1,7 @@
 //! citywatch engine: the runtime every model and tool builds on.
 //!
 //! What lives here, in the order data flows through it:
-//! - [`contract`]: the public input contract (DESIGN.md §2): tables, columns,
+//! - [`contract`]: the public input contract (`docs/input-contract.md`): tables, columns,
 //!   Arrow schemas and the closed vocabularies (`event`, `category`, `status`...).
 //! - [`pseudonym`]: phone numbers become keyed-hash tokens at ingest; nothing
 //!   downstream of the reader sees a raw number.
@@ -12,7 +12,7 @@
 //! - [`replay`]: the deterministic replay driver over timely workers.
 //! - [`model`]: the `Model` trait (the one seam a model author touches).
 //! - [`jurisdiction`]: grids and officers; routing an alert to the responsible officer.
-//! - [`alert`]: the output contract (DESIGN.md §3) and its writers.
+//! - [`alert`]: the output contract (`docs/alert-contract.md`) and its writers.
 #![deny(missing_docs)]
 
 pub mod alert;

@@ -1,5 +1,5 @@
 //! citywatch live service: ingest, alert store, push, access control, audit and
-//! the analysts' console (issue 6; DESIGN.md §3 and §6).
+//! the analysts' console (docs/alert-contract.md, docs/architecture.md "Delivery").
 //!
 //! [`serve`] runs one HTTP server (axum) beside the running dataflow:
 //!
