@@ -1,6 +1,7 @@
 //! The HTTP surface: routes, handlers, streams, and the background tasks
 //! (store thread, escalation sweep, pipeline clock) that `serve` runs.
 
+use std::collections::HashMap;
 use std::convert::Infallible;
 use std::future::Future;
 use std::net::SocketAddr;
@@ -26,6 +27,7 @@ use tokio_stream::wrappers::ReceiverStream;
 use crate::auth::{Authenticator, Caller, CredentialsFile, Failure, Throttle, Verified, claimed_id};
 use crate::config::ServerConfig;
 use crate::error::{Error, Result};
+use crate::geo::GeoIndex;
 use crate::ingest::{Ingest, Refusal};
 use crate::metrics::Metrics;
 use crate::pipeline::{Pipeline, PipelineRefusal};
@@ -62,6 +64,10 @@ struct App {
     metrics: Arc<Metrics>,
     changes: broadcast::Sender<Arc<Change>>,
     shutdown: watch::Receiver<bool>,
+    /// The map's cell index, built on the first map request.
+    geo: std::sync::OnceLock<Arc<GeoIndex>>,
+    /// Overview JSON per scope (scopes are few: one per officer at most).
+    overviews: Mutex<HashMap<String, Bytes>>,
 }
 
 type Shared = Arc<App>;
@@ -92,6 +98,8 @@ pub(crate) async fn run(
         metrics,
         changes,
         shutdown: stop_rx,
+        geo: std::sync::OnceLock::new(),
+        overviews: Mutex::new(HashMap::new()),
     });
 
     // The store thread: engine alerts -> SQLite -> broadcast.
@@ -230,6 +238,7 @@ fn router(app: Shared) -> Router {
         .route("/api/v1/stream", get(stream))
         .route("/api/v1/risk", get(risk))
         .route("/api/v1/grid", get(grid))
+        .route("/api/v1/grid/cells", get(grid_cells))
         .route("/api/v1/units", get(units))
         .route("/api/v1/reveal", post(reveal))
         .layer(DefaultBodyLimit::max(limit))
@@ -715,24 +724,67 @@ async fn risk(State(app): State<Shared>, headers: HeaderMap) -> ApiResult<Json<V
     Ok(Json(json!({"type": "FeatureCollection", "features": features})))
 }
 
-async fn grid(State(app): State<Shared>, headers: HeaderMap) -> ApiResult<Json<Value>> {
+/// The map's cell index (built once, off the async runtime).
+async fn geo_index(app: &Shared) -> ApiResult<Arc<GeoIndex>> {
+    if let Some(g) = app.geo.get() {
+        return Ok(g.clone());
+    }
+    let a = app.clone();
+    tokio::task::spawn_blocking(move || a.geo.get_or_init(|| Arc::new(GeoIndex::new(&a.jurisdiction))).clone())
+        .await
+        .map_err(|e| ApiError::from(Error::Internal(e.to_string())))
+}
+
+fn json_bytes(body: Bytes) -> Response {
+    ([(header::CONTENT_TYPE, "application/json")], body).into_response()
+}
+
+/// The map overview in the caller's scope: district, street and community
+/// boundaries and label points (see [`crate::geo`]); cached per scope.
+async fn grid(State(app): State<Shared>, headers: HeaderMap) -> ApiResult<Response> {
     let c = authenticate(&app, &headers).await?;
-    let features: Vec<Value> = app
-        .jurisdiction
-        .cells()
-        .filter(|(_, g)| {
-            c.sees(
-                [Some(&g.grid), Some(&g.community), Some(&g.street), Some(&g.district)].map(|x| x.map(|s| s.as_str())),
-                None,
-            )
-        })
-        .map(|(cell, g)| {
-            json!({"type": "Feature", "geometry": cell_polygon(cell),
-                   "properties": {"cell": cell.to_string(), "grid": g.grid, "community": g.community,
-                                  "street": g.street, "district": g.district}})
-        })
-        .collect();
-    Ok(Json(json!({"type": "FeatureCollection", "features": features})))
+    let scope = c.officer.scope.clone();
+    if let Some(b) = app.overviews.lock().ok().and_then(|m| m.get(&scope).cloned()) {
+        return Ok(json_bytes(b));
+    }
+    let index = geo_index(&app).await?;
+    let a = app.clone();
+    let body = tokio::task::spawn_blocking(move || {
+        let v = index.overview(&|ids| c.sees(ids, None), &|_, _| None);
+        let body = Bytes::from(v.to_string());
+        if let Ok(mut m) = a.overviews.lock() {
+            m.insert(scope, body.clone());
+        }
+        body
+    })
+    .await
+    .map_err(|e| ApiError::from(Error::Internal(e.to_string())))?;
+    Ok(json_bytes(body))
+}
+
+#[derive(Debug, serde::Deserialize)]
+struct CellsQuery {
+    /// `x0,y0,x1,y1` in the overview's units from its origin.
+    bbox: String,
+}
+
+/// The cells of a view in the caller's scope (see [`crate::geo`]).
+async fn grid_cells(State(app): State<Shared>, headers: HeaderMap, Query(q): Query<CellsQuery>) -> ApiResult<Response> {
+    let c = authenticate(&app, &headers).await?;
+    let nums: Vec<i32> = q.bbox.split(',').filter_map(|v| v.trim().parse().ok()).collect();
+    let [x0, y0, x1, y1] = nums[..] else {
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            format!("bbox must be four integers x0,y0,x1,y1 (units of the overview from its origin); got '{}'", q.bbox),
+        ));
+    };
+    let index = geo_index(&app).await?;
+    let body = tokio::task::spawn_blocking(move || {
+        Bytes::from(index.view([x0, y0, x1, y1], &|ids| c.sees(ids, None), &|_, _| None).to_string())
+    })
+    .await
+    .map_err(|e| ApiError::from(Error::Internal(e.to_string())))?;
+    Ok(json_bytes(body))
 }
 
 async fn units(State(app): State<Shared>, headers: HeaderMap) -> ApiResult<Json<Value>> {
