@@ -106,7 +106,7 @@ function render() {
       el("td", {}, el("span", { class: "sev sev-" + a.severity, text: a.severity })),
       el("td", { class: "age", "data-ms": String(a.created_ms), text: age(a.created_ms) }),
       el("td", { class: "status status-" + a.status, text: a.status + (a.level !== "community" && a.level !== "city" ? " ↑" + a.level : "") }),
-      el("td", { text: a.assignee || "—" }),
+      el("td", { class: "assignee", text: a.assignee || "—" }),
       el("td", { class: "summary", text: a.summary }));
     if (a.alert_id === state.selected) tr.classList.add("selected");
     tr.addEventListener("click", () => select(a.alert_id));
@@ -114,13 +114,35 @@ function render() {
   })) frag.append(tr);
   $("queue-body").replaceChildren(frag);
   $("queue-empty").hidden = rows.length > 0;
+  renderMyArea();
   scheduleDraw();
   if (state.selected) showDetail(state.alerts.get(state.selected));
+}
+
+// An officer's first view: what is open in their area now, and the newest alert.
+function renderMyArea() {
+  const box = $("my-area");
+  const o = state.me && state.me.officer;
+  if (!o || o.scope === "city") { box.hidden = true; return; }
+  const open = [...state.alerts.values()].filter((a) => a.status !== "resolved");
+  const fresh = open.filter((a) => a.status === "new");
+  const latest = open.sort((x, y) => y.event_ts_ms - x.event_ts_ms)[0];
+  const kids = [el("h2", { text: "My area now: " + o.scope }),
+    el("span", {}, el("span", { class: "count", text: String(fresh.length) }), " new"),
+    el("span", {}, el("span", { class: "count", text: String(open.length) }), " open")];
+  if (latest) {
+    const b = el("button", { type: "button", class: "latest", text: "Newest: " + latest.summary });
+    b.addEventListener("click", () => select(latest.alert_id));
+    kids.push(b);
+  } else kids.push(el("span", { class: "muted", text: "No open alerts in your area." }));
+  box.replaceChildren(...kids);
+  box.hidden = false;
 }
 
 setInterval(() => document.querySelectorAll("td.age").forEach((td) => { td.textContent = age(+td.dataset.ms); }), 1000);
 
 async function select(id) {
+  const first = state.selected !== id;
   state.selected = id;
   $("d-error").textContent = "";
   $("reveal-out").textContent = "";
@@ -129,6 +151,8 @@ async function select(id) {
     upsert(a, false);
   } catch (e) { $("d-error").textContent = e.message; }
   render();
+  // One column (phones): bring the detail into view.
+  if (first && window.matchMedia("(max-width: 820px)").matches) $("detail").scrollIntoView({ behavior: "smooth", block: "start" });
 }
 
 function pseudonyms(a) {
