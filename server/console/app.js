@@ -26,8 +26,46 @@ function el(tag, attrs = {}, ...children) {
   return e;
 }
 
+// One clock for ages: event time. The server reports the latest event time
+// ingested; between reports it advances at the rate measured between the last
+// two (a replayed feed runs faster than the wall clock, and says so).
+const clock = { event: null, at: 0, rate: 1, simulated: false, zone: undefined };
+
+function noteClock(c) {
+  const now = Date.now();
+  if (c.event_ms != null && clock.event != null && now > clock.at && c.event_ms >= clock.event) {
+    const r = (c.event_ms - clock.event) / (now - clock.at);
+    if (r > 0) clock.rate = clock.rate === 1 ? r : 0.5 * clock.rate + 0.5 * r;
+  }
+  clock.event = c.event_ms; clock.at = now; clock.simulated = c.simulated; clock.zone = c.time_zone || clock.zone;
+  renderClock();
+}
+
+function eventNow() {
+  if (clock.event == null) return Date.now();
+  return clock.event + (clock.simulated ? (Date.now() - clock.at) * clock.rate : Date.now() - clock.at);
+}
+
+function fmtTime(ms, withDate) {
+  const opts = { timeZone: clock.zone, hour: "2-digit", minute: "2-digit", second: withDate ? "2-digit" : undefined, hour12: false };
+  if (withDate) Object.assign(opts, { year: "numeric", month: "2-digit", day: "2-digit" });
+  try { return new Intl.DateTimeFormat(undefined, opts).format(new Date(ms)); } catch (e) { return new Date(ms).toISOString(); }
+}
+
+function renderClock() {
+  const c = $("clock");
+  if (clock.event == null) { c.textContent = ""; return; }
+  const t = fmtTime(eventNow(), false);
+  c.textContent = clock.simulated ? `event time ${t} (simulated, ~${Math.round(clock.rate)}x)` : `event time ${t}`;
+  c.title = clock.simulated ? "A replayed feed drives event time; ages are in event time." : "Ages are in event time.";
+}
+
+async function loadClock() {
+  try { noteClock(await api("/api/v1/clock")); } catch (e) { /* the clock is optional */ }
+}
+
 function age(ms) {
-  const s = Math.max(0, Math.round((Date.now() - ms) / 1000));
+  const s = Math.max(0, Math.round((eventNow() - ms) / 1000));
   if (s < 60) return s + "s";
   if (s < 3600) return Math.floor(s / 60) + "m";
   if (s < 86400) return Math.floor(s / 3600) + "h";
@@ -51,6 +89,8 @@ async function login(token) {
   $("login-view").hidden = true;
   $("main-view").hidden = false;
   $("reveal-box").hidden = !state.me.can_reveal;
+  clock.zone = state.me.time_zone;
+  await loadClock();
   await loadAlerts();
   stream();
   loadGeo().then(wantCells);
@@ -104,7 +144,7 @@ function render() {
   for (const tr of rows.map((a) => {
     const tr = el("tr", { id: "alert-" + a.alert_id, "data-status": a.status, class: a.status === "new" && a._fresh ? "fresh" : "" },
       el("td", {}, el("span", { class: "sev sev-" + a.severity, text: a.severity })),
-      el("td", { class: "age", "data-ms": String(a.created_ms), text: age(a.created_ms) }),
+      el("td", { class: "age", "data-ms": String(a.event_ts_ms), text: age(a.event_ts_ms) }),
       el("td", { class: "status status-" + a.status, text: a.status + (a.level !== "community" && a.level !== "city" ? " ↑" + a.level : "") }),
       el("td", { class: "assignee", text: a.assignee || "—" }),
       el("td", { class: "summary", text: a.summary }));
@@ -139,7 +179,10 @@ function renderMyArea() {
   box.hidden = false;
 }
 
-setInterval(() => document.querySelectorAll("td.age").forEach((td) => { td.textContent = age(+td.dataset.ms); }), 1000);
+setInterval(() => {
+  document.querySelectorAll("td.age").forEach((td) => { td.textContent = age(+td.dataset.ms); });
+  renderClock();
+}, 1000);
 
 async function select(id) {
   const first = state.selected !== id;
@@ -325,6 +368,7 @@ async function loadGeo() {
 
 async function refreshLive() {
   if (!state.token) return;
+  loadClock();
   try {
     const [risk, units] = await Promise.all([api("/api/v1/risk"), api("/api/v1/units")]);
     map.risk = risk.features;

@@ -229,6 +229,7 @@ fn router(app: Shared) -> Router {
         .route("/healthz", get(|| async { Json(json!({"status": "ok"})) }))
         .route("/metrics", get(metrics))
         .route("/api/v1/me", get(me))
+        .route("/api/v1/clock", get(clock))
         .route("/api/v1/ingest/{table}", post(ingest))
         .route("/api/v1/alerts", get(list_alerts))
         .route("/api/v1/alerts/{id}", get(get_alert))
@@ -395,7 +396,18 @@ async fn metrics(State(app): State<Shared>, headers: HeaderMap) -> ApiResult<Res
 async fn me(State(app): State<Shared>, headers: HeaderMap) -> ApiResult<Json<Value>> {
     let c = authenticate(&app, &headers).await?;
     let can_reveal = app.cfg.reveal_roles.iter().any(|r| r == c.officer.role.as_str());
-    Ok(Json(json!({"officer": c.officer, "can_reveal": can_reveal, "cap_sender": app.cfg.cap_sender})))
+    Ok(Json(json!({"officer": c.officer, "can_reveal": can_reveal, "cap_sender": app.cfg.cap_sender,
+                   "time_zone": app.cfg.time_zone})))
+}
+
+/// The clock the console measures ages with: the latest event time ingested
+/// (`event_ms`, null before the first event) and the wall clock. `simulated`
+/// when the wall clock does not drive event time (`clock_tick_ms = 0`: a
+/// replayed feed such as the demo's, whose event time runs at its own pace).
+async fn clock(State(app): State<Shared>, headers: HeaderMap) -> ApiResult<Json<Value>> {
+    authenticate(&app, &headers).await?;
+    Ok(Json(json!({"event_ms": app.metrics.event_clock_ms(), "wall_ms": now_ms(),
+                   "simulated": app.cfg.clock_tick_ms == 0, "time_zone": app.cfg.time_zone})))
 }
 
 async fn ingest(

@@ -11,7 +11,7 @@
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::fmt::Write;
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering::Relaxed};
 use std::time::Instant;
 
 use citywatch_engine::contract::Table;
@@ -51,14 +51,18 @@ pub struct Metrics {
     latency_count: AtomicU64,
     latency_sum_us: AtomicU64,
     index: Mutex<IngestIndex>,
+    /// The latest event time accepted at ingest (ms; 0 before the first event).
+    event_clock_ms: AtomicI64,
 }
 
 impl Metrics {
     /// Remembers when events with these times were ingested (first time wins).
     pub fn note_ingest_times(&self, event_times: impl Iterator<Item = i64>) {
         let now = Instant::now();
+        let mut latest = i64::MIN;
         if let Ok(mut idx) = self.index.lock() {
             for ts in event_times {
+                latest = latest.max(ts);
                 if let std::collections::hash_map::Entry::Vacant(v) = idx.at.entry(ts) {
                     v.insert(now);
                     idx.order.push_back(ts);
@@ -70,6 +74,12 @@ impl Metrics {
                 }
             }
         }
+        self.event_clock_ms.fetch_max(latest, Relaxed);
+    }
+
+    /// The latest event time ingested so far (the console's clock for ages), if any.
+    pub fn event_clock_ms(&self) -> Option<i64> {
+        Some(self.event_clock_ms.load(Relaxed)).filter(|&t| t > 0)
     }
 
     /// Counts the accepted events of a request and the late ones among them.

@@ -25,6 +25,7 @@ fn issue_6_no_token_is_401_everywhere_but_healthz() {
         "/api/v1/grid",
         "/api/v1/grid/cells?bbox=0,0,1,1",
         "/api/v1/me",
+        "/api/v1/clock",
         "/metrics",
     ] {
         let r = s.get(path, None);
