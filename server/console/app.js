@@ -10,7 +10,7 @@ const SEV_RANK = { extreme: 0, severe: 1, moderate: 2, minor: 3 };
 async function api(path, opts = {}) {
   const headers = Object.assign({ Authorization: "Bearer " + state.token }, opts.headers || {});
   const r = await fetch(path, Object.assign({}, opts, { headers }));
-  if (r.status === 401) { logout("Your token was refused."); throw new Error("unauthorized"); }
+  if (r.status === 401) { logout(t("login.refused")); throw new Error("unauthorized"); }
   const type = r.headers.get("content-type") || "";
   const body = type.includes("json") ? await r.json() : await r.text();
   if (!r.ok) throw new Error((body && body.error) || r.statusText);
@@ -55,9 +55,9 @@ function fmtTime(ms, withDate) {
 function renderClock() {
   const c = $("clock");
   if (clock.event == null) { c.textContent = ""; return; }
-  const t = fmtTime(eventNow(), false);
-  c.textContent = clock.simulated ? `event time ${t} (simulated, ~${Math.round(clock.rate)}x)` : `event time ${t}`;
-  c.title = clock.simulated ? "A replayed feed drives event time; ages are in event time." : "Ages are in event time.";
+  const now = fmtTime(eventNow(), false);
+  c.textContent = clock.simulated ? t("clock.sim", { t: now, rate: Math.round(clock.rate) }) : t("clock.live", { t: now });
+  c.title = clock.simulated ? t("clock.sim.title") : t("clock.live.title");
 }
 
 async function loadClock() {
@@ -72,6 +72,132 @@ function age(ms) {
   return Math.floor(s / 86400) + "d";
 }
 
+// ---- language: every string of the console, in one catalogue ------------
+// English and Simplified Chinese; the browser's language picks one unless
+// the user chose with the switch (kept in localStorage). Static text in the
+// HTML carries data-i18n (text), data-i18n-ph (placeholder) or
+// data-i18n-title (tooltip) keys; code calls t(key, vars).
+const CATALOGUE = {
+  en: {
+    "title": "citywatch console", "login.prompt": "Sign in with your access token.", "login.token": "access token",
+    "login.button": "Sign in", "login.unknown": "Unknown token.", "login.refused": "Your token was refused.",
+    "logout": "Sign out", "conn.offline": "offline", "conn.live": "live", "conn.reconnecting": "reconnecting",
+    "lang": "Language", "tab.alerts": "Alerts", "tab.health": "Pipeline health",
+    "f.status": "Status", "f.severity": "Severity", "f.model": "Model", "f.search": "Search", "f.search.ph": "summary, subject, place",
+    "f.open": "open", "f.any": "any", "f.all": "all",
+    "status.new": "new", "status.acknowledged": "acknowledged", "status.resolved": "resolved",
+    "sev.extreme": "extreme", "sev.severe": "severe", "sev.moderate": "moderate", "sev.minor": "minor",
+    "level.community": "community", "level.station": "station", "level.district": "district", "level.city": "city",
+    "q.severity": "Severity", "q.age": "Age", "q.age.title": "in event time", "q.status": "Status", "q.assignee": "Assignee",
+    "q.alert": "Alert", "q.empty": "No alerts in your area.",
+    "area.title": "My area now: {area}", "area.new": "new", "area.open": "open", "area.newest": "Newest: {summary}",
+    "area.none": "No open alerts in your area.",
+    "clock.sim": "event time {t} (simulated, ~{rate}x)", "clock.live": "event time {t}",
+    "clock.sim.title": "A replayed feed drives event time; ages are in event time.", "clock.live.title": "Ages are in event time.",
+    "d.evidence": "Evidence", "d.raw": "Raw evidence (JSON)", "d.where": "Where", "d.outside": "outside the city's grids",
+    "d.severity": "Severity", "d.status": "Status", "d.level": "{level} level", "d.assignee": "Assignee",
+    "d.event_time": "Event time", "d.simulated": " (simulated)", "d.action": "Action", "d.model": "Model", "d.score": "Score",
+    "d.score.unit": "{score} (the model's scale; higher is more urgent)", "d.grid": "Grid", "d.acked": "Acknowledged",
+    "d.resolved": "Resolved", "d.duplicates": "Duplicates", "d.subject": "Subject", "d.alert_id": "Alert id",
+    "act.ack": "Acknowledge", "act.note": "resolution note", "act.resolve": "Resolve", "act.cap": "CAP XML",
+    "act.note.required": "A resolution note is required.", "act.reason": "reason (required, audited)",
+    "act.reveal": "Reveal number", "act.reason.required": "A reason is required to reveal a number.", "act.pseudonym": "pseudonym",
+    "yes": "yes", "no": "no",
+    "map.title": "Map", "map.sub": "districts, streets, communities, risk, units, alerts", "map.zoom_in": "zoom in",
+    "map.zoom_out": "zoom out", "map.fit": "fit", "map.retry": "Retry", "map.risk": "risk", "map.unit": "unit", "map.alert": "alert",
+    "map.borders": "district / street / community", "map.nogrids": "No grids file: the map shows risk, units and alerts only.",
+    "map.failed": "The map could not be loaded: {error}", "map.live_failed": "Risk and units could not be loaded: {error}",
+    "map.cells_failed": "Cells could not be loaded: {error}", "map.nothing": "Nothing to draw yet.",
+    "map.zoom_hint": "Zoom in to see the {n} grid cells here.",
+    "h.title": "Pipeline health", "h.updated": "updated {t}", "h.failed": "Health figures could not be loaded: {error}",
+    "h.streams": "Streams", "h.stream": "Stream", "h.rate": "Events/s", "h.events": "Events", "h.rejected": "Rejected rows",
+    "h.chart": "Alerts per minute, last hour", "h.reasons": "Top reasons for rejected rows", "h.column": "Column", "h.code": "Code",
+    "h.rows": "Rows", "h.no_reasons": "No rows rejected.", "h.latest": "Latest event time", "h.watermark": "Watermark",
+    "h.lag": "Watermark lag", "h.lag.value": "{s} s of event time", "h.late": "Late rows", "h.refused": "Refused requests",
+    "h.store": "Alert store", "h.pushes": "Pushes to consoles", "h.escalations": "Escalations", "h.no_alerts": "No alerts in the last hour.",
+    "h.ago": "-60 min", "h.now": "now",
+  },
+  "zh-CN": {
+    "title": "城市守望 控制台", "login.prompt": "请输入访问令牌登录。", "login.token": "访问令牌",
+    "login.button": "登录", "login.unknown": "令牌无效。", "login.refused": "令牌被拒绝。",
+    "logout": "退出", "conn.offline": "离线", "conn.live": "实时", "conn.reconnecting": "重新连接中",
+    "lang": "语言", "tab.alerts": "警情", "tab.health": "数据管道状态",
+    "f.status": "状态", "f.severity": "级别", "f.model": "模型", "f.search": "搜索", "f.search.ph": "摘要、对象、地点",
+    "f.open": "未结", "f.any": "全部", "f.all": "全部",
+    "status.new": "新", "status.acknowledged": "已签收", "status.resolved": "已处置",
+    "sev.extreme": "特别严重", "sev.severe": "严重", "sev.moderate": "较重", "sev.minor": "一般",
+    "level.community": "社区", "level.station": "派出所", "level.district": "分局", "level.city": "市局",
+    "q.severity": "级别", "q.age": "时长", "q.age.title": "按事件时间", "q.status": "状态", "q.assignee": "负责人",
+    "q.alert": "警情", "q.empty": "辖区内暂无警情。",
+    "area.title": "我的辖区：{area}", "area.new": "新", "area.open": "未结", "area.newest": "最新：{summary}",
+    "area.none": "辖区内暂无未结警情。",
+    "clock.sim": "事件时间 {t}（模拟，约 {rate} 倍速）", "clock.live": "事件时间 {t}",
+    "clock.sim.title": "回放数据驱动事件时间；时长按事件时间计算。", "clock.live.title": "时长按事件时间计算。",
+    "d.evidence": "证据", "d.raw": "原始证据（JSON）", "d.where": "地点", "d.outside": "不在城市网格内",
+    "d.severity": "级别", "d.status": "状态", "d.level": "{level}级", "d.assignee": "负责人",
+    "d.event_time": "事件时间", "d.simulated": "（模拟）", "d.action": "处置建议", "d.model": "模型", "d.score": "评分",
+    "d.score.unit": "{score}（模型自身尺度，越高越紧急）", "d.grid": "网格", "d.acked": "已签收",
+    "d.resolved": "已处置", "d.duplicates": "重复次数", "d.subject": "对象", "d.alert_id": "警情编号",
+    "act.ack": "签收", "act.note": "处置说明", "act.resolve": "处置完毕", "act.cap": "CAP XML",
+    "act.note.required": "必须填写处置说明。", "act.reason": "查询理由（必填，将被审计）",
+    "act.reveal": "查看号码", "act.reason.required": "查看号码必须填写理由。", "act.pseudonym": "化名",
+    "yes": "是", "no": "否",
+    "map.title": "地图", "map.sub": "分局、街道、社区、风险、警力、警情", "map.zoom_in": "放大",
+    "map.zoom_out": "缩小", "map.fit": "全图", "map.retry": "重试", "map.risk": "风险", "map.unit": "警力", "map.alert": "警情",
+    "map.borders": "分局 / 街道 / 社区", "map.nogrids": "没有网格文件：地图仅显示风险、警力和警情。",
+    "map.failed": "地图加载失败：{error}", "map.live_failed": "风险和警力加载失败：{error}",
+    "map.cells_failed": "网格单元加载失败：{error}", "map.nothing": "暂无可显示内容。",
+    "map.zoom_hint": "放大以查看此处的 {n} 个网格单元。",
+    "h.title": "数据管道状态", "h.updated": "更新于 {t}", "h.failed": "状态数据加载失败：{error}",
+    "h.streams": "数据流", "h.stream": "数据流", "h.rate": "事件/秒", "h.events": "事件数", "h.rejected": "拒收行数",
+    "h.chart": "近一小时每分钟警情数", "h.reasons": "拒收原因排行", "h.column": "字段", "h.code": "代码",
+    "h.rows": "行数", "h.no_reasons": "没有拒收的行。", "h.latest": "最新事件时间", "h.watermark": "水位线",
+    "h.lag": "水位线延迟", "h.lag.value": "{s} 秒（事件时间）", "h.late": "迟到行数", "h.refused": "被拒请求",
+    "h.store": "警情库大小", "h.pushes": "推送次数", "h.escalations": "升级次数", "h.no_alerts": "近一小时无警情。",
+    "h.ago": "-60 分钟", "h.now": "现在",
+  },
+};
+// Evidence labels in Chinese (English labels come from the keys).
+const EVIDENCE_ZH = {
+  alarm_id: "警情编号", category: "类别", deadline: "期限", dispatched: "已派警", late_input: "迟到数据", limit: "时限",
+  nearest_unit: "最近警力", nearest_unit_distance: "最近警力距离", priority: "优先级", received: "接警时间",
+  caller: "主叫", callee: "被叫", call_id: "通话编号", call_ids: "通话编号", call_start: "通话开始", open: "通话时长",
+  callee_age: "被叫年龄", callee_vulnerable: "易受害人群", risk: "风险", international: "境外号码",
+  virtual_operator: "虚拟运营商", spoofed_service: "伪冒服务号码", service: "服务号码", reports: "举报次数",
+  fanout_1h: "一小时内呼叫人数", fanout_24h: "当日呼叫人数", number: "号码", reason: "原因", cell: "网格单元",
+  score: "评分", rank: "排名", community: "社区", last_patrol: "上次巡逻",
+};
+
+function pickLang() {
+  const saved = localStorage.getItem("citywatch-lang");
+  if (saved && CATALOGUE[saved]) return saved;
+  return (navigator.languages || [navigator.language || "en"]).some((l) => /^zh/i.test(l)) ? "zh-CN" : "en";
+}
+let LANG = pickLang();
+
+function t(key, vars) {
+  const text = (CATALOGUE[LANG] && CATALOGUE[LANG][key]) || CATALOGUE.en[key] || key;
+  return vars ? text.replace(/\{(\w+)\}/g, (_, k) => (k in vars ? String(vars[k]) : "{" + k + "}")) : text;
+}
+
+function applyLang() {
+  document.documentElement.lang = LANG;
+  document.title = t("title");
+  for (const e of document.querySelectorAll("[data-i18n]")) e.textContent = t(e.dataset.i18n);
+  for (const e of document.querySelectorAll("[data-i18n-ph]")) e.placeholder = t(e.dataset.i18nPh);
+  for (const e of document.querySelectorAll("[data-i18n-title]")) { e.title = t(e.dataset.i18nTitle); e.setAttribute("aria-label", t(e.dataset.i18nTitle)); }
+  for (const sel of document.querySelectorAll(".lang-switch")) sel.value = LANG;
+  $("conn").textContent = t($("conn").classList.contains("live") ? "conn.live" : "conn.offline");
+}
+
+function setLang(lang) {
+  LANG = CATALOGUE[lang] ? lang : "en";
+  localStorage.setItem("citywatch-lang", LANG);
+  applyLang();
+  if (state.token) { render(); renderClock(); drawMap(); if (!$("health-view").hidden) loadHealth(); }
+}
+for (const sel of document.querySelectorAll(".lang-switch")) sel.addEventListener("change", () => setLang(sel.value));
+
 // ---- login ---------------------------------------------------------------
 
 async function login(token) {
@@ -79,7 +205,7 @@ async function login(token) {
   try {
     state.me = await api("/api/v1/me");
   } catch (e) {
-    $("login-error").textContent = e.message === "unauthorized" ? "Unknown token." : e.message;
+    $("login-error").textContent = e.message === "unauthorized" ? t("login.unknown") : e.message;
     state.token = null;
     return;
   }
@@ -89,6 +215,7 @@ async function login(token) {
   $("login-view").hidden = true;
   $("main-view").hidden = false;
   $("reveal-box").hidden = !state.me.can_reveal;
+  $("tabs").hidden = o.scope !== "city";
   clock.zone = state.me.time_zone;
   await loadClock();
   await loadAlerts();
@@ -101,10 +228,12 @@ function logout(msg) {
   sessionStorage.removeItem("citywatch-token");
   if (state.abort) state.abort.abort();
   clearInterval(state.mapTimer);
+  showTab("alerts");
   state.token = null; state.alerts.clear(); state.selected = null; state.lastId = null;
   map.geo = null; map.view = null; map.cells = null; map.cellsBox = null;
   $("main-view").hidden = true;
   $("login-view").hidden = false;
+  $("conn").classList.remove("live"); $("conn").textContent = t("conn.offline");
   $("login-error").textContent = msg || "";
 }
 
@@ -132,7 +261,7 @@ function visible(a) {
   if (st && st !== "all" && a.status !== st) return false;
   if (sev && a.severity !== sev) return false;
   if (model && a.model !== model) return false;
-  if (text && !(a.summary + " " + a.subject + " " + a.kind).toLowerCase().includes(text)) return false;
+  if (text && !(a.summary + " " + a.subject + " " + a.kind + " " + (a.place || "")).toLowerCase().includes(text)) return false;
   return true;
 }
 
@@ -143,11 +272,11 @@ function render() {
   const frag = document.createDocumentFragment();
   for (const tr of rows.map((a) => {
     const tr = el("tr", { id: "alert-" + a.alert_id, "data-status": a.status, class: a.status === "new" && a._fresh ? "fresh" : "" },
-      el("td", {}, el("span", { class: "sev sev-" + a.severity, text: a.severity })),
+      el("td", {}, el("span", { class: "sev sev-" + a.severity, text: t("sev." + a.severity) })),
       el("td", { class: "age", "data-ms": String(a.event_ts_ms), text: age(a.event_ts_ms) }),
-      el("td", { class: "status status-" + a.status, text: a.status + (a.level !== "community" && a.level !== "city" ? " ↑" + a.level : "") }),
-      el("td", { class: "assignee", text: a.assignee || "—" }),
-      el("td", { class: "summary", text: a.summary }));
+      el("td", { class: "status status-" + a.status, text: t("status." + a.status) + (a.level !== "community" && a.level !== "city" ? " ↑" + t("level." + a.level) : "") }),
+      el("td", { class: "assignee", text: (a.names && a.names.assignee) || a.assignee || "—", title: a.assignee || "" }),
+      el("td", { class: "summary" }, a.summary, ...(a.place ? [el("br"), el("small", { class: "muted", text: a.place })] : [])));
     if (a.alert_id === state.selected) tr.classList.add("selected");
     tr.addEventListener("click", () => select(a.alert_id));
     return tr;
@@ -167,14 +296,14 @@ function renderMyArea() {
   const open = [...state.alerts.values()].filter((a) => a.status !== "resolved");
   const fresh = open.filter((a) => a.status === "new");
   const latest = open.sort((x, y) => y.event_ts_ms - x.event_ts_ms)[0];
-  const kids = [el("h2", { text: "My area now: " + o.scope }),
-    el("span", {}, el("span", { class: "count", text: String(fresh.length) }), " new"),
-    el("span", {}, el("span", { class: "count", text: String(open.length) }), " open")];
+  const kids = [el("h2", { text: t("area.title", { area: areaName(o.scope) }) }),
+    el("span", {}, el("span", { class: "count", text: String(fresh.length) }), " " + t("area.new")),
+    el("span", {}, el("span", { class: "count", text: String(open.length) }), " " + t("area.open"))];
   if (latest) {
-    const b = el("button", { type: "button", class: "latest", text: "Newest: " + latest.summary });
+    const b = el("button", { type: "button", class: "latest", text: t("area.newest", { summary: latest.summary + (latest.place ? " — " + latest.place : "") }) });
     b.addEventListener("click", () => select(latest.alert_id));
     kids.push(b);
-  } else kids.push(el("span", { class: "muted", text: "No open alerts in your area." }));
+  } else kids.push(el("span", { class: "muted", text: t("area.none") }));
   box.replaceChildren(...kids);
   box.hidden = false;
 }
@@ -205,18 +334,64 @@ function pseudonyms(a) {
   return [...found];
 }
 
+// Evidence as labelled facts: times in the city's time zone, durations in
+// minutes, distances in km, yes/no; nulls left out. Raw JSON one click away.
+function evidenceFacts(ev) {
+  if (!ev || typeof ev !== "object" || Array.isArray(ev)) return [[t("d.evidence"), JSON.stringify(ev)]];
+  const mins = (ms) => (ms >= 60000 ? `${Math.round(ms / 6000) / 10} min` : `${Math.round(ms / 1000)} s`);
+  const plain = (v) => (typeof v === "boolean" ? t(v ? "yes" : "no") : typeof v === "number" && !Number.isInteger(v) ? String(Math.round(v * 1000) / 1000) : String(v));
+  const out = [];
+  for (const [key, v] of Object.entries(ev)) {
+    if (v === null || (Array.isArray(v) && !v.length)) continue;
+    let label = key, text;
+    if (Array.isArray(v)) text = v.map(plain).join(", ");
+    else if (typeof v === "number" && key.endsWith("_ts_ms")) { label = key.slice(0, -6); text = fmtTime(v, true); }
+    else if (typeof v === "number" && key.endsWith("_ms")) { label = key.slice(0, -3); text = mins(v); }
+    else if (typeof v === "number" && key.endsWith("_s")) { label = key.slice(0, -2); text = mins(v * 1000); }
+    else if (typeof v === "number" && key.endsWith("_m")) { label = key.slice(0, -2); text = v >= 1000 ? `${(v / 1000).toFixed(1)} km` : `${Math.round(v)} m`; }
+    else if (typeof v === "object") text = JSON.stringify(v);
+    else text = plain(v);
+    out.push([factLabel(label), text]);
+  }
+  return out;
+}
+
+function factLabel(key) {
+  if (LANG === "zh-CN" && EVIDENCE_ZH[key]) return EVIDENCE_ZH[key];
+  const s = key.replace(/_/g, " ");
+  return s.charAt(0).toUpperCase() + s.slice(1);
+}
+
+// An area's name from the map overview (the scope of a community officer, say), else its id.
+function areaName(id) {
+  const g = map.geo;
+  if (g) for (const list of [g.communities, g.streets, g.districts]) {
+    const a = list.find((x) => x && x.id === id);
+    if (a && a.name) return `${a.name} (${id})`;
+  }
+  return id;
+}
+
+function named(name, id) { return name ? `${name} (${id})` : id; }
+
 function showDetail(a) {
   if (!a) { $("detail").hidden = true; return; }
   $("detail").hidden = false;
   $("d-summary").textContent = a.summary;
-  const f = [["Alert", a.alert_id], ["Model", `${a.model} ${a.model_version} / ${a.kind}`], ["Severity", a.severity],
-    ["Score", String(a.score)], ["Status", a.status], ["Level", a.level], ["Assignee", a.assignee || "—"],
-    ["Subject", a.subject], ["Place", [a.grid, a.community, a.street, a.district].filter(Boolean).join(" / ") || "—"],
-    ["Event time", new Date(a.event_ts_ms).toISOString()], ["Action", a.action]];
-  if (a.acked_by) f.push(["Acknowledged", `${a.acked_by} at ${new Date(a.acked_ms).toISOString()}`]);
-  if (a.resolved_by) f.push(["Resolved", `${a.resolved_by}: ${a.note}`]);
-  if (a.updates) f.push(["Duplicates", String(a.updates)]);
+  const n = a.names || {};
+  const f = [[t("d.where"), a.place || t("d.outside")],
+    [t("d.severity"), t("sev." + a.severity)], [t("d.status"), t("status." + a.status) + (a.level ? " · " + t("d.level", { level: t("level." + a.level) }) : "")],
+    [t("d.assignee"), a.assignee ? named(n.assignee, a.assignee) : "—"],
+    [t("d.event_time"), fmtTime(a.event_ts_ms, true) + (clock.simulated ? t("d.simulated") : "")],
+    [t("d.action"), a.action],
+    [t("d.model"), `${a.model} ${a.model_version}, ${a.kind}`], [t("d.score"), t("d.score.unit", { score: Number(a.score).toFixed(2) })]];
+  if (a.grid) f.push([t("d.grid"), named(n.grid, a.grid)]);
+  if (a.acked_by) f.push([t("d.acked"), `${a.acked_by}, ${fmtTime(a.acked_ms, true)}`]);
+  if (a.resolved_by) f.push([t("d.resolved"), `${a.resolved_by}: ${a.note}`]);
+  if (a.updates) f.push([t("d.duplicates"), String(a.updates)]);
+  f.push([t("d.subject"), a.subject], [t("d.alert_id"), a.alert_id]);
   $("d-fields").replaceChildren(...f.flatMap(([k, v]) => [el("dt", { text: k }), el("dd", { text: v })]));
+  $("d-facts").replaceChildren(...evidenceFacts(a.evidence).flatMap(([k, v]) => [el("dt", { text: k }), el("dd", { text: v })]));
   $("d-evidence").textContent = JSON.stringify(a.evidence, null, 2);
   $("ack-btn").disabled = a.status !== "new";
   $("resolve-btn").disabled = a.status === "resolved";
@@ -241,12 +416,12 @@ async function act(path, body) {
 $("ack-btn").addEventListener("click", () => act(`/api/v1/alerts/${encodeURIComponent(state.selected)}/ack`));
 $("resolve-btn").addEventListener("click", () => {
   const note = $("resolve-note").value.trim();
-  if (!note) { $("d-error").textContent = "A resolution note is required."; return; }
+  if (!note) { $("d-error").textContent = t("act.note.required"); return; }
   act(`/api/v1/alerts/${encodeURIComponent(state.selected)}/resolve`, { note }).then(() => { $("resolve-note").value = ""; });
 });
 $("reveal-btn").addEventListener("click", async () => {
   const reason = $("reveal-reason").value.trim();
-  if (!reason) { $("d-error").textContent = "A reason is required to reveal a number."; return; }
+  if (!reason) { $("d-error").textContent = t("act.reason.required"); return; }
   try {
     const r = await api("/api/v1/reveal", { method: "POST", headers: { "Content-Type": "application/json" },
       body: JSON.stringify({ token: $("reveal-token").value, alert_id: state.selected, reason }) });
@@ -273,9 +448,9 @@ async function stream() {
       const headers = { Authorization: "Bearer " + state.token, Accept: "text/event-stream" };
       if (state.lastId !== null) headers["Last-Event-ID"] = String(state.lastId);
       const r = await fetch("/api/v1/stream", { headers, signal: ctrl.signal });
-      if (r.status === 401) { logout("Your token was refused."); return; }
+      if (r.status === 401) { logout(t("login.refused")); return; }
       if (!r.ok) throw new Error(r.statusText);
-      $("conn").textContent = "live"; $("conn").classList.add("live");
+      $("conn").textContent = t("conn.live"); $("conn").classList.add("live");
       const reader = r.body.getReader();
       const dec = new TextDecoder();
       let buf = "";
@@ -304,7 +479,7 @@ async function stream() {
     } catch (e) {
       if (!state.token) return;
     }
-    $("conn").textContent = "reconnecting"; $("conn").classList.remove("live");
+    $("conn").textContent = t("conn.reconnecting"); $("conn").classList.remove("live");
     await new Promise((res) => setTimeout(res, 1000));
   }
 }
@@ -323,7 +498,7 @@ function mapMsg(text, retry) {
   const m = $("map-msg");
   m.replaceChildren(text || "");
   if (retry) {
-    const b = el("button", { type: "button", text: "Retry" });
+    const b = el("button", { type: "button", text: t("map.retry") });
     b.addEventListener("click", () => { mapMsg(""); loadGeo(); });
     m.append(" ", b);
   }
@@ -357,10 +532,10 @@ async function loadGeo() {
     for (const b of g.borders) map.borders[b[0]].push(decodeLine(b, g.kx));
     map.cells = null; map.cellsBox = null;
     map.view = null;
-    mapMsg(g.cells ? "" : "No grids file: the map shows risk, units and alerts only.");
+    mapMsg(g.cells ? "" : t("map.nogrids"));
   } catch (e) {
     map.geo = null;
-    mapMsg("The map could not be loaded: " + e.message, true);
+    mapMsg(t("map.failed", { error: e.message }), true);
     return;
   }
   await refreshLive();
@@ -374,7 +549,7 @@ async function refreshLive() {
     map.risk = risk.features;
     map.units = units.units;
   } catch (e) {
-    mapMsg("Risk and units could not be loaded: " + e.message, false);
+    mapMsg(t("map.live_failed", { error: e.message }), false);
   }
   drawMap();
 }
@@ -454,7 +629,7 @@ async function loadCells() {
       r.gridBorders = r.borders.map((b) => decodeLine(b, g.kx));
     }
   } catch (e) {
-    mapMsg("Cells could not be loaded: " + e.message, false);
+    mapMsg(t("map.cells_failed", { error: e.message }), false);
   } finally {
     if (map.cellsPending === key) map.cellsPending = null;
   }
@@ -478,7 +653,7 @@ function drawMap() {
   ctx.fillRect(0, 0, w, h);
   if (!map.geo) return; // loading, or failed (the message says so)
   if (!map.view) fitView();
-  if (!map.view) { ctx.fillStyle = "#778"; ctx.font = "14px system-ui"; ctx.fillText("Nothing to draw yet.", 16, 28); return; }
+  if (!map.view) { ctx.fillStyle = "#778"; ctx.font = "14px system-ui"; ctx.fillText(t("map.nothing"), 16, 28); return; }
   const g = map.geo;
   const v = map.view;
   // Cells, coloured by community.
@@ -543,7 +718,7 @@ function drawMap() {
     ctx.strokeRect(x - r, y - r, 2 * r, 2 * r);
     map.hitAlerts.push([x, y, a.alert_id]);
   }
-  const hint = map.tooMany ? `Zoom in to see the ${map.tooMany.toLocaleString()} grid cells here.` : "";
+  const hint = map.tooMany ? t("map.zoom_hint", { n: map.tooMany.toLocaleString() }) : "";
   $("map-hint").textContent = hint;
   c.dataset.drawn = String(Date.now());
 }
@@ -630,9 +805,88 @@ function setupMap() {
 }
 setupMap();
 
+// ---- pipeline health (analysts) ------------------------------------------
+
+const health = { timer: null, prev: null };
+const MODEL_COLOUR = ["#2d5b8a", "#d0461e", "#d99a00", "#2a7a3a", "#6a4fc4", "#5a7d9a"];
+
+function showTab(which) {
+  const h = which === "health";
+  $("health-view").hidden = !h;
+  document.querySelector(".layout").hidden = h;
+  $("tab-alerts").classList.toggle("on", !h);
+  $("tab-health").classList.toggle("on", h);
+  clearInterval(health.timer);
+  if (h) { loadHealth(); health.timer = setInterval(loadHealth, 5000); }
+}
+$("tab-alerts").addEventListener("click", () => showTab("alerts"));
+$("tab-health").addEventListener("click", () => showTab("health"));
+
+function bytes(n) {
+  return n >= 1 << 30 ? (n / (1 << 30)).toFixed(2) + " GiB" : n >= 1 << 20 ? (n / (1 << 20)).toFixed(1) + " MiB" : (n / 1024).toFixed(0) + " KiB";
+}
+
+async function loadHealth() {
+  let h;
+  try { h = await api("/api/v1/health"); $("h-error").textContent = ""; } catch (e) { $("h-error").textContent = t("h.failed", { error: e.message }); return; }
+  const prev = health.prev;
+  health.prev = h;
+  const dt = prev ? (h.wall_ms - prev.wall_ms) / 1000 : 0;
+  const rows = Object.keys(h.events_in).map((t) => {
+    const rate = prev && dt > 0 ? ((h.events_in[t] - prev.events_in[t]) / dt).toFixed(1) : "…";
+    return el("tr", {}, el("td", { text: t }), el("td", { text: rate }), el("td", { text: h.events_in[t].toLocaleString() }), el("td", { text: h.rejected_rows[t].toLocaleString() }));
+  });
+  document.querySelector("#h-streams tbody").replaceChildren(...rows);
+  const lag = h.watermark_lag_ms == null ? "—" : t("h.lag.value", { s: (h.watermark_lag_ms / 1000).toFixed(0) });
+  const facts = [[t("h.latest"), h.event_ms ? fmtTime(h.event_ms, true) + (clock.simulated ? t("d.simulated") : "") : "—"],
+    [t("h.watermark"), h.watermark_ms ? fmtTime(h.watermark_ms, true) : "—"], [t("h.lag"), lag],
+    [t("h.late"), h.late.toLocaleString()], [t("h.refused"), h.rejected_requests.toLocaleString()],
+    [t("h.store"), bytes(h.store_bytes)], [t("h.pushes"), h.pushes.toLocaleString()], [t("h.escalations"), h.escalations.toLocaleString()]];
+  $("h-facts").replaceChildren(...facts.flatMap(([k, v]) => [el("dt", { text: k }), el("dd", { text: v })]));
+  const reasons = h.top_reasons.map((r) => el("tr", {}, el("td", { text: r.table }), el("td", { text: r.column }), el("td", { text: r.code }), el("td", { text: r.rows.toLocaleString() })));
+  document.querySelector("#h-reasons tbody").replaceChildren(...reasons);
+  $("h-no-reasons").hidden = reasons.length > 0;
+  drawChart(h);
+  $("h-updated").textContent = t("h.updated", { t: new Date(h.wall_ms).toLocaleTimeString() });
+}
+
+// Stacked bars: new alerts per wall-clock minute, by model.
+function drawChart(h) {
+  const c = $("h-chart");
+  const dpr = window.devicePixelRatio || 1;
+  const w = c.clientWidth || 400, ht = c.clientHeight || 160;
+  c.width = w * dpr; c.height = ht * dpr;
+  const ctx = c.getContext("2d");
+  ctx.setTransform(dpr, 0, 0, dpr, 0, 0);
+  ctx.clearRect(0, 0, w, ht);
+  const models = Object.keys(h.alerts_per_minute.models);
+  const series = models.map((m) => h.alerts_per_minute.models[m]);
+  const n = 60, totals = new Array(n).fill(0);
+  for (const s of series) s.forEach((v, i) => { totals[i] += v; });
+  const max = Math.max(1, ...totals);
+  const bw = (w - 30) / n;
+  ctx.fillStyle = "#778"; ctx.font = "11px system-ui"; ctx.textAlign = "right";
+  ctx.fillText(String(max), 24, 12); ctx.fillText("0", 24, ht - 16);
+  for (let i = 0; i < n; i++) {
+    let y = ht - 18;
+    series.forEach((s, k) => {
+      const hgt = (s[i] / max) * (ht - 30);
+      ctx.fillStyle = MODEL_COLOUR[k % MODEL_COLOUR.length];
+      ctx.fillRect(30 + i * bw, y - hgt, Math.max(1, bw - 1), hgt);
+      y -= hgt;
+    });
+  }
+  ctx.textAlign = "left"; ctx.fillStyle = "#778";
+  ctx.fillText(t("h.ago"), 30, ht - 4); ctx.textAlign = "right"; ctx.fillText(t("h.now"), w - 2, ht - 4);
+  $("h-legend").replaceChildren(...models.flatMap((m, k) => [el("span", { class: "sw", style: `background:${MODEL_COLOUR[k % MODEL_COLOUR.length]}` }),
+    `${m} ${h.alerts_total[m] || 0} `]));
+  if (!models.length) $("h-legend").textContent = t("h.no_alerts");
+}
+
 // ---- start ---------------------------------------------------------------
 
 $("login-form").addEventListener("submit", (ev) => { ev.preventDefault(); login($("login-token").value.trim()); });
 $("logout-btn").addEventListener("click", () => logout());
+applyLang();
 const saved = sessionStorage.getItem("citywatch-token");
 if (saved) login(saved);

@@ -17,7 +17,7 @@ use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use citywatch_engine::alert::{Alert, to_cap_xml};
+use citywatch_engine::alert::{Alert, to_cap_xml_in};
 use citywatch_engine::contract::Table;
 use citywatch_engine::jurisdiction::Jurisdiction;
 use serde_json::{Value, json};
@@ -31,7 +31,7 @@ use crate::geo::GeoIndex;
 use crate::ingest::{Ingest, Refusal};
 use crate::metrics::Metrics;
 use crate::pipeline::{Pipeline, PipelineRefusal};
-use crate::store::{AlertFilter, Change, Store, Transition, Visibility};
+use crate::store::{AlertFilter, Change, Store, StoredAlert, Transition, Visibility};
 
 const CONSOLE_HTML: &str = include_str!("../console/index.html");
 const CONSOLE_JS: &str = include_str!("../console/app.js");
@@ -230,6 +230,7 @@ fn router(app: Shared) -> Router {
         .route("/metrics", get(metrics))
         .route("/api/v1/me", get(me))
         .route("/api/v1/clock", get(clock))
+        .route("/api/v1/health", get(health))
         .route("/api/v1/ingest/{table}", post(ingest))
         .route("/api/v1/alerts", get(list_alerts))
         .route("/api/v1/alerts/{id}", get(get_alert))
@@ -400,6 +401,37 @@ async fn me(State(app): State<Shared>, headers: HeaderMap) -> ApiResult<Json<Val
                    "time_zone": app.cfg.time_zone})))
 }
 
+/// The pipeline health page's figures (city scope only): the metrics'
+/// counters by table, late rows, the top rejection reasons, new alerts per
+/// minute and model over the last hour, the watermark and its lag behind the
+/// latest event time, and the alert store's size on disk (database + WAL).
+async fn health(State(app): State<Shared>, headers: HeaderMap) -> ApiResult<Json<Value>> {
+    let c = authenticate(&app, &headers).await?;
+    if c.officer.scope != "city" {
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "the pipeline health page is for city-scope officers (analysts)",
+        ));
+    }
+    let now = now_ms();
+    let mut v = app.metrics.health(now);
+    let p = app.pipeline.clone();
+    let watermark = tokio::task::spawn_blocking(move || p.watermark())
+        .await
+        .map_err(|e| ApiError::from(Error::Internal(e.to_string())))?;
+    let event = app.metrics.event_clock_ms();
+    let file = |suffix: &str| {
+        let mut path = app.cfg.store_path.clone().into_os_string();
+        path.push(suffix);
+        std::fs::metadata(path).map_or(0, |m| m.len())
+    };
+    v["watermark_ms"] = json!(watermark);
+    v["watermark_lag_ms"] = json!(watermark.zip(event).map(|(w, e)| e - w as i64));
+    v["store_bytes"] = json!(file("") + file("-wal"));
+    v["wall_ms"] = json!(now);
+    Ok(Json(v))
+}
+
 /// The clock the console measures ages with: the latest event time ingested
 /// (`event_ms`, null before the first event) and the wall clock. `simulated`
 /// when the wall clock does not drive event time (`clock_tick_ms = 0`: a
@@ -446,6 +478,7 @@ async fn ingest(
                     table,
                     rows.iter().map(|r| r.row).collect::<std::collections::BTreeSet<_>>().len() as u64,
                 );
+                a.metrics.rejected_reasons(table, rows.iter().map(|r| (r.column.as_deref(), r.code.as_str())));
                 return Err(ApiError(
                     StatusCode::BAD_REQUEST,
                     json!({"error": format!("{} bad row(s); nothing of this request was applied", rows.len()),
@@ -461,6 +494,7 @@ async fn ingest(
         let late = a.pipeline.ingest(decoded.events).map_err(|r| match r {
             PipelineRefusal::Rows(rows) => {
                 a.metrics.rejected(table, rows.len() as u64);
+                a.metrics.rejected_reasons(table, rows.iter().map(|_| (None, "refused")));
                 let rejected: Vec<Value> = rows
                     .iter()
                     .map(|(row, reason)| json!({"row": row, "column": null, "code": "refused", "reason": reason}))
@@ -500,10 +534,48 @@ async fn list_alerts(
     let vis = visibility(&c);
     let (filter_limit, filter_offset) = (filter.limit.unwrap_or(100).clamp(1, 1000), filter.offset.unwrap_or(0));
     let (last_seq, rows) = with_store(&app, move |s, _| Ok((s.last_seq()?, s.list(&vis, &filter)?))).await?;
-    let alerts: Vec<Value> = rows.iter().map(|a| a.to_json()).collect();
+    let alerts: Vec<Value> = rows.iter().map(|a| present(&app.jurisdiction, a)).collect();
     let limit = filter_limit as usize;
     let next_offset = (alerts.len() == limit).then(|| filter_offset as usize + limit);
     Ok(Json(json!({"alerts": alerts, "count": alerts.len(), "next_offset": next_offset, "last_seq": last_seq})))
+}
+
+/// Where an alert is, in words: "around community 'Taidong 3', street
+/// 'Taidong', district 'Shinan'" (names from the grids table, ids where it has
+/// none); `None` for an alert outside the city's grids.
+fn place_words(j: &Jurisdiction, a: &Alert) -> Option<String> {
+    let n = j.names();
+    let parts: Vec<String> = [
+        ("community", &a.community, &n.community),
+        ("street", &a.street, &n.street),
+        ("district", &a.district, &n.district),
+    ]
+    .into_iter()
+    .filter_map(|(level, id, names)| {
+        let id = id.as_deref()?;
+        Some(format!("{level} '{}'", names.get(id).map_or(id, String::as_str)))
+    })
+    .collect();
+    (!parts.is_empty()).then(|| format!("around {}", parts.join(", ")))
+}
+
+/// An alert as served: its JSON plus `place` (in words, see [`place_words`])
+/// and `names` (the grid, community, street and district names, and the
+/// assignee's name, where known). Ids stay as they are.
+fn present(j: &Jurisdiction, stored: &StoredAlert) -> Value {
+    let mut v = stored.to_json();
+    let alert = &stored.alert;
+    let n = j.names();
+    let name = |id: &Option<String>, map: &HashMap<String, String>| id.as_deref().and_then(|i| map.get(i)).cloned();
+    v["place"] = json!(place_words(j, alert));
+    v["names"] = json!({
+        "grid": name(&alert.grid, &n.grid),
+        "community": name(&alert.community, &n.community),
+        "street": name(&alert.street, &n.street),
+        "district": name(&alert.district, &n.district),
+        "assignee": alert.assignee.as_deref().and_then(|o| j.officer(o)).map(|o| o.name.clone()),
+    });
+    v
 }
 
 /// The alert if the caller may see it; 404 otherwise (ids do not leak).
@@ -519,20 +591,20 @@ async fn get_alert(State(app): State<Shared>, headers: HeaderMap, Path(id): Path
     let c = authenticate(&app, &headers).await?;
     let a = visible_alert(&app, &c, id.clone()).await?;
     audit(&app, &c, "view", id, String::new()).await?;
-    Ok(Json(a.to_json()))
+    Ok(Json(present(&app.jurisdiction, &a)))
 }
 
 async fn cap(State(app): State<Shared>, headers: HeaderMap, Path(id): Path<String>) -> ApiResult<Response> {
     let c = authenticate(&app, &headers).await?;
     let a = visible_alert(&app, &c, id.clone()).await?;
     audit(&app, &c, "view_cap", id, String::new()).await?;
-    let xml = to_cap_xml(&a.alert, &app.cfg.cap_sender);
+    let xml = to_cap_xml_in(&a.alert, &app.cfg.cap_sender, place_words(&app.jurisdiction, &a.alert).as_deref());
     Ok(([(header::CONTENT_TYPE, "application/cap+xml; charset=utf-8")], xml).into_response())
 }
 
-fn transition_response(t: Transition) -> ApiResult<Json<Value>> {
+fn transition_response(j: &Jurisdiction, t: Transition) -> ApiResult<Json<Value>> {
     match t {
-        Transition::Done(change) => Ok(Json(change.alert.to_json())),
+        Transition::Done(change) => Ok(Json(present(j, &change.alert))),
         Transition::Missing => Err(ApiError::not_found()),
         Transition::Conflict(s) => Err(ApiError::new(StatusCode::CONFLICT, format!("the alert is {}", s.as_str()))),
     }
@@ -552,7 +624,7 @@ async fn ack(State(app): State<Shared>, headers: HeaderMap, Path(id): Path<Strin
         Ok(t)
     })
     .await?;
-    transition_response(t)
+    transition_response(&app.jurisdiction, t)
 }
 
 #[derive(Debug, serde::Deserialize)]
@@ -585,7 +657,7 @@ async fn resolve(
         Ok(t)
     })
     .await?;
-    transition_response(t)
+    transition_response(&app.jurisdiction, t)
 }
 
 #[derive(Debug, serde::Deserialize)]
@@ -655,7 +727,8 @@ async fn stream(
     let app2 = app.clone();
     tokio::spawn(async move {
         let send = |ch: &Change| {
-            let ev = SseEvent::default().id(ch.seq.to_string()).event("alert").data(ch.to_json().to_string());
+            let body = json!({"seq": ch.seq, "change": ch.change, "alert": present(&app2.jurisdiction, &ch.alert)});
+            let ev = SseEvent::default().id(ch.seq.to_string()).event("alert").data(body.to_string());
             tx.send(Ok(ev))
         };
         'backlog: loop {
@@ -747,6 +820,12 @@ async fn geo_index(app: &Shared) -> ApiResult<Arc<GeoIndex>> {
         .map_err(|e| ApiError::from(Error::Internal(e.to_string())))
 }
 
+/// The name of an area at a map level (0 district .. 3 grid), if the grids table has one.
+fn area_name(j: &Jurisdiction, level: usize, id: &str) -> Option<String> {
+    let n = j.names();
+    [&n.district, &n.street, &n.community, &n.grid].get(level).and_then(|m| m.get(id)).cloned()
+}
+
 fn json_bytes(body: Bytes) -> Response {
     ([(header::CONTENT_TYPE, "application/json")], body).into_response()
 }
@@ -762,7 +841,7 @@ async fn grid(State(app): State<Shared>, headers: HeaderMap) -> ApiResult<Respon
     let index = geo_index(&app).await?;
     let a = app.clone();
     let body = tokio::task::spawn_blocking(move || {
-        let v = index.overview(&|ids| c.sees(ids, None), &|_, _| None);
+        let v = index.overview(&|ids| c.sees(ids, None), &|level, id| area_name(&a.jurisdiction, level, id));
         let body = Bytes::from(v.to_string());
         if let Ok(mut m) = a.overviews.lock() {
             m.insert(scope, body.clone());
@@ -791,8 +870,11 @@ async fn grid_cells(State(app): State<Shared>, headers: HeaderMap, Query(q): Que
         ));
     };
     let index = geo_index(&app).await?;
+    let a = app.clone();
     let body = tokio::task::spawn_blocking(move || {
-        Bytes::from(index.view([x0, y0, x1, y1], &|ids| c.sees(ids, None), &|_, _| None).to_string())
+        let v =
+            index.view([x0, y0, x1, y1], &|ids| c.sees(ids, None), &|level, id| area_name(&a.jurisdiction, level, id));
+        Bytes::from(v.to_string())
     })
     .await
     .map_err(|e| ApiError::from(Error::Internal(e.to_string())))?;
