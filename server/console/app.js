@@ -29,13 +29,15 @@ function el(tag, attrs = {}, ...children) {
 // One clock for ages: event time. The server reports the latest event time
 // ingested; between reports it advances at the rate measured between the last
 // two (a replayed feed runs faster than the wall clock, and says so).
-const clock = { event: null, at: 0, rate: 1, simulated: false, zone: undefined };
+const clock = { event: null, at: 0, rate: null, simulated: false, zone: undefined };
 
 function noteClock(c) {
   const now = Date.now();
-  if (c.event_ms != null && clock.event != null && now > clock.at && c.event_ms >= clock.event) {
+  // The rate from reports at least 5 s apart (closer ones are mostly jitter).
+  if (c.event_ms != null && clock.event != null && now - clock.at < 5000) { renderClock(); return; }
+  if (c.event_ms != null && clock.event != null && c.event_ms >= clock.event) {
     const r = (c.event_ms - clock.event) / (now - clock.at);
-    if (r > 0) clock.rate = clock.rate === 1 ? r : 0.5 * clock.rate + 0.5 * r;
+    if (r > 0) clock.rate = clock.rate === null ? r : 0.5 * clock.rate + 0.5 * r;
   }
   clock.event = c.event_ms; clock.at = now; clock.simulated = c.simulated; clock.zone = c.time_zone || clock.zone;
   renderClock();
@@ -43,7 +45,7 @@ function noteClock(c) {
 
 function eventNow() {
   if (clock.event == null) return Date.now();
-  return clock.event + (clock.simulated ? (Date.now() - clock.at) * clock.rate : Date.now() - clock.at);
+  return clock.event + (Date.now() - clock.at) * (clock.simulated ? clock.rate ?? 1 : 1);
 }
 
 function fmtTime(ms, withDate) {
@@ -56,7 +58,7 @@ function renderClock() {
   const c = $("clock");
   if (clock.event == null) { c.textContent = ""; return; }
   const now = fmtTime(eventNow(), false);
-  c.textContent = clock.simulated ? t("clock.sim", { t: now, rate: Math.round(clock.rate) }) : t("clock.live", { t: now });
+  c.textContent = !clock.simulated ? t("clock.live", { t: now }) : clock.rate ? t("clock.sim", { t: now, rate: Math.round(clock.rate) }) : t("clock.sim0", { t: now });
   c.title = clock.simulated ? t("clock.sim.title") : t("clock.live.title");
 }
 
@@ -92,7 +94,7 @@ const CATALOGUE = {
     "q.alert": "Alert", "q.empty": "No alerts in your area.",
     "area.title": "My area now: {area}", "area.new": "new", "area.open": "open", "area.newest": "Newest: {summary}",
     "area.none": "No open alerts in your area.",
-    "clock.sim": "event time {t} (simulated, ~{rate}x)", "clock.live": "event time {t}",
+    "clock.sim": "event time {t} (simulated, ~{rate}x)", "clock.sim0": "event time {t} (simulated)", "clock.live": "event time {t}",
     "clock.sim.title": "A replayed feed drives event time; ages are in event time.", "clock.live.title": "Ages are in event time.",
     "d.evidence": "Evidence", "d.raw": "Raw evidence (JSON)", "d.where": "Where", "d.outside": "outside the city's grids",
     "d.severity": "Severity", "d.status": "Status", "d.level": "{level} level", "d.assignee": "Assignee",
@@ -116,6 +118,8 @@ const CATALOGUE = {
     "h.lag": "Watermark lag", "h.lag.value": "{s} s of event time", "h.late": "Late rows", "h.refused": "Refused requests",
     "h.store": "Alert store", "h.pushes": "Pushes to consoles", "h.escalations": "Escalations", "h.no_alerts": "No alerts in the last hour.",
     "h.ago": "-60 min", "h.now": "now",
+    "place.around": "around {parts}", "place.part": "{level} '{name}'", "place.sep": ", ",
+    "place.community": "community", "place.street": "street", "place.district": "district",
   },
   "zh-CN": {
     "title": "城市守望 控制台", "login.prompt": "请输入访问令牌登录。", "login.token": "访问令牌",
@@ -131,7 +135,7 @@ const CATALOGUE = {
     "q.alert": "警情", "q.empty": "辖区内暂无警情。",
     "area.title": "我的辖区：{area}", "area.new": "新", "area.open": "未结", "area.newest": "最新：{summary}",
     "area.none": "辖区内暂无未结警情。",
-    "clock.sim": "事件时间 {t}（模拟，约 {rate} 倍速）", "clock.live": "事件时间 {t}",
+    "clock.sim": "事件时间 {t}（模拟，约 {rate} 倍速）", "clock.sim0": "事件时间 {t}（模拟）", "clock.live": "事件时间 {t}",
     "clock.sim.title": "回放数据驱动事件时间；时长按事件时间计算。", "clock.live.title": "时长按事件时间计算。",
     "d.evidence": "证据", "d.raw": "原始证据（JSON）", "d.where": "地点", "d.outside": "不在城市网格内",
     "d.severity": "级别", "d.status": "状态", "d.level": "{level}级", "d.assignee": "负责人",
@@ -155,6 +159,8 @@ const CATALOGUE = {
     "h.lag": "水位线延迟", "h.lag.value": "{s} 秒（事件时间）", "h.late": "迟到行数", "h.refused": "被拒请求",
     "h.store": "警情库大小", "h.pushes": "推送次数", "h.escalations": "升级次数", "h.no_alerts": "近一小时无警情。",
     "h.ago": "-60 分钟", "h.now": "现在",
+    "place.around": "{parts}附近", "place.part": "{level}“{name}”", "place.sep": "，",
+    "place.community": "社区", "place.street": "街道", "place.district": "分局",
   },
 };
 // Evidence labels in Chinese (English labels come from the keys).
@@ -220,7 +226,7 @@ async function login(token) {
   await loadClock();
   await loadAlerts();
   stream();
-  loadGeo().then(wantCells);
+  loadGeo().then(() => { renderMyArea(); wantCells(); });
   state.mapTimer = setInterval(refreshLive, 10000);
 }
 
@@ -276,7 +282,7 @@ function render() {
       el("td", { class: "age", "data-ms": String(a.event_ts_ms), text: age(a.event_ts_ms) }),
       el("td", { class: "status status-" + a.status, text: t("status." + a.status) + (a.level !== "community" && a.level !== "city" ? " ↑" + t("level." + a.level) : "") }),
       el("td", { class: "assignee", text: (a.names && a.names.assignee) || a.assignee || "—", title: a.assignee || "" }),
-      el("td", { class: "summary" }, a.summary, ...(a.place ? [el("br"), el("small", { class: "muted", text: a.place })] : [])));
+      el("td", { class: "summary" }, a.summary, ...(a.place ? [el("br"), el("small", { class: "muted", text: placeWords(a) })] : [])));
     if (a.alert_id === state.selected) tr.classList.add("selected");
     tr.addEventListener("click", () => select(a.alert_id));
     return tr;
@@ -300,7 +306,7 @@ function renderMyArea() {
     el("span", {}, el("span", { class: "count", text: String(fresh.length) }), " " + t("area.new")),
     el("span", {}, el("span", { class: "count", text: String(open.length) }), " " + t("area.open"))];
   if (latest) {
-    const b = el("button", { type: "button", class: "latest", text: t("area.newest", { summary: latest.summary + (latest.place ? " — " + latest.place : "") }) });
+    const b = el("button", { type: "button", class: "latest", text: t("area.newest", { summary: latest.summary + (latest.place ? " — " + placeWords(latest) : "") }) });
     b.addEventListener("click", () => select(latest.alert_id));
     kids.push(b);
   } else kids.push(el("span", { class: "muted", text: t("area.none") }));
@@ -372,6 +378,14 @@ function areaName(id) {
   return id;
 }
 
+// Where an alert is, in the console's language (the server's `place` is English).
+function placeWords(a) {
+  const n = a.names || {};
+  const parts = [["community", a.community, n.community], ["street", a.street, n.street], ["district", a.district, n.district]]
+    .filter(([, id]) => id).map(([level, id, name]) => t("place.part", { level: t("place." + level), name: name || id }));
+  return parts.length ? t("place.around", { parts: parts.join(t("place.sep")) }) : a.place;
+}
+
 function named(name, id) { return name ? `${name} (${id})` : id; }
 
 function showDetail(a) {
@@ -379,7 +393,7 @@ function showDetail(a) {
   $("detail").hidden = false;
   $("d-summary").textContent = a.summary;
   const n = a.names || {};
-  const f = [[t("d.where"), a.place || t("d.outside")],
+  const f = [[t("d.where"), a.place ? placeWords(a) : t("d.outside")],
     [t("d.severity"), t("sev." + a.severity)], [t("d.status"), t("status." + a.status) + (a.level ? " · " + t("d.level", { level: t("level." + a.level) }) : "")],
     [t("d.assignee"), a.assignee ? named(n.assignee, a.assignee) : "—"],
     [t("d.event_time"), fmtTime(a.event_ts_ms, true) + (clock.simulated ? t("d.simulated") : "")],
