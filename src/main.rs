@@ -54,6 +54,10 @@ impl citywatch_server::Pipeline for ServedPipeline {
         self.live.advance_clock(now_ms);
     }
 
+    fn watermark(&self) -> Option<u64> {
+        self.live.watermark()
+    }
+
     fn risk_surface(&self) -> Vec<(String, f64)> {
         self.surface.top_cells(500)
     }
@@ -371,7 +375,19 @@ fn run_eval(args: EvalArgs) -> Result<()> {
             opts.score_from_ms = Some(ms as u64);
         }
         let hotspot = citywatch_risk_hotspot::eval::evaluate_dataset(&args.input, &opts)?;
-        println!("{hotspot}");
+        if hotspot.rows.iter().all(|r| r.periods == 0) {
+            // Every row would be zeros: say why instead of printing the table.
+            println!(
+                "hotspot: nothing to score: forecasts are scored from {} to {}, which holds no whole forecast \
+                 period ({} alarms read). The data is too short: use several days or more (e.g. `citywatch gen \
+                 --days 28`), or move the split with --score-from YYYY-MM-DD.",
+                citywatch_engine::lateness::utc_short(hotspot.scored_from_ms as i64),
+                citywatch_engine::lateness::utc_short(hotspot.scored_until_ms as i64),
+                hotspot.alarms
+            );
+        } else {
+            println!("{hotspot}");
+        }
         report.insert("hotspot".into(), serde_json::to_value(&hotspot)?);
     }
     if report.is_empty() {
@@ -678,7 +694,17 @@ fn main() -> Result<()> {
         Command::Eval(a) => run_eval(a),
         Command::Models { cards } => {
             for m in models() {
-                println!("{} {}  settings: {}", m.name(), m.version(), m.config());
+                println!("{} {}", m.name(), m.version());
+                match m.config() {
+                    serde_json::Value::Object(settings) if !settings.is_empty() => {
+                        println!("  settings ([models.{}] in a config file):", m.name());
+                        for (k, v) in settings {
+                            println!("    {k} = {v}");
+                        }
+                    }
+                    serde_json::Value::Object(_) => println!("  no settings"),
+                    other => println!("  settings: {other}"),
+                }
                 if cards {
                     println!("{}\n", m.card());
                 }
