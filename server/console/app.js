@@ -484,7 +484,7 @@ async function stream() {
           if (data) {
             const ev = JSON.parse(data);
             upsert(ev.alert, ev.change === "new" || ev.change === "escalated");
-            render();
+            scheduleRender();
             if (state.alerts.size && state.selected === null && ev.change === "new") { /* keep the user's selection */ }
           }
           if (id !== null) state.lastId = Number(id);
@@ -648,6 +648,14 @@ async function loadCells() {
     if (map.cellsPending === key) map.cellsPending = null;
   }
   drawMap();
+}
+
+// A burst of stream events renders the queue once per frame, not once per event.
+let renderQueued = false;
+function scheduleRender() {
+  if (renderQueued) return;
+  renderQueued = true;
+  requestAnimationFrame(() => { renderQueued = false; render(); });
 }
 
 let drawQueued = false;
