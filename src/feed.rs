@@ -53,10 +53,14 @@ fn ipc_bytes(batch: &RecordBatch) -> Result<Vec<u8>> {
 
 /// A minimal HTTP/1.1 POST on loopback (the demo talks to its own server).
 fn post(addr: &str, path: &str, token: &str, body: &[u8]) -> Result<(u16, String)> {
+    request(addr, "POST", path, token, body)
+}
+
+fn request(addr: &str, method: &str, path: &str, token: &str, body: &[u8]) -> Result<(u16, String)> {
     let mut s = TcpStream::connect(addr).with_context(|| format!("connecting to {addr}"))?;
     write!(
         s,
-        "POST {path} HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {token}\r\nContent-Type: application/vnd.apache.arrow.stream\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {token}\r\nContent-Type: application/vnd.apache.arrow.stream\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
         body.len()
     )?;
     s.write_all(body)?;
@@ -65,6 +69,23 @@ fn post(addr: &str, path: &str, token: &str, body: &[u8]) -> Result<(u16, String
     let status = resp.split_whitespace().nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
     let body = resp.split("\r\n\r\n").nth(1).unwrap_or("").to_owned();
     Ok((status, body))
+}
+
+/// New alerts so far by model, from the server's `/metrics`
+/// (`citywatch_alerts_total{model="..."} n`).
+pub fn alerts_by_model(addr: &str, token: &str) -> Result<Vec<(String, u64)>> {
+    let (status, text) = request(addr, "GET", "/metrics", token, b"")?;
+    if status != 200 {
+        bail!("/metrics answered {status}");
+    }
+    Ok(text
+        .lines()
+        .filter_map(|l| l.strip_prefix("citywatch_alerts_total{model=\""))
+        .filter_map(|l| {
+            let (model, n) = l.split_once("\"} ")?;
+            Some((model.to_owned(), n.trim().parse().ok()?))
+        })
+        .collect())
 }
 
 /// Waits until the server answers `/healthz`.

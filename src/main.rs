@@ -54,6 +54,10 @@ impl citywatch_server::Pipeline for ServedPipeline {
         self.live.advance_clock(now_ms);
     }
 
+    fn watermark(&self) -> Option<u64> {
+        self.live.watermark()
+    }
+
     fn risk_surface(&self) -> Vec<(String, f64)> {
         self.surface.top_cells(500)
     }
@@ -371,7 +375,19 @@ fn run_eval(args: EvalArgs) -> Result<()> {
             opts.score_from_ms = Some(ms as u64);
         }
         let hotspot = citywatch_risk_hotspot::eval::evaluate_dataset(&args.input, &opts)?;
-        println!("{hotspot}");
+        if hotspot.rows.iter().all(|r| r.periods == 0) {
+            // Every row would be zeros: say why instead of printing the table.
+            println!(
+                "hotspot: nothing to score: forecasts are scored from {} to {}, which holds no whole forecast \
+                 period ({} alarms read). The data is too short: use several days or more (e.g. `citywatch gen \
+                 --days 28`), or move the split with --score-from YYYY-MM-DD.",
+                citywatch_engine::lateness::utc_short(hotspot.scored_from_ms as i64),
+                citywatch_engine::lateness::utc_short(hotspot.scored_until_ms as i64),
+                hotspot.alarms
+            );
+        } else {
+            println!("{hotspot}");
+        }
         report.insert("hotspot".into(), serde_json::to_value(&hotspot)?);
     }
     if report.is_empty() {
@@ -517,7 +533,7 @@ fn run_demo(args: DemoArgs) -> Result<()> {
     if args.no_serve {
         return replay_demo(&data, &dir.join("alerts"), args.workers);
     }
-    serve_demo(&dir, &data, &args)
+    serve_demo(&dir, &data, &args, start_ms)
 }
 
 fn replay_demo(data: &Path, out: &Path, workers: usize) -> Result<()> {
@@ -547,7 +563,57 @@ fn replay_demo(data: &Path, out: &Path, workers: usize) -> Result<()> {
     Ok(())
 }
 
-fn serve_demo(dir: &Path, data: &Path, args: &DemoArgs) -> Result<()> {
+/// The community officer whose area sees alerts soonest once the feed runs:
+/// a full-speed replay of the day, then the community with the most alerts in
+/// the first `window_ms` of event time (ties: the earliest). Returns the
+/// officer id, the community, its alert count in the window and the first
+/// alert's event time.
+fn early_officer(
+    data: &Path,
+    jurisdiction: &citywatch_engine::jurisdiction::Jurisdiction,
+    start_ms: i64,
+    window_ms: i64,
+    workers: usize,
+) -> Result<Option<(String, String, usize, i64)>> {
+    let opts = ReplayOptions { input: data.to_owned(), workers, ..ReplayOptions::default() };
+    let outcome = replay::replay(&opts, models())?;
+    let mut per: std::collections::BTreeMap<&str, (usize, i64)> = std::collections::BTreeMap::new();
+    for a in outcome.alerts.iter().filter(|a| a.event_ts_ms < start_ms + window_ms) {
+        if let Some(c) = a.community.as_deref() {
+            let e = per.entry(c).or_insert((0, a.event_ts_ms));
+            e.0 += 1;
+            e.1 = e.1.min(a.event_ts_ms);
+        }
+    }
+    let officer_of = |community: &str| {
+        jurisdiction
+            .officers()
+            .iter()
+            .find(|o| o.role == citywatch_engine::contract::Role::Community && o.scope == community)
+            .map(|o| o.officer_id.clone())
+    };
+    let mut ranked: Vec<_> = per.into_iter().collect();
+    ranked.sort_by_key(|(_, (n, first))| (std::cmp::Reverse(*n), *first));
+    Ok(ranked.into_iter().find_map(|(c, (n, first))| officer_of(c).map(|o| (o, c.to_owned(), n, first))))
+}
+
+/// The one-line progress report of the demo's feed: event time (simulated),
+/// events sent, alerts so far by model.
+fn progress_line(t_ms: i64, speed: f64, fed: &feed::Fed, alerts: &[(String, u64)]) -> String {
+    let alerts = if alerts.is_empty() {
+        "none yet".to_owned()
+    } else {
+        alerts.iter().map(|(m, n)| format!("{m} {n}")).collect::<Vec<_>>().join(", ")
+    };
+    format!(
+        "event time {} (simulated, {speed}x) | {} events | alerts: {alerts}",
+        citywatch_engine::lateness::utc_short(t_ms),
+        fed.rows
+    )
+}
+
+fn serve_demo(dir: &Path, data: &Path, args: &DemoArgs, start_ms: i64) -> Result<()> {
+    use std::io::{IsTerminal, Write};
     let settings = Settings::default();
     let config = citywatch_server::ServerConfig {
         addr: args.addr.clone(),
@@ -558,19 +624,59 @@ fn serve_demo(dir: &Path, data: &Path, args: &DemoArgs) -> Result<()> {
     let ps = citywatch_engine::pseudonym::Pseudonymiser::new(&config.pseudonym_key, &config.home_country_code);
     let (reference, _) = citywatch_engine::reference::load(data, &ps)?;
     let tokens = citywatch_server::demo_credentials(&config.credentials_path, &reference.jurisdiction)?;
+    // An officer whose area sees alerts in the first three minutes of the feed.
+    let window_ms = (args.speed * 180_000.0) as i64;
+    println!("finding a community officer whose area sees alerts early (a full-speed replay of the day)...");
+    let early = early_officer(data, &reference.jurisdiction, start_ms, window_ms, args.workers)?;
+    let community = match &early {
+        Some((officer, community, n, first)) => {
+            let mut file = citywatch_server::auth::CredentialsFile::load(&config.credentials_path)?;
+            let token = file.issue(officer)?;
+            file.save(&config.credentials_path)?;
+            let wall_s = (first - start_ms) as f64 / 1000.0 / args.speed;
+            let note =
+                format!("community {community}: {n} alert(s) in the first 3 min, the first after ~{wall_s:.0} s");
+            (officer.clone(), token, note)
+        }
+        None => (tokens.community.0.clone(), tokens.community.1.clone(), "no community alerts early in the day".into()),
+    };
     let (addr, data, speed) = (args.addr.clone(), data.to_owned(), args.speed);
     let feed_token = tokens.analyst.1.clone();
+    let dir = dir.to_owned();
     serve_live(&settings, config, reference, args.workers, move || {
         println!("\nconsole:   http://{addr}/");
         println!("analyst:   {} token {}", tokens.analyst.0, tokens.analyst.1);
-        println!("community: {} token {}", tokens.community.0, tokens.community.1);
-        println!("feeding the city at {speed}x real time; Ctrl-C to stop\n");
+        println!("community: {} token {}  ({})", community.0, community.1, community.2);
+        println!("demo folder: {} (city data, alert store, credentials; delete it when done)", dir.display());
+        println!(
+            "feeding the city at {speed}x real time (a day in {:.0} min; event time is simulated); Ctrl-C to stop\n",
+            24.0 * 60.0 / speed
+        );
         std::thread::spawn(move || {
-            let result = feed::wait_for(&addr, std::time::Duration::from_secs(10))
-                .and_then(|()| feed::feed(&data, &addr, &feed_token, speed, |_, _| {}));
+            let tty = std::io::stdout().is_terminal();
+            let mut last = std::time::Instant::now();
+            let every = std::time::Duration::from_secs(if tty { 2 } else { 30 });
+            let report = |t: i64, f: &feed::Fed| {
+                let alerts = feed::alerts_by_model(&addr, &feed_token).unwrap_or_default();
+                let line = progress_line(t, speed, f, &alerts);
+                if tty {
+                    print!("\r{line:<100}");
+                } else {
+                    println!("{line}");
+                }
+                let _ = std::io::stdout().flush();
+            };
+            let result = feed::wait_for(&addr, std::time::Duration::from_secs(10)).and_then(|()| {
+                feed::feed(&data, &addr, &feed_token, speed, |t, f| {
+                    if last.elapsed() >= every {
+                        last = std::time::Instant::now();
+                        report(t, f);
+                    }
+                })
+            });
             match result {
-                Ok(f) => println!("feed done: {} rows accepted, {} requests refused", f.rows, f.refused),
-                Err(e) => eprintln!("feed stopped: {e:#}"),
+                Ok(f) => println!("\nfeed done: {} rows accepted, {} requests refused", f.rows, f.refused),
+                Err(e) => eprintln!("\nfeed stopped: {e:#}"),
             }
         });
     })
@@ -588,7 +694,17 @@ fn main() -> Result<()> {
         Command::Eval(a) => run_eval(a),
         Command::Models { cards } => {
             for m in models() {
-                println!("{} {}  settings: {}", m.name(), m.version(), m.config());
+                println!("{} {}", m.name(), m.version());
+                match m.config() {
+                    serde_json::Value::Object(settings) if !settings.is_empty() => {
+                        println!("  settings ([models.{}] in a config file):", m.name());
+                        for (k, v) in settings {
+                            println!("    {k} = {v}");
+                        }
+                    }
+                    serde_json::Value::Object(_) => println!("  no settings"),
+                    other => println!("  settings: {other}"),
+                }
                 if cards {
                     println!("{}\n", m.card());
                 }

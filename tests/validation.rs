@@ -148,3 +148,27 @@ fn bad_options_are_named() {
     let o = citywatch(&["replay", "--input", d, "--out", d, "--speed=-3"]);
     assert!(!o.status.success() && stderr(&o).contains("--speed"), "{}", stderr(&o));
 }
+
+#[test]
+fn a_grids_name_column_of_another_type_is_named() {
+    let dir = tempfile::tempdir().unwrap();
+    write_table(dir.path(), &[alarm()]).unwrap();
+    let s = |v: &str| Arc::new(StringArray::from(vec![v])) as ArrayRef;
+    let mut fields: Vec<Field> =
+        ["cell", "grid", "community", "street", "district"].map(|n| Field::new(n, DataType::Utf8, false)).into();
+    fields.push(Field::new("community_name", DataType::Int64, true));
+    let cols = vec![
+        s("8930acc9b47ffff"),
+        s("g1"),
+        s("c1"),
+        s("s1"),
+        s("d1"),
+        Arc::new(Int64Array::from(vec![7i64])) as ArrayRef,
+    ];
+    let schema = Arc::new(Schema::new(fields));
+    let batch = RecordBatch::try_new(schema.clone(), cols).unwrap();
+    citywatch_engine::read::write_parquet_batches(&dir.path().join("grids.parquet"), schema, [batch]).unwrap();
+    let msg = replay_err(dir.path());
+    assert!(msg.contains("grids.parquet") && msg.contains("community_name"), "{msg}");
+    assert!(msg.contains("utf8") && msg.contains("int64"), "{msg}");
+}

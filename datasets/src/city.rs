@@ -389,14 +389,20 @@ impl City {
         offset_km(c, rng.range(-0.38, 0.38), rng.range(-0.38, 0.38))
     }
 
-    /// The grids table (contract `grids`): one row per resolution-9 cell.
+    /// The grids table (contract `grids`, with the optional name columns):
+    /// one row per resolution-9 cell. Names: the district's, a street name
+    /// per street ([`street_name`]), "<street> <n>" per community and
+    /// "<community>-<nn>" per grid.
     pub fn grids_batch(&self) -> Result<RecordBatch> {
         let n = self.grids.len() * 7;
-        let mut cols: Vec<StringBuilder> = (0..5).map(|_| StringBuilder::with_capacity(n, n * 16)).collect();
-        for g in &self.grids {
+        let mut cols: Vec<StringBuilder> = (0..9).map(|_| StringBuilder::with_capacity(n, n * 16)).collect();
+        for (gi, g) in self.grids.iter().enumerate() {
             let comm = &self.communities[g.community];
             let street = &self.streets[comm.street];
-            let district = DISTRICTS[street.district].code;
+            let district = &DISTRICTS[street.district];
+            let street_name = street_name(comm.street);
+            let comm_name = format!("{street_name} {}", g.community - street.communities.start + 1);
+            let grid_name = format!("{comm_name}-{:02}", gi - comm.grids.start + 1);
             let mut children: Vec<CellIndex> = g.cell.children(CELL_RESOLUTION).collect();
             children.sort();
             for c in children {
@@ -404,11 +410,15 @@ impl City {
                 cols[1].append_value(&g.id);
                 cols[2].append_value(&comm.id);
                 cols[3].append_value(&street.id);
-                cols[4].append_value(district);
+                cols[4].append_value(district.code);
+                cols[5].append_value(&grid_name);
+                cols[6].append_value(&comm_name);
+                cols[7].append_value(&street_name);
+                cols[8].append_value(district.name);
             }
         }
         let arrays: Vec<ArrayRef> = cols.iter_mut().map(|b| std::sync::Arc::new(b.finish()) as ArrayRef).collect();
-        Ok(RecordBatch::try_new(Table::Grids.schema(), arrays)?)
+        Ok(RecordBatch::try_new(grids_schema(), arrays)?)
     }
 
     /// The officers table: a community officer per community, a station per
@@ -449,6 +459,80 @@ impl City {
             });
         }
         out
+    }
+}
+
+/// The grids table's schema as the generator writes it: the contract's
+/// columns and the optional name columns (`grid_name`, `community_name`,
+/// `street_name`, `district_name`).
+pub fn grids_schema() -> arrow_schema::SchemaRef {
+    let mut fields: Vec<arrow_schema::Field> =
+        Table::Grids.schema().fields().iter().map(|f| f.as_ref().clone()).collect();
+    for name in citywatch_engine::read::AREA_NAME_COLUMNS {
+        fields.push(arrow_schema::Field::new(name, arrow_schema::DataType::Utf8, true));
+    }
+    std::sync::Arc::new(arrow_schema::Schema::new(fields))
+}
+
+/// Road names for the generated streets (Qingdao's, romanised); past the
+/// list, a name repeats with a number.
+const STREET_NAMES: &[&str] = &[
+    "Zhongshan",
+    "Taidong",
+    "Xianggang",
+    "Yan'an",
+    "Ningxia",
+    "Nanjing",
+    "Hefei",
+    "Liaoyang",
+    "Fuzhou",
+    "Minjiang",
+    "Jiangxi",
+    "Guizhou",
+    "Yunnan",
+    "Shandong",
+    "Zhanshan",
+    "Badaguan",
+    "Tuandao",
+    "Xiaogang",
+    "Dagang",
+    "Sifang",
+    "Cangkou",
+    "Loushan",
+    "Licun",
+    "Fushan",
+    "Jinling",
+    "Haiyang",
+    "Taiping",
+    "Xiaoyu",
+    "Zhongyuan",
+    "Lushan",
+    "Hongdao",
+    "Chengyang",
+    "Jimo",
+    "Jiaozhou",
+    "Laoshan",
+    "Shazikou",
+    "Wangjiamai",
+    "Beizhai",
+    "Dengzhou",
+    "Weihai",
+    "Yantai",
+    "Hangzhou",
+    "Wenzhou",
+    "Changsha",
+    "Kunming",
+    "Lanzhou",
+    "Chongqing",
+    "Harbin",
+];
+
+/// The name of the `i`-th street.
+pub fn street_name(i: usize) -> String {
+    let base = STREET_NAMES[i % STREET_NAMES.len()];
+    match i / STREET_NAMES.len() {
+        0 => base.to_owned(),
+        k => format!("{base} {}", k + 1),
     }
 }
 

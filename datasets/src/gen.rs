@@ -357,7 +357,9 @@ fn run(opts: &GenOptions) -> Result<GenSummary> {
     bar.set_message("subscribers, grids, officers, labels");
     summary.rows.insert("subscribers".into(), write_subscribers(out, &pop, &fraud)?);
     let grids = city.grids_batch()?;
-    summary.rows.insert("grids".into(), write_file(&out.join("grids.parquet"), Table::Grids.schema(), [Ok(grids)])?);
+    summary
+        .rows
+        .insert("grids".into(), write_file(&out.join("grids.parquet"), crate::city::grids_schema(), [Ok(grids)])?);
     let officers = officers_batch(&city.officers())?;
     summary.rows.insert(
         "officers".into(),

@@ -57,6 +57,13 @@ fn engine_readers_accept_every_table_with_no_rejected_rows() {
     assert_eq!(subs.len() as u64, s.rows["subscribers"], "numbers are unique");
     assert_eq!(labels.len() as u64, s.fraud_calls);
     assert_eq!(u8::from(j.resolution()), 9);
+    // The optional name columns are read: every area has a name.
+    let (_, g) = j.cells().next().unwrap();
+    let district = citywatch_datasets::city::DISTRICTS.iter().find(|d| d.code == g.district).unwrap();
+    assert_eq!(j.names().district.get(&g.district).map(String::as_str), Some(district.name));
+    let street = &j.names().street[&g.street];
+    assert!(j.names().community[&g.community].starts_with(street.as_str()), "community named after its street");
+    assert_eq!(j.names().grid.len(), j.cells().map(|(_, g)| &g.grid).collect::<std::collections::HashSet<_>>().len());
     for e in &alarms {
         let Event::Alarm(a) = e else { unreachable!() };
         assert!(j.grid_of_cell(j.cell_of(a.pos)).is_some(), "alarm {} outside the grids", a.alarm_id);

@@ -368,9 +368,76 @@ fn xml_escape(s: &str) -> String {
     out
 }
 
+/// An alert's evidence as labelled facts a person reads, in the evidence's
+/// key order: `alarm_id` -> "Alarm id", times (`*_ts_ms`) as UTC, durations
+/// (`*_ms`, `*_s`) in minutes or seconds, distances (`*_m`) in km or m,
+/// booleans yes/no, lists joined; nulls are left out. Evidence that is not a
+/// JSON object is one fact, "Evidence", as it is.
+pub fn evidence_facts(evidence: &str) -> Vec<(String, String)> {
+    use serde_json::Value;
+    let Ok(Value::Object(map)) = serde_json::from_str::<Value>(evidence) else {
+        return vec![("Evidence".to_owned(), evidence.to_owned())];
+    };
+    let plain = |v: &Value| match v {
+        Value::String(s) => s.clone(),
+        Value::Bool(b) => if *b { "yes" } else { "no" }.to_owned(),
+        Value::Number(n) => match n.as_f64() {
+            Some(f) if n.is_f64() => format!("{}", (f * 1000.0).round() / 1000.0),
+            _ => n.to_string(),
+        },
+        other => other.to_string(),
+    };
+    let minutes = |ms: f64| {
+        if ms >= 60_000.0 {
+            format!("{} min", (ms / 6_000.0).round() / 10.0)
+        } else {
+            format!("{} s", (ms / 1000.0).round())
+        }
+    };
+    let mut out = Vec::new();
+    for (key, v) in &map {
+        let (label, text) = match v {
+            Value::Null => continue,
+            Value::Array(items) if items.is_empty() => continue,
+            Value::Array(items) => (key.as_str(), items.iter().map(plain).collect::<Vec<_>>().join(", ")),
+            Value::Number(n) if key.ends_with("_ts_ms") => {
+                (key.trim_end_matches("_ts_ms"), n.as_i64().map_or_else(|| n.to_string(), crate::lateness::utc_short))
+            }
+            Value::Number(n) if key.ends_with("_ms") => {
+                (key.trim_end_matches("_ms"), minutes(n.as_f64().unwrap_or(0.0)))
+            }
+            Value::Number(n) if key.ends_with("_s") => {
+                (key.trim_end_matches("_s"), minutes(n.as_f64().unwrap_or(0.0) * 1000.0))
+            }
+            Value::Number(n) if key.ends_with("_m") => {
+                let m = n.as_f64().unwrap_or(0.0);
+                (
+                    key.trim_end_matches("_m"),
+                    if m >= 1000.0 { format!("{:.1} km", m / 1000.0) } else { format!("{m:.0} m") },
+                )
+            }
+            other => (key.as_str(), plain(other)),
+        };
+        let mut label = label.replace('_', " ");
+        if let Some(first) = label.get(..1) {
+            label = first.to_uppercase() + &label[1..];
+        }
+        out.push((label, text));
+    }
+    out
+}
+
 /// The alert as a CAP 1.2 message (OASIS Common Alerting Protocol).
 /// `sender` identifies this deployment (e.g. `citywatch@qingdao.example`).
+/// The description is the evidence in words ([`evidence_facts`]); the area
+/// the grid hierarchy's ids.
 pub fn to_cap_xml(a: &Alert, sender: &str) -> String {
+    to_cap_xml_in(a, sender, None)
+}
+
+/// [`to_cap_xml`] with the area described in words (e.g. "community 'Taidong
+/// 3', street 'Taidong', district 'Shinan'") instead of the ids.
+pub fn to_cap_xml_in(a: &Alert, sender: &str, area: Option<&str>) -> String {
     let sent = crate::lateness::utc_rfc3339(a.event_ts_ms);
     let urgency = match a.severity.as_str() {
         "extreme" | "severe" => "Immediate",
@@ -382,7 +449,12 @@ pub fn to_cap_xml(a: &Alert, sender: &str) -> String {
         .filter_map(|x| x.as_deref())
         .collect::<Vec<_>>()
         .join(" / ");
-    let area_desc = if area_desc.is_empty() { "city".to_owned() } else { area_desc };
+    let area_desc = match area {
+        Some(words) => words.to_owned(),
+        None if area_desc.is_empty() => "city".to_owned(),
+        None => area_desc,
+    };
+    let description: Vec<String> = evidence_facts(&a.evidence).into_iter().map(|(k, v)| format!("{k}: {v}")).collect();
     let circle = match (a.lat, a.lon) {
         (Some(lat), Some(lon)) => format!("      <circle>{lat:.6},{lon:.6} 0.5</circle>\n"),
         _ => String::new(),
@@ -422,7 +494,7 @@ pub fn to_cap_xml(a: &Alert, sender: &str) -> String {
         model = xml_escape(&a.model),
         version = xml_escape(&a.model_version),
         headline = xml_escape(&a.summary),
-        evidence = xml_escape(&a.evidence),
+        evidence = xml_escape(&description.join("; ")),
         action = xml_escape(&a.action),
         score = a.score,
         subject = xml_escape(&a.subject),
@@ -497,9 +569,34 @@ mod tests {
             action: "call".into(),
         };
         let xml = to_cap_xml(&a, "citywatch");
+        assert!(xml.contains("<description></description>"), "no evidence, no facts: {xml}");
         assert!(xml.contains("<severity>Severe</severity>"));
         assert!(xml.contains("<headline>a &amp; b</headline>"));
         assert!(xml.contains("g&lt;1&gt;"));
         assert!(xml.contains("<sent>1970-01-01T00:00:00+00:00</sent>"));
+        let named = to_cap_xml_in(&a, "citywatch", Some("community 'Taidong 3'"));
+        assert!(
+            named.contains("<areaDesc>community &apos;Taidong 3&apos;</areaDesc>")
+                || named.contains("<areaDesc>community 'Taidong 3'</areaDesc>"),
+            "{named}"
+        );
+    }
+
+    #[test]
+    fn evidence_reads_as_labelled_facts() {
+        let ev = r#"{"alarm_id":102,"dispatched":false,"limit_ms":180000,"nearest_unit":null,
+            "nearest_unit_distance_m":2374.0,"received_ts_ms":1772409660000,"open_s":45,"call_ids":[1,2],"risk":2.2999}"#;
+        let facts = evidence_facts(ev);
+        let get = |k: &str| facts.iter().find(|f| f.0 == k).map(|f| f.1.as_str());
+        assert_eq!(get("Alarm id"), Some("102"));
+        assert_eq!(get("Dispatched"), Some("no"));
+        assert_eq!(get("Limit"), Some("3 min"));
+        assert_eq!(get("Nearest unit"), None, "nulls are left out");
+        assert_eq!(get("Nearest unit distance"), Some("2.4 km"));
+        assert_eq!(get("Received"), Some("2026-03-02 00:01:00Z"));
+        assert_eq!(get("Open"), Some("45 s"));
+        assert_eq!(get("Call ids"), Some("1, 2"));
+        assert_eq!(get("Risk"), Some("2.3"));
+        assert_eq!(evidence_facts("not json"), vec![("Evidence".to_owned(), "not json".to_owned())]);
     }
 }

@@ -39,6 +39,28 @@ pub struct GridInfo {
     pub district: String,
 }
 
+/// Optional human-readable names of the areas (the grids table's
+/// `grid_name`, `community_name`, `street_name`, `district_name` columns),
+/// per level, by id. Ids stay the keys everywhere; names are for people.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AreaNames {
+    /// Grid id -> name.
+    pub grid: HashMap<String, String>,
+    /// Community id -> name.
+    pub community: HashMap<String, String>,
+    /// Street id -> name.
+    pub street: HashMap<String, String>,
+    /// District id -> name.
+    pub district: HashMap<String, String>,
+}
+
+impl AreaNames {
+    /// Whether no area has a name.
+    pub fn is_empty(&self) -> bool {
+        self.grid.is_empty() && self.community.is_empty() && self.street.is_empty() && self.district.is_empty()
+    }
+}
+
 /// One row of the officers table.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct Officer {
@@ -80,6 +102,7 @@ pub struct Jurisdiction {
     /// (role, scope) -> officer_id (the smallest, for determinism).
     by_scope: HashMap<(Role, String), String>,
     default_grid: bool,
+    names: AreaNames,
 }
 
 impl Jurisdiction {
@@ -92,6 +115,7 @@ impl Jurisdiction {
             officers: Vec::new(),
             by_scope: HashMap::new(),
             default_grid: true,
+            names: AreaNames::default(),
         };
         j.set_officers(officers);
         j
@@ -117,6 +141,7 @@ impl Jurisdiction {
             officers: Vec::new(),
             by_scope: HashMap::new(),
             default_grid: false,
+            names: AreaNames::default(),
         };
         j.set_officers(officers);
         j
@@ -128,6 +153,22 @@ impl Jurisdiction {
             self.by_scope.entry((o.role, o.scope.clone())).or_insert_with(|| o.officer_id.clone());
         }
         self.officers = officers;
+    }
+
+    /// The same jurisdiction with these area names.
+    pub fn with_names(mut self, names: AreaNames) -> Self {
+        self.names = names;
+        self
+    }
+
+    /// The area names (empty when the grids table has none).
+    pub fn names(&self) -> &AreaNames {
+        &self.names
+    }
+
+    /// The officer with this id, if any.
+    pub fn officer(&self, officer_id: &str) -> Option<&Officer> {
+        self.officers.binary_search_by(|o| o.officer_id.as_str().cmp(officer_id)).ok().map(|i| &self.officers[i])
     }
 
     /// The resolution of the grid cells.

@@ -34,7 +34,7 @@ use parquet::file::properties::WriterProperties;
 use crate::contract::{AlarmSource, CallPhase, Category, Column, PatrolStatus, Role, Table};
 use crate::event::{AlarmEvent, CallEvent, Event, PatrolEvent, unit_token};
 use crate::geo::Point;
-use crate::jurisdiction::{GridInfo, Jurisdiction, Officer};
+use crate::jurisdiction::{AreaNames, GridInfo, Jurisdiction, Officer};
 use crate::pseudonym::{NumberClass, Pseudonymiser, Token, is_phone_number};
 use crate::reference::{Subscriber, Subscribers, UnitDirectory};
 use crate::reject::Rejected;
@@ -742,10 +742,12 @@ pub fn read_jurisdiction(
     let mut seen: HashMap<h3o::CellIndex, String> = HashMap::new();
     let mut grid_parent: HashMap<String, (String, String, String)> = HashMap::new();
     let mut resolution = None;
+    let mut names = AreaNames::default();
     let first = files.files[0].clone();
     for_each_row(files, |ctx, b, m| {
         let [cell, grid, comm, street, dist] =
             ["cell", "grid", "community", "street", "district"].map(|c| Strs::new(col(b, m, t, c)));
+        let name_cols = optional_strings(ctx.file, t, b, &AREA_NAME_COLUMNS)?;
         for i in 0..b.num_rows() {
             let row = (|| -> Result<(h3o::CellIndex, GridInfo), Rejected> {
                 let text = cell.get(i).ok_or_else(|| ctx.null(i, "cell"))?;
@@ -810,6 +812,13 @@ pub fn read_jurisdiction(
                             ),
                         });
                     }
+                    let maps = [&mut names.grid, &mut names.community, &mut names.street, &mut names.district];
+                    let ids = [&info.grid, &info.community, &info.street, &info.district];
+                    for ((col, map), id) in name_cols.iter().zip(maps).zip(ids) {
+                        if let Some(n) = col.as_ref().and_then(|c| c.get(i)).filter(|n| !n.trim().is_empty()) {
+                            map.entry(id.clone()).or_insert_with(|| n.trim().to_owned());
+                        }
+                    }
                     cells.push((c, info));
                 }
             }
@@ -820,7 +829,36 @@ pub fn read_jurisdiction(
         file: first,
         detail: "the grids table has no valid rows; remove it to use the default grid".into(),
     })?;
-    Ok(Jurisdiction::new(resolution, cells, officers))
+    Ok(Jurisdiction::new(resolution, cells, officers).with_names(names))
+}
+
+/// The grids table's optional name columns, in level order (grid, community, street, district).
+pub const AREA_NAME_COLUMNS: [&str; 4] = ["grid_name", "community_name", "street_name", "district_name"];
+
+/// Optional string columns of a batch: `None` where absent, an error naming
+/// the file when present with another type.
+fn optional_strings<'b, const N: usize>(
+    file: &Path,
+    table: Table,
+    b: &'b RecordBatch,
+    names: &[&'static str; N],
+) -> Result<[Option<Strs<'b>>; N]> {
+    let mut out: [Option<Strs<'b>>; N] = std::array::from_fn(|_| None);
+    for (slot, name) in out.iter_mut().zip(names) {
+        if let Some(a) = b.column_by_name(name) {
+            if !matches!(a.data_type(), DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View) {
+                return Err(Error::WrongType {
+                    file: file.to_owned(),
+                    table: table.name(),
+                    column: name,
+                    expected: "utf8".to_owned(),
+                    found: type_name(a.data_type()),
+                });
+            }
+            *slot = Some(Strs::new(a.as_ref()));
+        }
+    }
+    Ok(out)
 }
 
 /// Reads the subscribers table, keyed by pseudonym.

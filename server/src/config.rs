@@ -11,6 +11,7 @@
 //! reveal_roles = ["community", "analyst"]
 //! pseudonym_key = "citywatch-demo-key-not-secret"
 //! cap_sender = "citywatch@localhost"
+//! time_zone = "Asia/Shanghai"
 //! ```
 
 use std::path::{Path, PathBuf};
@@ -66,6 +67,8 @@ pub struct ServerConfig {
     /// over (a console already signed in keeps working). Each failure is an
     /// audit row. Default 10; 0 turns the limit off.
     pub auth_failures_per_minute: u32,
+    /// The city's time zone (IANA name): the console shows times in it (default `Asia/Shanghai`).
+    pub time_zone: String,
 }
 
 impl Default for ServerConfig {
@@ -87,6 +90,7 @@ impl Default for ServerConfig {
             stream_buffer: 4096,
             max_body_bytes: 64 << 20,
             auth_failures_per_minute: 10,
+            time_zone: "Asia/Shanghai".into(),
         }
     }
 }

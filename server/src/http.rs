@@ -1,6 +1,7 @@
 //! The HTTP surface: routes, handlers, streams, and the background tasks
 //! (store thread, escalation sweep, pipeline clock) that `serve` runs.
 
+use std::collections::HashMap;
 use std::convert::Infallible;
 use std::future::Future;
 use std::net::SocketAddr;
@@ -16,7 +17,7 @@ use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use citywatch_engine::alert::{Alert, to_cap_xml};
+use citywatch_engine::alert::{Alert, to_cap_xml_in};
 use citywatch_engine::contract::Table;
 use citywatch_engine::jurisdiction::Jurisdiction;
 use serde_json::{Value, json};
@@ -26,10 +27,11 @@ use tokio_stream::wrappers::ReceiverStream;
 use crate::auth::{Authenticator, Caller, CredentialsFile, Failure, Throttle, Verified, claimed_id};
 use crate::config::ServerConfig;
 use crate::error::{Error, Result};
+use crate::geo::GeoIndex;
 use crate::ingest::{Ingest, Refusal};
 use crate::metrics::Metrics;
 use crate::pipeline::{Pipeline, PipelineRefusal};
-use crate::store::{AlertFilter, Change, Store, Transition, Visibility};
+use crate::store::{AlertFilter, Change, Store, StoredAlert, Transition, Visibility};
 
 const CONSOLE_HTML: &str = include_str!("../console/index.html");
 const CONSOLE_JS: &str = include_str!("../console/app.js");
@@ -62,6 +64,10 @@ struct App {
     metrics: Arc<Metrics>,
     changes: broadcast::Sender<Arc<Change>>,
     shutdown: watch::Receiver<bool>,
+    /// The map's cell index, built on the first map request.
+    geo: std::sync::OnceLock<Arc<GeoIndex>>,
+    /// Overview JSON per scope (scopes are few: one per officer at most).
+    overviews: Mutex<HashMap<String, Bytes>>,
 }
 
 type Shared = Arc<App>;
@@ -92,6 +98,8 @@ pub(crate) async fn run(
         metrics,
         changes,
         shutdown: stop_rx,
+        geo: std::sync::OnceLock::new(),
+        overviews: Mutex::new(HashMap::new()),
     });
 
     // The store thread: engine alerts -> SQLite -> broadcast.
@@ -221,6 +229,8 @@ fn router(app: Shared) -> Router {
         .route("/healthz", get(|| async { Json(json!({"status": "ok"})) }))
         .route("/metrics", get(metrics))
         .route("/api/v1/me", get(me))
+        .route("/api/v1/clock", get(clock))
+        .route("/api/v1/health", get(health))
         .route("/api/v1/ingest/{table}", post(ingest))
         .route("/api/v1/alerts", get(list_alerts))
         .route("/api/v1/alerts/{id}", get(get_alert))
@@ -230,6 +240,7 @@ fn router(app: Shared) -> Router {
         .route("/api/v1/stream", get(stream))
         .route("/api/v1/risk", get(risk))
         .route("/api/v1/grid", get(grid))
+        .route("/api/v1/grid/cells", get(grid_cells))
         .route("/api/v1/units", get(units))
         .route("/api/v1/reveal", post(reveal))
         .layer(DefaultBodyLimit::max(limit))
@@ -386,7 +397,49 @@ async fn metrics(State(app): State<Shared>, headers: HeaderMap) -> ApiResult<Res
 async fn me(State(app): State<Shared>, headers: HeaderMap) -> ApiResult<Json<Value>> {
     let c = authenticate(&app, &headers).await?;
     let can_reveal = app.cfg.reveal_roles.iter().any(|r| r == c.officer.role.as_str());
-    Ok(Json(json!({"officer": c.officer, "can_reveal": can_reveal, "cap_sender": app.cfg.cap_sender})))
+    Ok(Json(json!({"officer": c.officer, "can_reveal": can_reveal, "cap_sender": app.cfg.cap_sender,
+                   "time_zone": app.cfg.time_zone})))
+}
+
+/// The pipeline health page's figures (city scope only): the metrics'
+/// counters by table, late rows, the top rejection reasons, new alerts per
+/// minute and model over the last hour, the watermark and its lag behind the
+/// latest event time, and the alert store's size on disk (database + WAL).
+async fn health(State(app): State<Shared>, headers: HeaderMap) -> ApiResult<Json<Value>> {
+    let c = authenticate(&app, &headers).await?;
+    if c.officer.scope != "city" {
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "the pipeline health page is for city-scope officers (analysts)",
+        ));
+    }
+    let now = now_ms();
+    let mut v = app.metrics.health(now);
+    let p = app.pipeline.clone();
+    let watermark = tokio::task::spawn_blocking(move || p.watermark())
+        .await
+        .map_err(|e| ApiError::from(Error::Internal(e.to_string())))?;
+    let event = app.metrics.event_clock_ms();
+    let file = |suffix: &str| {
+        let mut path = app.cfg.store_path.clone().into_os_string();
+        path.push(suffix);
+        std::fs::metadata(path).map_or(0, |m| m.len())
+    };
+    v["watermark_ms"] = json!(watermark);
+    v["watermark_lag_ms"] = json!(watermark.zip(event).map(|(w, e)| e - w as i64));
+    v["store_bytes"] = json!(file("") + file("-wal"));
+    v["wall_ms"] = json!(now);
+    Ok(Json(v))
+}
+
+/// The clock the console measures ages with: the latest event time ingested
+/// (`event_ms`, null before the first event) and the wall clock. `simulated`
+/// when the wall clock does not drive event time (`clock_tick_ms = 0`: a
+/// replayed feed such as the demo's, whose event time runs at its own pace).
+async fn clock(State(app): State<Shared>, headers: HeaderMap) -> ApiResult<Json<Value>> {
+    authenticate(&app, &headers).await?;
+    Ok(Json(json!({"event_ms": app.metrics.event_clock_ms(), "wall_ms": now_ms(),
+                   "simulated": app.cfg.clock_tick_ms == 0, "time_zone": app.cfg.time_zone})))
 }
 
 async fn ingest(
@@ -425,6 +478,7 @@ async fn ingest(
                     table,
                     rows.iter().map(|r| r.row).collect::<std::collections::BTreeSet<_>>().len() as u64,
                 );
+                a.metrics.rejected_reasons(table, rows.iter().map(|r| (r.column.as_deref(), r.code.as_str())));
                 return Err(ApiError(
                     StatusCode::BAD_REQUEST,
                     json!({"error": format!("{} bad row(s); nothing of this request was applied", rows.len()),
@@ -440,6 +494,7 @@ async fn ingest(
         let late = a.pipeline.ingest(decoded.events).map_err(|r| match r {
             PipelineRefusal::Rows(rows) => {
                 a.metrics.rejected(table, rows.len() as u64);
+                a.metrics.rejected_reasons(table, rows.iter().map(|_| (None, "refused")));
                 let rejected: Vec<Value> = rows
                     .iter()
                     .map(|(row, reason)| json!({"row": row, "column": null, "code": "refused", "reason": reason}))
@@ -479,10 +534,48 @@ async fn list_alerts(
     let vis = visibility(&c);
     let (filter_limit, filter_offset) = (filter.limit.unwrap_or(100).clamp(1, 1000), filter.offset.unwrap_or(0));
     let (last_seq, rows) = with_store(&app, move |s, _| Ok((s.last_seq()?, s.list(&vis, &filter)?))).await?;
-    let alerts: Vec<Value> = rows.iter().map(|a| a.to_json()).collect();
+    let alerts: Vec<Value> = rows.iter().map(|a| present(&app.jurisdiction, a)).collect();
     let limit = filter_limit as usize;
     let next_offset = (alerts.len() == limit).then(|| filter_offset as usize + limit);
     Ok(Json(json!({"alerts": alerts, "count": alerts.len(), "next_offset": next_offset, "last_seq": last_seq})))
+}
+
+/// Where an alert is, in words: "around community 'Taidong 3', street
+/// 'Taidong', district 'Shinan'" (names from the grids table, ids where it has
+/// none); `None` for an alert outside the city's grids.
+fn place_words(j: &Jurisdiction, a: &Alert) -> Option<String> {
+    let n = j.names();
+    let parts: Vec<String> = [
+        ("community", &a.community, &n.community),
+        ("street", &a.street, &n.street),
+        ("district", &a.district, &n.district),
+    ]
+    .into_iter()
+    .filter_map(|(level, id, names)| {
+        let id = id.as_deref()?;
+        Some(format!("{level} '{}'", names.get(id).map_or(id, String::as_str)))
+    })
+    .collect();
+    (!parts.is_empty()).then(|| format!("around {}", parts.join(", ")))
+}
+
+/// An alert as served: its JSON plus `place` (in words, see [`place_words`])
+/// and `names` (the grid, community, street and district names, and the
+/// assignee's name, where known). Ids stay as they are.
+fn present(j: &Jurisdiction, stored: &StoredAlert) -> Value {
+    let mut v = stored.to_json();
+    let alert = &stored.alert;
+    let n = j.names();
+    let name = |id: &Option<String>, map: &HashMap<String, String>| id.as_deref().and_then(|i| map.get(i)).cloned();
+    v["place"] = json!(place_words(j, alert));
+    v["names"] = json!({
+        "grid": name(&alert.grid, &n.grid),
+        "community": name(&alert.community, &n.community),
+        "street": name(&alert.street, &n.street),
+        "district": name(&alert.district, &n.district),
+        "assignee": alert.assignee.as_deref().and_then(|o| j.officer(o)).map(|o| o.name.clone()),
+    });
+    v
 }
 
 /// The alert if the caller may see it; 404 otherwise (ids do not leak).
@@ -498,20 +591,20 @@ async fn get_alert(State(app): State<Shared>, headers: HeaderMap, Path(id): Path
     let c = authenticate(&app, &headers).await?;
     let a = visible_alert(&app, &c, id.clone()).await?;
     audit(&app, &c, "view", id, String::new()).await?;
-    Ok(Json(a.to_json()))
+    Ok(Json(present(&app.jurisdiction, &a)))
 }
 
 async fn cap(State(app): State<Shared>, headers: HeaderMap, Path(id): Path<String>) -> ApiResult<Response> {
     let c = authenticate(&app, &headers).await?;
     let a = visible_alert(&app, &c, id.clone()).await?;
     audit(&app, &c, "view_cap", id, String::new()).await?;
-    let xml = to_cap_xml(&a.alert, &app.cfg.cap_sender);
+    let xml = to_cap_xml_in(&a.alert, &app.cfg.cap_sender, place_words(&app.jurisdiction, &a.alert).as_deref());
     Ok(([(header::CONTENT_TYPE, "application/cap+xml; charset=utf-8")], xml).into_response())
 }
 
-fn transition_response(t: Transition) -> ApiResult<Json<Value>> {
+fn transition_response(j: &Jurisdiction, t: Transition) -> ApiResult<Json<Value>> {
     match t {
-        Transition::Done(change) => Ok(Json(change.alert.to_json())),
+        Transition::Done(change) => Ok(Json(present(j, &change.alert))),
         Transition::Missing => Err(ApiError::not_found()),
         Transition::Conflict(s) => Err(ApiError::new(StatusCode::CONFLICT, format!("the alert is {}", s.as_str()))),
     }
@@ -531,7 +624,7 @@ async fn ack(State(app): State<Shared>, headers: HeaderMap, Path(id): Path<Strin
         Ok(t)
     })
     .await?;
-    transition_response(t)
+    transition_response(&app.jurisdiction, t)
 }
 
 #[derive(Debug, serde::Deserialize)]
@@ -564,7 +657,7 @@ async fn resolve(
         Ok(t)
     })
     .await?;
-    transition_response(t)
+    transition_response(&app.jurisdiction, t)
 }
 
 #[derive(Debug, serde::Deserialize)]
@@ -634,7 +727,8 @@ async fn stream(
     let app2 = app.clone();
     tokio::spawn(async move {
         let send = |ch: &Change| {
-            let ev = SseEvent::default().id(ch.seq.to_string()).event("alert").data(ch.to_json().to_string());
+            let body = json!({"seq": ch.seq, "change": ch.change, "alert": present(&app2.jurisdiction, &ch.alert)});
+            let ev = SseEvent::default().id(ch.seq.to_string()).event("alert").data(body.to_string());
             tx.send(Ok(ev))
         };
         'backlog: loop {
@@ -715,24 +809,76 @@ async fn risk(State(app): State<Shared>, headers: HeaderMap) -> ApiResult<Json<V
     Ok(Json(json!({"type": "FeatureCollection", "features": features})))
 }
 
-async fn grid(State(app): State<Shared>, headers: HeaderMap) -> ApiResult<Json<Value>> {
+/// The map's cell index (built once, off the async runtime).
+async fn geo_index(app: &Shared) -> ApiResult<Arc<GeoIndex>> {
+    if let Some(g) = app.geo.get() {
+        return Ok(g.clone());
+    }
+    let a = app.clone();
+    tokio::task::spawn_blocking(move || a.geo.get_or_init(|| Arc::new(GeoIndex::new(&a.jurisdiction))).clone())
+        .await
+        .map_err(|e| ApiError::from(Error::Internal(e.to_string())))
+}
+
+/// The name of an area at a map level (0 district .. 3 grid), if the grids table has one.
+fn area_name(j: &Jurisdiction, level: usize, id: &str) -> Option<String> {
+    let n = j.names();
+    [&n.district, &n.street, &n.community, &n.grid].get(level).and_then(|m| m.get(id)).cloned()
+}
+
+fn json_bytes(body: Bytes) -> Response {
+    ([(header::CONTENT_TYPE, "application/json")], body).into_response()
+}
+
+/// The map overview in the caller's scope: district, street and community
+/// boundaries and label points (see [`crate::geo`]); cached per scope.
+async fn grid(State(app): State<Shared>, headers: HeaderMap) -> ApiResult<Response> {
     let c = authenticate(&app, &headers).await?;
-    let features: Vec<Value> = app
-        .jurisdiction
-        .cells()
-        .filter(|(_, g)| {
-            c.sees(
-                [Some(&g.grid), Some(&g.community), Some(&g.street), Some(&g.district)].map(|x| x.map(|s| s.as_str())),
-                None,
-            )
-        })
-        .map(|(cell, g)| {
-            json!({"type": "Feature", "geometry": cell_polygon(cell),
-                   "properties": {"cell": cell.to_string(), "grid": g.grid, "community": g.community,
-                                  "street": g.street, "district": g.district}})
-        })
-        .collect();
-    Ok(Json(json!({"type": "FeatureCollection", "features": features})))
+    let scope = c.officer.scope.clone();
+    if let Some(b) = app.overviews.lock().ok().and_then(|m| m.get(&scope).cloned()) {
+        return Ok(json_bytes(b));
+    }
+    let index = geo_index(&app).await?;
+    let a = app.clone();
+    let body = tokio::task::spawn_blocking(move || {
+        let v = index.overview(&|ids| c.sees(ids, None), &|level, id| area_name(&a.jurisdiction, level, id));
+        let body = Bytes::from(v.to_string());
+        if let Ok(mut m) = a.overviews.lock() {
+            m.insert(scope, body.clone());
+        }
+        body
+    })
+    .await
+    .map_err(|e| ApiError::from(Error::Internal(e.to_string())))?;
+    Ok(json_bytes(body))
+}
+
+#[derive(Debug, serde::Deserialize)]
+struct CellsQuery {
+    /// `x0,y0,x1,y1` in the overview's units from its origin.
+    bbox: String,
+}
+
+/// The cells of a view in the caller's scope (see [`crate::geo`]).
+async fn grid_cells(State(app): State<Shared>, headers: HeaderMap, Query(q): Query<CellsQuery>) -> ApiResult<Response> {
+    let c = authenticate(&app, &headers).await?;
+    let nums: Vec<i32> = q.bbox.split(',').filter_map(|v| v.trim().parse().ok()).collect();
+    let [x0, y0, x1, y1] = nums[..] else {
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            format!("bbox must be four integers x0,y0,x1,y1 (units of the overview from its origin); got '{}'", q.bbox),
+        ));
+    };
+    let index = geo_index(&app).await?;
+    let a = app.clone();
+    let body = tokio::task::spawn_blocking(move || {
+        let v =
+            index.view([x0, y0, x1, y1], &|ids| c.sees(ids, None), &|level, id| area_name(&a.jurisdiction, level, id));
+        Bytes::from(v.to_string())
+    })
+    .await
+    .map_err(|e| ApiError::from(Error::Internal(e.to_string())))?;
+    Ok(json_bytes(body))
 }
 
 async fn units(State(app): State<Shared>, headers: HeaderMap) -> ApiResult<Json<Value>> {

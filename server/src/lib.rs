@@ -30,6 +30,7 @@ pub mod audit;
 pub mod auth;
 pub mod config;
 pub mod error;
+pub mod geo;
 mod http;
 pub mod ingest;
 pub mod metrics;

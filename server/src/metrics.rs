@@ -11,7 +11,7 @@
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::fmt::Write;
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering::Relaxed};
 use std::time::Instant;
 
 use citywatch_engine::contract::Table;
@@ -51,14 +51,32 @@ pub struct Metrics {
     latency_count: AtomicU64,
     latency_sum_us: AtomicU64,
     index: Mutex<IngestIndex>,
+    /// The latest event time accepted at ingest (ms; 0 before the first event).
+    event_clock_ms: AtomicI64,
+    /// Rejected rows by `(table, column, code)`: the health page's top reasons.
+    reasons: Mutex<BTreeMap<(&'static str, String, String), u64>>,
+    /// New alerts per wall-clock minute and model, the last [`MINUTES`] minutes.
+    per_minute: Mutex<VecDeque<(i64, BTreeMap<String, u64>)>>,
+}
+
+/// Minutes of alert history the health page shows.
+pub const MINUTES: usize = 60;
+/// Most distinct rejection reasons kept (the rest are counted under `other`).
+const MAX_REASONS: usize = 1000;
+
+/// A table's name as the health figures spell it.
+fn table_name(i: usize) -> &'static str {
+    ["calls", "alarms", "patrols"][i]
 }
 
 impl Metrics {
     /// Remembers when events with these times were ingested (first time wins).
     pub fn note_ingest_times(&self, event_times: impl Iterator<Item = i64>) {
         let now = Instant::now();
+        let mut latest = i64::MIN;
         if let Ok(mut idx) = self.index.lock() {
             for ts in event_times {
+                latest = latest.max(ts);
                 if let std::collections::hash_map::Entry::Vacant(v) = idx.at.entry(ts) {
                     v.insert(now);
                     idx.order.push_back(ts);
@@ -70,6 +88,12 @@ impl Metrics {
                 }
             }
         }
+        self.event_clock_ms.fetch_max(latest, Relaxed);
+    }
+
+    /// The latest event time ingested so far (the console's clock for ages), if any.
+    pub fn event_clock_ms(&self) -> Option<i64> {
+        Some(self.event_clock_ms.load(Relaxed)).filter(|&t| t > 0)
     }
 
     /// Counts the accepted events of a request and the late ones among them.
@@ -82,6 +106,19 @@ impl Metrics {
     pub fn rejected(&self, table: Table, rows: u64) {
         self.rejected[table_index(table)].fetch_add(rows, Relaxed);
         self.bad_requests.fetch_add(1, Relaxed);
+    }
+
+    /// Counts rejected rows by column and code (the rows themselves are counted by [`Metrics::rejected`]).
+    pub fn rejected_reasons<'a>(&self, table: Table, reasons: impl Iterator<Item = (Option<&'a str>, &'a str)>) {
+        let t = table_name(table_index(table));
+        if let Ok(mut m) = self.reasons.lock() {
+            for (column, code) in reasons {
+                let full = m.len() >= MAX_REASONS;
+                let key = (t, column.unwrap_or("-").to_owned(), code.to_owned());
+                let key = if full && !m.contains_key(&key) { (t, "-".to_owned(), "other".to_owned()) } else { key };
+                *m.entry(key).or_default() += 1;
+            }
+        }
     }
 
     /// Counts a request refused for a missing or bad token.
@@ -108,6 +145,18 @@ impl Metrics {
         if let Ok(mut m) = self.alerts_by_model.lock() {
             *m.entry(model.to_owned()).or_default() += 1;
         }
+        let minute = crate::http::now_ms().div_euclid(60_000);
+        if let Ok(mut q) = self.per_minute.lock() {
+            if q.back().is_none_or(|(m, _)| *m != minute) {
+                q.push_back((minute, BTreeMap::new()));
+            }
+            while q.front().is_some_and(|(m, _)| *m <= minute - MINUTES as i64) {
+                q.pop_front();
+            }
+            if let Some((_, counts)) = q.back_mut() {
+                *counts.entry(model.to_owned()).or_default() += 1;
+            }
+        }
         let at = self.index.lock().ok().and_then(|i| i.at.get(&event_ts_ms).copied());
         if let Some(at) = at {
             let secs = at.elapsed().as_secs_f64();
@@ -119,6 +168,47 @@ impl Metrics {
             self.latency_count.fetch_add(1, Relaxed);
             self.latency_sum_us.fetch_add((secs * 1e6) as u64, Relaxed);
         }
+    }
+
+    /// The figures of the console's pipeline health page (see `GET /api/v1/health`):
+    /// counters by table, late rows, the top rejection reasons, and new alerts
+    /// per minute and model over the last [`MINUTES`] minutes ending at `now_ms`.
+    pub fn health(&self, now_ms: i64) -> serde_json::Value {
+        let by_table = |c: &[AtomicU64; 3]| {
+            (0..3)
+                .map(|i| (table_name(i).to_owned(), serde_json::json!(c[i].load(Relaxed))))
+                .collect::<serde_json::Map<_, _>>()
+        };
+        let mut reasons: Vec<_> =
+            self.reasons.lock().map(|m| m.iter().map(|(k, v)| (k.clone(), *v)).collect()).unwrap_or_default();
+        reasons.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+        let top: Vec<_> = reasons
+            .iter()
+            .take(10)
+            .map(|((t, c, code), n)| serde_json::json!({"table": t, "column": c, "code": code, "rows": n}))
+            .collect();
+        let last = now_ms.div_euclid(60_000);
+        let first = last - MINUTES as i64 + 1;
+        let mut models: BTreeMap<String, Vec<u64>> = BTreeMap::new();
+        if let Ok(q) = self.per_minute.lock() {
+            for (minute, counts) in q.iter().filter(|(m, _)| *m >= first && *m <= last) {
+                for (model, n) in counts {
+                    models.entry(model.clone()).or_insert_with(|| vec![0; MINUTES])[(minute - first) as usize] += n;
+                }
+            }
+        }
+        serde_json::json!({
+            "events_in": by_table(&self.events_in),
+            "rejected_rows": by_table(&self.rejected),
+            "late": self.late.load(Relaxed),
+            "rejected_requests": self.bad_requests.load(Relaxed),
+            "top_reasons": top,
+            "alerts_total": self.alerts_by_model.lock().map(|m| serde_json::json!(*m)).unwrap_or_default(),
+            "alerts_per_minute": {"first_minute_ms": first * 60_000, "models": models},
+            "pushes": self.pushes.load(Relaxed),
+            "escalations": self.escalations.load(Relaxed),
+            "event_ms": self.event_clock_ms(),
+        })
     }
 
     /// The Prometheus text exposition.

@@ -28,6 +28,11 @@ pub trait Pipeline: Send + Sync + 'static {
     fn risk_surface(&self) -> Vec<(String, f64)> {
         Vec::new()
     }
+    /// The watermark (ms of event time): events at or before it are late.
+    /// `None` when the pipeline does not track one.
+    fn watermark(&self) -> Option<u64> {
+        None
+    }
     /// The patrol unit names the engine's models use (the reference data's
     /// directory), so ingest registers names where the models look them up.
     /// The default is a directory of the server's own.
@@ -59,6 +64,10 @@ impl Pipeline for LivePipeline {
 
     fn advance_clock(&self, now_ms: u64) {
         self.engine.advance_clock(now_ms);
+    }
+
+    fn watermark(&self) -> Option<u64> {
+        Some(self.engine.watermark())
     }
 
     fn unit_directory(&self) -> UnitDirectory {

@@ -23,7 +23,9 @@ fn issue_6_no_token_is_401_everywhere_but_healthz() {
         "/api/v1/risk",
         "/api/v1/units",
         "/api/v1/grid",
+        "/api/v1/grid/cells?bbox=0,0,1,1",
         "/api/v1/me",
+        "/api/v1/clock",
         "/metrics",
     ] {
         let r = s.get(path, None);
@@ -82,7 +84,21 @@ fn issue_6_scope_isolation_for_list_by_id_stream_risk_and_units() {
         risk["features"].as_array().unwrap().iter().map(|f| f["properties"]["cell"].as_str().unwrap()).collect();
     assert_eq!(cells, vec![cell(P1).as_str()]);
     assert_eq!(s.get("/api/v1/risk", Some("o-an")).json()["features"].as_array().unwrap().len(), 2);
-    assert_eq!(s.get("/api/v1/grid", Some("o-c1")).json()["features"].as_array().unwrap().len(), 1);
+    let grid = s.get("/api/v1/grid", Some("o-c1")).json();
+    assert_eq!(grid["cells"], 1, "{grid}");
+    let named: Vec<_> = grid["communities"].as_array().unwrap().iter().filter(|c| !c.is_null()).collect();
+    assert_eq!(named.len(), 1);
+    assert_eq!(named[0]["id"], "c1");
+    assert_eq!(s.get("/api/v1/grid", Some("o-an")).json()["cells"], 2);
+    let all = "/api/v1/grid/cells?bbox=-2000000000,-2000000000,2000000000,2000000000";
+    assert_eq!(
+        s.get(all, Some("o-c1")).json()["cells"].as_array().unwrap().len(),
+        4,
+        "one cell: x, y, community, grid"
+    );
+    let bad = s.get("/api/v1/grid/cells?bbox=1,2", Some("o-an"));
+    assert_eq!(bad.status, 400);
+    assert!(bad.body.contains("four integers"), "{}", bad.body);
     // Units.
     let patrols = format!(
         "{}\n{}\n",

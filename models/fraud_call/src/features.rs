@@ -185,7 +185,7 @@ fn raise(s: Severity) -> Severity {
 
 fn shape(class: NumberClass) -> &'static str {
     if class.has(NumberClass::SPOOFED_SERVICE) {
-        "a spoofed service number from abroad"
+        "a service number with an international prefix (spoofed)"
     } else if class.has(NumberClass::INTERNATIONAL) {
         "an international number"
     } else if class.has(NumberClass::VIRTUAL_OPERATOR) {
@@ -195,6 +195,11 @@ fn shape(class: NumberClass) -> &'static str {
     } else {
         "a local number"
     }
+}
+
+/// "1 person", "2 people".
+fn people(n: u64) -> String {
+    if n == 1 { "1 person".to_owned() } else { format!("{n} people") }
 }
 
 fn features_json(f: &Features, risk: f64) -> serde_json::Value {
@@ -237,7 +242,7 @@ pub fn draft_in_progress(
     let why = if f.reports > 0 {
         "already reported for fraud".to_owned()
     } else {
-        format!("{} people called in the last hour, {} today", f.fanout_1h, f.fanout_24h)
+        format!("{} called in the last hour, {} today", people(u64::from(f.fanout_1h)), f.fanout_24h)
     };
     let summary = format!(
         "Possible fraud call in progress: {who} has been on the phone {open_min:.0} min with {} ({caller}; {why})",
@@ -296,9 +301,9 @@ pub fn draft_number(
         NumberReason::HighRisk => "risk above the high threshold",
     };
     let summary = format!(
-        "Fraud number {n} ({}): {why}; {} people called today, {} report(s)",
+        "Fraud number {n} ({}): {why}; {} called today, {} report(s)",
         shape(f.class),
-        f.fanout_24h,
+        people(u64::from(f.fanout_24h)),
         f.reports
     );
     let action = format!(

@@ -43,6 +43,30 @@ pub fn city() -> Arc<Jurisdiction> {
     Arc::new(Jurisdiction::new(Resolution::Nine, vec![(cell(P1), info(1)), (cell(P2), info(2))], officers))
 }
 
+/// [`city`] inside a city of the demo's size: ~132,000 resolution-9 cells
+/// around P1 (grids their resolution-8 parents, communities resolution 7,
+/// streets 6, districts 5), P1's and P2's cells keeping g1/c1 and g2/c2.
+pub fn big_city() -> Arc<Jurisdiction> {
+    let small = city();
+    let centre = Point::from_degrees(P1.0, P1.1).unwrap().cell(Resolution::Nine);
+    let mut cells: Vec<(h3o::CellIndex, GridInfo)> = small.cells().map(|(c, g)| (c, g.clone())).collect();
+    let kept: std::collections::HashSet<_> = cells.iter().map(|c| c.0).collect();
+    let id = |c: h3o::CellIndex, r: Resolution| c.parent(r).unwrap().to_string();
+    for c in centre.grid_disk::<Vec<_>>(210) {
+        if kept.contains(&c) {
+            continue;
+        }
+        let info = GridInfo {
+            grid: id(c, Resolution::Eight),
+            community: id(c, Resolution::Seven),
+            street: id(c, Resolution::Six),
+            district: id(c, Resolution::Five),
+        };
+        cells.push((c, info));
+    }
+    Arc::new(Jurisdiction::new(Resolution::Nine, cells, small.officers().to_vec()))
+}
+
 /// A deterministic stand-in for the dataflow: every priority-1 alarm fires an
 /// `urgent_alarm` alert at once, routed like the engine routes.
 pub struct FakePipeline {
@@ -147,7 +171,11 @@ impl TestServer {
     }
 
     pub fn start_with(dir: &Path, cfg: ServerConfig) -> TestServer {
-        let jurisdiction = city();
+        Self::start_in(dir, cfg, city())
+    }
+
+    /// [`TestServer::start_with`] over another jurisdiction (with [`city`]'s officers).
+    pub fn start_in(dir: &Path, cfg: ServerConfig, jurisdiction: Arc<Jurisdiction>) -> TestServer {
         let (tx, rx) = crossbeam_channel::bounded(1024);
         let pipeline = Arc::new(FakePipeline {
             alerts: tx,
