@@ -53,7 +53,7 @@ fn serve_token_ingest_alert_and_audit() {
     std::fs::write(
         &config,
         format!(
-            "reference = {reference:?}\nworkers = 1\nlateness = \"2s\"\n[models.response_gap]\ndispatch_within_ms = 2000\n[server]\naddr = \"{addr}\"\nstore_path = {:?}\ncredentials_path = {:?}\nclock_tick_ms = 200\n",
+            "reference = {reference:?}\nworkers = 1\nlateness = \"2s\"\npseudonym_key = \"test-pseudonym-key\"\n[models.response_gap]\ndispatch_within_ms = 2000\n[server]\naddr = \"{addr}\"\nstore_path = {:?}\ncredentials_path = {:?}\nclock_tick_ms = 200\nvault_key = \"test-vault-key\"\n",
             d.join("store.sqlite"),
             d.join("credentials.json")
         ),

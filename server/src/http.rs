@@ -26,9 +26,9 @@ use tokio_stream::wrappers::ReceiverStream;
 use crate::auth::{Authenticator, Caller, CredentialsFile, Failure, Throttle, Verified, claimed_id};
 use crate::config::ServerConfig;
 use crate::error::{Error, Result};
-use crate::ingest::{Ingest, Refusal};
+use crate::ingest::{Ingest, Refusal, RowError, RowErrors};
 use crate::metrics::Metrics;
-use crate::pipeline::{Pipeline, PipelineRefusal};
+use crate::pipeline::{Applied, Pipeline, PipelineRefusal};
 use crate::store::{AlertFilter, Change, Store, Transition, Visibility};
 
 const CONSOLE_HTML: &str = include_str!("../console/index.html");
@@ -59,6 +59,10 @@ struct App {
     /// this lock so stream ids are pushed in order.
     store: Arc<Mutex<Store>>,
     ingest: Arc<Ingest>,
+    /// Ingest requests that may be decoded or applied at once (503 past that).
+    ingest_slots: Arc<tokio::sync::Semaphore>,
+    /// Open event streams per credential id (`max_streams_per_token`).
+    streams: Mutex<std::collections::HashMap<String, usize>>,
     metrics: Arc<Metrics>,
     changes: broadcast::Sender<Arc<Change>>,
     shutdown: watch::Receiver<bool>,
@@ -83,7 +87,9 @@ pub(crate) async fn run(
     let throttle = Throttle::per_minute(cfg.auth_failures_per_minute);
     let app = Arc::new(App {
         throttle,
-        ingest: Ingest::new(&cfg.pseudonym_key, &cfg.home_country_code, cfg.keep_numbers, pipeline.unit_directory()),
+        ingest: Ingest::new(&cfg, pipeline.unit_directory()),
+        ingest_slots: Arc::new(tokio::sync::Semaphore::new(cfg.max_concurrent_ingests.max(1))),
+        streams: Mutex::new(std::collections::HashMap::new()),
         cfg,
         pipeline,
         jurisdiction,
@@ -125,19 +131,31 @@ pub(crate) async fn run(
             })
             .map_err(|e| Error::Internal(format!("cannot start the checkpoint thread: {e}")))?
     };
+    // The journal's epochs go back into the dataflow now that the store thread
+    // drains its alerts; ingest waits for this, connections wait in the backlog.
+    let p = app.pipeline.clone();
+    let restored = tokio::task::spawn_blocking(move || p.restore())
+        .await
+        .map_err(|e| Error::Internal(format!("restore panicked: {e}")))?;
+    match restored {
+        Ok(line) => eprintln!("citywatch-server: {line}"),
+        Err(e) => {
+            stopping.store(true, Ordering::SeqCst);
+            return Err(Error::Internal(format!("cannot restore the journal: {e}")));
+        }
+    }
     let sweeper = tokio::spawn(escalation_loop(app.clone()));
     let clock = tokio::spawn(clock_loop(app.clone()));
 
     let router = router(app.clone());
     let addr = listener.local_addr().map(|a| a.to_string()).unwrap_or_default();
     let mut stop_wait = app.shutdown.clone();
-    let served = axum::serve(listener, router.into_make_service_with_connect_info::<SocketAddr>())
-        .with_graceful_shutdown(async move {
-            shutdown.await;
-            let _ = stop_tx.send(true);
-        })
-        .await;
-    let _ = stop_wait.changed().await;
+    tokio::spawn(async move {
+        shutdown.await;
+        let _ = stop_tx.send(true);
+    });
+    let served = crate::listen::serve_connections(listener, router, &app.cfg, app.shutdown.clone()).await;
+    let _ = stop_wait.wait_for(|s| *s).await;
     sweeper.abort();
     clock.abort();
     stopping.store(true, Ordering::SeqCst);
@@ -212,8 +230,10 @@ async fn clock_loop(app: Shared) {
     }
 }
 
+/// Largest body of the requests other than ingest (resolve notes, reveals).
+const SMALL_BODY: usize = 64 << 10;
+
 fn router(app: Shared) -> Router {
-    let limit = app.cfg.max_body_bytes;
     Router::new()
         .route("/", get(|| async { ([(header::CONTENT_TYPE, "text/html; charset=utf-8")], CONSOLE_HTML) }))
         .route("/app.js", get(|| async { ([(header::CONTENT_TYPE, "text/javascript; charset=utf-8")], CONSOLE_JS) }))
@@ -232,9 +252,31 @@ fn router(app: Shared) -> Router {
         .route("/api/v1/grid", get(grid))
         .route("/api/v1/units", get(units))
         .route("/api/v1/reveal", post(reveal))
-        .layer(DefaultBodyLimit::max(limit))
+        // Ingest reads its own body (after the token check, with its own
+        // limit and timeout); the other bodies are small JSON.
+        .layer(DefaultBodyLimit::max(SMALL_BODY))
         .layer(axum::middleware::from_fn_with_state(app.clone(), guard_auth))
+        .layer(axum::middleware::from_fn_with_state(app.clone(), request_deadline))
         .with_state(app)
+}
+
+/// Bounds the time of every request but event streams (long-lived by design)
+/// and ingest (which bounds its own body read and then must finish applying):
+/// a client trickling a body byte by byte is answered 408 and dropped.
+async fn request_deadline(State(app): State<Shared>, req: Request, next: Next) -> Response {
+    let path = req.uri().path();
+    if path == "/api/v1/stream" || path.starts_with("/api/v1/ingest/") {
+        return next.run(req).await;
+    }
+    let limit = Duration::from_millis(app.cfg.body_timeout_ms.max(1));
+    match tokio::time::timeout(limit, next.run(req)).await {
+        Ok(r) => r,
+        Err(_) => ApiError::new(
+            StatusCode::REQUEST_TIMEOUT,
+            format!("the request did not complete within {} ms (body_timeout_ms)", app.cfg.body_timeout_ms),
+        )
+        .into_response(),
+    }
 }
 
 /// The failed-authentication limit around every route that checks a token.
@@ -290,8 +332,10 @@ fn bearer(headers: &HeaderMap) -> Option<String> {
     headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .map(|t| t.trim().to_owned())
+        .and_then(|v| v.split_once(' '))
+        // The scheme is case-insensitive (RFC 9110 §11.1): `bearer` is `Bearer`.
+        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+        .map(|(_, t)| t.trim().to_owned())
         .filter(|t| !t.is_empty())
 }
 
@@ -320,6 +364,9 @@ impl IntoResponse for ApiError {
         let mut r = (self.0, Json(self.1)).into_response();
         if self.0 == StatusCode::UNAUTHORIZED {
             r.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer realm=\"citywatch\""));
+        }
+        if self.0 == StatusCode::SERVICE_UNAVAILABLE {
+            r.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
         }
         r
     }
@@ -389,12 +436,29 @@ async fn me(State(app): State<Shared>, headers: HeaderMap) -> ApiResult<Json<Val
     Ok(Json(json!({"officer": c.officer, "can_reveal": can_reveal, "cap_sender": app.cfg.cap_sender})))
 }
 
+/// A 400 answer for bad rows: the first rows' reasons, the rest counted.
+fn rows_refused(rows: &RowErrors) -> ApiError {
+    ApiError(
+        StatusCode::BAD_REQUEST,
+        json!({"error": format!("{} bad row(s); nothing of this request was applied", rows.rows),
+               "rejected": rows.listed, "rejected_rows": rows.rows, "rejected_by_code": rows.by_code,
+               "listed_rows": rows.listed.iter().map(|e| e.row).collect::<std::collections::BTreeSet<_>>().len()}),
+    )
+}
+
+/// 503 with `Retry-After`: the engine is behind, try again shortly.
+fn busy(msg: String) -> ApiError {
+    ApiError(StatusCode::SERVICE_UNAVAILABLE, json!({"error": msg, "retry_after_s": 1}))
+}
+
 async fn ingest(
     State(app): State<Shared>,
     Path(table): Path<String>,
     headers: HeaderMap,
-    body: Bytes,
+    body: axum::body::Body,
 ) -> ApiResult<Json<Value>> {
+    // The token is checked before a byte of the body is read: an
+    // unauthenticated 50 MB upload costs a header parse, not 50 MB.
     let c = authenticate(&app, &headers).await?;
     if c.officer.scope != "city" {
         return Err(ApiError::new(StatusCode::FORBIDDEN, "ingest needs a city-scope token (a feed or an analyst)"));
@@ -405,12 +469,42 @@ async fn ingest(
         "patrols" => Table::Patrols,
         _ => return Err(ApiError::new(StatusCode::NOT_FOUND, "ingest tables are calls, alarms and patrols")),
     };
+    // Bounded work in flight: a request that finds every slot taken is told to
+    // come back (503 + Retry-After) instead of queueing behind a slow engine.
+    let Ok(permit) = app.ingest_slots.clone().try_acquire_owned() else {
+        app.metrics.busy();
+        return Err(busy(format!(
+            "{} ingest requests are already being applied (the engine is behind); retry in 1 s",
+            app.cfg.max_concurrent_ingests
+        )));
+    };
+    let limit = app.cfg.max_body_bytes;
+    let body =
+        match tokio::time::timeout(Duration::from_millis(app.cfg.body_timeout_ms), axum::body::to_bytes(body, limit))
+            .await
+        {
+            Ok(Ok(b)) => b,
+            Ok(Err(_)) => {
+                return Err(ApiError::new(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    format!("the body is over {limit} bytes (max_body_bytes) or was cut off; split the request"),
+                ));
+            }
+            Err(_) => {
+                return Err(ApiError::new(
+                    StatusCode::REQUEST_TIMEOUT,
+                    format!("the body did not arrive within {} ms (body_timeout_ms)", app.cfg.body_timeout_ms),
+                ));
+            }
+        };
     let arrow = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.starts_with("application/vnd.apache.arrow"));
+    let key = idempotency_key(&headers)?;
     let a = app.clone();
     let outcome = tokio::task::spawn_blocking(move || -> ApiResult<Value> {
+        let _permit = permit;
         let decoded = match a.ingest.decode(table, &body, arrow) {
             Ok(d) => d,
             Err(Refusal::Body(msg)) => {
@@ -421,15 +515,8 @@ async fn ingest(
                 ));
             }
             Err(Refusal::Rows(rows)) => {
-                a.metrics.rejected(
-                    table,
-                    rows.iter().map(|r| r.row).collect::<std::collections::BTreeSet<_>>().len() as u64,
-                );
-                return Err(ApiError(
-                    StatusCode::BAD_REQUEST,
-                    json!({"error": format!("{} bad row(s); nothing of this request was applied", rows.len()),
-                           "rejected": rows}),
-                ));
+                a.metrics.rejected(table, rows.rows);
+                return Err(rows_refused(&rows));
             }
         };
         let accepted = decoded.events.len();
@@ -437,23 +524,23 @@ async fn ingest(
         a.metrics.note_ingest_times(decoded.events.iter().map(|e| e.ts_ms() as i64));
         let patrols: Vec<_> =
             decoded.events.iter().filter(|e| matches!(e, citywatch_engine::event::Event::Patrol(_))).copied().collect();
-        let late = a.pipeline.ingest(decoded.events).map_err(|r| match r {
+        let applied = a.pipeline.ingest_keyed(key.as_deref(), decoded.events).map_err(|r| match r {
             PipelineRefusal::Rows(rows) => {
                 a.metrics.rejected(table, rows.len() as u64);
-                let rejected: Vec<Value> = rows
-                    .iter()
-                    .map(|(row, reason)| json!({"row": row, "column": null, "code": "refused", "reason": reason}))
+                let errors = rows
+                    .into_iter()
+                    .map(|(row, reason)| RowError { row: row as u64, column: None, code: "refused".into(), reason })
                     .collect();
-                ApiError(
-                    StatusCode::BAD_REQUEST,
-                    json!({"error": format!("{} bad row(s); nothing of this request was applied", rows.len()),
-                           "rejected": rejected}),
-                )
+                rows_refused(&RowErrors::new(errors, a.cfg.max_listed_errors))
             }
             PipelineRefusal::Unavailable(e) => {
                 ApiError::new(StatusCode::SERVICE_UNAVAILABLE, format!("the pipeline cannot take events now: {e}"))
             }
         })?;
+        let late = match applied {
+            Applied::New { late } => late,
+            Applied::Duplicate => return Ok(json!({"accepted": accepted, "late": 0, "duplicate": true})),
+        };
         // Applied: now the side effects outside the dataflow.
         a.metrics.ingested(table, accepted as u64, late);
         a.ingest.track_units(&patrols);
@@ -468,6 +555,22 @@ async fn ingest(
     .await
     .map_err(|e| ApiError::from(Error::Internal(e.to_string())))??;
     Ok(Json(outcome))
+}
+
+/// Longest `Idempotency-Key` accepted, bytes.
+const MAX_IDEMPOTENCY_KEY: usize = 128;
+
+/// The request's `Idempotency-Key` (a retry after a lost answer carries the
+/// same key, and is answered without being applied twice).
+fn idempotency_key(headers: &HeaderMap) -> ApiResult<Option<String>> {
+    let Some(v) = headers.get("idempotency-key") else { return Ok(None) };
+    match v.to_str().map(str::trim) {
+        Ok(k) if !k.is_empty() && k.len() <= MAX_IDEMPOTENCY_KEY => Ok(Some(k.to_owned())),
+        _ => Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            format!("Idempotency-Key must be 1 to {MAX_IDEMPOTENCY_KEY} visible ASCII characters"),
+        )),
+    }
 }
 
 async fn list_alerts(
@@ -609,6 +712,38 @@ async fn reveal(State(app): State<Shared>, headers: HeaderMap, body: Bytes) -> A
     }
 }
 
+/// One open event stream of a credential, counted in `App::streams` while it lives.
+struct StreamSlot {
+    app: Shared,
+    credential: String,
+}
+
+impl StreamSlot {
+    /// A slot for `credential`, or `None` when it already holds `max_streams_per_token`.
+    fn take(app: &Shared, credential: String) -> Option<StreamSlot> {
+        let mut open = app.streams.lock().ok()?;
+        let n = open.entry(credential.clone()).or_insert(0);
+        if *n >= app.cfg.max_streams_per_token.max(1) {
+            return None;
+        }
+        *n += 1;
+        Some(StreamSlot { app: app.clone(), credential })
+    }
+}
+
+impl Drop for StreamSlot {
+    fn drop(&mut self) {
+        if let Ok(mut open) = self.app.streams.lock()
+            && let Some(n) = open.get_mut(&self.credential)
+        {
+            *n -= 1;
+            if *n == 0 {
+                open.remove(&self.credential);
+            }
+        }
+    }
+}
+
 #[derive(Debug, Default, serde::Deserialize)]
 struct StreamQuery {
     /// Alternative to the `Last-Event-ID` header (for clients that cannot set it).
@@ -621,6 +756,14 @@ async fn stream(
     Query(q): Query<StreamQuery>,
 ) -> ApiResult<Sse<impl tokio_stream::Stream<Item = std::result::Result<SseEvent, Infallible>>>> {
     let c = authenticate(&app, &headers).await?;
+    let credential = bearer(&headers).and_then(|t| claimed_id(&t).map(str::to_owned)).unwrap_or_default();
+    let Some(slot) = StreamSlot::take(&app, credential) else {
+        return Err(ApiError(
+            StatusCode::TOO_MANY_REQUESTS,
+            json!({"error": format!("this token already holds {} open streams (max_streams_per_token); close one",
+                                    app.cfg.max_streams_per_token)}),
+        ));
+    };
     let header_id = headers.get("last-event-id").and_then(|v| v.to_str().ok()).and_then(|v| v.trim().parse().ok());
     // Subscribe before reading the backlog: nothing committed in between is missed.
     let mut live = app.changes.subscribe();
@@ -633,6 +776,7 @@ async fn stream(
     let mut shutdown = app.shutdown.clone();
     let app2 = app.clone();
     tokio::spawn(async move {
+        let _slot = slot;
         let send = |ch: &Change| {
             let ev = SseEvent::default().id(ch.seq.to_string()).event("alert").data(ch.to_json().to_string());
             tx.send(Ok(ev))

@@ -44,6 +44,7 @@ pub struct Metrics {
     bad_requests: AtomicU64,
     unauthorized: AtomicU64,
     throttled: AtomicU64,
+    busy: AtomicU64,
     pushes: AtomicU64,
     escalations: AtomicU64,
     alerts_by_model: Mutex<BTreeMap<String, u64>>,
@@ -92,6 +93,11 @@ impl Metrics {
     /// Counts a request refused because its address is over the failed-authentication limit.
     pub fn throttled(&self) {
         self.throttled.fetch_add(1, Relaxed);
+    }
+
+    /// Counts an ingest request refused (503) because every ingest slot was taken.
+    pub fn busy(&self) {
+        self.busy.fetch_add(1, Relaxed);
     }
 
     /// Counts escalations.
@@ -148,6 +154,7 @@ impl Metrics {
                 "Requests refused (429) for too many failed authentications from one address.",
                 &self.throttled,
             ),
+            ("citywatch_ingest_busy_total", "Ingest requests refused (503) because the engine was behind.", &self.busy),
             ("citywatch_pushes_total", "Alert changes pushed to streams.", &self.pushes),
             ("citywatch_escalations_total", "Alerts escalated one level up.", &self.escalations),
         ];
