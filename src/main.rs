@@ -256,15 +256,31 @@ struct TokenArgs {
 
 #[derive(Subcommand, Debug)]
 enum AuditCommand {
-    /// Check the audit log's hash chain; exits non-zero when a row was edited, reordered or deleted.
+    /// Check the audit log's keyed chain; exits non-zero when a row was edited, reordered or deleted,
+    /// or when `--expect-head` (a head printed earlier by `audit head`) is no longer in the chain.
     Verify {
-        /// The store (SQLite file); default: the config's `[server] store_path`.
+        #[command(flatten)]
+        store: AuditStore,
+        /// A head recorded earlier (`citywatch audit head`): fail unless it is still in the chain,
+        /// which catches rows deleted from the end.
         #[arg(long)]
-        store: Option<PathBuf>,
-        /// Config file.
-        #[arg(long)]
-        config: Option<PathBuf>,
+        expect_head: Option<String>,
     },
+    /// Print the chain's head (row count and hash) to record outside the database.
+    Head {
+        #[command(flatten)]
+        store: AuditStore,
+    },
+}
+
+#[derive(Args, Debug)]
+struct AuditStore {
+    /// The store (SQLite file); default: the config's `[server] store_path`.
+    #[arg(long)]
+    store: Option<PathBuf>,
+    /// Config file: the store and the audit key (`[server] audit_key`, or derived from `vault_key`).
+    #[arg(long)]
+    config: Option<PathBuf>,
 }
 
 /// The models to run, configured from the settings and filtered by `--models`.
@@ -574,19 +590,32 @@ fn run_token(args: TokenArgs) -> Result<()> {
 }
 
 fn run_audit(command: AuditCommand) -> Result<()> {
-    let AuditCommand::Verify { store, config } = command;
-    let store = match store {
-        Some(s) => s,
-        None => server_config(&load_settings(config.as_ref())?)?.store_path,
-    };
-    let report = citywatch_server::audit_verify(&store)?;
-    if report.is_intact() {
-        println!("audit chain intact: {} rows, head {}", report.rows, report.head);
-        Ok(())
-    } else {
+    let (AuditCommand::Verify { store: args, .. } | AuditCommand::Head { store: args }) = &command;
+    let config = server_config(&load_settings(args.config.as_ref())?)?;
+    let store = args.store.clone().unwrap_or_else(|| config.store_path.clone());
+    let report = citywatch_server::audit_verify(&store, &config.audit_key_bytes())?;
+    if !report.is_intact() {
         let (seq, what) = report.broken.clone().unwrap_or_default();
-        bail!("audit chain BROKEN at row {seq}: {what} ({} rows checked, store {})", report.rows, store.display())
+        bail!("audit chain BROKEN at row {seq}: {what} ({} rows checked, store {})", report.rows, store.display());
     }
+    match command {
+        AuditCommand::Head { .. } => println!("{} {}", report.rows, report.head),
+        AuditCommand::Verify { expect_head, .. } => {
+            if let Some(head) = expect_head
+                && !report.contains(&head)
+            {
+                bail!(
+                    "audit chain TRUNCATED or rewritten: the recorded head {head} is not in the chain \
+                     ({} rows, head now {}, store {})",
+                    report.rows,
+                    report.head,
+                    store.display()
+                );
+            }
+            println!("audit chain intact: {} rows, head {}", report.rows, report.head);
+        }
+    }
+    Ok(())
 }
 
 fn run_demo(args: DemoArgs) -> Result<()> {

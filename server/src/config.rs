@@ -52,6 +52,10 @@ pub struct ServerConfig {
     /// Secret for the kept-number vault (ChaCha20-Poly1305). Default: derived
     /// from `pseudonym_key` with a domain tag; set a separate one in production.
     pub vault_key: Option<String>,
+    /// Key of the audit chain's HMAC; never stored in the database. Default:
+    /// derived from `vault_key` (or, without one, `pseudonym_key`) with a
+    /// domain tag. `citywatch audit verify` needs the same config.
+    pub audit_key: Option<String>,
     /// Whether ingest keeps real numbers (encrypted) for reveal. Default true.
     pub keep_numbers: bool,
     /// CAP `<sender>` of this deployment. Default `citywatch@localhost`.
@@ -118,6 +122,7 @@ impl Default for ServerConfig {
             pseudonym_key: citywatch_engine::pseudonym::DEMO_KEY.into(),
             home_country_code: "86".into(),
             vault_key: None,
+            audit_key: None,
             keep_numbers: true,
             cap_sender: "citywatch@localhost".into(),
             stream_buffer: 4096,
@@ -186,6 +191,20 @@ impl ServerConfig {
             max_ahead_ms: Some(self.max_clock_skew_ms),
             max_behind_ms: (self.max_event_age_ms > 0).then_some(self.max_event_age_ms),
         }
+    }
+
+    /// The 32-byte key of the audit chain.
+    pub fn audit_key_bytes(&self) -> [u8; 32] {
+        use sha2::{Digest, Sha256};
+        let mut h = Sha256::new();
+        match &self.audit_key {
+            Some(k) => h.update(k.as_bytes()),
+            None => {
+                h.update(b"citywatch audit key v1\0");
+                h.update(self.vault_key.as_deref().unwrap_or(&self.pseudonym_key).as_bytes());
+            }
+        }
+        h.finalize().into()
     }
 
     /// The 32-byte vault key.

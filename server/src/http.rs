@@ -80,7 +80,7 @@ pub(crate) async fn run(
 ) -> Result<()> {
     let creds = CredentialsFile::load(&cfg.credentials_path)?;
     let auth = Authenticator::new(creds, jurisdiction.officers());
-    let store = Arc::new(Mutex::new(Store::open(&cfg.store_path, cfg.vault_key_bytes())?));
+    let store = Arc::new(Mutex::new(Store::open(&cfg.store_path, cfg.vault_key_bytes(), cfg.audit_key_bytes())?));
     let (changes, _) = broadcast::channel(cfg.stream_buffer.max(16));
     let (stop_tx, stop_rx) = watch::channel(false);
     let metrics = Arc::new(Metrics::default());
@@ -590,10 +590,16 @@ async fn list_alerts(
 
 /// The alert if the caller may see it; 404 otherwise (ids do not leak).
 async fn visible_alert(app: &Shared, c: &Caller, id: String) -> ApiResult<crate::store::StoredAlert> {
-    let found = with_store(app, move |s, _| s.get(&id)).await?;
+    let key = id.clone();
+    let found = with_store(app, move |s, _| s.get(&key)).await?;
     match found {
         Some(a) if c.sees(a.place(), a.alert.assignee.as_deref()) => Ok(a),
-        _ => Err(ApiError::not_found()),
+        // Audited: an officer probing ids outside their scope leaves a trace
+        // (the same answer and the same row whether the alert exists or not).
+        _ => {
+            audit(app, c, "not_found", id, "no such alert in the caller's scope".into()).await?;
+            Err(ApiError::not_found())
+        }
     }
 }
 
@@ -680,25 +686,51 @@ struct RevealBody {
     reason: String,
 }
 
+/// Audits a refused reveal (`reveal_refused`: what was asked, why it was
+/// refused) and returns the refusal.
+async fn refuse_reveal(app: &Shared, c: &Caller, target: String, err: ApiError) -> ApiError {
+    let why = err.1["error"].as_str().unwrap_or("refused").to_owned();
+    match audit(app, c, "reveal_refused", target, format!("{}: {why}", err.0.as_u16())).await {
+        Ok(()) => err,
+        Err(e) => e,
+    }
+}
+
 async fn reveal(State(app): State<Shared>, headers: HeaderMap, body: Bytes) -> ApiResult<Json<Value>> {
     let c = authenticate(&app, &headers).await?;
+    // Every refused attempt is audited with what it asked for (at most 200
+    // characters of it: the body is the caller's).
+    let asked: String = String::from_utf8_lossy(&body).chars().take(200).collect();
     if !app.cfg.reveal_roles.iter().any(|r| r == c.officer.role.as_str()) {
-        return Err(ApiError::new(StatusCode::FORBIDDEN, "your role may not reveal numbers"));
+        let e = ApiError::new(StatusCode::FORBIDDEN, "your role may not reveal numbers");
+        return Err(refuse_reveal(&app, &c, asked, e).await);
     }
-    let b: RevealBody = serde_json::from_slice(&body).map_err(|e| {
-        ApiError::new(StatusCode::BAD_REQUEST, format!("reveal needs {{\"token\", \"alert_id\", \"reason\"}}: {e}"))
-    })?;
+    let b: RevealBody = match serde_json::from_slice(&body) {
+        Ok(b) => b,
+        Err(e) => {
+            let e = ApiError::new(
+                StatusCode::BAD_REQUEST,
+                format!("reveal needs {{\"token\", \"alert_id\", \"reason\"}}: {e}"),
+            );
+            return Err(refuse_reveal(&app, &c, asked, e).await);
+        }
+    };
     let reason = b.reason.trim().to_owned();
-    if reason.is_empty() {
-        return Err(ApiError::new(StatusCode::BAD_REQUEST, "a reason is required to reveal a number"));
-    }
     let token = b.token.trim().to_lowercase();
-    let alert = visible_alert(&app, &c, b.alert_id.clone()).await?;
+    let target = format!("{token} (alert {})", b.alert_id);
+    if reason.is_empty() {
+        let e = ApiError::new(StatusCode::BAD_REQUEST, "a reason is required to reveal a number");
+        return Err(refuse_reveal(&app, &c, target, e).await);
+    }
+    let alert = match visible_alert(&app, &c, b.alert_id.clone()).await {
+        Ok(a) => a,
+        Err(e) => return Err(refuse_reveal(&app, &c, target, e).await),
+    };
     if token.len() != 16 || !(alert.alert.subject.contains(&token) || alert.alert.evidence.contains(&token)) {
-        return Err(ApiError::new(StatusCode::NOT_FOUND, "the alert does not mention this pseudonym"));
+        let e = ApiError::new(StatusCode::NOT_FOUND, "the alert does not mention this pseudonym");
+        return Err(refuse_reveal(&app, &c, target, e).await);
     }
     let who = c.officer.officer_id.clone();
-    let target = format!("{token} (alert {})", b.alert_id);
     let number = with_store(&app, move |s, _| {
         let n = s.reveal(&token)?;
         let action = if n.is_some() { "reveal" } else { "reveal_unknown" };

@@ -286,6 +286,8 @@ pub struct Store {
     conn: Connection,
     /// Seals kept numbers; never printed.
     vault: ChaCha20Poly1305,
+    /// Keys the audit chain; never stored in the database.
+    audit_key: audit::AuditKey,
 }
 
 impl std::fmt::Debug for Store {
@@ -296,7 +298,7 @@ impl std::fmt::Debug for Store {
 
 impl Store {
     /// Opens (creating if needed) the store at `path`, WAL mode.
-    pub fn open(path: &Path, vault_key: [u8; 32]) -> Result<Store> {
+    pub fn open(path: &Path, vault_key: [u8; 32], audit_key: audit::AuditKey) -> Result<Store> {
         let conn = Connection::open(path)?;
         conn.pragma_update(None, "journal_mode", "WAL")?;
         conn.pragma_update(None, "synchronous", "NORMAL")?;
@@ -307,12 +309,12 @@ impl Store {
         conn.busy_timeout(std::time::Duration::from_secs(5))?;
         conn.execute_batch(SCHEMA)?;
         let vault = ChaCha20Poly1305::new(&vault_key.into());
-        Ok(Store { conn, vault })
+        Ok(Store { conn, vault, audit_key })
     }
 
     /// Checks the audit chain (see [`crate::audit::audit_verify`]).
     pub fn verify_audit(&self) -> Result<audit::AuditReport> {
-        audit::verify_conn(&self.conn)
+        audit::verify_conn(&self.conn, &self.audit_key)
     }
 
     /// One alert by id.
@@ -629,7 +631,7 @@ impl Store {
     /// Appends an audit record (see [`crate::audit`]).
     pub fn audit(&mut self, now_ms: i64, actor: &str, action: &str, target: &str, reason: &str) -> Result<()> {
         self.conn.execute_batch("BEGIN IMMEDIATE")?;
-        let r = audit::append(&self.conn, now_ms, actor, action, target, reason);
+        let r = audit::append(&self.conn, &self.audit_key, now_ms, actor, action, target, reason);
         self.finish(r)
     }
 }

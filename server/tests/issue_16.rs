@@ -205,3 +205,99 @@ fn issue_16_streams_per_token_are_limited() {
         std::thread::sleep(Duration::from_millis(100));
     }
 }
+
+/// `(seq, actor, action, target, reason)` of every audit row.
+fn audit_rows(store: &std::path::Path) -> Vec<(i64, String, String, String, String)> {
+    let conn = rusqlite::Connection::open(store).unwrap();
+    let mut q = conn.prepare("SELECT seq, actor, action, target, reason FROM audit ORDER BY seq").unwrap();
+    q.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap()
+}
+
+#[test]
+fn issue_16_refused_reveals_and_out_of_scope_probes_are_audited_and_the_keyed_chain_resists_rewriting() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("store.sqlite");
+    let key = config(dir.path()).audit_key_bytes();
+    let s = TestServer::start(dir.path());
+    let mut a = alarm(1, 1_767_225_600_000, P1);
+    a["reporter"] = json!("+8613800000001");
+    s.alarms(&[a]);
+    let alert = s.wait_alerts(1)[0].clone();
+    let id = alert["alert_id"].as_str().unwrap();
+    let token = alert["evidence"]["reporter"].as_str().unwrap();
+    let body = |reason: &str| json!({"token": token, "alert_id": id, "reason": reason}).to_string();
+    assert_eq!(s.post("/api/v1/reveal", Some("o-s1"), &body("curious")).status, 403);
+    assert_eq!(s.post("/api/v1/reveal", Some("o-c1"), &body(" ")).status, 400);
+    assert_eq!(s.post("/api/v1/reveal", Some("o-c2"), &body("probe")).status, 404);
+    assert_eq!(s.get(&format!("/api/v1/alerts/{id}"), Some("o-c2")).status, 404);
+    assert_eq!(s.get("/api/v1/alerts/0000000000000000", Some("o-c1")).status, 404);
+    s.stop();
+
+    let rows = audit_rows(&store);
+    let has = |actor: &str, action: &str, reason_part: &str| {
+        rows.iter().any(|r| r.1 == actor && r.2 == action && r.4.contains(reason_part))
+    };
+    assert!(has("o-s1", "reveal_refused", "403"), "{rows:#?}");
+    assert!(has("o-c1", "reveal_refused", "400"), "{rows:#?}");
+    assert!(has("o-c2", "reveal_refused", "404"), "{rows:#?}");
+    assert!(rows.iter().filter(|r| r.1 == "o-c2" && r.2 == "not_found").count() >= 2, "{rows:#?}");
+    assert!(has("o-c1", "not_found", ""), "{rows:#?}");
+
+    let report = citywatch_server::audit_verify(&store, &key).unwrap();
+    assert!(report.is_intact(), "{report:?}");
+    assert_eq!(report.rows as usize, rows.len());
+    // The wrong key does not verify the right chain.
+    assert!(!citywatch_server::audit_verify(&store, &[7u8; 32]).unwrap().is_intact());
+
+    // An insider edits a row and recomputes the chain the way they can
+    // without the key (plain SHA-256, the old scheme): caught.
+    let conn = rusqlite::Connection::open(&store).unwrap();
+    let mut prev = citywatch_server::audit::GENESIS.to_owned();
+    let full: Vec<(i64, i64, String, String, String, String)> = conn
+        .prepare("SELECT seq, at_ms, actor, action, target, reason FROM audit ORDER BY seq")
+        .unwrap()
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?)))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    for (seq, at, actor, action, target, reason) in &full {
+        let reason = if action == "reveal_refused" { "nothing".to_owned() } else { reason.clone() };
+        let body = json!([seq, at, actor, action, target, reason]).to_string();
+        use sha2::Digest;
+        let hash: String = sha2::Sha256::digest([prev.as_bytes(), body.as_bytes()].concat())
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        conn.execute(
+            "UPDATE audit SET reason = ?2, prev_hash = ?3, hash = ?4 WHERE seq = ?1",
+            rusqlite::params![seq, reason, prev, hash],
+        )
+        .unwrap();
+        prev = hash;
+    }
+    drop(conn);
+    let report = citywatch_server::audit_verify(&store, &key).unwrap();
+    assert_eq!(report.broken.as_ref().map(|b| b.0), Some(1), "rewritten from the first row: {report:?}");
+
+    // Tail deletion: a valid shorter chain, caught only against the recorded head.
+    let dir2 = tempfile::tempdir().unwrap();
+    let store2 = dir2.path().join("store.sqlite");
+    let key2 = config(dir2.path()).audit_key_bytes();
+    let s = TestServer::start(dir2.path());
+    for _ in 0..3 {
+        assert_eq!(s.get("/api/v1/alerts/0000000000000000", Some("o-c1")).status, 404);
+    }
+    s.stop();
+    let before = citywatch_server::audit_verify(&store2, &key2).unwrap();
+    assert!(before.is_intact() && before.rows >= 4, "{before:?}");
+    let conn = rusqlite::Connection::open(&store2).unwrap();
+    conn.execute("DELETE FROM audit WHERE seq > ?1", [before.rows as i64 - 2]).unwrap();
+    drop(conn);
+    let after = citywatch_server::audit_verify(&store2, &key2).unwrap();
+    assert!(after.is_intact(), "a truncated chain is still a chain: {after:?}");
+    assert!(!after.contains(&before.head), "the recorded head is gone: truncation found");
+    assert!(before.contains(&before.hashes[0]) && after.contains(&after.head));
+}
