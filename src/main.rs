@@ -62,6 +62,14 @@ impl citywatch_server::Pipeline for ServedPipeline {
         self.live.restore()
     }
 
+    fn queue_depth(&self) -> usize {
+        self.live.queue_depth()
+    }
+
+    fn journal_lag_bytes(&self) -> u64 {
+        self.live.journal_lag_bytes()
+    }
+
     fn advance_clock(&self, now_ms: u64) {
         self.live.advance_clock(now_ms);
     }

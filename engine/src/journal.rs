@@ -119,6 +119,15 @@ pub struct Journal {
 pub struct SyncHandle(Arc<SyncState>, bool);
 
 impl SyncHandle {
+    /// Bytes written and not yet known on disk (0 with fsync off).
+    pub fn lag(&self) -> u64 {
+        if !self.1 {
+            return 0;
+        }
+        let written = self.0.written.load(Ordering::SeqCst);
+        self.0.synced.try_lock().map_or(0, |s| written.saturating_sub(*s))
+    }
+
     /// Returns once the journal is on disk up to `lsn` (see [`Journal::append`]).
     pub fn sync_to(&self, lsn: u64) -> Result<()> {
         if !self.1 {

@@ -363,6 +363,25 @@ impl LiveEngine {
         }
     }
 
+    /// Epochs waiting for the busiest worker (each worker's queue holds up to 64).
+    pub fn queue_depth(&self) -> usize {
+        self.feed
+            .lock()
+            .expect("feed lock")
+            .as_ref()
+            .map_or(0, |f| f.senders.iter().map(|s| s.len()).max().unwrap_or(0))
+    }
+
+    /// Journal bytes written but not yet synced (0 without a journal or with fsync off).
+    pub fn journal_lag_bytes(&self) -> u64 {
+        self.feed
+            .lock()
+            .expect("feed lock")
+            .as_ref()
+            .and_then(|f| f.journal.as_ref())
+            .map_or(0, |j| j.sync_handle().lag())
+    }
+
     /// The current watermark.
     pub fn watermark(&self) -> EventTime {
         self.feed.lock().expect("feed lock").as_ref().map_or(0, |f| f.watermark.current())

@@ -92,6 +92,10 @@ pub struct ServerConfig {
     pub body_timeout_ms: u64,
     /// Event streams (SSE) one token may hold open at once. Default 8.
     pub max_streams_per_token: usize,
+    /// `/healthz` answers 503 once an ingest has waited this long for the
+    /// engine to take its events (the dataflow stalled while events arrive), ms.
+    /// Default 10 s.
+    pub stall_after_ms: u64,
     /// Folder of the engine's journal (every accepted event, so a restart
     /// restores the model state). Default: `store_path` with `.journal`
     /// appended (`citywatch.sqlite.journal/`).
@@ -136,6 +140,7 @@ impl Default for ServerConfig {
             header_timeout_ms: 10_000,
             body_timeout_ms: 30_000,
             max_streams_per_token: 8,
+            stall_after_ms: 10_000,
             journal_path: None,
             journal_fsync: true,
             journal_retention_ms: 86_400_000,

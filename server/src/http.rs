@@ -63,6 +63,10 @@ struct App {
     ingest_slots: Arc<tokio::sync::Semaphore>,
     /// Open event streams per credential id (`max_streams_per_token`).
     streams: Mutex<std::collections::HashMap<String, usize>>,
+    /// Ingests waiting for the pipeline (`/healthz`'s stall check).
+    applying: Arc<Applying>,
+    /// Alerts in the engine's channel, not yet stored (a gauge).
+    alerts_waiting: std::sync::atomic::AtomicU64,
     metrics: Arc<Metrics>,
     changes: broadcast::Sender<Arc<Change>>,
     shutdown: watch::Receiver<bool>,
@@ -90,6 +94,8 @@ pub(crate) async fn run(
         ingest: Ingest::new(&cfg, pipeline.unit_directory()),
         ingest_slots: Arc::new(tokio::sync::Semaphore::new(cfg.max_concurrent_ingests.max(1))),
         streams: Mutex::new(std::collections::HashMap::new()),
+        applying: Arc::new(Applying::default()),
+        alerts_waiting: std::sync::atomic::AtomicU64::new(0),
         cfg,
         pipeline,
         jurisdiction,
@@ -181,6 +187,7 @@ fn store_loop(app: &App, alerts: &crossbeam_channel::Receiver<Alert>, stopping: 
         };
         let mut batch = vec![first];
         batch.extend(alerts.try_iter().take(STORE_BATCH - 1));
+        app.alerts_waiting.store(alerts.len() as u64, Ordering::Relaxed);
         let Ok(mut store) = app.store.lock() else { return };
         match store.apply_alerts(&batch, now_ms(), app.cfg.cooldown_ms, &app.jurisdiction) {
             Ok(changes) => publish(app, changes),
@@ -238,7 +245,7 @@ fn router(app: Shared) -> Router {
         .route("/", get(|| async { ([(header::CONTENT_TYPE, "text/html; charset=utf-8")], CONSOLE_HTML) }))
         .route("/app.js", get(|| async { ([(header::CONTENT_TYPE, "text/javascript; charset=utf-8")], CONSOLE_JS) }))
         .route("/style.css", get(|| async { ([(header::CONTENT_TYPE, "text/css; charset=utf-8")], CONSOLE_CSS) }))
-        .route("/healthz", get(|| async { Json(json!({"status": "ok"})) }))
+        .route("/healthz", get(healthz))
         .route("/metrics", get(metrics))
         .route("/api/v1/me", get(me))
         .route("/api/v1/ingest/{table}", post(ingest))
@@ -427,7 +434,73 @@ fn visibility(c: &Caller) -> Visibility {
 
 async fn metrics(State(app): State<Shared>, headers: HeaderMap) -> ApiResult<Response> {
     authenticate(&app, &headers).await?;
-    Ok(([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], app.metrics.render()).into_response())
+    let a = app.clone();
+    let (queue, lag) = tokio::task::spawn_blocking(move || (a.pipeline.queue_depth(), a.pipeline.journal_lag_bytes()))
+        .await
+        .map_err(|e| ApiError::from(Error::Internal(e.to_string())))?;
+    let in_flight = app.cfg.max_concurrent_ingests.max(1)
+        - app.ingest_slots.available_permits().min(app.cfg.max_concurrent_ingests.max(1));
+    let gauges = [
+        ("citywatch_engine_queue_depth", "Epochs queued for the busiest dataflow worker (64 fit).", queue as u64),
+        ("citywatch_journal_lag_bytes", "Journal bytes written and not yet synced.", lag),
+        ("citywatch_ingest_in_flight", "Ingest requests being decoded or applied.", in_flight as u64),
+        (
+            "citywatch_alerts_waiting",
+            "Alerts fired by the engine and not yet stored.",
+            app.alerts_waiting.load(Ordering::Relaxed),
+        ),
+        (
+            "citywatch_oldest_apply_ms",
+            "How long the oldest ingest has waited for the engine, ms.",
+            app.applying.oldest_ms(),
+        ),
+    ];
+    Ok(([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], app.metrics.render(&gauges)).into_response())
+}
+
+/// `/healthz`: 503 while an ingest has waited longer than `stall_after_ms`
+/// for the engine to take its events (the dataflow is not advancing while
+/// events arrive); a load balancer stops sending, an operator gets paged.
+async fn healthz(State(app): State<Shared>) -> Response {
+    let waited = app.applying.oldest_ms();
+    if waited > app.cfg.stall_after_ms {
+        eprintln!("citywatch-server: STALLED: an ingest has waited {waited} ms for the engine (see /metrics)");
+        let msg = format!("an ingest has waited {waited} ms for the engine to take its events");
+        return (StatusCode::SERVICE_UNAVAILABLE, Json(json!({"status": "stalled", "reason": msg}))).into_response();
+    }
+    Json(json!({"status": "ok"})).into_response()
+}
+
+/// Ingests being applied to the pipeline, by start instant (for stall detection).
+#[derive(Default)]
+struct Applying {
+    next: std::sync::atomic::AtomicU64,
+    started: Mutex<std::collections::HashMap<u64, std::time::Instant>>,
+}
+
+impl Applying {
+    /// Registers an apply; dropping the guard unregisters it.
+    fn start(self: &Arc<Self>) -> ApplyGuard {
+        let id = self.next.fetch_add(1, Ordering::Relaxed);
+        if let Ok(mut m) = self.started.lock() {
+            m.insert(id, std::time::Instant::now());
+        }
+        ApplyGuard(Arc::clone(self), id)
+    }
+
+    fn oldest_ms(&self) -> u64 {
+        self.started.lock().ok().and_then(|m| m.values().min().map(|t| t.elapsed().as_millis() as u64)).unwrap_or(0)
+    }
+}
+
+struct ApplyGuard(Arc<Applying>, u64);
+
+impl Drop for ApplyGuard {
+    fn drop(&mut self) {
+        if let Ok(mut m) = self.0.started.lock() {
+            m.remove(&self.1);
+        }
+    }
 }
 
 async fn me(State(app): State<Shared>, headers: HeaderMap) -> ApiResult<Json<Value>> {
@@ -524,7 +597,10 @@ async fn ingest(
         a.metrics.note_ingest_times(decoded.events.iter().map(|e| e.ts_ms() as i64));
         let patrols: Vec<_> =
             decoded.events.iter().filter(|e| matches!(e, citywatch_engine::event::Event::Patrol(_))).copied().collect();
-        let applied = a.pipeline.ingest_keyed(key.as_deref(), decoded.events).map_err(|r| match r {
+        let applying = a.applying.start();
+        let applied = a.pipeline.ingest_keyed(key.as_deref(), decoded.events);
+        drop(applying);
+        let applied = applied.map_err(|r| match r {
             PipelineRefusal::Rows(rows) => {
                 a.metrics.rejected(table, rows.len() as u64);
                 let errors = rows

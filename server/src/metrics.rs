@@ -127,9 +127,12 @@ impl Metrics {
         }
     }
 
-    /// The Prometheus text exposition.
-    pub fn render(&self) -> String {
+    /// The Prometheus text exposition, with the given gauges `(name, help, value)` first.
+    pub fn render(&self, gauges: &[(&str, &str, u64)]) -> String {
         let mut s = String::new();
+        for (name, help, v) in gauges {
+            let _ = writeln!(s, "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {v}");
+        }
         let tables = ["calls", "alarms", "patrols"];
         let _ = writeln!(
             s,

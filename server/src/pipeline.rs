@@ -48,6 +48,14 @@ pub trait Pipeline: Send + Sync + 'static {
     fn restore(&self) -> Result<String, String> {
         Ok("no journal".into())
     }
+    /// Epochs queued for the dataflow's busiest worker (a gauge in `/metrics`). Default 0.
+    fn queue_depth(&self) -> usize {
+        0
+    }
+    /// Journal bytes written but not yet on disk (a gauge in `/metrics`). Default 0.
+    fn journal_lag_bytes(&self) -> u64 {
+        0
+    }
     /// Advances event time to `now_ms` with no new events, so deadlines fire in quiet periods.
     fn advance_clock(&self, now_ms: u64);
     /// The current hotspot surface: `(H3 cell hex, score)`, highest first. The
@@ -89,6 +97,14 @@ impl Pipeline for LivePipeline {
             Outcome::Applied(i) => Applied::New { late: i.late },
             Outcome::Duplicate => Applied::Duplicate,
         })
+    }
+
+    fn queue_depth(&self) -> usize {
+        self.engine.queue_depth()
+    }
+
+    fn journal_lag_bytes(&self) -> u64 {
+        self.engine.journal_lag_bytes()
     }
 
     fn restore(&self) -> Result<String, String> {

@@ -301,3 +301,50 @@ fn issue_16_refused_reveals_and_out_of_scope_probes_are_audited_and_the_keyed_ch
     assert!(!after.contains(&before.head), "the recorded head is gone: truncation found");
     assert!(before.contains(&before.hashes[0]) && after.contains(&after.head));
 }
+
+/// A pipeline whose ingest waits until released: a stalled engine.
+struct Stuck {
+    released: std::sync::Mutex<bool>,
+    wake: std::sync::Condvar,
+}
+
+impl citywatch_server::Pipeline for Stuck {
+    fn ingest(&self, _: Vec<citywatch_engine::event::Event>) -> Result<u64, citywatch_server::PipelineRefusal> {
+        let mut r = self.released.lock().unwrap();
+        while !*r {
+            r = self.wake.wait(r).unwrap();
+        }
+        Ok(0)
+    }
+    fn advance_clock(&self, _: u64) {}
+}
+
+#[test]
+fn issue_16_healthz_turns_503_while_the_engine_does_not_take_events_and_ingest_answers_busy() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = citywatch_server::ServerConfig { stall_after_ms: 200, max_concurrent_ingests: 1, ..config(dir.path()) };
+    let stuck = std::sync::Arc::new(Stuck { released: std::sync::Mutex::new(false), wake: std::sync::Condvar::new() });
+    let (_tx, rx) = crossbeam_channel::bounded(16);
+    let s = TestServer::start_pipeline(dir.path(), cfg, stuck.clone(), rx, common::city());
+    assert_eq!(request(s.addr, "GET", "/healthz", None, &[], b"").status, 200);
+    let (addr, token) = (s.addr, s.token("o-an").to_owned());
+    let body = format!("{}\n", alarm(1, 1_767_225_600_000, P1));
+    let blocked = {
+        let body = body.clone();
+        std::thread::spawn(move || request(addr, "POST", "/api/v1/ingest/alarms", Some(&token), &[], body.as_bytes()))
+    };
+    std::thread::sleep(Duration::from_millis(500));
+    let h = request(s.addr, "GET", "/healthz", None, &[], b"");
+    assert_eq!(h.status, 503, "{}", h.body);
+    assert!(h.body.contains("stalled"));
+    // The one ingest slot is taken: the next request is told to come back.
+    let busy = s.post("/api/v1/ingest/alarms", Some("o-an"), &body);
+    assert_eq!(busy.status, 503, "{}", busy.body);
+    assert_eq!(busy.header("retry-after"), Some("1"));
+    let m = s.get("/metrics", Some("o-an")).body;
+    assert!(m.contains("citywatch_ingest_in_flight 1") && m.contains("citywatch_ingest_busy_total 1"), "{m}");
+    *stuck.released.lock().unwrap() = true;
+    stuck.wake.notify_all();
+    assert_eq!(blocked.join().unwrap().status, 200);
+    assert_eq!(request(s.addr, "GET", "/healthz", None, &[], b"").status, 200);
+}
