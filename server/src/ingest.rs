@@ -168,8 +168,16 @@ impl Ingest {
     /// Decodes a request body (`arrow`: Arrow IPC stream, else NDJSON).
     pub fn decode(&self, table: Table, body: &[u8], arrow: bool) -> Result<Decoded, Refusal> {
         let Some(i) = slot(table) else { return Err(Refusal::Body(format!("{} is not a stream", table.name()))) };
-        let (batches, mut row_errors) =
-            if arrow { arrow_batches(table, body, self.max_rows)? } else { ndjson_batch(table, body, self.max_rows)? };
+        let (batches, mut row_errors) = if arrow {
+            // arrow-ipc 60 panics on some malformed streams (a buffer length
+            // past the message: found by fuzz_corpus.rs); a bad body must be
+            // a 400, not a failed worker thread.
+            std::panic::catch_unwind(|| arrow_batches(table, body, self.max_rows)).unwrap_or_else(|_| {
+                Err(Refusal::Body("bad Arrow IPC stream: the reader failed on a malformed message".into()))
+            })?
+        } else {
+            ndjson_batch(table, body, self.max_rows)?
+        };
         let bad_rows: HashSet<u64> = row_errors.iter().map(|e| e.row).collect();
         let mut events = Vec::new();
         let mut rejects = Vec::new();
