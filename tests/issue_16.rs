@@ -139,7 +139,7 @@ fn post(addr: &str, path: &str, token: &str, key: Option<&str>, body: &str) -> O
 
 /// Waits until the store's change log stops growing (the engine has fired
 /// and the store has written every alert of the stream).
-fn settle(c: &City) {
+fn settle(c: &City, server: &Mutex<Child>) {
     let deadline = Instant::now() + Duration::from_secs(60);
     let (mut last, mut since) = (String::new(), Instant::now());
     loop {
@@ -147,6 +147,7 @@ fn settle(c: &City) {
             .filter(|(s, _)| *s == 200)
             .map(|(_, b)| serde_json::from_str::<serde_json::Value>(&b).unwrap()["last_seq"].to_string())
             .unwrap_or_default();
+        let alive = server.lock().unwrap().try_wait().unwrap().is_none();
         if seen != last {
             (last, since) = (seen, Instant::now());
         } else if since.elapsed() > Duration::from_millis(1500) && last != "null" && !last.is_empty() {
@@ -154,7 +155,7 @@ fn settle(c: &City) {
         }
         assert!(
             Instant::now() < deadline,
-            "the alerts never settled (last_seq {last:?}); log: {}",
+            "the alerts never settled (last_seq {last:?}; server alive: {alive}); log: {}",
             std::fs::read_to_string(c.dir.join("serve.log")).unwrap_or_default()
         );
         std::thread::sleep(Duration::from_millis(100));
@@ -250,7 +251,7 @@ fn run(c: &City, batches: &[Batch], kills: usize, seed: u64) -> usize {
         k.join().unwrap();
     }
     wait_up(c, &server);
-    settle(c);
+    settle(c, &server);
     let mut s = server.lock().unwrap();
     let pid = s.id().to_string();
     let _ = Command::new("kill").args(["-TERM", &pid]).status();
