@@ -147,7 +147,10 @@ fn settle(c: &City, server: &Mutex<Child>) {
             .filter(|(s, _)| *s == 200)
             .map(|(_, b)| serde_json::from_str::<serde_json::Value>(&b).unwrap()["last_seq"].to_string())
             .unwrap_or_default();
-        let alive = server.lock().unwrap().try_wait().unwrap().is_none();
+        // A kill that landed just after the last request may take a moment
+        // to end the process (its listener still accepts meanwhile): a dead
+        // server is restarted here too.
+        wait_up(c, server);
         if seen != last {
             (last, since) = (seen, Instant::now());
         } else if since.elapsed() > Duration::from_millis(1500) && last != "null" && !last.is_empty() {
@@ -155,7 +158,7 @@ fn settle(c: &City, server: &Mutex<Child>) {
         }
         assert!(
             Instant::now() < deadline,
-            "the alerts never settled (last_seq {last:?}; server alive: {alive}); log: {}",
+            "the alerts never settled (last_seq {last:?}); log: {}",
             std::fs::read_to_string(c.dir.join("serve.log")).unwrap_or_default()
         );
         std::thread::sleep(Duration::from_millis(100));
@@ -283,7 +286,7 @@ fn issue_16_sigkill_at_random_points_loses_no_alert_and_repeats_none() {
     for seed in [1u64, 2, 3, 4] {
         let dir = tempfile::tempdir().unwrap();
         let c = city(dir.path());
-        kill_points += run(&c, &batches, 8, seed);
+        kill_points += run(&c, &batches, 10, seed);
         let got = alerts(&dir.path().join("store.sqlite"));
         let lost: Vec<_> = want.keys().filter(|k| !got.contains_key(*k)).collect();
         let extra: Vec<_> = got.keys().filter(|k| !want.contains_key(*k)).collect();
