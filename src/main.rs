@@ -509,12 +509,20 @@ fn serve_live(
         replay_options(&EngineArgs { config: None, pseudonym_key: None, lateness: None, models: vec![] }, settings)?
             .lateness_ms;
     let (tx, rx) = crossbeam_channel::bounded(4096);
+    let journal = config.journal_options();
+    eprintln!(
+        "citywatch: journal {} (fsync {}, retention {} s, segments of {} B)",
+        journal.dir.display(),
+        if journal.fsync { "on: answered after fdatasync" } else { "off" },
+        journal.retention_ms / 1000,
+        journal.segment_bytes
+    );
     let jurisdiction = Arc::clone(&reference.jurisdiction);
     let units = reference.units.clone();
     let engine = citywatch_engine::live::LiveEngine::start(
         models,
         reference,
-        citywatch_engine::live::LiveOptions { workers, lateness_ms, journal: Some(config.journal_options()) },
+        citywatch_engine::live::LiveOptions { workers, lateness_ms, journal: Some(journal) },
         tx,
     )?;
     let pipeline = Arc::new(ServedPipeline { live: citywatch_server::LivePipeline::new(engine, units), surface });

@@ -144,7 +144,21 @@ pub(crate) async fn run(
         .await
         .map_err(|e| Error::Internal(format!("restore panicked: {e}")))?;
     match restored {
-        Ok(line) => eprintln!("citywatch-server: {line}"),
+        Ok(line) => {
+            let c = &app.cfg;
+            eprintln!(
+                "citywatch-server: {line}; limits: skew {} s, age {} s, body {} B, {} ingests, {} connections, \
+                 header {} ms, body {} ms, {} streams/token",
+                c.max_clock_skew_ms / 1000,
+                c.max_event_age_ms / 1000,
+                c.max_body_bytes,
+                c.max_concurrent_ingests,
+                c.max_connections,
+                c.header_timeout_ms,
+                c.body_timeout_ms,
+                c.max_streams_per_token
+            );
+        }
         Err(e) => {
             stopping.store(true, Ordering::SeqCst);
             return Err(Error::Internal(format!("cannot restore the journal: {e}")));

@@ -109,7 +109,7 @@ impl Pipeline for LivePipeline {
 
     fn restore(&self) -> Result<String, String> {
         let r = self.engine.restore().map_err(|e| e.to_string())?;
-        Ok(format!("restored {} journaled epochs ({} events)", r.epochs, r.events))
+        Ok(format!("restored {} journaled epochs ({} events) from the journal", r.epochs, r.events))
     }
 
     fn advance_clock(&self, now_ms: u64) {
