@@ -50,6 +50,26 @@ impl citywatch_server::Pipeline for ServedPipeline {
         self.live.ingest(events)
     }
 
+    fn ingest_keyed(
+        &self,
+        key: Option<&str>,
+        events: Vec<citywatch_engine::event::Event>,
+    ) -> std::result::Result<citywatch_server::Applied, citywatch_server::PipelineRefusal> {
+        self.live.ingest_keyed(key, events)
+    }
+
+    fn restore(&self) -> std::result::Result<String, String> {
+        self.live.restore()
+    }
+
+    fn queue_depth(&self) -> usize {
+        self.live.queue_depth()
+    }
+
+    fn journal_lag_bytes(&self) -> u64 {
+        self.live.journal_lag_bytes()
+    }
+
     fn advance_clock(&self, now_ms: u64) {
         self.live.advance_clock(now_ms);
     }
@@ -248,15 +268,31 @@ struct TokenArgs {
 
 #[derive(Subcommand, Debug)]
 enum AuditCommand {
-    /// Check the audit log's hash chain; exits non-zero when a row was edited, reordered or deleted.
+    /// Check the audit log's keyed chain; exits non-zero when a row was edited, reordered or deleted,
+    /// or when `--expect-head` (a head printed earlier by `audit head`) is no longer in the chain.
     Verify {
-        /// The store (SQLite file); default: the config's `[server] store_path`.
+        #[command(flatten)]
+        store: AuditStore,
+        /// A head recorded earlier (`citywatch audit head`): fail unless it is still in the chain,
+        /// which catches rows deleted from the end.
         #[arg(long)]
-        store: Option<PathBuf>,
-        /// Config file.
-        #[arg(long)]
-        config: Option<PathBuf>,
+        expect_head: Option<String>,
     },
+    /// Print the chain's head (row count and hash) to record outside the database.
+    Head {
+        #[command(flatten)]
+        store: AuditStore,
+    },
+}
+
+#[derive(Args, Debug)]
+struct AuditStore {
+    /// The store (SQLite file); default: the config's `[server] store_path`.
+    #[arg(long)]
+    store: Option<PathBuf>,
+    /// Config file: the store and the audit key (`[server] audit_key`, or derived from `vault_key`).
+    #[arg(long)]
+    config: Option<PathBuf>,
 }
 
 /// The models to run, configured from the settings and filtered by `--models`.
@@ -283,6 +319,16 @@ fn replay_options(engine: &EngineArgs, settings: &Settings) -> Result<ReplayOpti
     let lateness_ms = parse_duration_ms(&lateness)
         .with_context(|| format!("--lateness: '{lateness}' is not a duration; use e.g. 60s, 5m, 250ms"))?;
     let mut opts = ReplayOptions { lateness_ms, ..ReplayOptions::default() };
+    match settings.max_clock_skew.as_deref().map(str::trim) {
+        None => {}
+        Some("off") => opts.max_ahead_ms = None,
+        Some(s) => {
+            opts.max_ahead_ms = Some(
+                parse_duration_ms(s)
+                    .with_context(|| format!("max_clock_skew: '{s}' is not a duration; use e.g. 5m, 1h, or off"))?,
+            )
+        }
+    }
     if let Some(k) = engine.pseudonym_key.clone().or_else(|| settings.pseudonym_key.clone()) {
         opts.pseudonym_key = k;
     }
@@ -415,6 +461,56 @@ fn server_config(settings: &Settings) -> Result<citywatch_server::ServerConfig> 
     Ok(config)
 }
 
+/// Refuses to serve on the public demo keys: `serve` needs an explicit
+/// pseudonym key (top level or `[server]`) and an explicit `[server]
+/// vault_key`, or numbers would be pseudonymised, and kept numbers sealed,
+/// with keys anyone can read in the source.
+fn require_keys(settings: &Settings, config: &citywatch_server::ServerConfig) -> Result<()> {
+    let in_server = |k: &str| settings.server.as_ref().and_then(|t| t.get(k)).is_some();
+    if settings.pseudonym_key.is_none() && !in_server("pseudonym_key") {
+        bail!(
+            "no pseudonym_key in the config: set `pseudonym_key = \"<a long random secret>\"` at the top of the \
+             config (the same key the data's pseudonyms were made with); serve will not fall back to the public demo key"
+        );
+    }
+    if config.pseudonym_key == citywatch_engine::pseudonym::DEMO_KEY {
+        bail!("pseudonym_key is the public demo key; set a secret of your own");
+    }
+    match &config.vault_key {
+        None if !config.keep_numbers => Ok(()),
+        None => bail!(
+            "no [server] vault_key in the config: set `vault_key = \"<a long random secret>\"` (it seals the kept \
+             phone numbers; keep it out of the database's backups), or `keep_numbers = false`"
+        ),
+        Some(k) if k == &config.pseudonym_key => bail!("[server] vault_key must differ from pseudonym_key"),
+        Some(_) => Ok(()),
+    }
+}
+
+/// Resolves on Ctrl-C (SIGINT) or SIGTERM (what systemd, Docker and
+/// Kubernetes send): both drain the same way.
+async fn stop_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
 /// Starts the live engine and serves until Ctrl-C (or until `shutdown` fires).
 fn serve_live(
     settings: &Settings,
@@ -429,12 +525,20 @@ fn serve_live(
         replay_options(&EngineArgs { config: None, pseudonym_key: None, lateness: None, models: vec![] }, settings)?
             .lateness_ms;
     let (tx, rx) = crossbeam_channel::bounded(4096);
+    let journal = config.journal_options();
+    eprintln!(
+        "citywatch: journal {} (fsync {}, retention {} s, segments of {} B)",
+        journal.dir.display(),
+        if journal.fsync { "on: answered after fdatasync" } else { "off" },
+        journal.retention_ms / 1000,
+        journal.segment_bytes
+    );
     let jurisdiction = Arc::clone(&reference.jurisdiction);
     let units = reference.units.clone();
     let engine = citywatch_engine::live::LiveEngine::start(
         models,
         reference,
-        citywatch_engine::live::LiveOptions { workers, lateness_ms },
+        citywatch_engine::live::LiveOptions { workers, lateness_ms, journal: Some(journal) },
         tx,
     )?;
     let pipeline = Arc::new(ServedPipeline { live: citywatch_server::LivePipeline::new(engine, units), surface });
@@ -445,7 +549,8 @@ fn serve_live(
             .with_context(|| format!("binding {} (is another citywatch running? pass --addr)", config.addr))?;
         on_ready();
         let shutdown = async {
-            let _ = tokio::signal::ctrl_c().await;
+            stop_signal().await;
+            eprintln!("citywatch: stopping: draining requests in flight, the engine and the store");
         };
         citywatch_server::serve_on(listener, config, pipeline, rx, jurisdiction, shutdown).await?;
         anyhow::Ok(())
@@ -455,6 +560,7 @@ fn serve_live(
 fn run_serve(args: ServeArgs) -> Result<()> {
     let settings = load_settings(args.config.as_ref())?;
     let config = server_config(&settings)?;
+    require_keys(&settings, &config)?;
     if !config.credentials_path.exists() {
         bail!(
             "no credentials file at {}; issue a token first: citywatch token --officer <officer_id>{}",
@@ -483,6 +589,25 @@ fn run_serve(args: ServeArgs) -> Result<()> {
 fn run_token(args: TokenArgs) -> Result<()> {
     let settings = load_settings(args.config.as_ref())?;
     let config = server_config(&settings)?;
+    let Some(reference) = settings.reference.as_ref() else {
+        bail!(
+            "citywatch token needs the officers table to check `{}` exists: set `reference = \"<dataset folder>\"` \
+             in the config",
+            args.officer
+        );
+    };
+    let officers = match citywatch_engine::read::locate(reference, citywatch_engine::contract::Table::Officers)? {
+        Some(files) => citywatch_engine::read::read_officers(&files, &mut Vec::new())?,
+        None => bail!("no officers table in {}", reference.display()),
+    };
+    if !officers.iter().any(|o| o.officer_id == args.officer) {
+        bail!(
+            "no officer `{}` in the officers table of {} ({} officers); a token must speak for an existing officer",
+            args.officer,
+            reference.display(),
+            officers.len()
+        );
+    }
     let path = &config.credentials_path;
     let mut file = if path.exists() {
         citywatch_server::auth::CredentialsFile::load(path)?
@@ -497,19 +622,32 @@ fn run_token(args: TokenArgs) -> Result<()> {
 }
 
 fn run_audit(command: AuditCommand) -> Result<()> {
-    let AuditCommand::Verify { store, config } = command;
-    let store = match store {
-        Some(s) => s,
-        None => server_config(&load_settings(config.as_ref())?)?.store_path,
-    };
-    let report = citywatch_server::audit_verify(&store)?;
-    if report.is_intact() {
-        println!("audit chain intact: {} rows, head {}", report.rows, report.head);
-        Ok(())
-    } else {
+    let (AuditCommand::Verify { store: args, .. } | AuditCommand::Head { store: args }) = &command;
+    let config = server_config(&load_settings(args.config.as_ref())?)?;
+    let store = args.store.clone().unwrap_or_else(|| config.store_path.clone());
+    let report = citywatch_server::audit_verify(&store, &config.audit_key_bytes())?;
+    if !report.is_intact() {
         let (seq, what) = report.broken.clone().unwrap_or_default();
-        bail!("audit chain BROKEN at row {seq}: {what} ({} rows checked, store {})", report.rows, store.display())
+        bail!("audit chain BROKEN at row {seq}: {what} ({} rows checked, store {})", report.rows, store.display());
     }
+    match command {
+        AuditCommand::Head { .. } => println!("{} {}", report.rows, report.head),
+        AuditCommand::Verify { expect_head, .. } => {
+            if let Some(head) = expect_head
+                && !report.contains(&head)
+            {
+                bail!(
+                    "audit chain TRUNCATED or rewritten: the recorded head {head} is not in the chain \
+                     ({} rows, head now {}, store {})",
+                    report.rows,
+                    report.head,
+                    store.display()
+                );
+            }
+            println!("audit chain intact: {} rows, head {}", report.rows, report.head);
+        }
+    }
+    Ok(())
 }
 
 fn run_demo(args: DemoArgs) -> Result<()> {
@@ -543,6 +681,8 @@ fn replay_demo(data: &Path, out: &Path, workers: usize) -> Result<()> {
         out: Some(out.to_owned()),
         workers,
         progress: true,
+        // Today's whole day: up to a day ahead of the clock.
+        max_ahead_ms: None,
         ..ReplayOptions::default()
     };
     let outcome = replay::replay(&opts, models())?;
@@ -614,13 +754,22 @@ fn progress_line(t_ms: i64, speed: f64, fed: &feed::Fed, alerts: &[(String, u64)
 
 fn serve_demo(dir: &Path, data: &Path, args: &DemoArgs, start_ms: i64) -> Result<()> {
     use std::io::{IsTerminal, Write};
-    let settings = Settings::default();
+    // Fresh random keys every run: the demo never runs on a key anyone can
+    // read in the source. (Its pseudonyms differ from run to run.)
+    let pseudonym_key = citywatch_server::auth::random_key()?;
+    let settings = Settings { pseudonym_key: Some(pseudonym_key.clone()), ..Settings::default() };
     let config = citywatch_server::ServerConfig {
         addr: args.addr.clone(),
         // The feed drives event time; the wall clock must not.
         clock_tick_ms: 0,
+        // The demo city is today's whole day, fed faster than real time: its
+        // rows run ahead of the clock by up to a day.
+        max_clock_skew_ms: 2 * 86_400_000,
+        pseudonym_key,
+        vault_key: Some(citywatch_server::auth::random_key()?),
         ..citywatch_server::ServerConfig::in_dir(dir)
     };
+    println!("demo: random pseudonym and vault keys for this run (kept numbers cannot be read after it)");
     let ps = citywatch_engine::pseudonym::Pseudonymiser::new(&config.pseudonym_key, &config.home_country_code);
     let (reference, _) = citywatch_engine::reference::load(data, &ps)?;
     let tokens = citywatch_server::demo_credentials(&config.credentials_path, &reference.jurisdiction)?;

@@ -52,7 +52,7 @@ fn the_clock_makes_deadlines_pass_and_bad_requests_change_nothing() {
     let engine = LiveEngine::start(
         vec![Box::new(ResponseGap::default())],
         Reference::empty(),
-        LiveOptions { workers: 2, lateness_ms: 5_000 },
+        LiveOptions { workers: 2, lateness_ms: 5_000, journal: None },
         tx,
     )
     .unwrap();

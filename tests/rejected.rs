@@ -236,3 +236,26 @@ fn batches_decoded_in_parallel_keep_file_order_and_row_numbers() {
     assert_eq!(s["tables"]["calls"]["read"], 40_000);
     assert_eq!(s["events"], expected_ids.len());
 }
+
+/// Issue 16: a row dated far ahead of the clock is rejected as
+/// `out_of_range` in replay too, and the watermark never jumps to it: the
+/// rows after it are not late.
+#[test]
+fn issue_16_far_future_row_is_rejected_and_the_watermark_never_jumps_to_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let mut future = alarm(2, "burglary", 1, 36.07);
+    future.ts_ms = i64::MAX;
+    let mut next_year = alarm(3, "burglary", 1, 36.07);
+    next_year.ts_ms = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as i64
+        + 365 * 86_400_000;
+    write_table(d, &[alarm(1, "burglary", 1, 36.07), future, next_year, alarm(4, "burglary", 1, 36.07)]).unwrap();
+    let out = dir.path().join("out");
+    let lines = replay_rejected(d, &out);
+    let far: Vec<_> = lines.iter().filter(|l| l["code"] == "out_of_range" && l["column"] == "ts_ms").collect();
+    assert_eq!(far.len(), 2, "{lines:?}");
+    assert!(far[0]["reason"].as_str().unwrap().contains("ahead of this machine's clock"), "{far:?}");
+    let s = common::json(&out.join("summary.json"));
+    assert_eq!(s["events"], 2);
+    assert_eq!(s["late_events"], 0, "alarm 4 is on time: the watermark did not jump");
+}

@@ -53,7 +53,7 @@ fn serve_token_ingest_alert_and_audit() {
     std::fs::write(
         &config,
         format!(
-            "reference = {reference:?}\nworkers = 1\nlateness = \"2s\"\n[models.response_gap]\ndispatch_within_ms = 2000\n[server]\naddr = \"{addr}\"\nstore_path = {:?}\ncredentials_path = {:?}\nclock_tick_ms = 200\n",
+            "reference = {reference:?}\nworkers = 1\nlateness = \"2s\"\npseudonym_key = \"test-pseudonym-key\"\n[models.response_gap]\ndispatch_within_ms = 2000\n[server]\naddr = \"{addr}\"\nstore_path = {:?}\ncredentials_path = {:?}\nclock_tick_ms = 200\nvault_key = \"test-vault-key\"\n",
             d.join("store.sqlite"),
             d.join("credentials.json")
         ),
@@ -107,4 +107,27 @@ fn serve_token_ingest_alert_and_audit() {
     let o = common::citywatch(&["audit", "verify", "--config", cfg]);
     assert!(o.status.success(), "{}", common::stderr(&o));
     assert!(String::from_utf8_lossy(&o.stdout).contains("audit chain intact"));
+    // The head to record elsewhere, and the check against it (issue 16).
+    let o = common::citywatch(&["audit", "head", "--config", cfg]);
+    assert!(o.status.success(), "{}", common::stderr(&o));
+    let head = String::from_utf8(o.stdout).unwrap().split_whitespace().nth(1).unwrap().to_owned();
+    assert_eq!(head.len(), 64);
+    let o = common::citywatch(&["audit", "verify", "--config", cfg, "--expect-head", &head]);
+    assert!(o.status.success(), "{}", common::stderr(&o));
+    let o = common::citywatch(&["audit", "verify", "--config", cfg, "--expect-head", &"ab".repeat(32)]);
+    assert!(!o.status.success() && common::stderr(&o).contains("TRUNCATED"), "{}", common::stderr(&o));
+    // SIGTERM-less checks of the safe defaults: no pseudonym key, an unknown key, an unknown officer.
+    let bare = d.join("bare.toml");
+    std::fs::write(
+        &bare,
+        format!("reference = {reference:?}\n[server]\ncredentials_path = {:?}\n", d.join("credentials.json")),
+    )
+    .unwrap();
+    let o = common::citywatch(&["serve", "--config", bare.to_str().unwrap()]);
+    assert!(!o.status.success() && common::stderr(&o).contains("no pseudonym_key"), "{}", common::stderr(&o));
+    std::fs::write(&bare, format!("reference = {reference:?}\npseudonymkey = \"typo\"\n")).unwrap();
+    let o = common::citywatch(&["serve", "--config", bare.to_str().unwrap()]);
+    assert!(!o.status.success() && common::stderr(&o).contains("pseudonymkey"), "{}", common::stderr(&o));
+    let o = common::citywatch(&["token", "--config", cfg, "--officer", "nobody"]);
+    assert!(!o.status.success() && common::stderr(&o).contains("no officer `nobody`"), "{}", common::stderr(&o));
 }

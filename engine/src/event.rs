@@ -104,8 +104,9 @@ pub struct PatrolEvent {
     pub late: bool,
 }
 
-/// Any stream event, as the replay merges them.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// Any stream event, as the replay merges them. Serialisable for the live
+/// engine's journal.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum Event {
     /// A call event.
     Call(CallEvent),
@@ -140,6 +141,24 @@ impl Event {
             Event::Call(e) => (e.seq, e.late) = (seq, late),
             Event::Alarm(e) => (e.seq, e.late) = (seq, late),
             Event::Patrol(e) => (e.seq, e.late) = (seq, late),
+        }
+    }
+
+    /// The merge position.
+    pub fn seq(&self) -> u64 {
+        match self {
+            Event::Call(e) => e.seq,
+            Event::Alarm(e) => e.seq,
+            Event::Patrol(e) => e.seq,
+        }
+    }
+
+    /// Whether it arrived later than the allowed lateness.
+    pub fn late(&self) -> bool {
+        match self {
+            Event::Call(e) => e.late,
+            Event::Alarm(e) => e.late,
+            Event::Patrol(e) => e.late,
         }
     }
 }

@@ -31,6 +31,11 @@ impl Watermark {
         self.max_seen.map_or(0, |m| m.saturating_sub(self.lateness_ms))
     }
 
+    /// The largest event time seen (what a restored watermark starts from).
+    pub fn max_seen(&self) -> Option<u64> {
+        self.max_seen
+    }
+
     /// Records that event time has reached `now_ms` without an event (a clock tick).
     pub fn observe(&mut self, now_ms: u64) {
         self.max_seen = Some(self.max_seen.map_or(now_ms, |m| m.max(now_ms)));

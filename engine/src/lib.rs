@@ -21,6 +21,7 @@ pub mod dataflow;
 pub mod error;
 pub mod event;
 pub mod geo;
+pub mod journal;
 pub mod jurisdiction;
 pub mod lateness;
 pub mod live;

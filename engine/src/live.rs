@@ -11,6 +11,14 @@
 //! A request is applied whole or not at all: if any call row breaks pairing
 //! (an `end` with no open `start`, a second `start`), the request is refused
 //! with every reason and nothing of it enters the dataflow.
+//!
+//! With a journal ([`LiveOptions::journal`], see [`crate::journal`]) every
+//! epoch is written before it is fed to the workers and synced before
+//! [`LiveEngine::ingest_keyed`] returns; [`LiveEngine::restore`] feeds the
+//! journaled epochs again on start, so a restarted engine holds the model
+//! state (open deadlines, windows) of the one that stopped, and fires the
+//! same alerts with the same ids. A request's idempotency key is journaled
+//! with it: a retry after a lost answer is recognised, also across a restart.
 
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
@@ -21,6 +29,7 @@ use crate::alert::Alert;
 use crate::contract::CallPhase;
 use crate::dataflow::{self, Epoch};
 use crate::event::Event;
+use crate::journal::{Journal, JournalOptions, RecentKeys, Record};
 use crate::lateness::Watermark;
 use crate::model::Model;
 use crate::reference::Reference;
@@ -34,12 +43,33 @@ pub struct LiveOptions {
     pub workers: usize,
     /// Allowed lateness, ms.
     pub lateness_ms: u64,
+    /// The journal; `None`: events live only in memory (a restart loses the
+    /// model state). Opened and read back by [`LiveEngine::restore`].
+    pub journal: Option<JournalOptions>,
 }
 
 impl Default for LiveOptions {
     fn default() -> Self {
-        LiveOptions { workers: 1, lateness_ms: 60_000 }
+        LiveOptions { workers: 1, lateness_ms: 60_000, journal: None }
     }
+}
+
+/// What [`LiveEngine::ingest_keyed`] did with a request it took.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// Applied (and journaled, when there is a journal).
+    Applied(Ingested),
+    /// A request with this idempotency key was applied before: nothing was done.
+    Duplicate,
+}
+
+/// What [`LiveEngine::restore`] fed back.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Restored {
+    /// Journaled epochs (clock ticks included).
+    pub epochs: u64,
+    /// Events in them.
+    pub events: u64,
 }
 
 /// What an accepted request did.
@@ -70,6 +100,31 @@ struct Feed {
     /// Totals since start.
     events: u64,
     late: u64,
+    /// The journal, once [`LiveEngine::restore`] opened it.
+    journal: Option<Journal>,
+    /// Journal options not yet opened: ingest waits for `restore`.
+    unopened: Option<JournalOptions>,
+    /// Idempotency keys of recent requests.
+    keys: RecentKeys,
+    /// Unit names, to journal with patrol events (tokens are hashes).
+    units: crate::reference::UnitDirectory,
+}
+
+impl Feed {
+    /// Feeds an epoch to every worker; the number of workers that have stopped.
+    fn send(&self, epoch: Epoch) -> usize {
+        let epoch = Arc::new(epoch);
+        self.senders.iter().map(|s| usize::from(s.send(Arc::clone(&epoch)).is_err())).sum()
+    }
+
+    fn stopped(&self, stopped: usize) -> Refused {
+        // A worker only hangs up when it has failed: say so rather than
+        // acknowledge events that part of the dataflow will never see.
+        Refused::Unavailable(format!(
+            "{stopped} of {} dataflow workers have stopped (see the service log); restart the service",
+            self.senders.len()
+        ))
+    }
 }
 
 /// The running live dataflow.
@@ -105,6 +160,7 @@ impl LiveEngine {
         }
         let receivers = Arc::new(Mutex::new(receivers));
         let config = crate::replay::timely_config(workers, None)?;
+        let units = reference.units.clone();
         let guards = timely::execute(config, move |worker| {
             let rx = receivers.lock().expect("receivers lock")[worker.index()].take().expect("one receiver per worker");
             let (names, refc, alerts) = (Arc::clone(&names), reference.clone(), alerts.clone());
@@ -123,17 +179,84 @@ impl LiveEngine {
                 senders,
                 events: 0,
                 late: 0,
+                journal: None,
+                unopened: opts.journal,
+                keys: RecentKeys::default(),
+                units,
             })),
             guards: Mutex::new(Some(guards)),
         })
     }
 
+    /// Opens the journal and feeds every journaled epoch to the workers again,
+    /// restoring the sequence numbers, the watermark, open calls, unit names
+    /// and recent idempotency keys. Call once, before ingest, with the alerts
+    /// channel drained (the restored dataflow fires alerts). Without a
+    /// journal it does nothing.
+    pub fn restore(&self) -> Result<Restored> {
+        let mut guard = self.feed.lock().expect("feed lock");
+        let Some(feed) = guard.as_mut() else { return Err(Error::Runtime("the engine is shut down".into())) };
+        let Some(opts) = feed.unopened.take() else { return Ok(Restored::default()) };
+        let mut done = Restored::default();
+        let journal = Journal::open(opts, |rec| {
+            for (token, name) in &rec.units {
+                feed.units.insert(*token, name);
+            }
+            if let Some(k) = rec.key {
+                feed.keys.insert(k);
+            }
+            if let Some(m) = rec.max_seen {
+                feed.watermark.observe(m);
+            }
+            for e in &rec.events {
+                if let Event::Call(c) = e {
+                    match c.phase {
+                        CallPhase::Start => feed.open_calls.insert(c.call_id),
+                        CallPhase::End => feed.open_calls.remove(&c.call_id),
+                    };
+                }
+                feed.seq = feed.seq.max(e.seq() + 1);
+                feed.late += u64::from(e.late());
+            }
+            let n = rec.events.len() as u64;
+            feed.events += n;
+            done.events += n;
+            done.epochs += 1;
+            let stopped = feed.send(Epoch { events: rec.events, watermark: rec.watermark });
+            if stopped > 0 {
+                return Err(Error::Runtime(format!(
+                    "{stopped} dataflow workers stopped while the journal was restored"
+                )));
+            }
+            Ok(())
+        })?;
+        feed.journal = Some(journal);
+        Ok(done)
+    }
+
     /// Ingests one request's decoded events, in request order: all or nothing.
     /// `Err(Refused::Rows)` carries one reason per refused row, `(index in the
     /// request, reason)`; `Err(Refused::Unavailable)` says the engine is not running.
-    pub fn ingest(&self, mut events: Vec<Event>) -> std::result::Result<Ingested, Refused> {
+    pub fn ingest(&self, events: Vec<Event>) -> std::result::Result<Ingested, Refused> {
+        match self.ingest_keyed(None, events)? {
+            Outcome::Applied(i) => Ok(i),
+            Outcome::Duplicate => Ok(Ingested::default()),
+        }
+    }
+
+    /// [`LiveEngine::ingest`] with the request's idempotency key: a key seen
+    /// before (in this process or in the journal) is [`Outcome::Duplicate`]
+    /// and nothing is applied. With a journal the request is on disk (per
+    /// its fsync policy) before this returns `Ok`.
+    pub fn ingest_keyed(&self, key: Option<&str>, mut events: Vec<Event>) -> std::result::Result<Outcome, Refused> {
         let mut guard = self.feed.lock().expect("feed lock");
         let Some(feed) = guard.as_mut() else { return Err(Refused::Unavailable("the engine is shut down".to_owned())) };
+        if feed.unopened.is_some() {
+            return Err(Refused::Unavailable("the journal has not been restored yet".to_owned()));
+        }
+        if key.is_some_and(|k| feed.keys.contains(k)) {
+            return Ok(Outcome::Duplicate);
+        }
         // Check pairing on a copy first, so a refused request changes nothing.
         let mut open = feed.open_calls.clone();
         let mut refused = Vec::new();
@@ -153,47 +276,110 @@ impl LiveEngine {
         if !refused.is_empty() {
             return Err(Refused::Rows(refused));
         }
-        feed.open_calls = open;
+        // Stamp on copies of the watermark and sequence: a journal that cannot
+        // be written leaves the feed as it was.
+        let mut watermark = feed.watermark.clone();
+        let mut seq = feed.seq;
         let mut late = 0;
         for e in events.iter_mut() {
-            let (time, is_late) = feed.watermark.admit(e.ts_ms());
+            let (time, is_late) = watermark.admit(e.ts_ms());
             late += u64::from(is_late);
-            e.stamp(feed.seq, is_late);
+            e.stamp(seq, is_late);
             e.set_ts(time);
-            feed.seq += 1;
+            seq += 1;
         }
+        let mut lsn = None;
+        if let Some(journal) = feed.journal.as_mut() {
+            let mut units: Vec<(u64, String)> = events
+                .iter()
+                .filter_map(|e| if let Event::Patrol(p) = e { Some(p.unit) } else { None })
+                .map(|t| (t, feed.units.name(t)))
+                .collect();
+            units.sort_unstable();
+            units.dedup();
+            let rec = Record {
+                key: key.map(str::to_owned),
+                max_seen: watermark.max_seen(),
+                watermark: watermark.current(),
+                units,
+                events,
+            };
+            lsn = Some(journal.append(&rec).map_err(|e| {
+                Refused::Unavailable(format!("the journal cannot be written ({e}); nothing was applied"))
+            })?);
+            events = rec.events;
+        }
+        feed.open_calls = open;
+        feed.watermark = watermark;
+        feed.seq = seq;
         let n = events.len() as u64;
         feed.events += n;
         feed.late += late;
-        let epoch = Arc::new(Epoch { events, watermark: feed.watermark.current() });
-        let mut stopped = 0;
-        for s in &feed.senders {
-            stopped += usize::from(s.send(Arc::clone(&epoch)).is_err());
+        if let Some(k) = key {
+            feed.keys.insert(k.to_owned());
         }
+        let stopped = feed.send(Epoch { events, watermark: feed.watermark.current() });
         if stopped > 0 {
-            // A worker only hangs up when it has failed: say so rather than
-            // acknowledge events that part of the dataflow will never see.
-            return Err(Refused::Unavailable(format!(
-                "{stopped} of {} dataflow workers have stopped (see the service log); restart the service",
-                feed.senders.len()
-            )));
+            return Err(feed.stopped(stopped));
         }
-        Ok(Ingested { events: n, late })
+        let sync = feed.journal.as_ref().map(Journal::sync_handle);
+        drop(guard);
+        // Group commit: wait for the sync outside the lock, so the requests
+        // that arrive meanwhile share the next one.
+        if let (Some(sync), Some(lsn)) = (sync, lsn) {
+            sync.sync_to(lsn).map_err(|e| Refused::Unavailable(format!("the journal cannot be synced: {e}")))?;
+        }
+        Ok(Outcome::Applied(Ingested { events: n, late }))
     }
 
     /// Advances event time to `now_ms - lateness` with no new events (never backwards).
     pub fn advance_clock(&self, now_ms: EventTime) {
         let mut guard = self.feed.lock().expect("feed lock");
         let Some(feed) = guard.as_mut() else { return };
-        let before = feed.watermark.current();
-        feed.watermark.observe(now_ms);
-        let after = feed.watermark.current();
-        if after > before {
-            let epoch = Arc::new(Epoch { events: Vec::new(), watermark: after });
-            for s in &feed.senders {
-                let _ = s.send(Arc::clone(&epoch));
-            }
+        if feed.unopened.is_some() {
+            return; // not restored yet: the journal decides where time stands
         }
+        let before = feed.watermark.current();
+        let mut watermark = feed.watermark.clone();
+        watermark.observe(now_ms);
+        let after = watermark.current();
+        if after > before {
+            // Journaled (never synced on its own) so a restore feeds the same epochs.
+            if let Some(journal) = feed.journal.as_mut() {
+                let tick = Record {
+                    key: None,
+                    max_seen: watermark.max_seen(),
+                    watermark: after,
+                    units: Vec::new(),
+                    events: Vec::new(),
+                };
+                if let Err(e) = journal.append(&tick) {
+                    eprintln!("citywatch: clock tick not journaled, event time stays at {before}: {e}");
+                    return;
+                }
+            }
+            feed.watermark = watermark;
+            let _ = feed.send(Epoch { events: Vec::new(), watermark: after });
+        }
+    }
+
+    /// Epochs waiting for the busiest worker (each worker's queue holds up to 64).
+    pub fn queue_depth(&self) -> usize {
+        self.feed
+            .lock()
+            .expect("feed lock")
+            .as_ref()
+            .map_or(0, |f| f.senders.iter().map(|s| s.len()).max().unwrap_or(0))
+    }
+
+    /// Journal bytes written but not yet synced (0 without a journal or with fsync off).
+    pub fn journal_lag_bytes(&self) -> u64 {
+        self.feed
+            .lock()
+            .expect("feed lock")
+            .as_ref()
+            .and_then(|f| f.journal.as_ref())
+            .map_or(0, |j| j.sync_handle().lag())
     }
 
     /// The current watermark.

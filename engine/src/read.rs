@@ -249,11 +249,44 @@ fn prim<T: arrow_array::ArrowPrimitiveType>(a: &PrimitiveArray<T>, i: usize) -> 
     a.is_valid(i).then(|| a.value(i))
 }
 
-/// Decoding context of one batch: the file and the row offset, to name rejects.
+/// Decoding context of one batch: the file and the row offset, to name
+/// rejects, and the event times accepted for this batch.
 struct RowCtx<'a> {
     table: Table,
     file: &'a Path,
     row0: u64,
+    /// `(now, lowest, highest)` accepted `ts_ms`, from [`TimeBounds`] and the wall clock.
+    window: (i64, i64, i64),
+}
+
+/// The event times a [`Decoder`] accepts, relative to the wall clock when a
+/// batch is decoded. A row outside is rejected as `out_of_range`, so it never
+/// reaches the watermark: one row dated in 2262 would otherwise make every
+/// later row late and fire every deadline at once.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct TimeBounds {
+    /// Most a row may be ahead of the wall clock, ms (clock skew between the
+    /// sender and this machine). `None`: no upper bound.
+    pub max_ahead_ms: Option<u64>,
+    /// Most a row may be behind the wall clock, ms. `None`: back to 1970.
+    /// The live service bounds this (old data is history, for `replay`); a
+    /// replay does not.
+    pub max_behind_ms: Option<u64>,
+}
+
+impl TimeBounds {
+    /// The default bound of both replay and the live service: 5 minutes ahead.
+    pub const DEFAULT_MAX_AHEAD_MS: u64 = 300_000;
+
+    fn window(&self) -> (i64, i64, i64) {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX));
+        let off = |ms: Option<u64>| ms.map(|m| i64::try_from(m).unwrap_or(i64::MAX));
+        let hi = off(self.max_ahead_ms).map_or(i64::MAX, |m| now.saturating_add(m));
+        let lo = off(self.max_behind_ms).map_or(0, |m| now.saturating_sub(m).max(0));
+        (now, lo, hi)
+    }
 }
 
 impl RowCtx<'_> {
@@ -272,13 +305,22 @@ fn col<'b>(batch: &'b RecordBatch, map: &ColumnMap, table: Table, name: &str) ->
 }
 
 fn ts_of(ctx: &RowCtx, i: usize, v: Option<i64>) -> Result<u64, Rejected> {
+    let (now, lo, hi) = ctx.window;
+    let out = |reason: String| Err(ctx.reject(i, Some("ts_ms"), "out_of_range", reason));
     match v {
         None => Err(ctx.null(i, "ts_ms")),
-        Some(t) if t < 0 => Err(ctx.reject(
-            i,
-            Some("ts_ms"),
-            "out_of_range",
-            format!("ts_ms {t} is before 1970; expected ms since the Unix epoch"),
+        Some(t) if t < 0 => out(format!("ts_ms {t} is before 1970; expected ms since the Unix epoch")),
+        Some(t) if t > hi => out(format!(
+            "ts_ms {t} is {} s ahead of this machine's clock ({now}); at most {} s is allowed \
+             (the clock-skew setting): check the sender's clock and that ts_ms is in milliseconds",
+            t.saturating_sub(now) / 1000,
+            hi.saturating_sub(now) / 1000
+        )),
+        Some(t) if t < lo => out(format!(
+            "ts_ms {t} is {} h behind this machine's clock ({now}); the live service takes events up to {} h \
+             old (max_event_age_ms): load history with `citywatch replay`",
+            now.saturating_sub(t) / 3_600_000,
+            now.saturating_sub(lo) / 3_600_000
         )),
         Some(t) => Ok(t as u64),
     }
@@ -396,6 +438,11 @@ fn vocab<T>(
 // ---------------------------------------------------------------------------
 // Event decoders
 
+/// Longest `unit_id` accepted, bytes: unit names are kept for every unit
+/// seen (the unit directory, the live units view), so one 1 MB name must not
+/// become 1 MB of every view.
+pub const MAX_UNIT_ID_BYTES: usize = 64;
+
 /// Decodes batches of one stream table into events and rejected rows.
 #[derive(Debug)]
 pub struct Decoder {
@@ -404,12 +451,20 @@ pub struct Decoder {
     units: UnitDirectory,
     /// Reused buffer of batched pseudonym lookups (no allocation per batch).
     scratch: Vec<(Token, NumberClass)>,
+    /// Accepted event times (none but `>= 0` unless set).
+    bounds: TimeBounds,
 }
 
 impl Decoder {
     /// A decoder for a stream table (`calls`, `alarms` or `patrols`).
     pub fn new(table: Table, pseudonymiser: Pseudonymiser, units: UnitDirectory) -> Self {
-        Decoder { table, pseudonymiser, units, scratch: Vec::new() }
+        Decoder { table, pseudonymiser, units, scratch: Vec::new(), bounds: TimeBounds::default() }
+    }
+
+    /// The same decoder, rejecting rows outside `bounds` as `out_of_range`.
+    pub fn with_time_bounds(mut self, bounds: TimeBounds) -> Self {
+        self.bounds = bounds;
+        self
     }
 
     /// Decodes one batch (`row0`: row number of its first row within `file`).
@@ -422,7 +477,7 @@ impl Decoder {
         events: &mut Vec<Event>,
         rejects: &mut Vec<Rejected>,
     ) {
-        let ctx = RowCtx { table: self.table, file, row0 };
+        let ctx = RowCtx { table: self.table, file, row0, window: self.bounds.window() };
         match self.table {
             Table::Calls => self.calls(&ctx, batch, map, events, rejects),
             Table::Alarms => self.alarms(&ctx, batch, map, events, rejects),
@@ -563,6 +618,14 @@ impl Decoder {
         for i in 0..b.num_rows() {
             let row = (|| -> Result<PatrolEvent, Rejected> {
                 let name = unit.get(i).filter(|s| !s.is_empty()).ok_or_else(|| ctx.null(i, "unit_id"))?;
+                if name.len() > MAX_UNIT_ID_BYTES {
+                    return Err(ctx.reject(
+                        i,
+                        Some("unit_id"),
+                        "too_long",
+                        format!("`unit_id` is {} bytes; at most {MAX_UNIT_ID_BYTES} are allowed", name.len()),
+                    ));
+                }
                 let token = match last_unit {
                     Some((n, t)) if n == name => t,
                     _ => {
@@ -697,7 +760,7 @@ fn for_each_row(files: &TableFiles, mut f: impl FnMut(&RowCtx, &RecordBatch, &Co
                 table: files.table.name(),
                 detail: e.to_string(),
             })?;
-            f(&RowCtx { table: files.table, file: path, row0 }, &batch, &map)?;
+            f(&RowCtx { table: files.table, file: path, row0, window: (0, 0, i64::MAX) }, &batch, &map)?;
             row0 += batch.num_rows() as u64;
         }
         rows += row0;

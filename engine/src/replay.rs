@@ -40,7 +40,7 @@ use crate::event::Event;
 use crate::lateness::{Watermark, utc_short};
 use crate::model::Model;
 use crate::pseudonym::Pseudonymiser;
-use crate::read::{self, Decoder, TableFiles};
+use crate::read::{self, Decoder, TableFiles, TimeBounds};
 use crate::reference::{Reference, UnitDirectory};
 use crate::reject::{RejectLog, Rejected};
 use crate::summary::{ReasonCount, RunStats, Summary, TableCounts};
@@ -108,6 +108,10 @@ pub struct ReplayOptions {
     pub home_cc: String,
     /// Show a progress bar (on a terminal).
     pub progress: bool,
+    /// Rows dated more than this far ahead of the wall clock are rejected
+    /// (`out_of_range`) instead of dragging the watermark into the future.
+    /// Default 5 minutes; `None` turns the bound off (data generated for the future).
+    pub max_ahead_ms: Option<u64>,
 }
 
 impl Default for ReplayOptions {
@@ -122,6 +126,7 @@ impl Default for ReplayOptions {
             pseudonym_key: crate::pseudonym::DEMO_KEY.to_owned(),
             home_cc: "86".to_owned(),
             progress: false,
+            max_ahead_ms: Some(crate::read::TimeBounds::DEFAULT_MAX_AHEAD_MS),
         }
     }
 }
@@ -639,7 +644,7 @@ fn decode_threads(table: Table) -> usize {
 /// share it as a read-only layer (each subscriber hashed once per replay, the
 /// table not copied) in front of a cache of their own for the other numbers,
 /// sized from the call rows; the other tables get caches sized for their rows.
-fn table_decoders(dataset: &mut Dataset) -> impl FnMut(Table, usize) -> Vec<Decoder> + use<> {
+fn table_decoders(dataset: &mut Dataset, bounds: TimeBounds) -> impl FnMut(Table, usize) -> Vec<Decoder> + use<> {
     let base = dataset.pseudonymiser.with_cache_for(0);
     let mut warm = Some(std::mem::replace(&mut dataset.pseudonymiser, base.clone()));
     let subscribers = !dataset.reference.subscribers.is_empty();
@@ -660,7 +665,7 @@ fn table_decoders(dataset: &mut Dataset) -> impl FnMut(Table, usize) -> Vec<Deco
             Table::Alarms => base.with_cache_for(alarm_rows),
             _ => base.with_cache_for(0),
         };
-        (0..threads).map(|_| Decoder::new(t, ps.clone(), units.clone())).collect()
+        (0..threads).map(|_| Decoder::new(t, ps.clone(), units.clone()).with_time_bounds(bounds)).collect()
     }
 }
 
@@ -738,7 +743,7 @@ pub fn replay_with_tap(
     } else {
         indicatif::ProgressBar::hidden()
     };
-    let decoders = table_decoders(&mut dataset);
+    let decoders = table_decoders(&mut dataset, TimeBounds { max_ahead_ms: opts.max_ahead_ms, max_behind_ms: None });
     let merged = merge(
         std::mem::take(&mut dataset.streams),
         decoders,
@@ -821,7 +826,7 @@ pub fn merged_events(opts: &ReplayOptions) -> Result<(Vec<Event>, Reference)> {
         all
     });
     let mut log = RejectLog::counting();
-    let decoders = table_decoders(&mut dataset);
+    let decoders = table_decoders(&mut dataset, TimeBounds { max_ahead_ms: opts.max_ahead_ms, max_behind_ms: None });
     merge(
         std::mem::take(&mut dataset.streams),
         decoders,

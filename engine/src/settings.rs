@@ -5,6 +5,7 @@
 //! pseudonym_key = "change-me"      # HMAC key of phone-number pseudonyms (default: the public demo key)
 //! home_country_code = "86"         # to tell international numbers
 //! lateness = "60s"                 # allowed lateness of events
+//! max_clock_skew = "5m"            # replay: rows further ahead of the clock are out_of_range
 //!
 //! reference = "data/qingdao"        # live mode: grids, officers, subscribers
 //! workers = 2                       # live mode: worker threads
@@ -22,8 +23,10 @@ use std::path::Path;
 use crate::model::Model;
 use crate::{Error, Result};
 
-/// Engine settings from the config file.
+/// Engine settings from the config file. Unknown keys are errors (a typo
+/// such as `pseudonymkey` must not silently leave the public demo key in use).
 #[derive(Debug, Clone, Default, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Settings {
     /// HMAC key for phone-number pseudonyms.
     pub pseudonym_key: Option<String>,
@@ -31,6 +34,11 @@ pub struct Settings {
     pub home_country_code: Option<String>,
     /// Allowed lateness, e.g. `60s`.
     pub lateness: Option<String>,
+    /// Replay: rows dated further ahead of the wall clock than this (e.g.
+    /// `5m`, the default; `off` for data generated for the future) are
+    /// rejected as `out_of_range`. The live service has its own
+    /// `[server] max_clock_skew_ms`.
+    pub max_clock_skew: Option<String>,
     /// Live mode: a dataset folder whose reference tables (grids, officers,
     /// subscribers) the service routes with.
     pub reference: Option<std::path::PathBuf>,

@@ -2,12 +2,16 @@
 //! alert or number, when and why (logins, alert views, acknowledgements,
 //! resolutions, reveals).
 //!
-//! Row `n` stores `hash_n = SHA-256(hash_{n-1} || JSON[seq, at_ms, actor,
-//! action, target, reason])` (hex), with 64 zeros before the first row.
-//! Editing, deleting or reordering any row breaks every later hash, which
-//! [`audit_verify`] finds. Truncating the tail is not detectable from the table
-//! alone: [`AuditReport::head`] is the value to record elsewhere (a daily log
-//! line) to pin it.
+//! Row `n` stores `hash_n = HMAC-SHA256(key, hash_{n-1} || JSON[seq, at_ms,
+//! actor, action, target, reason])` (hex), with 64 zeros before the first
+//! row. The key (`[server] audit_key`, by default derived from the vault key)
+//! is never stored in the database: an insider who edits a row in the SQLite
+//! file cannot recompute the chain without it, so editing, deleting or
+//! reordering any row breaks the chain, which [`audit_verify`] finds.
+//! Truncating the tail leaves a valid shorter chain: `citywatch audit head`
+//! prints [`AuditReport::head`] to record elsewhere (a daily log line, a
+//! ticket), and `audit verify --expect-head` fails when that head is no
+//! longer in the chain ([`AuditReport::contains`]).
 
 use std::path::Path;
 
@@ -27,6 +31,9 @@ pub struct AuditReport {
     pub head: String,
     /// The first broken row, if any: `(seq, what is wrong)`.
     pub broken: Option<(i64, String)>,
+    /// Hashes of the intact rows, in order (to look up a recorded head).
+    #[serde(skip)]
+    pub hashes: Vec<String>,
 }
 
 impl AuditReport {
@@ -34,19 +41,41 @@ impl AuditReport {
     pub fn is_intact(&self) -> bool {
         self.broken.is_none()
     }
+
+    /// Whether a head recorded earlier is the hash of an intact row: false
+    /// when the rows up to it were deleted (tail truncation) or changed.
+    pub fn contains(&self, head: &str) -> bool {
+        let head = head.trim().to_ascii_lowercase();
+        head == GENESIS || self.hashes.contains(&head)
+    }
 }
 
-fn row_hash(prev: &str, seq: i64, at_ms: i64, actor: &str, action: &str, target: &str, reason: &str) -> String {
+/// The chain's key, 32 bytes.
+pub type AuditKey = [u8; 32];
+
+#[allow(clippy::too_many_arguments)]
+fn row_hash(
+    key: &AuditKey,
+    prev: &str,
+    seq: i64,
+    at_ms: i64,
+    actor: &str,
+    action: &str,
+    target: &str,
+    reason: &str,
+) -> String {
+    use hmac::{Hmac, Mac};
     let body = serde_json::json!([seq, at_ms, actor, action, target, reason]).to_string();
-    let mut bytes = Vec::with_capacity(prev.len() + body.len());
-    bytes.extend_from_slice(prev.as_bytes());
-    bytes.extend_from_slice(body.as_bytes());
-    crate::auth::hex(&crate::auth::sha256(&bytes))
+    let mut mac = <Hmac<sha2::Sha256> as Mac>::new_from_slice(key).expect("HMAC takes any key length");
+    mac.update(prev.as_bytes());
+    mac.update(body.as_bytes());
+    crate::auth::hex(&mac.finalize().into_bytes())
 }
 
 /// Appends one record; the caller holds a write transaction.
 pub(crate) fn append(
     conn: &Connection,
+    key: &AuditKey,
     at_ms: i64,
     actor: &str,
     action: &str,
@@ -60,7 +89,7 @@ pub(crate) fn append(
         Some((s, h)) => (s + 1, h),
         None => (1, GENESIS.to_owned()),
     };
-    let hash = row_hash(&prev, seq, at_ms, actor, action, target, reason);
+    let hash = row_hash(key, &prev, seq, at_ms, actor, action, target, reason);
     conn.execute(
         "INSERT INTO audit (seq, at_ms, actor, action, target, reason, prev_hash, hash) \
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
@@ -69,9 +98,10 @@ pub(crate) fn append(
     Ok(())
 }
 
-/// Checks the audit chain of the store at `store_path` (opened read-only; safe
-/// while the server runs). For `citywatch audit verify`.
-pub fn audit_verify(store_path: &Path) -> Result<AuditReport> {
+/// Checks the audit chain of the store at `store_path` with the chain's key
+/// ([`crate::ServerConfig::audit_key_bytes`]); opened read-only, safe while
+/// the server runs. For `citywatch audit verify` and `audit head`.
+pub fn audit_verify(store_path: &Path, key: &AuditKey) -> Result<AuditReport> {
     if !store_path.exists() {
         return Err(Error::Io {
             what: "alert store",
@@ -80,14 +110,14 @@ pub fn audit_verify(store_path: &Path) -> Result<AuditReport> {
         });
     }
     let conn = Connection::open_with_flags(store_path, OpenFlags::SQLITE_OPEN_READ_ONLY)?;
-    verify_conn(&conn)
+    verify_conn(&conn, key)
 }
 
-pub(crate) fn verify_conn(conn: &Connection) -> Result<AuditReport> {
+pub(crate) fn verify_conn(conn: &Connection, key: &AuditKey) -> Result<AuditReport> {
     let mut stmt =
         conn.prepare("SELECT seq, at_ms, actor, action, target, reason, prev_hash, hash FROM audit ORDER BY seq")?;
     let mut rows = stmt.query([])?;
-    let mut report = AuditReport { rows: 0, head: GENESIS.to_owned(), broken: None };
+    let mut report = AuditReport { rows: 0, head: GENESIS.to_owned(), broken: None, hashes: Vec::new() };
     let mut expected_seq = 1i64;
     while let Some(r) = rows.next()? {
         let (seq, at_ms): (i64, i64) = (r.get(0)?, r.get(1)?);
@@ -98,8 +128,12 @@ pub(crate) fn verify_conn(conn: &Connection) -> Result<AuditReport> {
             Some(format!("expected row {expected_seq}, found {seq}: a row was deleted or inserted"))
         } else if prev != report.head {
             Some("prev_hash does not match the previous row's hash: rows were changed or reordered".to_owned())
-        } else if row_hash(&prev, seq, at_ms, &actor, &action, &target, &reason) != hash {
-            Some("hash does not match the row's contents: the row was edited".to_owned())
+        } else if row_hash(key, &prev, seq, at_ms, &actor, &action, &target, &reason) != hash {
+            Some(
+                "hash does not match the row's contents and the key: the row was edited, or the key is not this \
+                 store's audit key"
+                    .to_owned(),
+            )
         } else {
             None
         };
@@ -108,6 +142,7 @@ pub(crate) fn verify_conn(conn: &Connection) -> Result<AuditReport> {
             return Ok(report);
         }
         report.rows += 1;
+        report.hashes.push(hash.clone());
         report.head = hash;
         expected_seq += 1;
     }

@@ -280,6 +280,12 @@ pub(crate) fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
+/// A fresh random secret (256 bits, hex) from the OS, for `citywatch demo`'s
+/// per-run pseudonym and vault keys.
+pub fn random_key() -> Result<String> {
+    Ok(hex(&random_bytes::<32>()?))
+}
+
 /// OS randomness (Linux `/dev/urandom`: the crate targets Linux servers and
 /// this avoids a dependency for 16 bytes at a time).
 pub(crate) fn random_bytes<const N: usize>() -> Result<[u8; N]> {

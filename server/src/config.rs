@@ -53,6 +53,10 @@ pub struct ServerConfig {
     /// Secret for the kept-number vault (ChaCha20-Poly1305). Default: derived
     /// from `pseudonym_key` with a domain tag; set a separate one in production.
     pub vault_key: Option<String>,
+    /// Key of the audit chain's HMAC; never stored in the database. Default:
+    /// derived from `vault_key` (or, without one, `pseudonym_key`) with a
+    /// domain tag. `citywatch audit verify` needs the same config.
+    pub audit_key: Option<String>,
     /// Whether ingest keeps real numbers (encrypted) for reveal. Default true.
     pub keep_numbers: bool,
     /// CAP `<sender>` of this deployment. Default `citywatch@localhost`.
@@ -69,6 +73,46 @@ pub struct ServerConfig {
     pub auth_failures_per_minute: u32,
     /// The city's time zone (IANA name): the console shows times in it (default `Asia/Shanghai`).
     pub time_zone: String,
+    /// Rows dated more than this far ahead of the server's clock are refused
+    /// (`out_of_range`): one far-future row would drag the watermark with it
+    /// and make every later row late. Default 5 min.
+    pub max_clock_skew_ms: u64,
+    /// Rows older than this (server clock) are refused (`out_of_range`):
+    /// history belongs in `citywatch replay`. Default 7 days; 0: no bound.
+    pub max_event_age_ms: u64,
+    /// Bad rows listed in a 400 answer; the rest are counted by code. Default 100.
+    pub max_listed_errors: usize,
+    /// Ingest requests decoded or applied at once; more get 503 with
+    /// `Retry-After` instead of queueing without bound while the engine is
+    /// behind. Default 4.
+    pub max_concurrent_ingests: usize,
+    /// Open connections; more wait in the kernel's accept queue. Default 1024.
+    pub max_connections: usize,
+    /// Time to receive a request's headers (and the wait for the next request
+    /// on a kept-alive connection), ms. Default 10 s.
+    pub header_timeout_ms: u64,
+    /// Time to receive a request body once the headers are in, ms. Default 30 s.
+    pub body_timeout_ms: u64,
+    /// Event streams (SSE) one token may hold open at once. Default 8.
+    pub max_streams_per_token: usize,
+    /// `/healthz` answers 503 once an ingest has waited this long for the
+    /// engine to take its events (the dataflow stalled while events arrive), ms.
+    /// Default 10 s.
+    pub stall_after_ms: u64,
+    /// Folder of the engine's journal (every accepted event, so a restart
+    /// restores the model state). Default: `store_path` with `.journal`
+    /// appended (`citywatch.sqlite.journal/`).
+    pub journal_path: Option<PathBuf>,
+    /// `fdatasync` the journal before a request is answered (group commit:
+    /// concurrent requests share a sync). Default true. Off: a killed process
+    /// still loses nothing, a power cut may lose the last seconds.
+    pub journal_fsync: bool,
+    /// Journal kept, in event time behind the newest event, ms: older
+    /// segments are deleted, and a restart restores model state from this
+    /// much history. Default 24 h.
+    pub journal_retention_ms: u64,
+    /// Size of a journal segment file, bytes. Default 64 MiB.
+    pub journal_segment_bytes: u64,
 }
 
 impl Default for ServerConfig {
@@ -85,12 +129,26 @@ impl Default for ServerConfig {
             pseudonym_key: citywatch_engine::pseudonym::DEMO_KEY.into(),
             home_country_code: "86".into(),
             vault_key: None,
+            audit_key: None,
             keep_numbers: true,
             cap_sender: "citywatch@localhost".into(),
             stream_buffer: 4096,
             max_body_bytes: 64 << 20,
             auth_failures_per_minute: 10,
             time_zone: "Asia/Shanghai".into(),
+            max_clock_skew_ms: 300_000,
+            max_event_age_ms: 7 * 86_400_000,
+            max_listed_errors: 100,
+            max_concurrent_ingests: 4,
+            max_connections: 1024,
+            header_timeout_ms: 10_000,
+            body_timeout_ms: 30_000,
+            max_streams_per_token: 8,
+            stall_after_ms: 10_000,
+            journal_path: None,
+            journal_fsync: true,
+            journal_retention_ms: 86_400_000,
+            journal_segment_bytes: 64 << 20,
         }
     }
 }
@@ -119,6 +177,43 @@ impl ServerConfig {
         } else {
             serde_json::from_str(&text).map_err(|e| bad(e.to_string()))
         }
+    }
+
+    /// The engine's journal settings.
+    pub fn journal_options(&self) -> citywatch_engine::journal::JournalOptions {
+        let dir = self.journal_path.clone().unwrap_or_else(|| {
+            let mut p = self.store_path.clone().into_os_string();
+            p.push(".journal");
+            PathBuf::from(p)
+        });
+        citywatch_engine::journal::JournalOptions {
+            dir,
+            fsync: self.journal_fsync,
+            segment_bytes: self.journal_segment_bytes.max(1),
+            retention_ms: self.journal_retention_ms,
+        }
+    }
+
+    /// The event times ingest accepts.
+    pub(crate) fn time_bounds(&self) -> citywatch_engine::read::TimeBounds {
+        citywatch_engine::read::TimeBounds {
+            max_ahead_ms: Some(self.max_clock_skew_ms),
+            max_behind_ms: (self.max_event_age_ms > 0).then_some(self.max_event_age_ms),
+        }
+    }
+
+    /// The 32-byte key of the audit chain.
+    pub fn audit_key_bytes(&self) -> [u8; 32] {
+        use sha2::{Digest, Sha256};
+        let mut h = Sha256::new();
+        match &self.audit_key {
+            Some(k) => h.update(k.as_bytes()),
+            None => {
+                h.update(b"citywatch audit key v1\0");
+                h.update(self.vault_key.as_deref().unwrap_or(&self.pseudonym_key).as_bytes());
+            }
+        }
+        h.finalize().into()
     }
 
     /// The 32-byte vault key.

@@ -28,9 +28,9 @@ use crate::auth::{Authenticator, Caller, CredentialsFile, Failure, Throttle, Ver
 use crate::config::ServerConfig;
 use crate::error::{Error, Result};
 use crate::geo::GeoIndex;
-use crate::ingest::{Ingest, Refusal};
+use crate::ingest::{Ingest, Refusal, RowError, RowErrors};
 use crate::metrics::Metrics;
-use crate::pipeline::{Pipeline, PipelineRefusal};
+use crate::pipeline::{Applied, Pipeline, PipelineRefusal};
 use crate::store::{AlertFilter, Change, Store, StoredAlert, Transition, Visibility};
 
 const CONSOLE_HTML: &str = include_str!("../console/index.html");
@@ -61,6 +61,14 @@ struct App {
     /// this lock so stream ids are pushed in order.
     store: Arc<Mutex<Store>>,
     ingest: Arc<Ingest>,
+    /// Ingest requests that may be decoded or applied at once (503 past that).
+    ingest_slots: Arc<tokio::sync::Semaphore>,
+    /// Open event streams per credential id (`max_streams_per_token`).
+    streams: Mutex<std::collections::HashMap<String, usize>>,
+    /// Ingests waiting for the pipeline (`/healthz`'s stall check).
+    applying: Arc<Applying>,
+    /// Alerts in the engine's channel, not yet stored (a gauge).
+    alerts_waiting: std::sync::atomic::AtomicU64,
     metrics: Arc<Metrics>,
     changes: broadcast::Sender<Arc<Change>>,
     shutdown: watch::Receiver<bool>,
@@ -82,14 +90,18 @@ pub(crate) async fn run(
 ) -> Result<()> {
     let creds = CredentialsFile::load(&cfg.credentials_path)?;
     let auth = Authenticator::new(creds, jurisdiction.officers());
-    let store = Arc::new(Mutex::new(Store::open(&cfg.store_path, cfg.vault_key_bytes())?));
+    let store = Arc::new(Mutex::new(Store::open(&cfg.store_path, cfg.vault_key_bytes(), cfg.audit_key_bytes())?));
     let (changes, _) = broadcast::channel(cfg.stream_buffer.max(16));
     let (stop_tx, stop_rx) = watch::channel(false);
     let metrics = Arc::new(Metrics::default());
     let throttle = Throttle::per_minute(cfg.auth_failures_per_minute);
     let app = Arc::new(App {
         throttle,
-        ingest: Ingest::new(&cfg.pseudonym_key, &cfg.home_country_code, cfg.keep_numbers, pipeline.unit_directory()),
+        ingest: Ingest::new(&cfg, pipeline.unit_directory()),
+        ingest_slots: Arc::new(tokio::sync::Semaphore::new(cfg.max_concurrent_ingests.max(1))),
+        streams: Mutex::new(std::collections::HashMap::new()),
+        applying: Arc::new(Applying::default()),
+        alerts_waiting: std::sync::atomic::AtomicU64::new(0),
         cfg,
         pipeline,
         jurisdiction,
@@ -133,19 +145,45 @@ pub(crate) async fn run(
             })
             .map_err(|e| Error::Internal(format!("cannot start the checkpoint thread: {e}")))?
     };
+    // The journal's epochs go back into the dataflow now that the store thread
+    // drains its alerts; ingest waits for this, connections wait in the backlog.
+    let p = app.pipeline.clone();
+    let restored = tokio::task::spawn_blocking(move || p.restore())
+        .await
+        .map_err(|e| Error::Internal(format!("restore panicked: {e}")))?;
+    match restored {
+        Ok(line) => {
+            let c = &app.cfg;
+            eprintln!(
+                "citywatch-server: {line}; limits: skew {} s, age {} s, body {} B, {} ingests, {} connections, \
+                 header {} ms, body {} ms, {} streams/token",
+                c.max_clock_skew_ms / 1000,
+                c.max_event_age_ms / 1000,
+                c.max_body_bytes,
+                c.max_concurrent_ingests,
+                c.max_connections,
+                c.header_timeout_ms,
+                c.body_timeout_ms,
+                c.max_streams_per_token
+            );
+        }
+        Err(e) => {
+            stopping.store(true, Ordering::SeqCst);
+            return Err(Error::Internal(format!("cannot restore the journal: {e}")));
+        }
+    }
     let sweeper = tokio::spawn(escalation_loop(app.clone()));
     let clock = tokio::spawn(clock_loop(app.clone()));
 
     let router = router(app.clone());
     let addr = listener.local_addr().map(|a| a.to_string()).unwrap_or_default();
     let mut stop_wait = app.shutdown.clone();
-    let served = axum::serve(listener, router.into_make_service_with_connect_info::<SocketAddr>())
-        .with_graceful_shutdown(async move {
-            shutdown.await;
-            let _ = stop_tx.send(true);
-        })
-        .await;
-    let _ = stop_wait.changed().await;
+    tokio::spawn(async move {
+        shutdown.await;
+        let _ = stop_tx.send(true);
+    });
+    let served = crate::listen::serve_connections(listener, router, &app.cfg, app.shutdown.clone()).await;
+    let _ = stop_wait.wait_for(|s| *s).await;
     sweeper.abort();
     clock.abort();
     stopping.store(true, Ordering::SeqCst);
@@ -171,6 +209,7 @@ fn store_loop(app: &App, alerts: &crossbeam_channel::Receiver<Alert>, stopping: 
         };
         let mut batch = vec![first];
         batch.extend(alerts.try_iter().take(STORE_BATCH - 1));
+        app.alerts_waiting.store(alerts.len() as u64, Ordering::Relaxed);
         let Ok(mut store) = app.store.lock() else { return };
         match store.apply_alerts(&batch, now_ms(), app.cfg.cooldown_ms, &app.jurisdiction) {
             Ok(changes) => publish(app, changes),
@@ -220,13 +259,15 @@ async fn clock_loop(app: Shared) {
     }
 }
 
+/// Largest body of the requests other than ingest (resolve notes, reveals).
+const SMALL_BODY: usize = 64 << 10;
+
 fn router(app: Shared) -> Router {
-    let limit = app.cfg.max_body_bytes;
     Router::new()
         .route("/", get(|| async { ([(header::CONTENT_TYPE, "text/html; charset=utf-8")], CONSOLE_HTML) }))
         .route("/app.js", get(|| async { ([(header::CONTENT_TYPE, "text/javascript; charset=utf-8")], CONSOLE_JS) }))
         .route("/style.css", get(|| async { ([(header::CONTENT_TYPE, "text/css; charset=utf-8")], CONSOLE_CSS) }))
-        .route("/healthz", get(|| async { Json(json!({"status": "ok"})) }))
+        .route("/healthz", get(healthz))
         .route("/metrics", get(metrics))
         .route("/api/v1/me", get(me))
         .route("/api/v1/clock", get(clock))
@@ -243,9 +284,31 @@ fn router(app: Shared) -> Router {
         .route("/api/v1/grid/cells", get(grid_cells))
         .route("/api/v1/units", get(units))
         .route("/api/v1/reveal", post(reveal))
-        .layer(DefaultBodyLimit::max(limit))
+        // Ingest reads its own body (after the token check, with its own
+        // limit and timeout); the other bodies are small JSON.
+        .layer(DefaultBodyLimit::max(SMALL_BODY))
         .layer(axum::middleware::from_fn_with_state(app.clone(), guard_auth))
+        .layer(axum::middleware::from_fn_with_state(app.clone(), request_deadline))
         .with_state(app)
+}
+
+/// Bounds the time of every request but event streams (long-lived by design)
+/// and ingest (which bounds its own body read and then must finish applying):
+/// a client trickling a body byte by byte is answered 408 and dropped.
+async fn request_deadline(State(app): State<Shared>, req: Request, next: Next) -> Response {
+    let path = req.uri().path();
+    if path == "/api/v1/stream" || path.starts_with("/api/v1/ingest/") {
+        return next.run(req).await;
+    }
+    let limit = Duration::from_millis(app.cfg.body_timeout_ms.max(1));
+    match tokio::time::timeout(limit, next.run(req)).await {
+        Ok(r) => r,
+        Err(_) => ApiError::new(
+            StatusCode::REQUEST_TIMEOUT,
+            format!("the request did not complete within {} ms (body_timeout_ms)", app.cfg.body_timeout_ms),
+        )
+        .into_response(),
+    }
 }
 
 /// The failed-authentication limit around every route that checks a token.
@@ -301,8 +364,10 @@ fn bearer(headers: &HeaderMap) -> Option<String> {
     headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .map(|t| t.trim().to_owned())
+        .and_then(|v| v.split_once(' '))
+        // The scheme is case-insensitive (RFC 9110 §11.1): `bearer` is `Bearer`.
+        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+        .map(|(_, t)| t.trim().to_owned())
         .filter(|t| !t.is_empty())
 }
 
@@ -331,6 +396,9 @@ impl IntoResponse for ApiError {
         let mut r = (self.0, Json(self.1)).into_response();
         if self.0 == StatusCode::UNAUTHORIZED {
             r.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer realm=\"citywatch\""));
+        }
+        if self.0 == StatusCode::SERVICE_UNAVAILABLE {
+            r.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
         }
         r
     }
@@ -391,7 +459,73 @@ fn visibility(c: &Caller) -> Visibility {
 
 async fn metrics(State(app): State<Shared>, headers: HeaderMap) -> ApiResult<Response> {
     authenticate(&app, &headers).await?;
-    Ok(([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], app.metrics.render()).into_response())
+    let a = app.clone();
+    let (queue, lag) = tokio::task::spawn_blocking(move || (a.pipeline.queue_depth(), a.pipeline.journal_lag_bytes()))
+        .await
+        .map_err(|e| ApiError::from(Error::Internal(e.to_string())))?;
+    let in_flight = app.cfg.max_concurrent_ingests.max(1)
+        - app.ingest_slots.available_permits().min(app.cfg.max_concurrent_ingests.max(1));
+    let gauges = [
+        ("citywatch_engine_queue_depth", "Epochs queued for the busiest dataflow worker (64 fit).", queue as u64),
+        ("citywatch_journal_lag_bytes", "Journal bytes written and not yet synced.", lag),
+        ("citywatch_ingest_in_flight", "Ingest requests being decoded or applied.", in_flight as u64),
+        (
+            "citywatch_alerts_waiting",
+            "Alerts fired by the engine and not yet stored.",
+            app.alerts_waiting.load(Ordering::Relaxed),
+        ),
+        (
+            "citywatch_oldest_apply_ms",
+            "How long the oldest ingest has waited for the engine, ms.",
+            app.applying.oldest_ms(),
+        ),
+    ];
+    Ok(([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], app.metrics.render(&gauges)).into_response())
+}
+
+/// `/healthz`: 503 while an ingest has waited longer than `stall_after_ms`
+/// for the engine to take its events (the dataflow is not advancing while
+/// events arrive); a load balancer stops sending, an operator gets paged.
+async fn healthz(State(app): State<Shared>) -> Response {
+    let waited = app.applying.oldest_ms();
+    if waited > app.cfg.stall_after_ms {
+        eprintln!("citywatch-server: STALLED: an ingest has waited {waited} ms for the engine (see /metrics)");
+        let msg = format!("an ingest has waited {waited} ms for the engine to take its events");
+        return (StatusCode::SERVICE_UNAVAILABLE, Json(json!({"status": "stalled", "reason": msg}))).into_response();
+    }
+    Json(json!({"status": "ok"})).into_response()
+}
+
+/// Ingests being applied to the pipeline, by start instant (for stall detection).
+#[derive(Default)]
+struct Applying {
+    next: std::sync::atomic::AtomicU64,
+    started: Mutex<std::collections::HashMap<u64, std::time::Instant>>,
+}
+
+impl Applying {
+    /// Registers an apply; dropping the guard unregisters it.
+    fn start(self: &Arc<Self>) -> ApplyGuard {
+        let id = self.next.fetch_add(1, Ordering::Relaxed);
+        if let Ok(mut m) = self.started.lock() {
+            m.insert(id, std::time::Instant::now());
+        }
+        ApplyGuard(Arc::clone(self), id)
+    }
+
+    fn oldest_ms(&self) -> u64 {
+        self.started.lock().ok().and_then(|m| m.values().min().map(|t| t.elapsed().as_millis() as u64)).unwrap_or(0)
+    }
+}
+
+struct ApplyGuard(Arc<Applying>, u64);
+
+impl Drop for ApplyGuard {
+    fn drop(&mut self) {
+        if let Ok(mut m) = self.0.started.lock() {
+            m.remove(&self.1);
+        }
+    }
 }
 
 async fn me(State(app): State<Shared>, headers: HeaderMap) -> ApiResult<Json<Value>> {
@@ -442,12 +576,29 @@ async fn clock(State(app): State<Shared>, headers: HeaderMap) -> ApiResult<Json<
                    "simulated": app.cfg.clock_tick_ms == 0, "time_zone": app.cfg.time_zone})))
 }
 
+/// A 400 answer for bad rows: the first rows' reasons, the rest counted.
+fn rows_refused(rows: &RowErrors) -> ApiError {
+    ApiError(
+        StatusCode::BAD_REQUEST,
+        json!({"error": format!("{} bad row(s); nothing of this request was applied", rows.rows),
+               "rejected": rows.listed, "rejected_rows": rows.rows, "rejected_by_code": rows.by_code,
+               "listed_rows": rows.listed.iter().map(|e| e.row).collect::<std::collections::BTreeSet<_>>().len()}),
+    )
+}
+
+/// 503 with `Retry-After`: the engine is behind, try again shortly.
+fn busy(msg: String) -> ApiError {
+    ApiError(StatusCode::SERVICE_UNAVAILABLE, json!({"error": msg, "retry_after_s": 1}))
+}
+
 async fn ingest(
     State(app): State<Shared>,
     Path(table): Path<String>,
     headers: HeaderMap,
-    body: Bytes,
+    body: axum::body::Body,
 ) -> ApiResult<Json<Value>> {
+    // The token is checked before a byte of the body is read: an
+    // unauthenticated 50 MB upload costs a header parse, not 50 MB.
     let c = authenticate(&app, &headers).await?;
     if c.officer.scope != "city" {
         return Err(ApiError::new(StatusCode::FORBIDDEN, "ingest needs a city-scope token (a feed or an analyst)"));
@@ -458,12 +609,42 @@ async fn ingest(
         "patrols" => Table::Patrols,
         _ => return Err(ApiError::new(StatusCode::NOT_FOUND, "ingest tables are calls, alarms and patrols")),
     };
+    // Bounded work in flight: a request that finds every slot taken is told to
+    // come back (503 + Retry-After) instead of queueing behind a slow engine.
+    let Ok(permit) = app.ingest_slots.clone().try_acquire_owned() else {
+        app.metrics.busy();
+        return Err(busy(format!(
+            "{} ingest requests are already being applied (the engine is behind); retry in 1 s",
+            app.cfg.max_concurrent_ingests
+        )));
+    };
+    let limit = app.cfg.max_body_bytes;
+    let body =
+        match tokio::time::timeout(Duration::from_millis(app.cfg.body_timeout_ms), axum::body::to_bytes(body, limit))
+            .await
+        {
+            Ok(Ok(b)) => b,
+            Ok(Err(_)) => {
+                return Err(ApiError::new(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    format!("the body is over {limit} bytes (max_body_bytes) or was cut off; split the request"),
+                ));
+            }
+            Err(_) => {
+                return Err(ApiError::new(
+                    StatusCode::REQUEST_TIMEOUT,
+                    format!("the body did not arrive within {} ms (body_timeout_ms)", app.cfg.body_timeout_ms),
+                ));
+            }
+        };
     let arrow = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.starts_with("application/vnd.apache.arrow"));
+    let key = idempotency_key(&headers)?;
     let a = app.clone();
     let outcome = tokio::task::spawn_blocking(move || -> ApiResult<Value> {
+        let _permit = permit;
         let decoded = match a.ingest.decode(table, &body, arrow) {
             Ok(d) => d,
             Err(Refusal::Body(msg)) => {
@@ -474,16 +655,9 @@ async fn ingest(
                 ));
             }
             Err(Refusal::Rows(rows)) => {
-                a.metrics.rejected(
-                    table,
-                    rows.iter().map(|r| r.row).collect::<std::collections::BTreeSet<_>>().len() as u64,
-                );
-                a.metrics.rejected_reasons(table, rows.iter().map(|r| (r.column.as_deref(), r.code.as_str())));
-                return Err(ApiError(
-                    StatusCode::BAD_REQUEST,
-                    json!({"error": format!("{} bad row(s); nothing of this request was applied", rows.len()),
-                           "rejected": rows}),
-                ));
+                a.metrics.rejected(table, rows.rows);
+                a.metrics.rejected_reasons(table, rows.reasons());
+                return Err(rows_refused(&rows));
             }
         };
         let accepted = decoded.events.len();
@@ -491,24 +665,27 @@ async fn ingest(
         a.metrics.note_ingest_times(decoded.events.iter().map(|e| e.ts_ms() as i64));
         let patrols: Vec<_> =
             decoded.events.iter().filter(|e| matches!(e, citywatch_engine::event::Event::Patrol(_))).copied().collect();
-        let late = a.pipeline.ingest(decoded.events).map_err(|r| match r {
+        let applying = a.applying.start();
+        let applied = a.pipeline.ingest_keyed(key.as_deref(), decoded.events);
+        drop(applying);
+        let applied = applied.map_err(|r| match r {
             PipelineRefusal::Rows(rows) => {
                 a.metrics.rejected(table, rows.len() as u64);
-                a.metrics.rejected_reasons(table, rows.iter().map(|_| (None, "refused")));
-                let rejected: Vec<Value> = rows
-                    .iter()
-                    .map(|(row, reason)| json!({"row": row, "column": null, "code": "refused", "reason": reason}))
+                a.metrics.rejected_reasons(table, std::iter::once((None, "refused", rows.len() as u64)));
+                let errors = rows
+                    .into_iter()
+                    .map(|(row, reason)| RowError { row: row as u64, column: None, code: "refused".into(), reason })
                     .collect();
-                ApiError(
-                    StatusCode::BAD_REQUEST,
-                    json!({"error": format!("{} bad row(s); nothing of this request was applied", rows.len()),
-                           "rejected": rejected}),
-                )
+                rows_refused(&RowErrors::new(errors, a.cfg.max_listed_errors))
             }
             PipelineRefusal::Unavailable(e) => {
                 ApiError::new(StatusCode::SERVICE_UNAVAILABLE, format!("the pipeline cannot take events now: {e}"))
             }
         })?;
+        let late = match applied {
+            Applied::New { late } => late,
+            Applied::Duplicate => return Ok(json!({"accepted": accepted, "late": 0, "duplicate": true})),
+        };
         // Applied: now the side effects outside the dataflow.
         a.metrics.ingested(table, accepted as u64, late);
         a.ingest.track_units(&patrols);
@@ -523,6 +700,22 @@ async fn ingest(
     .await
     .map_err(|e| ApiError::from(Error::Internal(e.to_string())))??;
     Ok(Json(outcome))
+}
+
+/// Longest `Idempotency-Key` accepted, bytes.
+const MAX_IDEMPOTENCY_KEY: usize = 128;
+
+/// The request's `Idempotency-Key` (a retry after a lost answer carries the
+/// same key, and is answered without being applied twice).
+fn idempotency_key(headers: &HeaderMap) -> ApiResult<Option<String>> {
+    let Some(v) = headers.get("idempotency-key") else { return Ok(None) };
+    match v.to_str().map(str::trim) {
+        Ok(k) if !k.is_empty() && k.len() <= MAX_IDEMPOTENCY_KEY => Ok(Some(k.to_owned())),
+        _ => Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            format!("Idempotency-Key must be 1 to {MAX_IDEMPOTENCY_KEY} visible ASCII characters"),
+        )),
+    }
 }
 
 async fn list_alerts(
@@ -580,10 +773,16 @@ fn present(j: &Jurisdiction, stored: &StoredAlert) -> Value {
 
 /// The alert if the caller may see it; 404 otherwise (ids do not leak).
 async fn visible_alert(app: &Shared, c: &Caller, id: String) -> ApiResult<crate::store::StoredAlert> {
-    let found = with_store(app, move |s, _| s.get(&id)).await?;
+    let key = id.clone();
+    let found = with_store(app, move |s, _| s.get(&key)).await?;
     match found {
         Some(a) if c.sees(a.place(), a.alert.assignee.as_deref()) => Ok(a),
-        _ => Err(ApiError::not_found()),
+        // Audited: an officer probing ids outside their scope leaves a trace
+        // (the same answer and the same row whether the alert exists or not).
+        _ => {
+            audit(app, c, "not_found", id, "no such alert in the caller's scope".into()).await?;
+            Err(ApiError::not_found())
+        }
     }
 }
 
@@ -670,25 +869,51 @@ struct RevealBody {
     reason: String,
 }
 
+/// Audits a refused reveal (`reveal_refused`: what was asked, why it was
+/// refused) and returns the refusal.
+async fn refuse_reveal(app: &Shared, c: &Caller, target: String, err: ApiError) -> ApiError {
+    let why = err.1["error"].as_str().unwrap_or("refused").to_owned();
+    match audit(app, c, "reveal_refused", target, format!("{}: {why}", err.0.as_u16())).await {
+        Ok(()) => err,
+        Err(e) => e,
+    }
+}
+
 async fn reveal(State(app): State<Shared>, headers: HeaderMap, body: Bytes) -> ApiResult<Json<Value>> {
     let c = authenticate(&app, &headers).await?;
+    // Every refused attempt is audited with what it asked for (at most 200
+    // characters of it: the body is the caller's).
+    let asked: String = String::from_utf8_lossy(&body).chars().take(200).collect();
     if !app.cfg.reveal_roles.iter().any(|r| r == c.officer.role.as_str()) {
-        return Err(ApiError::new(StatusCode::FORBIDDEN, "your role may not reveal numbers"));
+        let e = ApiError::new(StatusCode::FORBIDDEN, "your role may not reveal numbers");
+        return Err(refuse_reveal(&app, &c, asked, e).await);
     }
-    let b: RevealBody = serde_json::from_slice(&body).map_err(|e| {
-        ApiError::new(StatusCode::BAD_REQUEST, format!("reveal needs {{\"token\", \"alert_id\", \"reason\"}}: {e}"))
-    })?;
+    let b: RevealBody = match serde_json::from_slice(&body) {
+        Ok(b) => b,
+        Err(e) => {
+            let e = ApiError::new(
+                StatusCode::BAD_REQUEST,
+                format!("reveal needs {{\"token\", \"alert_id\", \"reason\"}}: {e}"),
+            );
+            return Err(refuse_reveal(&app, &c, asked, e).await);
+        }
+    };
     let reason = b.reason.trim().to_owned();
-    if reason.is_empty() {
-        return Err(ApiError::new(StatusCode::BAD_REQUEST, "a reason is required to reveal a number"));
-    }
     let token = b.token.trim().to_lowercase();
-    let alert = visible_alert(&app, &c, b.alert_id.clone()).await?;
+    let target = format!("{token} (alert {})", b.alert_id);
+    if reason.is_empty() {
+        let e = ApiError::new(StatusCode::BAD_REQUEST, "a reason is required to reveal a number");
+        return Err(refuse_reveal(&app, &c, target, e).await);
+    }
+    let alert = match visible_alert(&app, &c, b.alert_id.clone()).await {
+        Ok(a) => a,
+        Err(e) => return Err(refuse_reveal(&app, &c, target, e).await),
+    };
     if token.len() != 16 || !(alert.alert.subject.contains(&token) || alert.alert.evidence.contains(&token)) {
-        return Err(ApiError::new(StatusCode::NOT_FOUND, "the alert does not mention this pseudonym"));
+        let e = ApiError::new(StatusCode::NOT_FOUND, "the alert does not mention this pseudonym");
+        return Err(refuse_reveal(&app, &c, target, e).await);
     }
     let who = c.officer.officer_id.clone();
-    let target = format!("{token} (alert {})", b.alert_id);
     let number = with_store(&app, move |s, _| {
         let n = s.reveal(&token)?;
         let action = if n.is_some() { "reveal" } else { "reveal_unknown" };
@@ -699,6 +924,38 @@ async fn reveal(State(app): State<Shared>, headers: HeaderMap, body: Bytes) -> A
     match number {
         Some(n) => Ok(Json(json!({"token": b.token, "number": n}))),
         None => Err(ApiError::new(StatusCode::NOT_FOUND, "no number was kept for this pseudonym")),
+    }
+}
+
+/// One open event stream of a credential, counted in `App::streams` while it lives.
+struct StreamSlot {
+    app: Shared,
+    credential: String,
+}
+
+impl StreamSlot {
+    /// A slot for `credential`, or `None` when it already holds `max_streams_per_token`.
+    fn take(app: &Shared, credential: String) -> Option<StreamSlot> {
+        let mut open = app.streams.lock().ok()?;
+        let n = open.entry(credential.clone()).or_insert(0);
+        if *n >= app.cfg.max_streams_per_token.max(1) {
+            return None;
+        }
+        *n += 1;
+        Some(StreamSlot { app: app.clone(), credential })
+    }
+}
+
+impl Drop for StreamSlot {
+    fn drop(&mut self) {
+        if let Ok(mut open) = self.app.streams.lock()
+            && let Some(n) = open.get_mut(&self.credential)
+        {
+            *n -= 1;
+            if *n == 0 {
+                open.remove(&self.credential);
+            }
+        }
     }
 }
 
@@ -714,6 +971,14 @@ async fn stream(
     Query(q): Query<StreamQuery>,
 ) -> ApiResult<Sse<impl tokio_stream::Stream<Item = std::result::Result<SseEvent, Infallible>>>> {
     let c = authenticate(&app, &headers).await?;
+    let credential = bearer(&headers).and_then(|t| claimed_id(&t).map(str::to_owned)).unwrap_or_default();
+    let Some(slot) = StreamSlot::take(&app, credential) else {
+        return Err(ApiError(
+            StatusCode::TOO_MANY_REQUESTS,
+            json!({"error": format!("this token already holds {} open streams (max_streams_per_token); close one",
+                                    app.cfg.max_streams_per_token)}),
+        ));
+    };
     let header_id = headers.get("last-event-id").and_then(|v| v.to_str().ok()).and_then(|v| v.trim().parse().ok());
     // Subscribe before reading the backlog: nothing committed in between is missed.
     let mut live = app.changes.subscribe();
@@ -726,6 +991,7 @@ async fn stream(
     let mut shutdown = app.shutdown.clone();
     let app2 = app.clone();
     tokio::spawn(async move {
+        let _slot = slot;
         let send = |ch: &Change| {
             let body = json!({"seq": ch.seq, "change": ch.change, "alert": present(&app2.jurisdiction, &ch.alert)});
             let ev = SseEvent::default().id(ch.seq.to_string()).event("alert").data(body.to_string());

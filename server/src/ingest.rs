@@ -45,13 +45,72 @@ impl From<&Rejected> for RowError {
     }
 }
 
+/// The bad rows of a refused request: the first few in full, the rest
+/// counted, so 10 MB of bad lines gives a short answer, not a 500 MB one.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct RowErrors {
+    /// Bad rows (not errors: a row with three bad columns counts once).
+    pub rows: u64,
+    /// Errors of the first `max_listed_errors` bad rows, by row.
+    pub listed: Vec<RowError>,
+    /// Bad rows by error code, over all of them (a row with two codes counts under both).
+    pub by_code: std::collections::BTreeMap<String, u64>,
+}
+
+impl RowErrors {
+    /// Summarises errors (any order) keeping those of the first `list` bad rows.
+    pub fn new(mut errors: Vec<RowError>, list: usize) -> RowErrors {
+        errors.sort_by_key(|e| e.row);
+        let mut by_code = std::collections::BTreeMap::new();
+        let mut codes_of_row: Vec<&str> = Vec::new();
+        let (mut rows, mut last) = (0u64, None);
+        let mut cut = errors.len();
+        for (i, e) in errors.iter().enumerate() {
+            if last != Some(e.row) {
+                rows += 1;
+                last = Some(e.row);
+                codes_of_row.clear();
+                if rows as usize == list + 1 {
+                    cut = i;
+                }
+            }
+            if !codes_of_row.contains(&e.code.as_str()) {
+                codes_of_row.push(&e.code);
+                *by_code.entry(e.code.clone()).or_insert(0) += 1;
+            }
+        }
+        errors.truncate(cut);
+        RowErrors { rows, listed: errors, by_code }
+    }
+
+    /// What the health page counts: `(column, code, 1)` for each listed
+    /// error, and the bad rows beyond the list by code alone (`(None, code,
+    /// rows)`: their columns were not kept).
+    pub fn reasons(&self) -> Vec<(Option<&str>, &str, u64)> {
+        let mut out: Vec<_> = self.listed.iter().map(|e| (e.column.as_deref(), e.code.as_str(), 1)).collect();
+        for (code, rows) in &self.by_code {
+            let listed = self
+                .listed
+                .iter()
+                .filter(|e| &e.code == code)
+                .map(|e| e.row)
+                .collect::<std::collections::BTreeSet<_>>();
+            if *rows > listed.len() as u64 {
+                out.push((None, code.as_str(), rows - listed.len() as u64));
+            }
+        }
+        out
+    }
+}
+
 /// Why a request was refused.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Refusal {
-    /// The body as a whole is unreadable (bad Arrow stream, missing column...).
+    /// The body as a whole is unreadable (bad Arrow stream, missing column,
+    /// too many rows...).
     Body(String),
     /// Some rows are bad.
-    Rows(Vec<RowError>),
+    Rows(RowErrors),
 }
 
 /// A request that decoded cleanly, ready to apply.
@@ -85,6 +144,10 @@ pub struct UnitPosition {
 #[derive(Debug)]
 pub struct Ingest {
     decoders: [Mutex<Decoder>; 3],
+    /// Most rows one request may carry (bounds the work and the error list).
+    max_rows: usize,
+    /// Bad rows listed in full in a refusal.
+    max_listed: usize,
     tokens: Pseudonymiser,
     keep_numbers: bool,
     kept: Mutex<HashSet<u64>>,
@@ -102,13 +165,19 @@ fn slot(table: Table) -> Option<usize> {
 }
 
 impl Ingest {
-    /// Ingest state for a pseudonym key and home country code; unit names go to `units`.
-    pub fn new(pseudonym_key: &str, home_cc: &str, keep_numbers: bool, units: UnitDirectory) -> Arc<Ingest> {
-        let dec = |t| Mutex::new(Decoder::new(t, Pseudonymiser::new(pseudonym_key, home_cc), units.clone()));
+    /// Ingest state for a server configuration (pseudonym key, home
+    /// country code, time bounds, limits); unit names go to `units`.
+    pub fn new(cfg: &crate::ServerConfig, units: UnitDirectory) -> Arc<Ingest> {
+        let (key, cc) = (&cfg.pseudonym_key, &cfg.home_country_code);
+        let dec = |t| {
+            Mutex::new(Decoder::new(t, Pseudonymiser::new(key, cc), units.clone()).with_time_bounds(cfg.time_bounds()))
+        };
         Arc::new(Ingest {
             decoders: [dec(Table::Calls), dec(Table::Alarms), dec(Table::Patrols)],
-            tokens: Pseudonymiser::new(pseudonym_key, home_cc),
-            keep_numbers,
+            max_rows: MAX_ROWS,
+            max_listed: cfg.max_listed_errors,
+            tokens: Pseudonymiser::new(key, cc),
+            keep_numbers: cfg.keep_numbers,
             kept: Mutex::new(HashSet::new()),
             units,
             positions: Mutex::new(HashMap::new()),
@@ -118,7 +187,16 @@ impl Ingest {
     /// Decodes a request body (`arrow`: Arrow IPC stream, else NDJSON).
     pub fn decode(&self, table: Table, body: &[u8], arrow: bool) -> Result<Decoded, Refusal> {
         let Some(i) = slot(table) else { return Err(Refusal::Body(format!("{} is not a stream", table.name()))) };
-        let (batches, mut row_errors) = if arrow { arrow_batches(table, body)? } else { ndjson_batch(table, body)? };
+        let (batches, mut row_errors) = if arrow {
+            // arrow-ipc 60 panics on some malformed streams (a buffer length
+            // past the message: found by fuzz_corpus.rs); a bad body must be
+            // a 400, not a failed worker thread.
+            std::panic::catch_unwind(|| arrow_batches(table, body, self.max_rows)).unwrap_or_else(|_| {
+                Err(Refusal::Body("bad Arrow IPC stream: the reader failed on a malformed message".into()))
+            })?
+        } else {
+            ndjson_batch(table, body, self.max_rows)?
+        };
         let bad_rows: HashSet<u64> = row_errors.iter().map(|e| e.row).collect();
         let mut events = Vec::new();
         let mut rejects = Vec::new();
@@ -135,8 +213,7 @@ impl Ingest {
         // A row with a JSON type error is also null to the decoder: report it once.
         row_errors.extend(rejects.iter().filter(|r| !bad_rows.contains(&r.row)).map(RowError::from));
         if !row_errors.is_empty() {
-            row_errors.sort_by_key(|e| e.row);
-            return Err(Refusal::Rows(row_errors));
+            return Err(Refusal::Rows(RowErrors::new(row_errors, self.max_listed)));
         }
         let numbers = if self.keep_numbers { self.new_numbers(table, &batches) } else { Vec::new() };
         Ok(Decoded { events, numbers })
@@ -219,13 +296,49 @@ fn str_at(col: &ArrayRef, r: usize) -> Option<&str> {
     col.as_string_view_opt().map(|a| a.value(r))
 }
 
-fn arrow_batches(table: Table, body: &[u8]) -> Result<(Vec<RecordBatch>, Vec<RowError>), Refusal> {
+/// Most rows one ingest request may carry: bounds the decoding work and the
+/// memory of a refusal (a reason per bad row) whatever the body holds.
+pub const MAX_ROWS: usize = 100_000;
+
+fn too_many_rows(max_rows: usize) -> Refusal {
+    Refusal::Body(format!("more than {max_rows} rows in one request; split it into smaller requests"))
+}
+
+fn arrow_batches(table: Table, body: &[u8], max_rows: usize) -> Result<(Vec<RecordBatch>, Vec<RowError>), Refusal> {
     let reader = arrow_ipc::reader::StreamReader::try_new(Cursor::new(body), None)
         .map_err(|e| Refusal::Body(format!("not an Arrow IPC stream: {e}")))?;
     validate_schema(Path::new(SOURCE), table, &reader.schema()).map_err(|e| Refusal::Body(e.to_string()))?;
-    let batches =
-        reader.collect::<Result<Vec<_>, _>>().map_err(|e| Refusal::Body(format!("bad Arrow IPC stream: {e}")))?;
+    let mut batches = Vec::new();
+    let mut rows = 0;
+    for b in reader {
+        let b = b.map_err(|e| Refusal::Body(format!("bad Arrow IPC stream: {e}")))?;
+        rows += b.num_rows();
+        if rows > max_rows {
+            return Err(too_many_rows(max_rows));
+        }
+        batches.push(b);
+    }
     Ok((batches, Vec::new()))
+}
+
+/// Columns holding phone numbers: their values are never echoed in an error.
+const NUMBER_COLUMNS: [&str; 4] = ["caller", "callee", "reporter", "suspect_number"];
+
+/// What a refused JSON value was, for an error reason: the value itself
+/// (shortened) except in phone-number columns, where only its JSON type.
+fn describe(column: &str, v: Option<&serde_json::Value>) -> String {
+    use serde_json::Value as V;
+    match v {
+        _ if !NUMBER_COLUMNS.contains(&column) => {
+            let found = v.map(|v| v.to_string()).unwrap_or_default();
+            found.chars().take(40).collect()
+        }
+        Some(V::Number(_)) => "a JSON number".into(),
+        Some(V::Bool(_)) => "a JSON boolean".into(),
+        Some(V::Array(_)) => "a JSON array".into(),
+        Some(V::Object(_)) => "a JSON object".into(),
+        _ => "of another JSON type".into(),
+    }
 }
 
 enum Builder {
@@ -297,7 +410,7 @@ impl Builder {
 
 /// NDJSON -> one batch with the contract's schema. A value of the wrong JSON
 /// type becomes a null in the batch plus a row error.
-fn ndjson_batch(table: Table, body: &[u8]) -> Result<(Vec<RecordBatch>, Vec<RowError>), Refusal> {
+fn ndjson_batch(table: Table, body: &[u8], max_rows: usize) -> Result<(Vec<RecordBatch>, Vec<RowError>), Refusal> {
     let text = std::str::from_utf8(body).map_err(|e| Refusal::Body(format!("body is not UTF-8: {e}")))?;
     let cols = table.columns();
     let mut builders: Vec<Builder> = cols.iter().map(|c| Builder::new(c.data_type)).collect();
@@ -306,6 +419,9 @@ fn ndjson_batch(table: Table, body: &[u8]) -> Result<(Vec<RecordBatch>, Vec<RowE
     for line in text.lines() {
         if line.trim().is_empty() {
             continue;
+        }
+        if row as usize >= max_rows {
+            return Err(too_many_rows(max_rows));
         }
         let err = |column: Option<&str>, code: &str, reason: String| RowError {
             row,
@@ -318,8 +434,7 @@ fn ndjson_batch(table: Table, body: &[u8]) -> Result<(Vec<RecordBatch>, Vec<RowE
                 for (c, b) in cols.iter().zip(builders.iter_mut()) {
                     if let Err(expected) = b.push(obj.get(c.name)) {
                         b.push(None).ok();
-                        let found = obj.get(c.name).map(|v| v.to_string()).unwrap_or_default();
-                        let found: String = found.chars().take(40).collect();
+                        let found = describe(c.name, obj.get(c.name));
                         errors.push(err(
                             Some(c.name),
                             "wrong_type",

@@ -33,6 +33,7 @@ pub mod error;
 pub mod geo;
 mod http;
 pub mod ingest;
+mod listen;
 pub mod metrics;
 pub mod pipeline;
 pub mod store;
@@ -47,7 +48,7 @@ pub use audit::{AuditReport, audit_verify};
 pub use auth::{DemoTokens, demo_credentials};
 pub use config::ServerConfig;
 pub use error::{Error, Result};
-pub use pipeline::{LivePipeline, Pipeline, PipelineRefusal};
+pub use pipeline::{Applied, LivePipeline, Pipeline, PipelineRefusal};
 
 /// Runs the live service until `shutdown` resolves.
 ///

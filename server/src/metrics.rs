@@ -44,6 +44,7 @@ pub struct Metrics {
     bad_requests: AtomicU64,
     unauthorized: AtomicU64,
     throttled: AtomicU64,
+    busy: AtomicU64,
     pushes: AtomicU64,
     escalations: AtomicU64,
     alerts_by_model: Mutex<BTreeMap<String, u64>>,
@@ -109,14 +110,18 @@ impl Metrics {
     }
 
     /// Counts rejected rows by column and code (the rows themselves are counted by [`Metrics::rejected`]).
-    pub fn rejected_reasons<'a>(&self, table: Table, reasons: impl Iterator<Item = (Option<&'a str>, &'a str)>) {
+    pub fn rejected_reasons<'a>(
+        &self,
+        table: Table,
+        reasons: impl IntoIterator<Item = (Option<&'a str>, &'a str, u64)>,
+    ) {
         let t = table_name(table_index(table));
         if let Ok(mut m) = self.reasons.lock() {
-            for (column, code) in reasons {
+            for (column, code, rows) in reasons {
                 let full = m.len() >= MAX_REASONS;
                 let key = (t, column.unwrap_or("-").to_owned(), code.to_owned());
                 let key = if full && !m.contains_key(&key) { (t, "-".to_owned(), "other".to_owned()) } else { key };
-                *m.entry(key).or_default() += 1;
+                *m.entry(key).or_default() += rows;
             }
         }
     }
@@ -129,6 +134,11 @@ impl Metrics {
     /// Counts a request refused because its address is over the failed-authentication limit.
     pub fn throttled(&self) {
         self.throttled.fetch_add(1, Relaxed);
+    }
+
+    /// Counts an ingest request refused (503) because every ingest slot was taken.
+    pub fn busy(&self) {
+        self.busy.fetch_add(1, Relaxed);
     }
 
     /// Counts escalations.
@@ -211,9 +221,12 @@ impl Metrics {
         })
     }
 
-    /// The Prometheus text exposition.
-    pub fn render(&self) -> String {
+    /// The Prometheus text exposition, with the given gauges `(name, help, value)` first.
+    pub fn render(&self, gauges: &[(&str, &str, u64)]) -> String {
         let mut s = String::new();
+        for (name, help, v) in gauges {
+            let _ = writeln!(s, "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {v}");
+        }
         let tables = ["calls", "alarms", "patrols"];
         let _ = writeln!(
             s,
@@ -238,6 +251,7 @@ impl Metrics {
                 "Requests refused (429) for too many failed authentications from one address.",
                 &self.throttled,
             ),
+            ("citywatch_ingest_busy_total", "Ingest requests refused (503) because the engine was behind.", &self.busy),
             ("citywatch_pushes_total", "Alert changes pushed to streams.", &self.pushes),
             ("citywatch_escalations_total", "Alerts escalated one level up.", &self.escalations),
         ];

@@ -8,7 +8,7 @@
 //! neither the trait nor `LiveEngine` belongs to the binary (orphan rule).
 
 use citywatch_engine::event::Event;
-use citywatch_engine::live::LiveEngine;
+use citywatch_engine::live::{LiveEngine, Outcome};
 use citywatch_engine::reference::UnitDirectory;
 
 /// Why the pipeline refused a request; nothing of it was applied. The
@@ -16,11 +16,46 @@ use citywatch_engine::reference::UnitDirectory;
 /// `Unavailable` (shut down, a worker stopped) as 503.
 pub use citywatch_engine::live::Refused as PipelineRefusal;
 
+/// What [`Pipeline::ingest_keyed`] did with a request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Applied {
+    /// Applied; this many of its events were late.
+    New {
+        /// Late events.
+        late: u64,
+    },
+    /// A request with the same idempotency key was applied before (a retry
+    /// after a lost answer): nothing was applied again.
+    Duplicate,
+}
+
 /// What the server needs from the running dataflow.
 pub trait Pipeline: Send + Sync + 'static {
     /// Decoded, validated events of one request, in request order. The engine assigns
     /// sequence numbers and event time; returns how many were late.
     fn ingest(&self, events: Vec<Event>) -> Result<u64, PipelineRefusal>;
+    /// [`Pipeline::ingest`] with the request's idempotency key, if it has one:
+    /// a key seen before is answered [`Applied::Duplicate`] without applying
+    /// anything. The default remembers no keys.
+    fn ingest_keyed(&self, key: Option<&str>, events: Vec<Event>) -> Result<Applied, PipelineRefusal> {
+        let _ = key;
+        self.ingest(events).map(|late| Applied::New { late })
+    }
+    /// Restores the model state a previous run journaled, before any ingest;
+    /// `serve` calls it once, with the store draining alerts (the restored
+    /// dataflow fires them again; the store keeps each alert id once).
+    /// Returns a line for the log. The default has nothing to restore.
+    fn restore(&self) -> Result<String, String> {
+        Ok("no journal".into())
+    }
+    /// Epochs queued for the dataflow's busiest worker (a gauge in `/metrics`). Default 0.
+    fn queue_depth(&self) -> usize {
+        0
+    }
+    /// Journal bytes written but not yet on disk (a gauge in `/metrics`). Default 0.
+    fn journal_lag_bytes(&self) -> u64 {
+        0
+    }
     /// Advances event time to `now_ms` with no new events, so deadlines fire in quiet periods.
     fn advance_clock(&self, now_ms: u64);
     /// The current hotspot surface: `(H3 cell hex, score)`, highest first. The
@@ -60,6 +95,26 @@ impl LivePipeline {
 impl Pipeline for LivePipeline {
     fn ingest(&self, events: Vec<Event>) -> Result<u64, PipelineRefusal> {
         self.engine.ingest(events).map(|i| i.late)
+    }
+
+    fn ingest_keyed(&self, key: Option<&str>, events: Vec<Event>) -> Result<Applied, PipelineRefusal> {
+        Ok(match self.engine.ingest_keyed(key, events)? {
+            Outcome::Applied(i) => Applied::New { late: i.late },
+            Outcome::Duplicate => Applied::Duplicate,
+        })
+    }
+
+    fn queue_depth(&self) -> usize {
+        self.engine.queue_depth()
+    }
+
+    fn journal_lag_bytes(&self) -> u64 {
+        self.engine.journal_lag_bytes()
+    }
+
+    fn restore(&self) -> Result<String, String> {
+        let r = self.engine.restore().map_err(|e| e.to_string())?;
+        Ok(format!("restored {} journaled epochs ({} events) from the journal", r.epochs, r.events))
     }
 
     fn advance_clock(&self, now_ms: u64) {

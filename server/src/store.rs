@@ -59,6 +59,7 @@ CREATE TABLE IF NOT EXISTS audit (
     target TEXT NOT NULL, reason TEXT NOT NULL, prev_hash TEXT NOT NULL, hash TEXT NOT NULL
 );
 CREATE TABLE IF NOT EXISTS numbers (token TEXT PRIMARY KEY, sealed BLOB NOT NULL);
+CREATE TABLE IF NOT EXISTS applied (alert_id TEXT PRIMARY KEY) WITHOUT ROWID;
 ";
 
 const COLS: &str = "alert_id, model, model_version, kind, severity, score, event_ts_ms, subject, lat, lon, cell, \
@@ -285,6 +286,8 @@ pub struct Store {
     conn: Connection,
     /// Seals kept numbers; never printed.
     vault: ChaCha20Poly1305,
+    /// Keys the audit chain; never stored in the database.
+    audit_key: audit::AuditKey,
 }
 
 impl std::fmt::Debug for Store {
@@ -295,7 +298,7 @@ impl std::fmt::Debug for Store {
 
 impl Store {
     /// Opens (creating if needed) the store at `path`, WAL mode.
-    pub fn open(path: &Path, vault_key: [u8; 32]) -> Result<Store> {
+    pub fn open(path: &Path, vault_key: [u8; 32], audit_key: audit::AuditKey) -> Result<Store> {
         let conn = Connection::open(path)?;
         conn.pragma_update(None, "journal_mode", "WAL")?;
         conn.pragma_update(None, "synchronous", "NORMAL")?;
@@ -306,12 +309,12 @@ impl Store {
         conn.busy_timeout(std::time::Duration::from_secs(5))?;
         conn.execute_batch(SCHEMA)?;
         let vault = ChaCha20Poly1305::new(&vault_key.into());
-        Ok(Store { conn, vault })
+        Ok(Store { conn, vault, audit_key })
     }
 
     /// Checks the audit chain (see [`crate::audit::audit_verify`]).
     pub fn verify_audit(&self) -> Result<audit::AuditReport> {
-        audit::verify_conn(&self.conn)
+        audit::verify_conn(&self.conn, &self.audit_key)
     }
 
     /// One alert by id.
@@ -425,24 +428,28 @@ impl Store {
     }
 
     fn apply_one(&self, a: &Alert, now_ms: i64, cooldown_ms: u64, j: &Jurisdiction) -> Result<Option<Change>> {
-        // Same id again, or a duplicate inside the cooldown: update the open alert.
-        let open: Option<(String, i64, String)> = match self.get(&a.alert_id)? {
-            Some(s) => Some((s.alert.alert_id, s.alert.event_ts_ms, s.status.as_str().into())),
-            None => self
-                .conn
-                .query_row(
-                    "SELECT alert_id, event_ts_ms, status FROM alerts WHERE model = ?1 AND kind = ?2 AND subject = ?3 \
-                     AND status != 'resolved' ORDER BY event_ts_ms DESC LIMIT 1",
-                    params![a.model, a.kind, a.subject],
-                    |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
-                )
-                .optional()?
-                .filter(|(_, ts, _)| a.event_ts_ms.abs_diff(*ts) <= cooldown_ms),
-        };
-        if let Some((id, _, status)) = open {
-            if status == "resolved" {
-                return Ok(None); // the same alert replayed after it was closed
-            }
+        // Each alert id is applied once. Ids are deterministic (model, kind,
+        // subject, event time), and a restarted engine fires again the alerts
+        // of the journal it restores: those already applied change nothing,
+        // whether they were stored or folded into another alert. (A replay
+        // keeps the first of equal ids too.) `alerts` is checked as well for
+        // stores written before the `applied` table existed.
+        let fresh = self.conn.execute("INSERT OR IGNORE INTO applied (alert_id) VALUES (?1)", [&a.alert_id])? == 1;
+        if !fresh || self.get(&a.alert_id)?.is_some() {
+            return Ok(None);
+        }
+        // A duplicate inside the cooldown: update the open alert.
+        let open: Option<(String, i64)> = self
+            .conn
+            .query_row(
+                "SELECT alert_id, event_ts_ms FROM alerts WHERE model = ?1 AND kind = ?2 AND subject = ?3 \
+                 AND status != 'resolved' ORDER BY event_ts_ms DESC LIMIT 1",
+                params![a.model, a.kind, a.subject],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .optional()?
+            .filter(|(_, ts)| a.event_ts_ms.abs_diff(*ts) <= cooldown_ms);
+        if let Some((id, _)) = open {
             self.conn.execute(
                 "UPDATE alerts SET severity = ?2, score = ?3, event_ts_ms = MAX(event_ts_ms, ?4), summary = ?5, \
                  evidence = ?6, action = ?7, updated_ms = ?8, updates = updates + 1 WHERE alert_id = ?1",
@@ -624,7 +631,7 @@ impl Store {
     /// Appends an audit record (see [`crate::audit`]).
     pub fn audit(&mut self, now_ms: i64, actor: &str, action: &str, target: &str, reason: &str) -> Result<()> {
         self.conn.execute_batch("BEGIN IMMEDIATE")?;
-        let r = audit::append(&self.conn, now_ms, actor, action, target, reason);
+        let r = audit::append(&self.conn, &self.audit_key, now_ms, actor, action, target, reason);
         self.finish(r)
     }
 }

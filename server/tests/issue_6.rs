@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use common::{P1, P2, SseClient, TestServer, alarm, request};
+use common::{P1, P2, SseClient, TestServer, alarm, config, request};
 use serde_json::json;
 
 const T0: i64 = 1_767_225_600_000; // 2026-01-01
@@ -328,7 +328,7 @@ fn issue_6_reveal_is_role_checked_reasoned_scoped_and_audited_and_the_chain_dete
     raw.extend(std::fs::read(dir.path().join("store.sqlite-wal")).unwrap_or_default());
     assert!(!raw.windows(14).any(|w| w == b"+8613800000001"), "the number is stored in clear");
 
-    let report = citywatch_server::audit_verify(&s_path(dir.path())).unwrap();
+    let report = citywatch_server::audit_verify(&s_path(dir.path()), &config(dir.path()).audit_key_bytes()).unwrap();
     assert!(report.is_intact(), "{report:?}");
     let conn = rusqlite::Connection::open(s_path(dir.path())).unwrap();
     let actions: Vec<String> = conn
@@ -345,15 +345,18 @@ fn issue_6_reveal_is_role_checked_reasoned_scoped_and_audited_and_the_chain_dete
     let reveal_seq: i64 = conn.query_row("SELECT seq FROM audit WHERE action = 'reveal'", [], |r| r.get(0)).unwrap();
     conn.execute("UPDATE audit SET reason = 'nothing to see' WHERE seq = ?1", [reveal_seq]).unwrap();
     drop(conn);
-    let report = citywatch_server::audit_verify(&s_path(dir.path())).unwrap();
+    let report = citywatch_server::audit_verify(&s_path(dir.path()), &config(dir.path()).audit_key_bytes()).unwrap();
     assert_eq!(report.broken.as_ref().map(|b| b.0), Some(reveal_seq), "{report:?}");
     // Deleting a row is found too.
     let conn = rusqlite::Connection::open(s_path(dir.path())).unwrap();
     conn.execute("UPDATE audit SET reason = 'call the reporter back' WHERE seq = ?1", [reveal_seq]).unwrap();
-    assert!(citywatch_server::audit_verify(&s_path(dir.path())).unwrap().is_intact(), "restored");
+    assert!(
+        citywatch_server::audit_verify(&s_path(dir.path()), &config(dir.path()).audit_key_bytes()).unwrap().is_intact(),
+        "restored"
+    );
     conn.execute("DELETE FROM audit WHERE seq = 2", []).unwrap();
     drop(conn);
-    let report = citywatch_server::audit_verify(&s_path(dir.path())).unwrap();
+    let report = citywatch_server::audit_verify(&s_path(dir.path()), &config(dir.path()).audit_key_bytes()).unwrap();
     assert_eq!(report.broken.as_ref().map(|b| b.0), Some(3), "{report:?}");
 }
 
@@ -402,7 +405,9 @@ fn issue_6_failed_logins_are_audited_and_an_address_over_the_limit_gets_429() {
     }
     assert!(failed[2].2.contains("limit reached"), "{failed:?}");
     drop(conn);
-    assert!(citywatch_server::audit_verify(&s_path(dir.path())).unwrap().is_intact());
+    assert!(
+        citywatch_server::audit_verify(&s_path(dir.path()), &config(dir.path()).audit_key_bytes()).unwrap().is_intact()
+    );
 }
 
 fn s_path(dir: &std::path::Path) -> std::path::PathBuf {

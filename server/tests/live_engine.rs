@@ -29,8 +29,13 @@ fn issue_6_real_engine_response_gap_alert_is_pushed_to_the_station() {
         jurisdiction: jurisdiction.clone(),
         units: units.clone(),
     };
-    let engine = LiveEngine::start(vec![Box::new(model)], reference, LiveOptions { workers: 1, lateness_ms: 0 }, tx)
-        .expect("start the live engine");
+    let engine = LiveEngine::start(
+        vec![Box::new(model)],
+        reference,
+        LiveOptions { workers: 1, lateness_ms: 0, journal: None },
+        tx,
+    )
+    .expect("start the live engine");
     let pipeline = Arc::new(LivePipeline::new(engine, units));
     let s = TestServer::start_pipeline(dir.path(), common::config(dir.path()), pipeline, rx, jurisdiction);
 

@@ -161,6 +161,8 @@ pub fn config(dir: &Path) -> ServerConfig {
         clock_tick_ms: 100,
         // Tests make many deliberate 401s from 127.0.0.1; the limit has its own test.
         auth_failures_per_minute: 0,
+        // The scenarios are dated 2026-01-01 (fixed, so ids are stable): no age bound.
+        max_event_age_ms: 0,
         ..ServerConfig::default()
     }
 }
