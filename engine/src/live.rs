@@ -29,7 +29,7 @@ use crate::alert::Alert;
 use crate::contract::CallPhase;
 use crate::dataflow::{self, Epoch};
 use crate::event::Event;
-use crate::journal::{Journal, JournalOptions, RecentKeys, Record};
+use crate::journal::{Journal, JournalOptions, RecentKeys, Record, SyncHandle};
 use crate::lateness::Watermark;
 use crate::model::Model;
 use crate::reference::Reference;
@@ -108,12 +108,16 @@ struct Feed {
     keys: RecentKeys,
     /// Unit names, to journal with patrol events (tokens are hashes).
     units: crate::reference::UnitDirectory,
+    /// Shared with [`LiveEngine::queue_depth`].
+    depth: Arc<std::sync::atomic::AtomicUsize>,
 }
 
 impl Feed {
     /// Feeds an epoch to every worker; the number of workers that have stopped.
     fn send(&self, epoch: Epoch) -> usize {
         let epoch = Arc::new(epoch);
+        let depth = self.senders.iter().map(|s| s.len() + 1).max().unwrap_or(0);
+        self.depth.store(depth, std::sync::atomic::Ordering::Relaxed);
         self.senders.iter().map(|s| usize::from(s.send(Arc::clone(&epoch)).is_err())).sum()
     }
 
@@ -130,6 +134,10 @@ impl Feed {
 /// The running live dataflow.
 pub struct LiveEngine {
     feed: Mutex<Option<Feed>>,
+    /// The busiest worker's queue as of the last hand-over (a gauge).
+    depth: Arc<std::sync::atomic::AtomicUsize>,
+    /// The journal's sync state, readable without the feed lock (a gauge).
+    sync: std::sync::OnceLock<SyncHandle>,
     guards: Mutex<Option<timely::communication::WorkerGuards<()>>>,
 }
 
@@ -161,6 +169,7 @@ impl LiveEngine {
         let receivers = Arc::new(Mutex::new(receivers));
         let config = crate::replay::timely_config(workers, None)?;
         let units = reference.units.clone();
+        let depth = Arc::new(std::sync::atomic::AtomicUsize::new(0));
         let guards = timely::execute(config, move |worker| {
             let rx = receivers.lock().expect("receivers lock")[worker.index()].take().expect("one receiver per worker");
             let (names, refc, alerts) = (Arc::clone(&names), reference.clone(), alerts.clone());
@@ -183,8 +192,11 @@ impl LiveEngine {
                 unopened: opts.journal,
                 keys: RecentKeys::default(),
                 units,
+                depth: Arc::clone(&depth),
             })),
             guards: Mutex::new(Some(guards)),
+            depth,
+            sync: std::sync::OnceLock::new(),
         })
     }
 
@@ -230,6 +242,7 @@ impl LiveEngine {
             }
             Ok(())
         })?;
+        let _ = self.sync.set(journal.sync_handle());
         feed.journal = Some(journal);
         Ok(done)
     }
@@ -363,23 +376,16 @@ impl LiveEngine {
         }
     }
 
-    /// Epochs waiting for the busiest worker (each worker's queue holds up to 64).
+    /// Epochs waiting for the busiest worker (each worker's queue holds up to
+    /// 64), as of the last epoch handed over. Lock-free: a stalled engine
+    /// (an ingest blocked holding the feed) still reports, at the full queue.
     pub fn queue_depth(&self) -> usize {
-        self.feed
-            .lock()
-            .expect("feed lock")
-            .as_ref()
-            .map_or(0, |f| f.senders.iter().map(|s| s.len()).max().unwrap_or(0))
+        self.depth.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// Journal bytes written but not yet synced (0 without a journal or with fsync off).
     pub fn journal_lag_bytes(&self) -> u64 {
-        self.feed
-            .lock()
-            .expect("feed lock")
-            .as_ref()
-            .and_then(|f| f.journal.as_ref())
-            .map_or(0, |j| j.sync_handle().lag())
+        self.sync.get().map_or(0, SyncHandle::lag)
     }
 
     /// The current watermark.

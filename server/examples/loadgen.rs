@@ -99,6 +99,8 @@ fn main() {
         credentials_path: dir.path().join("credentials.json"),
         // LOADGEN_KEEP_NUMBERS=0 measures without the number vault's writes.
         keep_numbers: std::env::var("LOADGEN_KEEP_NUMBERS").map_or(true, |v| v != "0"),
+        // Event times are fixed (2026-01-01 on), not the wall clock's: no age bound.
+        max_event_age_ms: 0,
         ..ServerConfig::default()
     };
     let (tx, rx) = crossbeam_channel::bounded(4096);
