@@ -262,8 +262,13 @@ struct TokenArgs {
     #[arg(long)]
     config: Option<PathBuf>,
     /// The officer_id the token speaks for.
+    #[arg(long, required_unless_present = "revoke", conflicts_with = "revoke")]
+    officer: Option<String>,
+    /// Revoke a token instead: its public id (the 8 hex digits after `cw_`) or
+    /// the whole token. A running server stops accepting it within
+    /// `credentials_poll_ms` (2 s), or at once on SIGHUP.
     #[arg(long)]
-    officer: String,
+    revoke: Option<String>,
 }
 
 #[derive(Subcommand, Debug)]
@@ -589,21 +594,42 @@ fn run_serve(args: ServeArgs) -> Result<()> {
 fn run_token(args: TokenArgs) -> Result<()> {
     let settings = load_settings(args.config.as_ref())?;
     let config = server_config(&settings)?;
+    if let Some(id) = &args.revoke {
+        let path = &config.credentials_path;
+        let mut file = citywatch_server::auth::CredentialsFile::load(path)?;
+        let gone = file.revoke(id);
+        if gone.is_empty() {
+            bail!(
+                "no token `{id}` in {} ({} tokens); give its public id (cw_<id>_...)",
+                path.display(),
+                file.tokens.len()
+            );
+        }
+        file.save(path)?;
+        eprintln!(
+            "revoked {} token(s) of {} in {}; a running server drops them within its credentials_poll_ms",
+            gone.len(),
+            gone.join(", "),
+            path.display()
+        );
+        return Ok(());
+    }
+    let officer = args.officer.clone().unwrap_or_default();
     let Some(reference) = settings.reference.as_ref() else {
         bail!(
             "citywatch token needs the officers table to check `{}` exists: set `reference = \"<dataset folder>\"` \
              in the config",
-            args.officer
+            officer
         );
     };
     let officers = match citywatch_engine::read::locate(reference, citywatch_engine::contract::Table::Officers)? {
         Some(files) => citywatch_engine::read::read_officers(&files, &mut Vec::new())?,
         None => bail!("no officers table in {}", reference.display()),
     };
-    if !officers.iter().any(|o| o.officer_id == args.officer) {
+    if !officers.iter().any(|o| o.officer_id == officer) {
         bail!(
             "no officer `{}` in the officers table of {} ({} officers); a token must speak for an existing officer",
-            args.officer,
+            officer,
             reference.display(),
             officers.len()
         );
@@ -614,10 +640,10 @@ fn run_token(args: TokenArgs) -> Result<()> {
     } else {
         citywatch_server::auth::CredentialsFile::default()
     };
-    let token = file.issue(&args.officer)?;
+    let token = file.issue(&officer)?;
     file.save(path)?;
     println!("{token}");
-    eprintln!("token for {} added to {} (only its hash is stored; keep the token safe)", args.officer, path.display());
+    eprintln!("token for {} added to {} (only its hash is stored; keep the token safe)", officer, path.display());
     Ok(())
 }
 

@@ -19,7 +19,7 @@
 use std::collections::HashMap;
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::sync::{Mutex, RwLock};
 
 use argon2::Argon2;
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
@@ -58,14 +58,31 @@ impl CredentialsFile {
         serde_json::from_str(&text).map_err(|e| Error::Credentials { path: path.to_owned(), reason: e.to_string() })
     }
 
-    /// Writes it (pretty JSON).
+    /// Writes it (pretty JSON) to a temporary file beside `path`, then renames
+    /// it over `path`: a running server that reloads the file never reads it
+    /// half written.
     pub fn save(&self, path: &Path) -> Result<()> {
         let text = serde_json::to_string_pretty(self).map_err(|e| Error::Internal(e.to_string()))?;
-        std::fs::write(path, text).map_err(|source| Error::Io {
-            what: "credentials file",
-            path: path.to_owned(),
-            source,
-        })
+        let mut tmp = path.as_os_str().to_owned();
+        tmp.push(".tmp");
+        let io = |source| Error::Io { what: "credentials file", path: path.to_owned(), source };
+        std::fs::write(&tmp, text).map_err(io)?;
+        std::fs::rename(&tmp, path).map_err(io)
+    }
+
+    /// Removes the tokens whose public id is `id` (the 8 hex digits after
+    /// `cw_`, or a whole token). Returns the officers whose tokens were removed.
+    pub fn revoke(&mut self, id: &str) -> Vec<String> {
+        let id = claimed_id(id).unwrap_or(id);
+        let mut gone = Vec::new();
+        self.tokens.retain(|c| {
+            let keep = c.id != id;
+            if !keep {
+                gone.push(c.officer_id.clone());
+            }
+            keep
+        });
+        gone
     }
 
     /// Issues a new token for `officer_id`, stores its hash, and returns the plaintext
@@ -144,10 +161,13 @@ pub enum Verified {
 /// Token verification with its cache.
 #[derive(Debug)]
 pub struct Authenticator {
-    by_id: HashMap<String, Credential>,
+    /// The credentials file's tokens by public id; replaced by [`Authenticator::reload`].
+    by_id: RwLock<HashMap<String, Credential>>,
     officers: HashMap<String, Officer>,
-    /// SHA-256 of verified tokens -> officer_id.
-    cache: Mutex<HashMap<[u8; 32], String>>,
+    /// SHA-256 of verified tokens -> (public id, officer_id).
+    cache: Mutex<HashMap<[u8; 32], (String, String)>>,
+    /// Bumped by every reload, so open streams re-check their token.
+    generation: tokio::sync::watch::Sender<u64>,
     /// SHA-256 of tokens that named a real id but failed argon2: a client
     /// retrying a wrong token does not cost an argon2 run each time. Bounded.
     denied: Mutex<std::collections::HashSet<[u8; 32]>>,
@@ -160,9 +180,10 @@ impl Authenticator {
     /// From a credentials file and the officers table.
     pub fn new(file: CredentialsFile, officers: &[Officer]) -> Self {
         Authenticator {
-            by_id: file.tokens.into_iter().map(|c| (c.id.clone(), c)).collect(),
+            by_id: RwLock::new(file.tokens.into_iter().map(|c| (c.id.clone(), c)).collect()),
             officers: officers.iter().map(|o| (o.officer_id.clone(), o.clone())).collect(),
             cache: Mutex::new(HashMap::new()),
+            generation: tokio::sync::watch::Sender::new(0),
             denied: Mutex::new(std::collections::HashSet::new()),
         }
     }
@@ -170,8 +191,38 @@ impl Authenticator {
     /// The cached answer, without argon2 (cheap: call it on the async runtime).
     pub fn cached(&self, token: &str) -> Option<Caller> {
         let key = sha256(token.as_bytes());
-        let id = self.cache.lock().ok()?.get(&key).cloned()?;
-        self.officers.get(&id).map(|o| Caller { officer: o.clone() })
+        let (_, officer) = self.cache.lock().ok()?.get(&key).cloned()?;
+        self.officers.get(&officer).map(|o| Caller { officer: o.clone() })
+    }
+
+    /// Replaces the tokens with those of `file` (a reloaded credentials
+    /// file): new tokens work from now on, removed ones stop at once (their
+    /// cached verifications are dropped; open streams are told through
+    /// [`Authenticator::reloads`]). Returns `(tokens added, tokens removed)`.
+    pub fn reload(&self, file: CredentialsFile) -> (usize, usize) {
+        let new: HashMap<String, Credential> = file.tokens.into_iter().map(|c| (c.id.clone(), c)).collect();
+        // Lock order: the cache, then the tokens (as `verify` does).
+        let Ok(mut cache) = self.cache.lock() else { return (0, 0) };
+        let Ok(mut by_id) = self.by_id.write() else { return (0, 0) };
+        let same = |id: &str| match (by_id.get(id), new.get(id)) {
+            (Some(a), Some(b)) => a.hash == b.hash && a.officer_id == b.officer_id,
+            _ => false,
+        };
+        let added = new.keys().filter(|id| !by_id.contains_key(*id)).count();
+        let removed = by_id.keys().filter(|id| !same(id)).count();
+        cache.retain(|_, (id, _)| same(id));
+        if let Ok(mut denied) = self.denied.lock() {
+            denied.clear();
+        }
+        *by_id = new;
+        drop((by_id, cache));
+        self.generation.send_modify(|g| *g += 1);
+        (added, removed)
+    }
+
+    /// Changes whenever the tokens are reloaded.
+    pub fn reloads(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.generation.subscribe()
     }
 
     /// Full verification (slow on a cache miss: run it off the async runtime).
@@ -182,7 +233,7 @@ impl Authenticator {
         let Some(id) = claimed_id(token) else {
             return Verified::Denied;
         };
-        let Some(cred) = self.by_id.get(id) else { return Verified::Denied };
+        let Some(cred) = self.by_id.read().ok().and_then(|m| m.get(id).cloned()) else { return Verified::Denied };
         let Some(officer) = self.officers.get(&cred.officer_id) else { return Verified::Denied };
         let key = sha256(token.as_bytes());
         if self.denied.lock().is_ok_and(|d| d.contains(&key)) {
@@ -198,10 +249,19 @@ impl Authenticator {
             }
             return Verified::Denied;
         }
-        let first = match self.cache.lock() {
-            Ok(mut c) => c.insert(key, officer.officer_id.clone()).is_none(),
-            Err(_) => true,
+        // A reload may have removed the token during the argon2 run: cache it
+        // only if it is still there (the check and the insert under the cache
+        // lock, which a reload also takes after replacing the tokens).
+        let mut cache = match self.cache.lock() {
+            Ok(c) => c,
+            Err(_) => return Verified::Denied,
         };
+        let still = self.by_id.read().is_ok_and(|m| m.get(id).is_some_and(|c| c.hash == cred.hash));
+        if !still {
+            return Verified::Denied;
+        }
+        let first = cache.insert(key, (cred.id.clone(), officer.officer_id.clone())).is_none();
+        drop(cache);
         Verified::Ok { caller: Caller { officer: officer.clone() }, first }
     }
 }
@@ -344,5 +404,28 @@ mod tests {
         assert!(a.cached(&t).is_some());
         assert!(matches!(a.verify(&format!("{t}x")), Verified::Denied));
         assert!(matches!(a.verify("nonsense"), Verified::Denied));
+    }
+
+    #[test]
+    fn reload_adds_tokens_and_drops_revoked_ones_even_when_cached() {
+        let officers = vec![
+            Officer { officer_id: "a".into(), name: "A".into(), role: Role::Analyst, scope: "city".into() },
+            Officer { officer_id: "b".into(), name: "B".into(), role: Role::Analyst, scope: "city".into() },
+        ];
+        let mut file = CredentialsFile::default();
+        let ta = file.issue("a").unwrap();
+        let auth = Authenticator::new(file.clone(), &officers);
+        let reloads = auth.reloads();
+        assert!(matches!(auth.verify(&ta), Verified::Ok { .. }));
+        assert!(auth.cached(&ta).is_some());
+        let tb = file.issue("b").unwrap();
+        assert!(matches!(auth.verify(&tb), Verified::Denied));
+        assert_eq!(auth.reload(file.clone()), (1, 0));
+        assert!(matches!(auth.verify(&tb), Verified::Ok { .. }), "a token wrongly refused before the reload now works");
+        assert!(auth.cached(&ta).is_some(), "unchanged tokens keep their cached verification");
+        assert_eq!(file.revoke(&ta), vec!["a".to_owned()]);
+        assert_eq!(auth.reload(file), (0, 1));
+        assert!(auth.cached(&ta).is_none() && matches!(auth.verify(&ta), Verified::Denied));
+        assert!(reloads.has_changed().unwrap(), "streams are told");
     }
 }

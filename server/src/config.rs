@@ -71,6 +71,11 @@ pub struct ServerConfig {
     /// over (a console already signed in keeps working). Each failure is an
     /// audit row. Default 10; 0 turns the limit off.
     pub auth_failures_per_minute: u32,
+    /// How often the credentials file is checked for changes, ms: tokens
+    /// issued or revoked (`citywatch token`) take effect within this time
+    /// without a restart; `SIGHUP` reloads at once. Default 2 s; 0: only on
+    /// `SIGHUP`.
+    pub credentials_poll_ms: u64,
     /// The city's time zone (IANA name): the console shows times in it (default `Asia/Shanghai`).
     pub time_zone: String,
     /// Rows dated more than this far ahead of the server's clock are refused
@@ -135,6 +140,7 @@ impl Default for ServerConfig {
             stream_buffer: 4096,
             max_body_bytes: 64 << 20,
             auth_failures_per_minute: 10,
+            credentials_poll_ms: 2_000,
             time_zone: "Asia/Shanghai".into(),
             max_clock_skew_ms: 300_000,
             max_event_age_ms: 7 * 86_400_000,

@@ -174,6 +174,7 @@ pub(crate) async fn run(
     }
     let sweeper = tokio::spawn(escalation_loop(app.clone()));
     let clock = tokio::spawn(clock_loop(app.clone()));
+    let credentials = tokio::spawn(credentials_loop(app.clone()));
 
     let router = router(app.clone());
     let addr = listener.local_addr().map(|a| a.to_string()).unwrap_or_default();
@@ -186,6 +187,7 @@ pub(crate) async fn run(
     let _ = stop_wait.wait_for(|s| *s).await;
     sweeper.abort();
     clock.abort();
+    credentials.abort();
     stopping.store(true, Ordering::SeqCst);
     let joined = tokio::task::spawn_blocking(move || (store_thread.join(), checkpointer.join())).await;
     served.map_err(|source| Error::Bind { addr, source })?;
@@ -256,6 +258,44 @@ async fn clock_loop(app: Shared) {
         tick.tick().await;
         let p = app.pipeline.clone();
         let _ = tokio::task::spawn_blocking(move || p.advance_clock(now_ms() as u64)).await;
+    }
+}
+
+/// Reloads the credentials file when it changes (checked every
+/// `credentials_poll_ms`) or on `SIGHUP`: tokens issued or revoked while the
+/// server runs take effect without a restart. A file that cannot be read or
+/// parsed is reported and the tokens in force stay as they were.
+async fn credentials_loop(app: Shared) {
+    let path = app.cfg.credentials_path.clone();
+    let stamp = |p: &std::path::Path| std::fs::metadata(p).ok().map(|m| (m.modified().ok(), m.len()));
+    let mut last = stamp(&path);
+    let mut hangup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).ok();
+    let poll =
+        Duration::from_millis(if app.cfg.credentials_poll_ms == 0 { 3_600_000 } else { app.cfg.credentials_poll_ms });
+    loop {
+        let signalled = tokio::select! {
+            _ = tokio::time::sleep(poll) => false,
+            Some(()) = async { match hangup.as_mut() { Some(h) => h.recv().await, None => std::future::pending().await } } => true,
+        };
+        let now = stamp(&path);
+        if !signalled && (now == last || app.cfg.credentials_poll_ms == 0) {
+            continue;
+        }
+        last = now;
+        let p = path.clone();
+        match tokio::task::spawn_blocking(move || CredentialsFile::load(&p)).await {
+            Ok(Ok(file)) => {
+                let tokens = file.tokens.len();
+                let (added, removed) = app.auth.reload(file);
+                eprintln!(
+                    "citywatch: credentials reloaded from {} ({}): {tokens} token(s), {added} added, {removed} removed",
+                    path.display(),
+                    if signalled { "SIGHUP" } else { "file changed" }
+                );
+            }
+            Ok(Err(e)) => eprintln!("citywatch: credentials NOT reloaded, the tokens in force stay: {e}"),
+            Err(e) => eprintln!("citywatch: credentials NOT reloaded: {e}"),
+        }
     }
 }
 
@@ -989,6 +1029,8 @@ async fn stream(
     let (tx, rx) = mpsc::channel::<std::result::Result<SseEvent, Infallible>>(STREAM_BUFFER);
     let vis = visibility(&c);
     let mut shutdown = app.shutdown.clone();
+    let mut reloads = app.auth.reloads();
+    let token = bearer(&headers).unwrap_or_default();
     let app2 = app.clone();
     tokio::spawn(async move {
         let _slot = slot;
@@ -1019,6 +1061,10 @@ async fn stream(
                 tokio::select! {
                     _ = shutdown.changed() => return,
                     _ = tx.closed() => return,
+                    // A revoked token's stream ends at the next reload.
+                    _ = reloads.changed() => if app2.auth.cached(&token).is_none() {
+                        return;
+                    },
                     r = live.recv() => match r {
                         Ok(ch) => {
                             if ch.seq <= cursor {

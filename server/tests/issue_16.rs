@@ -348,3 +348,43 @@ fn issue_16_healthz_turns_503_while_the_engine_does_not_take_events_and_ingest_a
     assert_eq!(blocked.join().unwrap().status, 200);
     assert_eq!(request(s.addr, "GET", "/healthz", None, &[], b"").status, 200);
 }
+
+/// Tokens issued or revoked while the server runs take effect within the
+/// poll interval, without a restart; a credentials file that does not parse
+/// leaves the tokens in force as they were.
+#[test]
+fn issue_16_tokens_issued_and_revoked_while_running_take_effect_without_a_restart() {
+    use citywatch_server::auth::CredentialsFile;
+    let dir = tempfile::tempdir().unwrap();
+    let s = TestServer::start_with(
+        dir.path(),
+        citywatch_server::ServerConfig { credentials_poll_ms: 100, ..config(dir.path()) },
+    );
+    let path = dir.path().join("credentials.json");
+    let me = |token: &str| request(s.addr, "GET", "/api/v1/me", Some(token), &[], b"").status;
+    let within = |what: &str, want: u16, token: &str| {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while me(token) != want {
+            assert!(Instant::now() < deadline, "{what}: still not {want} after 5 s");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    };
+    // An analyst's token is in use (and cached) before the changes.
+    let analyst = s.token("o-an").to_owned();
+    assert_eq!(me(&analyst), 200);
+    let mut file = CredentialsFile::load(&path).unwrap();
+    let fresh = file.issue("o-c1").unwrap();
+    assert_eq!(me(&fresh), 401, "not in the file the server loaded");
+    file.save(&path).unwrap();
+    within("a token issued while running", 200, &fresh);
+    // Revoking the analyst's token ends it although it was verified and cached.
+    assert_eq!(file.revoke(&analyst), vec!["o-an".to_owned()]);
+    file.save(&path).unwrap();
+    within("a revoked token", 401, &analyst);
+    assert_eq!(me(&fresh), 200, "the other tokens stay");
+    // A broken file is not applied.
+    std::fs::write(&path, "{ not json").unwrap();
+    std::thread::sleep(Duration::from_millis(400));
+    assert_eq!(me(&fresh), 200, "a file that does not parse changes nothing");
+    s.stop();
+}
