@@ -70,7 +70,11 @@ fn issue_4_config_rejects_unknown_settings() {
     assert!(m.configure(&serde_json::json!({"open_s": 90})).is_ok());
     assert_eq!(m.config.open_s, 90);
     assert!(m.configure(&serde_json::json!({"opn_s": 90})).is_err());
-    assert!(m.configure(&serde_json::json!({"weights": {"young_number": 0.5}})).is_ok());
+    assert!(m.configure(&serde_json::json!({"in_progress_threshold": 0.7})).is_ok());
+    assert_eq!(m.config.threshold(), 0.7);
+    assert!(m.configure(&serde_json::json!({"in_progress_threshold": 1.5})).is_err());
+    let e = m.configure(&serde_json::json!({"weights_file": "/nonexistent/w.json"})).unwrap_err();
+    assert!(e.to_string().contains("/nonexistent/w.json"), "{e}");
     assert!(m.configure(&serde_json::json!({"open_s": 0})).is_err());
     assert_eq!(m.name(), "fraud_call");
 }
