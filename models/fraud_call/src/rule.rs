@@ -17,11 +17,11 @@ use std::collections::HashMap;
 use std::path::Path;
 
 use citywatch_engine::Result;
-use citywatch_engine::alert::{Alert, RouteLevel, alert_id};
+use citywatch_engine::alert::{Alert, AlertDraft, RouteLevel, Severity};
 use citywatch_engine::contract::CallPhase;
 use citywatch_engine::event::{CallEvent, Event};
 use citywatch_engine::pseudonym::{Token, token_hex};
-use citywatch_engine::replay::{ReplayOptions, merged_events};
+use citywatch_engine::replay::{ReplayOptions, complete, merged_events};
 
 use crate::features::{KIND_IN_PROGRESS, person_pos};
 
@@ -107,43 +107,35 @@ pub fn alerts(dataset_dir: &Path, pseudonym_key: &str) -> Result<Vec<Alert>> {
         events.iter().filter_map(|e| if let Event::Call(c) = e { Some(*c) } else { None }).collect();
     drop(events);
     let subs = &reference.subscribers;
+    let models = [(MODEL.to_owned(), "1".to_owned())];
     let out = decisions(&calls)
         .into_iter()
         .map(|(at, s)| {
             let subject = token_hex(s.callee);
-            let pos = person_pos(subs, s.callee, s.callee_pos);
-            let route = reference.jurisdiction.route(pos, None, RouteLevel::Community);
             let evidence = serde_json::json!({
                 "call_id": s.call_id,
                 "call_ids": [s.call_id],
                 "caller": token_hex(s.caller),
                 "callee": subject,
             });
-            Alert {
-                alert_id: alert_id(MODEL, KIND_IN_PROGRESS, &subject, at),
-                model: MODEL.to_owned(),
-                model_version: "1".to_owned(),
+            let draft = AlertDraft {
                 kind: KIND_IN_PROGRESS.to_owned(),
-                severity: "moderate".to_owned(),
+                severity: Severity::Moderate,
                 score: 1.0,
-                event_ts_ms: at as i64,
-                subject,
-                lat: pos.map(|p| p.lat()),
-                lon: pos.map(|p| p.lon()),
-                cell: route.cell,
-                grid: route.grid,
-                community: route.community,
-                street: route.street,
-                district: route.district,
-                assignee: route.assignee,
+                event_ts_ms: at,
+                pos: person_pos(subs, s.callee, s.callee_pos),
+                cell: None,
+                route: RouteLevel::Community,
                 summary: format!(
-                    "Simple rule: caller {} has called {}+ people in the last hour with a median talk of 15 s or less",
-                    token_hex(s.caller),
-                    MIN_CALLEES
+                    "Simple rule: caller {} has called {MIN_CALLEES}+ people in the last hour with a median talk of \
+                     {MAX_MEDIAN_TALK_S} s or less",
+                    token_hex(s.caller)
                 ),
+                subject,
                 evidence: evidence.to_string(),
                 action: String::new(),
-            }
+            };
+            complete(&models, &reference, (0, draft))
         })
         .collect();
     Ok(out)
