@@ -398,7 +398,6 @@ fn run_gen(args: GenArgs) -> Result<()> {
                 start_ms,
                 threads: args.threads,
                 progress: !args.quiet,
-                ..citywatch_datasets::GenOptions::default()
             };
             let summary = citywatch_datasets::generate(&opts)?;
             println!("{summary}");

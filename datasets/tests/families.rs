@@ -48,7 +48,7 @@ fn sim_farms_aged_sims_call_backs_and_late_reports_are_in_their_ranges() {
         *per_day.entry((c.number, (c.ts_ms - DEFAULT_START_MS) / DAY_MS)).or_default() += 1;
     }
     let max = per_day.values().copied().max().unwrap();
-    assert!(max <= 40 && max >= 12, "calls per farm number per day at most the cap (20-40): max {max}");
+    assert!((12..=40).contains(&max), "calls per farm number per day at most the cap (20-40): max {max}");
     let numbers_day0 = per_day.keys().filter(|(_, d)| *d == 0).count();
     assert!((10..=30 * 3).contains(&numbers_day0), "{numbers_day0} farm numbers on day 0");
 
@@ -57,7 +57,7 @@ fn sim_farms_aged_sims_call_backs_and_late_reports_are_in_their_ranges() {
     assert!(local.len() * 2 > p.numbers.len(), "{} of {} numbers local", local.len(), p.numbers.len());
     for n in &local {
         let act = n.registration.unwrap().activated_ms;
-        assert!(act <= DEFAULT_START_MS - 365 * DAY_MS && act >= DEFAULT_START_MS - 9 * 365 * DAY_MS, "{act}");
+        assert!((DEFAULT_START_MS - 9 * 365 * DAY_MS..=DEFAULT_START_MS - 365 * DAY_MS).contains(&act), "{act}");
         assert!(n.aged);
     }
 

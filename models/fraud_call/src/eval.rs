@@ -211,7 +211,7 @@ pub fn evaluate_model(dataset_dir: &Path, alerts: &[Alert], pseudonym_key: &str,
         }
     };
     let mut fams: Vec<FamilyFigures> = Vec::new();
-    fn fam_entry<'a>(fams: &'a mut Vec<FamilyFigures>, name: String) -> &'a mut FamilyFigures {
+    fn fam_entry(fams: &mut Vec<FamilyFigures>, name: String) -> &mut FamilyFigures {
         match fams.iter().position(|f| f.family == name) {
             Some(i) => &mut fams[i],
             None => {

@@ -31,6 +31,10 @@
 //! probability at which the training decisions' precision is still at least
 //! the stated target (the threshold that keeps the most recall there).
 
+// Dot products, standardisation and the Cholesky solve index several
+// parallel arrays by one feature index: a plain `for i in 0..N` reads best.
+#![allow(clippy::needless_range_loop)]
+
 use std::sync::{Arc, OnceLock};
 
 use citywatch_engine::pseudonym::NumberClass;
@@ -260,7 +264,7 @@ impl Logit {
     pub fn reasons(&self, f: &Features, at_ms: u64) -> Vec<String> {
         let c = self.contributions(f, at_ms);
         // Group features that say the same thing; a group's weight is its sum.
-        let groups: [(&[usize], fn(&Features) -> Option<String>); 12] = [
+        let groups: [ReasonGroup; 12] = [
             (&[0, 1, 4, 17], |f| {
                 (f.fanout_1h >= 2).then(|| {
                     let hung = if f.very_short_24h > 0 {
@@ -327,6 +331,9 @@ impl Logit {
         scored.into_iter().take(3).map(|(_, s)| s).collect()
     }
 }
+
+/// Features that say one thing, and how to say it for a caller (`None`: nothing to say).
+type ReasonGroup = (&'static [usize], fn(&Features) -> Option<String>);
 
 /// Training settings of [`fit`].
 #[derive(Debug, Clone, PartialEq)]
