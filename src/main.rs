@@ -115,8 +115,10 @@ enum Command {
     Replay(ReplayArgs),
     /// Generate a synthetic city (or lay out the real Toronto incidents) as a dataset folder.
     Gen(GenArgs),
-    /// Score a replay's alerts: fraud (against the dataset's labels), hotspots (PAI/PEI*), officer load.
+    /// Score a replay's alerts: fraud (against the dataset's labels, beside the simple rule), hotspots (PAI/PEI*), officer load.
     Eval(EvalArgs),
+    /// Train a learned model on labelled datasets (today: `fraud_call`).
+    Train(TrainArgs),
     /// List the registered models with their versions and settings.
     Models {
         /// Print each model's card too.
@@ -194,6 +196,15 @@ struct GenArgs {
     /// Generator threads (default: all cores; never changes the output).
     #[arg(long)]
     threads: Option<usize>,
+    /// Adversarial scenario families, comma-separated: sim-farms, aged-sims,
+    /// call-backs, late-reports, legit-virtual, legit-fanout; `hard` for all
+    /// (see datasets/README.md). Default: none (today's city).
+    #[arg(long, default_value = "none")]
+    families: String,
+    /// Answered calls per day per million subscribers of the standard fraud
+    /// campaigns (default 1500; raise it for enough losses in a small city).
+    #[arg(long)]
+    fraud_per_million: Option<f64>,
     /// No progress bar.
     #[arg(long)]
     quiet: bool,
@@ -219,6 +230,45 @@ struct EvalArgs {
     /// Skip the hotspot evaluation (it replays the risk surface over every day of the data).
     #[arg(long)]
     no_hotspot: bool,
+    /// Skip the simple-rule fraud baseline (it reads the dataset's calls again).
+    #[arg(long)]
+    no_rule: bool,
+}
+
+#[derive(Args, Debug)]
+struct TrainArgs {
+    /// The model to train: `fraud_call`.
+    model: String,
+    /// Labelled dataset folders (`citywatch gen`), in a fixed order.
+    #[arg(long, num_args = 1.., required = true)]
+    input: Vec<PathBuf>,
+    /// The weights file to write (JSON).
+    #[arg(long)]
+    out: PathBuf,
+    /// Precision the in-progress threshold is chosen for, on the training decisions.
+    #[arg(long, default_value_t = 0.9)]
+    precision: f64,
+    /// Precision the number threshold is chosen for.
+    #[arg(long, default_value_t = 0.98)]
+    number_precision: f64,
+    /// Leave the callers of these families out (comma-separated: standard, aged_sim, sim_farm, legit_virtual, legit_fanout).
+    #[arg(long, value_delimiter = ',')]
+    exclude_family: Vec<String>,
+    /// Train without the identity features (prefix class, registration, reports): the ablation.
+    #[arg(long)]
+    no_identity: bool,
+    /// L2 penalty per training row on the standardised coefficients.
+    #[arg(long, default_value_t = 1e-4)]
+    l2: f64,
+    /// Version written into the file (the alerts' model_version carries it).
+    #[arg(long, default_value = "dev")]
+    version: String,
+    /// Replay workers (never changes the result).
+    #[arg(long, default_value_t = 2)]
+    workers: usize,
+    /// HMAC key for pseudonyms (default: the demo key).
+    #[arg(long)]
+    pseudonym_key: Option<String>,
 }
 
 #[derive(Args, Debug)]
@@ -385,7 +435,17 @@ fn run_gen(args: GenArgs) -> Result<()> {
         "city" => {
             let start_ms = parse_date_ms(&args.start)
                 .with_context(|| format!("--start: '{}' is not a date; use YYYY-MM-DD", args.start))?;
+            let mut rates = citywatch_datasets::Rates::default();
+            rates.fraud.families = citywatch_datasets::fraud::Families::parse(&args.families)
+                .map_err(|e| anyhow::anyhow!("--families: {e}"))?;
+            if let Some(f) = args.fraud_per_million {
+                if !(f.is_finite() && f >= 0.0) {
+                    bail!("--fraud-per-million: {f} is not a rate; give calls per day per million subscribers, >= 0");
+                }
+                rates.fraud.calls_per_million_per_day = f;
+            }
             let opts = citywatch_datasets::GenOptions {
+                rates,
                 days: args.days,
                 subscribers: args.subscribers,
                 seed: args.seed,
@@ -393,7 +453,6 @@ fn run_gen(args: GenArgs) -> Result<()> {
                 start_ms,
                 threads: args.threads,
                 progress: !args.quiet,
-                ..citywatch_datasets::GenOptions::default()
             };
             let summary = citywatch_datasets::generate(&opts)?;
             println!("{summary}");
@@ -414,6 +473,19 @@ fn run_eval(args: EvalArgs) -> Result<()> {
             let fraud = citywatch_fraud_call::eval::evaluate(&args.input, &alerts, &key)?;
             println!("{fraud}");
             report.insert("fraud".into(), serde_json::to_value(&fraud)?);
+            if !args.no_rule {
+                // The simple-rule baseline, from the same calls.
+                let rule_alerts = citywatch_fraud_call::rule::alerts(&args.input, &key)?;
+                let rule = citywatch_fraud_call::eval::evaluate_model(
+                    &args.input,
+                    &rule_alerts,
+                    &key,
+                    citywatch_fraud_call::rule::MODEL,
+                )?;
+                println!("{rule}");
+                println!("{}", citywatch_fraud_call::eval::side_by_side(&fraud, &rule));
+                report.insert("fraud_simple_rule".into(), serde_json::to_value(&rule)?);
+            }
         } else {
             println!("fraud: no labels/fraud_calls in {}; skipped", args.input.display());
         }
@@ -448,6 +520,43 @@ fn run_eval(args: EvalArgs) -> Result<()> {
         std::fs::write(path, serde_json::to_string_pretty(&report)? + "\n")
             .with_context(|| format!("writing {}", path.display()))?;
     }
+    Ok(())
+}
+
+fn run_train(args: TrainArgs) -> Result<()> {
+    if args.model != "fraud_call" {
+        bail!("citywatch train: unknown model `{}`; only `fraud_call` is trained", args.model);
+    }
+    for (name, p) in [("--precision", args.precision), ("--number-precision", args.number_precision)] {
+        if !(p > 0.0 && p <= 1.0) {
+            bail!("{name} {p}: give a precision in (0, 1]");
+        }
+    }
+    if !(args.l2.is_finite() && args.l2 >= 0.0) {
+        bail!("--l2 {}: give a penalty >= 0", args.l2);
+    }
+    let known = ["standard", "aged_sim", "sim_farm", "legit_virtual", "legit_fanout", "everyday"];
+    if let Some(f) = args.exclude_family.iter().find(|f| !known.contains(&f.as_str())) {
+        bail!("--exclude-family: unknown family `{f}`; use {}", known.join(", "));
+    }
+    let opts = citywatch_fraud_call::train::TrainOptions {
+        inputs: args.input,
+        pseudonym_key: args.pseudonym_key.unwrap_or_else(|| citywatch_engine::pseudonym::DEMO_KEY.to_owned()),
+        workers: args.workers.max(1),
+        exclude: args.exclude_family,
+        no_identity: args.no_identity,
+        fit: citywatch_fraud_call::learned::FitOptions {
+            l2: args.l2,
+            precision_target: args.precision,
+            number_precision_target: args.number_precision,
+            ..Default::default()
+        },
+        version: args.version,
+    };
+    let file = citywatch_fraud_call::train::train(&opts)?;
+    std::fs::write(&args.out, serde_json::to_string_pretty(&file)? + "\n")
+        .with_context(|| format!("writing {}", args.out.display()))?;
+    println!("wrote {}: {}", args.out.display(), file.training);
     Ok(())
 }
 
@@ -867,6 +976,7 @@ fn main() -> Result<()> {
         Command::Replay(a) => run_replay(a),
         Command::Gen(a) => run_gen(a),
         Command::Eval(a) => run_eval(a),
+        Command::Train(a) => run_train(a),
         Command::Models { cards } => {
             for m in models() {
                 println!("{} {}", m.name(), m.version());

@@ -128,6 +128,9 @@ pub struct GenSummary {
     pub loss_reports_after_end: u64,
     /// `fraud_report` alarms about a suspicious call without a loss.
     pub suspicious_reports: u64,
+    /// Calls of the scenario families that are not fraud calls (call-backs,
+    /// legitimate look-alikes); 0 with every family off.
+    pub family_calls: u64,
     /// Burglaries, and how many of them are near repeats (triggered).
     pub burglaries: u64,
     /// Near-repeat burglaries among them.
@@ -231,6 +234,12 @@ fn run(opts: &GenOptions) -> Result<GenSummary> {
     let pop = Population::new(city.clone(), opts.subscribers, opts.seed, opts.rates.people, start);
     let fraud = plan(&pop, &opts.rates.fraud, start, days);
     let fraud_numbers: Vec<String> = fraud.numbers.iter().map(|n| n.number.clone()).collect();
+    let fam = opts.rates.fraud.families;
+    let legit = crate::legit::plan(&pop, fam.legit_virtual, fam.legit_fanout, start, days);
+    // Calls of the scenario families that are not fraud calls, in time order.
+    let mut extra: Vec<crate::fraud::ExtraCall> = fraud.call_backs.iter().chain(&legit.calls).copied().collect();
+    extra.sort_by_key(|c| (c.ts_ms, c.caller, c.callee));
+    summary.family_calls = extra.len() as u64;
     summary.fraud_numbers = fraud.numbers.len() as u64;
     summary.fraud_calls = fraud.calls.len() as u64;
     summary.fraud_targets = fraud.targets;
@@ -296,6 +305,7 @@ fn run(opts: &GenOptions) -> Result<GenSummary> {
     let mut pending: Vec<CallRow> = Vec::new();
     let mut next_id: u64 = 1;
     let mut fi = 0usize;
+    let mut xi = 0usize;
     let chunks: Vec<(u64, u64, u64)> = (0..opts.subscribers.div_ceil(CHUNK))
         .map(|c| (c, c * CHUNK, ((c + 1) * CHUNK).min(opts.subscribers)))
         .collect();
@@ -320,6 +330,27 @@ fn run(opts: &GenOptions) -> Result<GenSummary> {
                 fraud: Some(fi as u32),
             });
             fi += 1;
+        }
+        while xi < extra.len() && extra[xi].ts_ms < w1 {
+            let x = &extra[xi];
+            let pos = |p: Party| match p {
+                Party::Sub(i) if i < pop.n => Some(serving_cell(pop.position_at(&pop.person(i), x.ts_ms))),
+                Party::Fraud(n) => fraud.numbers[n as usize].registration.map(|r| serving_cell(r.home)),
+                _ => None,
+            };
+            if x.ts_ms >= w0 {
+                starts.push(CallStart {
+                    ts_ms: x.ts_ms,
+                    tie: (1 << 62) | xi as u64,
+                    caller: x.caller,
+                    callee: x.callee,
+                    caller_pos: pos(x.caller),
+                    callee_pos: pos(x.callee),
+                    duration_s: x.duration_s,
+                    fraud: None,
+                });
+            }
+            xi += 1;
         }
         starts.par_sort_unstable_by_key(|s| (s.ts_ms, s.tie));
         let mut rows: Vec<CallRow> = Vec::with_capacity(starts.len() + pending.len());
@@ -369,6 +400,9 @@ fn run(opts: &GenOptions) -> Result<GenSummary> {
         labels.par_chunks(BATCH_ROWS).map(|c| labels_batch(c, &pop, &fraud_numbers)).collect();
     let path = out.join(format!("{}.parquet", Table::FraudLabels.path_stem()));
     summary.rows.insert(Table::FraudLabels.name().into(), write_file(&path, Table::FraudLabels.schema(), batches)?);
+    if fam.any() {
+        write_families(out, &pop, &fraud, &legit)?;
+    }
     bar.inc(1);
     bar.finish_and_clear();
 
@@ -381,6 +415,28 @@ fn run(opts: &GenOptions) -> Result<GenSummary> {
     std::fs::write(&path, serde_json::to_string_pretty(&manifest).map_err(|e| Error::Bug(e.to_string()))?)
         .map_err(|e| Error::io(&path, e))?;
     Ok(summary)
+}
+
+/// `labels/families.json`: the scenario family of every fraud number
+/// (`standard`, `aged_sim`, `sim_farm`) and of every legitimate look-alike
+/// caller (`legit_virtual`, `legit_fanout`), by number as dialled. Written
+/// only when a family is switched on; not a contract table.
+fn write_families(out: &Path, pop: &Population, fraud: &FraudPlan, legit: &crate::legit::LegitPlan) -> Result<()> {
+    let mut numbers = serde_json::Map::new();
+    for n in &fraud.numbers {
+        numbers.insert(n.number.clone(), serde_json::Value::from(n.family()));
+    }
+    let mut s = String::new();
+    for &(party, family) in &legit.callers {
+        pop.number(party, &[], &mut s);
+        numbers.insert(s.clone(), serde_json::Value::from(family));
+    }
+    let v = serde_json::json!({ "numbers": numbers });
+    let dir = out.join("labels");
+    std::fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
+    let path = dir.join("families.json");
+    std::fs::write(&path, serde_json::to_string(&v).map_err(|e| Error::Bug(e.to_string()))?)
+        .map_err(|e| Error::io(&path, e))
 }
 
 /// Bytes of a table in a dataset folder (file or folder of parts).

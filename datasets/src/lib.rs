@@ -31,6 +31,7 @@ pub mod fraud;
 /// [`GenOptions`], [`GenSummary`] and [`generate`] at the crate root.
 pub mod r#gen;
 pub mod knox;
+pub mod legit;
 pub mod patrol;
 pub mod people;
 pub mod rng;

@@ -54,9 +54,32 @@ pub struct KindFigures {
     pub true_alerts: usize,
 }
 
+/// Figures for one scenario family (`labels/families.json`; without that
+/// file every fraud number is `standard` and every other caller `everyday`).
+/// Losses are attributed to the family of the fraud number that caused them,
+/// alerts to the family of the number their evidence names (`caller` or
+/// `number`): a legitimate family's alerts are all false.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct FamilyFigures {
+    /// Family name.
+    pub family: String,
+    /// Labelled fraud calls with a loss from this family's numbers.
+    pub losses: usize,
+    /// Of those, warned strictly before the loss.
+    pub warned: usize,
+    /// Median lead time, seconds.
+    pub lead_median_s: Option<f64>,
+    /// Alerts naming a number of this family.
+    pub alerts: usize,
+    /// Of those, true (as for precision).
+    pub true_alerts: usize,
+}
+
 /// The fraud evaluation (issue 4's list).
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct FraudEval {
+    /// The model scored (`fraud_call`, or `simple_rule` for the baseline).
+    pub model: String,
     /// Labelled fraud calls.
     pub fraud_calls: usize,
     /// Labelled fraud calls with a loss.
@@ -93,6 +116,8 @@ pub struct FraudEval {
     pub busy_load_median: f64,
     /// 95th percentile over officer-shifts with at least one alert.
     pub busy_load_p95: f64,
+    /// Per scenario family.
+    pub families: Vec<FamilyFigures>,
 }
 
 /// Nearest-rank percentile of sorted values (`q` in 0..=1).
@@ -129,8 +154,35 @@ fn evidence_number(evidence: &str) -> Option<String> {
     v["caller"].as_str().or(v["number"].as_str()).map(str::to_owned)
 }
 
-/// Evaluates alerts against the labels of the dataset in `dataset_dir`.
+/// The scenario family of each number (`labels/families.json`, written by
+/// `citywatch gen --families`), by pseudonym hex; empty without the file.
+pub fn read_families(dataset_dir: &Path, pseudonym_key: &str) -> Result<HashMap<String, String>> {
+    let path = dataset_dir.join("labels").join("families.json");
+    let text = match std::fs::read_to_string(&path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(HashMap::new()),
+        Err(e) => return Err(Error::io(&path, e)),
+    };
+    let bad = |why: String| Error::config(path.display().to_string(), why);
+    let v: serde_json::Value = serde_json::from_str(&text).map_err(|e| bad(e.to_string()))?;
+    let numbers = v["numbers"].as_object().ok_or_else(|| bad("no `numbers` object".into()))?;
+    let mut ps = Pseudonymiser::new(pseudonym_key, "86");
+    let mut out = HashMap::with_capacity(numbers.len());
+    for (number, family) in numbers {
+        let family = family.as_str().ok_or_else(|| bad(format!("family of {number} is not a string")))?;
+        out.insert(token_hex(ps.pseudonymise(number).0), family.to_owned());
+    }
+    Ok(out)
+}
+
+/// Evaluates the alerts of model `fraud_call` against the labels of the dataset in `dataset_dir`.
 pub fn evaluate(dataset_dir: &Path, alerts: &[Alert], pseudonym_key: &str) -> Result<FraudEval> {
+    evaluate_model(dataset_dir, alerts, pseudonym_key, "fraud_call")
+}
+
+/// Evaluates the alerts of `model` (e.g. [`rule::MODEL`](crate::rule::MODEL)); load counts only that model's alerts
+/// when it is not `fraud_call`.
+pub fn evaluate_model(dataset_dir: &Path, alerts: &[Alert], pseudonym_key: &str, model: &str) -> Result<FraudEval> {
     let files = require(dataset_dir, Table::FraudLabels, "fraud evaluation needs labels/fraud_calls")?;
     let mut ps = Pseudonymiser::new(pseudonym_key, "86");
     let mut rejects = Vec::new();
@@ -149,7 +201,32 @@ pub fn evaluate(dataset_dir: &Path, alerts: &[Alert], pseudonym_key: &str) -> Re
     let by_call: HashMap<u64, usize> = labels.iter().enumerate().map(|(i, l)| (l.call_id, i)).collect();
     let victims: HashSet<String> = labels.iter().map(|l| token_hex(l.victim)).collect();
     let numbers: HashSet<String> = labels.iter().map(|l| token_hex(l.caller)).collect();
-    let fraud: Vec<&Alert> = alerts.iter().filter(|a| a.model == "fraud_call").collect();
+    let fraud: Vec<&Alert> = alerts.iter().filter(|a| a.model == model).collect();
+    let family_of = read_families(dataset_dir, pseudonym_key)?;
+    let family = |number: Option<&str>| -> String {
+        match number.and_then(|n| family_of.get(n)) {
+            Some(f) => f.clone(),
+            None if number.is_some_and(|n| numbers.contains(n)) => "standard".to_owned(),
+            None => "everyday".to_owned(),
+        }
+    };
+    let mut fams: Vec<FamilyFigures> = Vec::new();
+    fn fam_entry(fams: &mut Vec<FamilyFigures>, name: String) -> &mut FamilyFigures {
+        match fams.iter().position(|f| f.family == name) {
+            Some(i) => &mut fams[i],
+            None => {
+                fams.push(FamilyFigures {
+                    family: name,
+                    losses: 0,
+                    warned: 0,
+                    lead_median_s: None,
+                    alerts: 0,
+                    true_alerts: 0,
+                });
+                fams.last_mut().expect("pushed")
+            }
+        }
+    }
 
     // Victim-facing alerts by subject, and labelled calls named in evidence.
     let mut on_subject: HashMap<(String, String), Vec<i64>> = HashMap::new();
@@ -176,6 +253,10 @@ pub fn evaluate(dataset_dir: &Path, alerts: &[Alert], pseudonym_key: &str) -> Re
         }
         hit |= a.kind == KIND_NUMBER && numbers.contains(&a.subject);
         true_alerts += usize::from(hit);
+        let named = if a.kind == KIND_NUMBER { Some(a.subject.clone()) } else { evidence_number(&a.evidence) };
+        let f = fam_entry(&mut fams, family(named.as_deref()));
+        f.alerts += 1;
+        f.true_alerts += usize::from(hit);
         let k = match kinds.iter_mut().position(|k| k.kind == a.kind) {
             Some(i) => &mut kinds[i],
             None => {
@@ -192,9 +273,12 @@ pub fn evaluate(dataset_dir: &Path, alerts: &[Alert], pseudonym_key: &str) -> Re
     let mut before = 0;
     let mut at_all = 0;
     let mut leads: Vec<f64> = Vec::new();
+    let mut fam_leads: HashMap<String, Vec<f64>> = HashMap::new();
     for l in &labels {
         let Some(loss) = l.loss_ts_ms else { continue };
         with_loss += 1;
+        let fam_name = family(Some(&token_hex(l.caller)));
+        fam_entry(&mut fams, fam_name.clone()).losses += 1;
         let pair = (token_hex(l.victim), token_hex(l.caller));
         let times = on_call
             .get(&l.call_id)
@@ -209,8 +293,17 @@ pub fn evaluate(dataset_dir: &Path, alerts: &[Alert], pseudonym_key: &str) -> Re
         if let Some(first) = times.iter().copied().filter(|&t| t < loss).min() {
             before += 1;
             leads.push((loss - first) as f64 / 1000.0);
+            fam_entry(&mut fams, fam_name.clone()).warned += 1;
+            fam_leads.entry(fam_name).or_default().push((loss - first) as f64 / 1000.0);
         }
     }
+    for f in &mut fams {
+        if let Some(v) = fam_leads.get_mut(&f.family) {
+            v.sort_by(f64::total_cmp);
+            f.lead_median_s = median(v);
+        }
+    }
+    fams.sort_by(|a, b| a.family.cmp(&b.family));
     leads.sort_by(f64::total_cmp);
     let ratio = |a: usize, b: usize| if b == 0 { 0.0 } else { a as f64 / b as f64 };
     let precision = ratio(true_alerts, fraud.len());
@@ -223,7 +316,8 @@ pub fn evaluate(dataset_dir: &Path, alerts: &[Alert], pseudonym_key: &str) -> Re
     let shift_of = |ts: i64| (ts + SHIFT_OFFSET_MS).div_euclid(SHIFT_MS);
     let (mut first, mut last) = (i64::MAX, i64::MIN);
     let mut counts: HashMap<(&str, i64), usize> = HashMap::new();
-    for a in alerts {
+    let counted = |a: &&Alert| model == "fraud_call" || a.model == model;
+    for a in alerts.iter().filter(counted) {
         let s = shift_of(a.event_ts_ms);
         first = first.min(s);
         last = last.max(s);
@@ -231,7 +325,7 @@ pub fn evaluate(dataset_dir: &Path, alerts: &[Alert], pseudonym_key: &str) -> Re
             *counts.entry((who, s)).or_default() += 1;
         }
     }
-    let shifts = if alerts.is_empty() { 0 } else { (last - first + 1) as usize };
+    let shifts = if first > last { 0 } else { (last - first + 1) as usize };
     let mut busy: Vec<f64> = counts.values().map(|&c| c as f64).collect();
     busy.sort_by(f64::total_cmp);
     let slots = community.len() * shifts;
@@ -240,6 +334,7 @@ pub fn evaluate(dataset_dir: &Path, alerts: &[Alert], pseudonym_key: &str) -> Re
     all.sort_by(f64::total_cmp);
 
     Ok(FraudEval {
+        model: model.to_owned(),
         fraud_calls: labels.len(),
         fraud_calls_with_loss: with_loss,
         alerted_before_loss: before,
@@ -258,6 +353,7 @@ pub fn evaluate(dataset_dir: &Path, alerts: &[Alert], pseudonym_key: &str) -> Re
         load_p95: percentile(&all, 0.95).unwrap_or(0.0),
         busy_load_median: median(&busy).unwrap_or(0.0),
         busy_load_p95: percentile(&busy, 0.95).unwrap_or(0.0),
+        families: fams,
     })
 }
 
@@ -293,11 +389,93 @@ impl fmt::Display for FraudEval {
             format!("median {:.1}, p95 {:.1}", self.busy_load_median, self.busy_load_p95),
         ));
         let w = rows.iter().map(|r| r.0.len()).max().unwrap_or(0);
-        writeln!(f, "{:<w$}  value", "fraud evaluation")?;
+        writeln!(f, "{:<w$}  value", format!("fraud evaluation: {}", self.model))?;
         writeln!(f, "{}  {}", "-".repeat(w), "-".repeat(24))?;
         for (k, v) in rows {
             writeln!(f, "{k:<w$}  {v}")?;
         }
+        if !self.families.is_empty() {
+            writeln!(f, "by family: losses, warned before the loss, median lead, alerts naming its numbers (true)")?;
+            for g in &self.families {
+                let warned = if g.losses == 0 { "-".to_owned() } else { pct(g.warned as f64 / g.losses as f64) };
+                writeln!(
+                    f,
+                    "  {:<14} {:>5} {:>6} ({warned:>6})  lead {:>9}  alerts {:>6} ({} true)",
+                    g.family,
+                    g.losses,
+                    g.warned,
+                    mins(g.lead_median_s),
+                    g.alerts,
+                    g.true_alerts
+                )?;
+            }
+        }
         Ok(())
     }
+}
+
+/// The model and the simple rule side by side: per family (losses, warned
+/// before the loss, median lead, alerts naming its numbers) and over the
+/// whole dataset (precision, load).
+pub fn side_by_side(model: &FraudEval, rule: &FraudEval) -> String {
+    use std::fmt::Write as _;
+    let pct = |a: usize, b: usize| if b == 0 { "-".to_owned() } else { format!("{:.1}%", 100.0 * a as f64 / b as f64) };
+    let mins = |x: Option<f64>| x.map_or("-".to_owned(), |s| format!("{:.1}", s / 60.0));
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "model vs simple rule ({}: >= {} callees in 1 h, median talk <= {} s, at {} s)",
+        crate::rule::MODEL,
+        crate::rule::MIN_CALLEES,
+        crate::rule::MAX_MEDIAN_TALK_S,
+        crate::rule::OPEN_S
+    );
+    let _ = writeln!(
+        out,
+        "{:<14} {:>6} | {:>8} {:>9} {:>8} | {:>8} {:>9} {:>8}",
+        "family", "losses", "warned", "lead min", "alerts", "warned", "lead min", "alerts"
+    );
+    let mut names: Vec<&str> = model.families.iter().chain(&rule.families).map(|f| f.family.as_str()).collect();
+    names.sort_unstable();
+    names.dedup();
+    let empty = |n: &str| FamilyFigures {
+        family: n.to_owned(),
+        losses: 0,
+        warned: 0,
+        lead_median_s: None,
+        alerts: 0,
+        true_alerts: 0,
+    };
+    for n in names {
+        let m = model.families.iter().find(|f| f.family == n).cloned().unwrap_or_else(|| empty(n));
+        let r = rule.families.iter().find(|f| f.family == n).cloned().unwrap_or_else(|| empty(n));
+        let losses = m.losses.max(r.losses);
+        let _ = writeln!(
+            out,
+            "{n:<14} {losses:>6} | {:>8} {:>9} {:>8} | {:>8} {:>9} {:>8}",
+            pct(m.warned, m.losses),
+            mins(m.lead_median_s),
+            m.alerts,
+            pct(r.warned, r.losses),
+            mins(r.lead_median_s),
+            r.alerts
+        );
+    }
+    for (name, e) in [("model", model), ("rule", rule)] {
+        let _ = writeln!(
+            out,
+            "{name:<6} all: warned {} of {} losses ({}), median lead {} min, precision {} ({} of {}), alerts/community officer/shift median {:.1} (busy shifts: median {:.1}, p95 {:.1})",
+            e.alerted_before_loss,
+            e.fraud_calls_with_loss,
+            pct(e.alerted_before_loss, e.fraud_calls_with_loss),
+            mins(e.lead_median_s),
+            pct(e.true_alerts, e.fraud_alerts),
+            e.true_alerts,
+            e.fraud_alerts,
+            e.load_median,
+            e.busy_load_median,
+            e.busy_load_p95
+        );
+    }
+    out
 }

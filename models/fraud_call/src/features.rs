@@ -42,6 +42,8 @@ pub struct Features {
     pub completed_24h: u32,
     /// Of those, how many were short (under `short_call_s`).
     pub short_24h: u32,
+    /// Of those, how many were hang-ups (under `very_short_call_s`).
+    pub very_short_24h: u32,
     /// Calls of the last 24 h to a callee with no prior contact.
     pub new_callee_24h: u32,
     /// Days since the number was activated (subscribers table), when known.
@@ -59,6 +61,10 @@ pub struct Features {
     /// Hours since the number last answered a call, at most `seen_h` and the
     /// contact memory: how long it has only called out.
     pub quiet_h: u32,
+    /// Distinct callees remembered within the contact memory (at most `contacts`).
+    pub contacts: u32,
+    /// Whether the number answered a call within the contact memory (somebody called it).
+    pub answered: bool,
 }
 
 /// Per-hour and per-day window lengths, and the burst window, in ms.
@@ -76,97 +82,6 @@ pub fn age_days(sub: Option<&Subscriber>, now_ms: u64) -> Option<u32> {
     let act = sub?.activated_ms?;
     let age = (now_ms as i64 - act).max(0) as u64;
     Some((age / DAY_MS) as u32)
-}
-
-/// The caller's risk score: a sum of points, each feature's share explained in
-/// the model card. 1.0 means "as suspicious as a spoofed service number".
-pub fn score(c: &Config, f: &Features) -> f64 {
-    let w = &c.weights;
-    let mut s = 0.0;
-    if f.class.has(NumberClass::SPOOFED_SERVICE) {
-        s += w.spoofed_service;
-    } else if f.class.has(NumberClass::SERVICE) {
-        s += w.service;
-    }
-    if f.class.has(NumberClass::INTERNATIONAL) {
-        s += w.international;
-    }
-    if f.class.has(NumberClass::VIRTUAL_OPERATOR) {
-        s += w.virtual_operator;
-    }
-    if f.class.is_risky_prefix() && f.fanout_24h >= 2 {
-        s += w.risky_fanout;
-    }
-    if f.fanout_24h >= c.stranger_fanout_min
-        && f64::from(f.new_callee_24h) >= c.stranger_new_share * f64::from(f.calls_24h)
-    {
-        s += w.stranger_fanout;
-    }
-    if f.fanout_1h >= c.fanout_1h_min {
-        s += w.fanout_1h;
-    }
-    if f.burst >= c.burst_min {
-        s += w.burst;
-    }
-    if f.completed_24h >= c.min_calls_for_share {
-        s += w.short_share * f64::from(f.short_24h) / f64::from(f.completed_24h);
-    }
-    if f.calls_24h >= c.min_calls_for_share {
-        s += w.new_callee_share * f64::from(f.new_callee_24h) / f64::from(f.calls_24h);
-    }
-    let young = f.age_days.is_some_and(|d| d < c.young_number_days);
-    if young {
-        s += w.young_number;
-    }
-    // Only calls out: many callees since it last answered a call, and either a
-    // long silence or no answered call at all since it appeared while calling
-    // strangers only.
-    let outbound = f.out_only_callees >= c.outbound_only_min
-        && (f.quiet_h >= c.quiet_min_h || (f.quiet_h >= f.seen_h && f.new_callee_24h == f.calls_24h));
-    if young && outbound {
-        s += w.young_outbound;
-    }
-    if f.reports > 0 {
-        s += w.reported;
-    }
-    if f.linked_callees >= c.linked_min.max(1) {
-        s += w.linked;
-    }
-    (s * 1000.0).round() / 1000.0
-}
-
-/// The highest score a caller can have whatever its counts: the exact points of
-/// its number shape, age and reports, plus every positive count-based weight
-/// that can apply to it (the risky-prefix fan-out only to a risky prefix).
-/// A check whose bound is below both thresholds cannot alert, so the dataflow
-/// skips computing its features (most callers: old local numbers, not reported).
-/// Counting the risky-prefix fan-out for every number put the default bound of
-/// an old local number at 0.8, above the 0.6 threshold, so no check was ever
-/// skipped; without it the bound is 0.5.
-pub fn score_bound(c: &Config, class: NumberClass, age_days: Option<u32>, reported: bool) -> f64 {
-    let w = &c.weights;
-    let f = Features { class, age_days, reports: u32::from(reported), ..Features::default() };
-    let mut s = 0.0;
-    if class.has(NumberClass::SPOOFED_SERVICE) {
-        s += w.spoofed_service;
-    } else if class.has(NumberClass::SERVICE) {
-        s += w.service;
-    }
-    if class.has(NumberClass::INTERNATIONAL) {
-        s += w.international;
-    }
-    if class.has(NumberClass::VIRTUAL_OPERATOR) {
-        s += w.virtual_operator;
-    }
-    if f.age_days.is_some_and(|d| d < c.young_number_days) {
-        s += w.young_number + w.young_outbound.max(0.0);
-    }
-    if reported {
-        s += w.reported;
-    }
-    let risky_fanout = if class.is_risky_prefix() { w.risky_fanout } else { 0.0 };
-    let counts = [risky_fanout, w.stranger_fanout, w.fanout_1h, w.burst, w.short_share, w.new_callee_share, w.linked];
-    s + counts.iter().map(|x| x.max(0.0)).sum::<f64>()
 }
 
 /// Whether the callee is vulnerable (by age) and their age, when known.
@@ -228,7 +143,7 @@ pub fn draft_in_progress(
 ) -> AlertDraft {
     let sub = subs.get(&start.callee);
     let (vulnerable, age) = vulnerability(c, sub);
-    let mut severity = if risk >= c.number_threshold { Severity::Severe } else { Severity::Moderate };
+    let mut severity = if risk >= c.high_threshold() { Severity::Severe } else { Severity::Moderate };
     if vulnerable {
         severity = raise(severity);
     }
@@ -239,13 +154,10 @@ pub fn draft_in_progress(
         Some(a) => format!("subscriber {callee} (age {a})"),
         None => format!("subscriber {callee}"),
     };
-    let why = if f.reports > 0 {
-        "already reported for fraud".to_owned()
-    } else {
-        format!("{} called in the last hour, {} today", people(u64::from(f.fanout_1h)), f.fanout_24h)
-    };
+    let reasons = c.model.reasons(f, at_ms);
+    let why = if reasons.is_empty() { format!("fraud probability {:.0}%", risk * 100.0) } else { reasons.join("; ") };
     let summary = format!(
-        "Possible fraud call in progress: {who} has been on the phone {open_min:.0} min with {} ({caller}; {why})",
+        "Possible fraud call in progress: {who} has been on the phone {open_min:.0} min with {} ({caller}): {why}",
         shape(f.class)
     );
     let action = format!(
@@ -253,6 +165,7 @@ pub fn draft_in_progress(
          and to call 110 if they already paid. If unreachable within 5 minutes, visit the home address."
     );
     let mut ev = features_json(f, risk);
+    ev["reasons"] = serde_json::json!(reasons);
     ev["call_id"] = serde_json::json!(start.call_id);
     ev["call_ids"] = serde_json::json!([start.call_id]);
     ev["caller"] = serde_json::json!(caller);
@@ -288,6 +201,7 @@ pub enum NumberReason {
 
 /// `fraud_number` for `number` at `at_ms`; `call_id` is the call it was judged on (if any).
 pub fn draft_number(
+    c: &Config,
     number: Token,
     at_ms: u64,
     f: &Features,
@@ -298,19 +212,24 @@ pub fn draft_number(
     let n = token_hex(number);
     let why = match reason {
         NumberReason::Reported => "named in a fraud report",
-        NumberReason::HighRisk => "risk above the high threshold",
+        NumberReason::HighRisk => "fraud probability above the high threshold",
     };
+    let reasons = c.model.reasons(f, at_ms);
     let summary = format!(
-        "Fraud number {n} ({}): {why}; {} called today, {} report(s)",
+        "Fraud number {n} ({}): {why}; {}",
         shape(f.class),
-        people(u64::from(f.fanout_24h)),
-        f.reports
+        if reasons.is_empty() {
+            format!("{} called today", people(u64::from(f.fanout_24h)))
+        } else {
+            reasons.join("; ")
+        }
     );
     let action = format!(
         "Review {n}; ask the operator to suspend it and to list its current calls; \
          check its other callees for exposure alerts."
     );
     let mut ev = features_json(f, risk);
+    ev["reasons"] = serde_json::json!(reasons);
     ev["number"] = serde_json::json!(n);
     ev["reason"] = serde_json::json!(match reason {
         NumberReason::Reported => "reported",
@@ -394,70 +313,5 @@ pub fn draft_exposure(
         summary,
         evidence: ev.to_string(),
         action,
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use rand::{Rng, SeedableRng};
-    use rand_chacha::ChaCha8Rng;
-
-    use super::*;
-
-    /// The dataflow skips a check whose bound is below the thresholds: a score
-    /// above its bound would be an alert lost. Random weights (negative ones
-    /// too), shapes and counts.
-    #[test]
-    fn score_never_exceeds_its_bound() {
-        let mut rng = ChaCha8Rng::seed_from_u64(7);
-        let mut skippable = 0;
-        for case in 0..20_000 {
-            let mut c = Config::default();
-            if case % 2 == 1 {
-                let mut w = || rng.random_range(-1.0..1.0);
-                c.weights = crate::Weights {
-                    spoofed_service: w(),
-                    service: w(),
-                    international: w(),
-                    virtual_operator: w(),
-                    risky_fanout: w(),
-                    stranger_fanout: w(),
-                    fanout_1h: w(),
-                    burst: w(),
-                    short_share: w(),
-                    new_callee_share: w(),
-                    young_number: w(),
-                    reported: w(),
-                    linked: w(),
-                    young_outbound: w(),
-                };
-            }
-            let calls_24h = rng.random_range(0..30);
-            let completed_24h = rng.random_range(0..=calls_24h);
-            let f = Features {
-                // Every combination of the four flags (the type has no
-                // constructor from bits; it deserialises from them).
-                class: serde_json::from_value(serde_json::json!(rng.random_range(0..16u8))).expect("a class"),
-                calls_1h: rng.random_range(0..=calls_24h),
-                fanout_1h: rng.random_range(0..=calls_24h),
-                calls_24h,
-                fanout_24h: rng.random_range(0..=calls_24h),
-                burst: rng.random_range(0..=calls_24h),
-                completed_24h,
-                short_24h: rng.random_range(0..=completed_24h),
-                new_callee_24h: rng.random_range(0..=calls_24h),
-                age_days: rng.random_bool(0.7).then(|| rng.random_range(0..400)),
-                seen_h: rng.random_range(0..200),
-                reports: rng.random_range(0..3),
-                linked_callees: rng.random_range(0..6),
-                out_only_callees: rng.random_range(0..30),
-                quiet_h: rng.random_range(0..200),
-            };
-            let bound = score_bound(&c, f.class, f.age_days, f.reports > 0);
-            assert!(score(&c, &f) <= bound + 0.001, "case {case}: {f:?} scores over its bound {bound}");
-            skippable += u32::from(case % 2 == 0 && bound + 0.001 < c.in_progress_threshold);
-        }
-        // With the default weights, the old local numbers are skipped.
-        assert!(skippable > 0);
     }
 }

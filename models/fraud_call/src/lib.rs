@@ -35,7 +35,10 @@
 
 pub mod eval;
 pub mod features;
+pub mod learned;
 pub mod reference;
+pub mod rule;
+pub mod train;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -57,64 +60,7 @@ use timely::dataflow::operators::generic::builder_rc::OperatorBuilder;
 use timely::dataflow::operators::vec::{Broadcast, Filter, Map};
 
 use crate::features::{Features, NumberReason, PastCall, day_of, draft_exposure, draft_in_progress, draft_number};
-
-/// Points each feature adds to the risk score (see the model card for why).
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct Weights {
-    /// A service-number shape arriving from abroad: domestic hotlines never do.
-    pub spoofed_service: f64,
-    /// A domestic service number (bank, telecom hotline): trusted, negative.
-    pub service: f64,
-    /// An international number.
-    pub international: f64,
-    /// A virtual-operator number.
-    pub virtual_operator: f64,
-    /// A risky prefix (international, virtual) that called at least 2 distinct people in 24 h.
-    pub risky_fanout: f64,
-    /// At least `stranger_fanout_min` distinct callees in 24 h, nearly all with no prior contact.
-    pub stranger_fanout: f64,
-    /// At least `fanout_1h_min` distinct callees in the last hour.
-    pub fanout_1h: f64,
-    /// At least `burst_min` calls within the burst window.
-    pub burst: f64,
-    /// Times the share of short calls among ended calls of the last 24 h.
-    pub short_share: f64,
-    /// Times the share of calls to callees with no prior contact.
-    pub new_callee_share: f64,
-    /// Number activated less than `young_number_days` ago.
-    pub young_number: f64,
-    /// Named in a fraud report.
-    pub reported: f64,
-    /// At least `linked_min` callees shared with reported numbers.
-    pub linked: f64,
-    /// A young number that only calls out: at least `outbound_only_min`
-    /// distinct callees since it last answered a call, and either `quiet_min_h`
-    /// hours without answering one or none answered since it appeared while all
-    /// its calls of the last 24 h went to strangers.
-    pub young_outbound: f64,
-}
-
-impl Default for Weights {
-    fn default() -> Self {
-        Weights {
-            spoofed_service: 1.0,
-            service: -1.0,
-            international: 0.35,
-            virtual_operator: 0.35,
-            risky_fanout: 0.3,
-            stranger_fanout: 0.2,
-            fanout_1h: 0.1,
-            burst: 0.1,
-            short_share: 0.0,
-            new_callee_share: 0.0,
-            young_number: 0.2,
-            reported: 1.0,
-            linked: 0.1,
-            young_outbound: 0.4,
-        }
-    }
-}
+pub use crate::learned::Logit;
 
 /// Settings, with the defaults the card explains.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -122,11 +68,16 @@ impl Default for Weights {
 pub struct Config {
     /// A call still open this long after it was answered is judged, seconds.
     pub open_s: u64,
-    /// Risk at or above which an open call raises `fraud_in_progress`.
-    pub in_progress_threshold: f64,
-    /// Risk at or above which the number is raised as `fraud_number` (and the
-    /// in-progress alert is `severe`).
-    pub number_threshold: f64,
+    /// Probability at or above which an open call raises `fraud_in_progress`.
+    /// Unset: the weights file's, chosen on its training data for its
+    /// precision target (see the card).
+    pub in_progress_threshold: Option<f64>,
+    /// Probability at or above which the number is raised as `fraud_number`
+    /// (and the in-progress alert is `severe`). Unset: the weights file's.
+    pub number_threshold: Option<f64>,
+    /// A weights file written by `citywatch train fraud_call` (unset: the
+    /// committed `weights/fraud_call.json`).
+    pub weights_file: Option<String>,
     /// Score points added for a vulnerable callee (severity only, never the decision).
     pub vulnerable_bonus: f64,
     /// Callees this old or older are vulnerable.
@@ -135,26 +86,10 @@ pub struct Config {
     pub minor_age: u8,
     /// Burst window, seconds.
     pub burst_window_s: u64,
-    /// Calls within the burst window that make a burst.
-    pub burst_min: u32,
     /// A call shorter than this is short, seconds.
     pub short_call_s: u32,
-    /// Shares (short calls, new callees) count only over at least this many calls.
-    pub min_calls_for_share: u32,
-    /// Distinct callees in the last hour that count as hourly fan-out.
-    pub fanout_1h_min: u32,
-    /// Distinct callees in 24 h that count as fanning out to strangers...
-    pub stranger_fanout_min: u32,
-    /// ...when at least this share of the calls went to callees with no prior contact.
-    pub stranger_new_share: f64,
-    /// Callees shared with reported numbers that make a link.
-    pub linked_min: u32,
-    /// Distinct callees called since the number last answered a call that make it outbound-only.
-    pub outbound_only_min: u32,
-    /// Hours without answering a call that make a number outbound-only.
-    pub quiet_min_h: u32,
-    /// A number activated less than this many days ago is young.
-    pub young_number_days: u32,
+    /// A call shorter than this is a hang-up, seconds.
+    pub very_short_call_s: u32,
     /// A callee is a known contact if called within this many hours (and among the last `contacts` ones).
     pub contact_memory_h: u64,
     /// Contacts remembered per caller (an LRU).
@@ -171,30 +106,24 @@ pub struct Config {
     pub exposure_cap: usize,
     /// A caller with no call for this long is forgotten, hours (at least 24 and `contact_memory_h`).
     pub idle_expiry_h: u64,
-    /// Weights of the score.
-    pub weights: Weights,
+    /// The learned model (from `weights_file`, else the committed weights).
+    #[serde(skip)]
+    pub model: Arc<Logit>,
 }
 
 impl Default for Config {
     fn default() -> Self {
         Config {
             open_s: 120,
-            in_progress_threshold: 0.6,
-            number_threshold: 1.0,
+            in_progress_threshold: None,
+            number_threshold: None,
+            weights_file: None,
             vulnerable_bonus: 0.25,
             elderly_age: 60,
             minor_age: 18,
             burst_window_s: 600,
-            burst_min: 3,
             short_call_s: 60,
-            min_calls_for_share: 4,
-            fanout_1h_min: 3,
-            stranger_fanout_min: 12,
-            stranger_new_share: 0.95,
-            linked_min: 3,
-            outbound_only_min: 12,
-            quiet_min_h: 72,
-            young_number_days: 90,
+            very_short_call_s: 15,
             contact_memory_h: 7 * 24,
             contacts: 48,
             recent_cap: 256,
@@ -203,7 +132,7 @@ impl Default for Config {
             exposure_min_talk_s: 120,
             exposure_cap: 512,
             idle_expiry_h: 7 * 24,
-            weights: Weights::default(),
+            model: Logit::committed(),
         }
     }
 }
@@ -227,7 +156,31 @@ impl Config {
     pub fn idle_ms(&self) -> u64 {
         (self.idle_expiry_h.max(24).max(self.contact_memory_h)) * HOUR_MS
     }
+    /// The in-progress threshold in force.
+    pub fn threshold(&self) -> f64 {
+        self.in_progress_threshold.unwrap_or(self.model.file.threshold)
+    }
+
+    /// The number threshold in force.
+    pub fn high_threshold(&self) -> f64 {
+        self.number_threshold.unwrap_or(self.model.file.number_threshold)
+    }
+
+    /// The caller's probability of fraud at `at_ms` from its features.
+    pub fn score(&self, f: &Features, at_ms: u64) -> f64 {
+        self.model.prob(f, at_ms)
+    }
+
     fn check(&self) -> std::result::Result<(), String> {
+        for (name, t) in
+            [("in_progress_threshold", self.in_progress_threshold), ("number_threshold", self.number_threshold)]
+        {
+            if let Some(t) = t
+                && !(0.0..=1.0).contains(&t)
+            {
+                return Err(format!("{name} {t} is not a probability; give a value in 0..=1"));
+            }
+        }
         if self.open_s == 0 {
             return Err("open_s must be at least 1".into());
         }
@@ -243,7 +196,26 @@ impl Config {
 pub struct FraudCall {
     /// Its settings.
     pub config: Config,
+    /// Where to record every in-progress decision with its features (for
+    /// `citywatch train`); `None` in service.
+    pub tap: Option<Tap>,
 }
+
+/// One in-progress decision: the call, when, and the caller's features then.
+#[derive(Debug, Clone, Copy)]
+pub struct Decision {
+    /// The call judged.
+    pub call_id: u64,
+    /// Its caller.
+    pub caller: Token,
+    /// The decision time.
+    pub at_ms: u64,
+    /// The caller's features at that time.
+    pub features: Features,
+}
+
+/// The decisions of a replay, from every worker (training only).
+pub type Tap = Arc<std::sync::Mutex<Vec<Decision>>>;
 
 /// A report or a link, as the risk operator receives them (broadcast).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -504,6 +476,7 @@ impl Risk {
             if r.dur_s != OPEN {
                 f.completed_24h += 1;
                 f.short_24h += u32::from(r.dur_s < c.short_call_s);
+                f.very_short_24h += u32::from(r.dur_s < c.very_short_call_s);
             }
             f.calls_1h += u32::from(r.ts_ms + hour > at);
             f.burst += u32::from(r.ts_ms + burst > at);
@@ -530,21 +503,13 @@ impl Risk {
         let last_in = self.received.get(&who).copied();
         f.out_only_callees =
             st.contacts.iter().filter(|&&(_, t)| t + memory > at && last_in.is_none_or(|r| t > r)).count() as u32;
+        f.contacts = st.contacts.iter().filter(|&&(_, t)| t + memory > at).count() as u32;
+        f.answered = last_in.is_some_and(|r| r + memory > at);
         let since_in = last_in.map_or(u64::MAX, |r| at - r);
         f.quiet_h = (since_in.min(at - st.first_seen_ms).min(memory) / HOUR_MS) as u32;
         let report_ms = c.report_memory_h * HOUR_MS;
         f.reports = self.reports.get(&who).map_or(0, |v| v.iter().filter(|&&t| t + report_ms > at).count() as u32);
         f
-    }
-
-    /// Whether the caller's score can reach a threshold at `at` (see [`features::score_bound`]).
-    fn may_alert(&self, c: &Config, subs: &Subscribers, who: Token, at: u64) -> bool {
-        let Some(st) = self.callers.get(&who) else { return false };
-        let report_ms = c.report_memory_h * HOUR_MS;
-        let reported = self.reports.get(&who).is_some_and(|v| v.iter().any(|&t| t + report_ms > at));
-        let bound = features::score_bound(c, st.class, features::age_days(subs.get(&who), at), reported);
-        // Scores are rounded to 0.001: keep a margin so a skipped check could never have alerted.
-        bound + 0.001 >= c.in_progress_threshold.min(c.number_threshold)
     }
 
     fn sweep(&mut self, c: &Config, now: u64) {
@@ -577,6 +542,10 @@ impl Model for FraudCall {
         include_str!("../README.md")
     }
 
+    fn version(&self) -> String {
+        format!("0.2.0+{}", self.config.model.file.version)
+    }
+
     fn config(&self) -> serde_json::Value {
         serde_json::to_value(&self.config).expect("config serialises")
     }
@@ -587,6 +556,12 @@ impl Model for FraudCall {
             serde_json::Value::Null => Config::default(),
             s => serde_json::from_value(s.clone()).map_err(|e| Error::config(what, e.to_string()))?,
         };
+        let mut config = config;
+        if let Some(path) = &config.weights_file {
+            let text =
+                std::fs::read_to_string(path).map_err(|e| Error::config(what, format!("weights_file {path}: {e}")))?;
+            config.model = Arc::new(Logit::parse(&text, path).map_err(|e| Error::config(what, e))?);
+        }
         config.check().map_err(|e| Error::config(what, e))?;
         self.config = config;
         Ok(())
@@ -678,6 +653,7 @@ impl Model for FraudCall {
 
         // 2. Risk: every call row by caller; notices everywhere.
         let config = self.config.clone();
+        let tap = self.tap.clone();
         let risk = rows.deadlines_touching(
             notices,
             Exchange::new(|r: &Row| r.key()),
@@ -749,10 +725,10 @@ impl Model for FraudCall {
                             state.callers.get(suspect).is_some_and(|s| s.last_start_ms() + config.idle_ms() > now);
                         if fresh {
                             let f = state.features(&config, &subs, *suspect, now);
-                            let risk = features::score(&config, &f);
+                            let risk = config.score(&f, now);
                             let st = state.callers.get_mut(suspect).expect("fresh caller");
                             if st.mark_number_day(now) {
-                                ctx.emit(draft_number(*suspect, now, &f, risk, NumberReason::Reported, None));
+                                ctx.emit(draft_number(&config, *suspect, now, &f, risk, NumberReason::Reported, None));
                             }
                         }
                     }
@@ -761,19 +737,25 @@ impl Model for FraudCall {
                     }
                     Step::Timer { at_ms, key } => {
                         let Some(start) = state.open.remove(&key) else { return };
-                        if !state.may_alert(&config, &subs, start.caller, at_ms) {
-                            return;
-                        }
                         let f = state.features(&config, &subs, start.caller, at_ms);
-                        let risk = features::score(&config, &f);
-                        if risk >= config.in_progress_threshold {
+                        let risk = config.score(&f, at_ms);
+                        if let Some(tap) = &tap {
+                            tap.lock().expect("tap").push(Decision {
+                                call_id: start.call_id,
+                                caller: start.caller,
+                                at_ms,
+                                features: f,
+                            });
+                        }
+                        if risk >= config.threshold() {
                             ctx.emit(draft_in_progress(&config, &subs, &start, at_ms, &f, risk));
                         }
-                        if risk >= config.number_threshold
+                        if risk >= config.high_threshold()
                             && let Some(st) = state.callers.get_mut(&start.caller)
                             && st.mark_number_day(at_ms)
                         {
                             ctx.emit(draft_number(
+                                &config,
                                 start.caller,
                                 at_ms,
                                 &f,

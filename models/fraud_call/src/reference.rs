@@ -138,27 +138,27 @@ pub fn run(config: &Config, events: &[Event], subs: &Subscribers) -> Vec<AlertDr
                     continue; // forgotten: idle too long
                 }
                 let f = features_at(config, subs, &by_caller, &received, &reports, &links, number, *p, r.ts_ms, true);
-                let risk = features::score(config, &f);
+                let risk = config.score(&f, r.ts_ms);
                 let run = run_start(&starts, idle);
                 if number_day.get(&(number, run)) != Some(&day_of(r.ts_ms)) {
                     number_day.insert((number, run), day_of(r.ts_ms));
-                    out.push(draft_number(number, r.ts_ms, &f, risk, NumberReason::Reported, None));
+                    out.push(draft_number(config, number, r.ts_ms, &f, risk, NumberReason::Reported, None));
                 }
             }
             Check::Open(s) => {
                 let at = p.0;
                 let f = features_at(config, subs, &by_caller, &received, &reports, &links, s.caller, *p, at, false);
-                let risk = features::score(config, &f);
-                if risk >= config.in_progress_threshold {
+                let risk = config.score(&f, at);
+                if risk >= config.threshold() {
                     out.push(draft_in_progress(config, subs, s, at, &f, risk));
                 }
-                if risk >= config.number_threshold {
+                if risk >= config.high_threshold() {
                     let starts: Vec<&CallEvent> =
                         by_caller[&s.caller].starts.iter().filter(|x| pos_of_call(x) < *p).collect();
                     let run = run_start(&starts, idle);
                     if number_day.get(&(s.caller, run)) != Some(&day_of(at)) {
                         number_day.insert((s.caller, run), day_of(at));
-                        out.push(draft_number(s.caller, at, &f, risk, NumberReason::HighRisk, Some(s.call_id)));
+                        out.push(draft_number(config, s.caller, at, &f, risk, NumberReason::HighRisk, Some(s.call_id)));
                     }
                 }
             }
@@ -225,6 +225,7 @@ fn features_at(
         if let Some(e) = end {
             f.completed_24h += 1;
             f.short_24h += u32::from(talk_s(e) < c.short_call_s);
+            f.very_short_24h += u32::from(talk_s(e) < c.very_short_call_s);
         }
         if s.ts_ms + HOUR_MS > at {
             f.calls_1h += 1;
@@ -254,6 +255,8 @@ fn features_at(
     recent.truncate(c.contacts);
     f.out_only_callees =
         recent.iter().filter(|&&(t, _)| t + memory > at && last_in.is_none_or(|r| t > r)).count() as u32;
+    f.contacts = recent.iter().filter(|&&(t, _)| t + memory > at).count() as u32;
+    f.answered = last_in.is_some_and(|r| r + memory > at);
     let run = run_start(&starts, c.idle_ms());
     let since_in = last_in.map_or(u64::MAX, |r| at - r);
     f.quiet_h = (since_in.min(at - run).min(memory) / HOUR_MS) as u32;

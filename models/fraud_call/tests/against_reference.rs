@@ -7,7 +7,7 @@ use citywatch_engine::event::Event;
 use citywatch_engine::replay::{ReplayOptions, merged_events, replay};
 use citywatch_engine::rows::{AlarmRow, CallRow, write_table};
 use citywatch_engine::testkit::{T0_MS, assert_alerts_for_1_2_4_workers};
-use citywatch_fraud_call::{Config, FraudCall, Weights, reference};
+use citywatch_fraud_call::{Config, FraudCall, reference};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
@@ -157,7 +157,7 @@ fn check(seed: u64, config: Config) {
     );
     assert_alerts_for_1_2_4_workers(
         &opts,
-        || Box::new(FraudCall { config: config.clone() }),
+        || Box::new(FraudCall { config: config.clone(), tap: None }),
         |a| key(&a.kind, &a.subject, a.event_ts_ms as u64, &a.summary, &a.evidence, &a.severity),
         &expected,
         &format!("seed {seed}"),
@@ -176,7 +176,8 @@ fn issue_4_matches_reference_small_caps() {
     // Tiny caps and windows exercise eviction, the contact LRU and idle expiry.
     let config = Config {
         open_s: 45,
-        in_progress_threshold: 0.4,
+        in_progress_threshold: Some(0.05),
+        number_threshold: Some(0.5),
         contacts: 3,
         recent_cap: 6,
         exposure_cap: 4,
@@ -185,33 +186,29 @@ fn issue_4_matches_reference_small_caps() {
         report_memory_h: 12,
         idle_expiry_h: 1,
         exposure_min_talk_s: 30,
-        outbound_only_min: 3,
-        quiet_min_h: 6,
         ..Config::default()
     };
     check(3, config.clone());
-    // The young number that only calls out is what raises some of those alerts.
+    // The threshold is the decision: at 0 every call still open at its check
+    // alerts, at 1 none does (no probability reaches 1 after rounding to 1e-6
+    // unless the model is certain), and the default lies in between.
     let dir = tempfile::tempdir().unwrap();
     write_fraud_dataset(dir.path(), 3, 2, 300);
     let opts = ReplayOptions { input: dir.path().to_owned(), lateness_ms: 60_000, ..ReplayOptions::default() };
     let (events, data) = merged_events(&opts).unwrap();
-    let config = Config { in_progress_threshold: 0.6, ..config };
-    let without = Config { weights: Weights { young_outbound: 0.0, ..config.weights.clone() }, ..config.clone() };
-    let with_term = reference::run(&config, &events, &data.subscribers);
-    let without_term = reference::run(&without, &events, &data.subscribers);
-    assert!(
-        with_term.len() > without_term.len(),
-        "young_outbound should add alerts: {} vs {}",
-        with_term.len(),
-        without_term.len()
-    );
+    let in_progress = |t: f64| {
+        let c = Config { in_progress_threshold: Some(t), ..config.clone() };
+        reference::run(&c, &events, &data.subscribers).iter().filter(|a| a.kind == "fraud_in_progress").count()
+    };
+    let (all, some) = (in_progress(0.0), in_progress(0.05));
+    assert!(all > some && some > 0, "threshold 0: {all} alerts, 0.05: {some}");
 }
 
 #[test]
 fn issue_4_an_end_stamped_at_the_check_cancels_the_alert() {
-    // A spoofed service number (risk 1.0 from its first call) makes two calls: one
-    // ends exactly `open_s` after its start (no alert: it ended), one a second later
-    // (alert at start + open_s, while still open).
+    // With thresholds at 0 every open call alerts. A number makes two calls:
+    // one ends exactly `open_s` after its start (no alert: it ended), one a
+    // second later (alert at start + open_s, while still open).
     let dir = tempfile::tempdir().unwrap();
     let call = |id: u64, event: &str, ts: i64, d: Option<u32>| CallRow {
         call_id: id,
@@ -233,12 +230,13 @@ fn issue_4_an_end_stamped_at_the_check_cancels_the_alert() {
     ];
     write_table(dir.path(), &rows).unwrap();
     let opts = ReplayOptions { input: dir.path().to_owned(), ..ReplayOptions::default() };
-    let out = replay(&opts, vec![Box::new(FraudCall::default())]).unwrap();
+    let config = Config { in_progress_threshold: Some(0.0), number_threshold: Some(0.0), ..Config::default() };
+    let out = replay(&opts, vec![Box::new(FraudCall { config, tap: None })]).unwrap();
     let in_progress: Vec<_> = out.alerts.iter().filter(|a| a.kind == "fraud_in_progress").collect();
     assert_eq!(in_progress.len(), 1, "{:#?}", out.alerts);
     assert_eq!(in_progress[0].event_ts_ms, T0_MS + 720_000);
     assert!(in_progress[0].evidence.contains("\"call_id\":2"));
-    assert_eq!(in_progress[0].severity, "severe", "risk 1.0 reaches the number threshold");
+    assert_eq!(in_progress[0].severity, "severe", "the risk reaches the number threshold 0");
     let numbers = out.alerts.iter().filter(|a| a.kind == "fraud_number").count();
     assert_eq!(numbers, 1, "once per number per day");
 }
