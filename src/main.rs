@@ -192,6 +192,19 @@ struct EvalArgs {
     /// Score hotspot forecasts from this date on (YYYY-MM-DD; default: one year after the first alarm).
     #[arg(long)]
     score_from: Option<String>,
+    /// Score hotspot forecasts only for periods that end by this date (YYYY-MM-DD; default: the end of the data).
+    #[arg(long)]
+    score_until: Option<String>,
+    /// Alarm categories the hotspot evaluation scores, comma-separated (default: the crimes
+    /// burglary, theft, robbery, assault, vehicle_theft).
+    #[arg(long)]
+    kinds: Option<String>,
+    /// Forecasts at 00:00 UTC plus this many hours (local midnight: 5 for Toronto).
+    #[arg(long, default_value_t = 0)]
+    day_offset_h: u64,
+    /// Config file (TOML) whose `[models.risk_hotspot]` section the hotspot ranking uses.
+    #[arg(long)]
+    config: Option<PathBuf>,
     /// Skip the hotspot evaluation (it replays the risk surface over every day of the data).
     #[arg(long)]
     no_hotspot: bool,
@@ -365,10 +378,29 @@ fn run_eval(args: EvalArgs) -> Result<()> {
     }
     let has_alarms = citywatch_engine::read::locate(&args.input, citywatch_engine::contract::Table::Alarms)?.is_some();
     if has_alarms && !args.no_hotspot {
-        let mut opts = citywatch_risk_hotspot::eval::EvalOptions { alerts: args.alerts.clone(), ..Default::default() };
+        let mut opts = citywatch_risk_hotspot::eval::EvalOptions {
+            alerts: args.alerts.clone(),
+            day_offset_ms: args.day_offset_h * 3_600_000,
+            ..Default::default()
+        };
         if let Some(d) = &args.score_from {
             let ms = parse_date_ms(d).with_context(|| format!("--score-from: '{d}' is not a date; use YYYY-MM-DD"))?;
             opts.score_from_ms = Some(ms as u64);
+        }
+        if let Some(d) = &args.score_until {
+            let ms = parse_date_ms(d).with_context(|| format!("--score-until: '{d}' is not a date; use YYYY-MM-DD"))?;
+            opts.score_until_ms = Some(ms as u64);
+        }
+        if let Some(k) = &args.kinds {
+            opts.kinds = citywatch_risk_hotspot::eval::parse_kinds(k)?;
+        }
+        if args.config.is_some() {
+            let settings = load_settings(args.config.as_ref())?;
+            let mut model = citywatch_risk_hotspot::RiskHotspot::default();
+            if let Some(section) = settings.models.get("risk_hotspot") {
+                model.configure(&serde_json::to_value(section)?)?;
+            }
+            opts.config = model.config;
         }
         let hotspot = citywatch_risk_hotspot::eval::evaluate_dataset(&args.input, &opts)?;
         println!("{hotspot}");
