@@ -298,6 +298,7 @@ fn replay_options(engine: &EngineArgs, settings: &Settings) -> Result<ReplayOpti
     if let Some(cc) = settings.home_country_code.clone() {
         opts.home_cc = cc;
     }
+    opts.fallback_officer = settings.fallback_officer.clone();
     Ok(opts)
 }
 
@@ -489,6 +490,10 @@ fn run_serve(args: ServeArgs) -> Result<()> {
         }
         None => citywatch_engine::reference::Reference::empty(),
     };
+    let mut reference = reference;
+    if settings.fallback_officer.is_some() {
+        Arc::make_mut(&mut reference.jurisdiction).set_fallback(settings.fallback_officer.clone());
+    }
     let workers = args.workers.or(settings.workers).unwrap_or(2);
     let addr = config.addr.clone();
     serve_live(&settings, config, reference, workers, move || {

@@ -9,7 +9,9 @@
 //! command whose scope is the district; an analyst for the city. When a level
 //! has no officer the alert goes one level up, so it is never unassigned while
 //! anyone above could take it. Ties (two officers with the same scope) go to
-//! the smallest `officer_id`, so routing is deterministic.
+//! the smallest `officer_id`, so routing is deterministic. An alert that no
+//! level covers (no analyst either) goes to the configured fallback officer
+//! ([`Jurisdiction::set_fallback`], the config's `fallback_officer`), if any.
 //!
 //! A dataset with no grids file gets the default: H3 resolution-7 cells
 //! (~5 km²) as grids, each its own community, with the resolution-6 parent as
@@ -80,6 +82,8 @@ pub struct Jurisdiction {
     /// (role, scope) -> officer_id (the smallest, for determinism).
     by_scope: HashMap<(Role, String), String>,
     default_grid: bool,
+    /// Who gets an alert that no officer's scope covers (the `fallback_officer` setting).
+    fallback: Option<String>,
 }
 
 impl Jurisdiction {
@@ -92,6 +96,7 @@ impl Jurisdiction {
             officers: Vec::new(),
             by_scope: HashMap::new(),
             default_grid: true,
+            fallback: None,
         };
         j.set_officers(officers);
         j
@@ -117,6 +122,7 @@ impl Jurisdiction {
             officers: Vec::new(),
             by_scope: HashMap::new(),
             default_grid: false,
+            fallback: None,
         };
         j.set_officers(officers);
         j
@@ -128,6 +134,12 @@ impl Jurisdiction {
             self.by_scope.entry((o.role, o.scope.clone())).or_insert_with(|| o.officer_id.clone());
         }
         self.officers = officers;
+    }
+
+    /// Sends alerts that no officer's scope covers (not even a city analyst's) to
+    /// `officer` instead of leaving them unassigned.
+    pub fn set_fallback(&mut self, officer: Option<String>) {
+        self.fallback = officer;
     }
 
     /// The resolution of the grid cells.
@@ -214,7 +226,7 @@ impl Jurisdiction {
                 return found;
             }
         }
-        None
+        self.fallback.clone()
     }
 }
 
@@ -273,7 +285,10 @@ mod tests {
         let r = j.route(Some(p), None, RouteLevel::Community);
         assert_eq!(r.grid, r.community);
         assert!(r.street.is_some() && r.district.is_some());
-        assert_eq!(r.assignee, None);
+        assert_eq!(r.assignee, None, "no officers at all: nobody");
+        let mut j = j;
+        j.set_fallback(Some("o-duty".to_owned()));
+        assert_eq!(j.route(Some(p), None, RouteLevel::Community).assignee.as_deref(), Some("o-duty"));
     }
 
     #[test]

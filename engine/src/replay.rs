@@ -108,6 +108,8 @@ pub struct ReplayOptions {
     pub home_cc: String,
     /// Show a progress bar (on a terminal).
     pub progress: bool,
+    /// Who gets alerts that no officer's scope covers (see [`crate::jurisdiction::Jurisdiction::set_fallback`]).
+    pub fallback_officer: Option<String>,
 }
 
 impl Default for ReplayOptions {
@@ -122,6 +124,7 @@ impl Default for ReplayOptions {
             pseudonym_key: crate::pseudonym::DEMO_KEY.to_owned(),
             home_cc: "86".to_owned(),
             progress: false,
+            fallback_officer: None,
         }
     }
 }
@@ -209,6 +212,13 @@ pub fn open_dataset(dir: &Path, pseudonymiser: &Pseudonymiser) -> Result<Dataset
         reference_rejects: rejects,
         reference_rows,
     })
+}
+
+/// Applies the options' fallback officer to the dataset's jurisdiction.
+fn set_fallback(dataset: &mut Dataset, opts: &ReplayOptions) {
+    if opts.fallback_officer.is_some() {
+        Arc::make_mut(&mut dataset.reference.jurisdiction).set_fallback(opts.fallback_officer.clone());
+    }
 }
 
 /// Turns a model's draft into a routed alert.
@@ -679,6 +689,7 @@ pub fn replay_with_tap(
     let started = Instant::now();
     let pseudonymiser = Pseudonymiser::new(&opts.pseudonym_key, &opts.home_cc);
     let mut dataset = open_dataset(&opts.input, &pseudonymiser)?;
+    set_fallback(&mut dataset, opts);
     let process = opts.cluster.as_ref().map_or(0, |c| c.process);
     let processes = opts.cluster.as_ref().map_or(1, |c| c.processes);
     let writes = process == 0 && opts.out.is_some();
@@ -812,6 +823,7 @@ fn write_json(path: &Path, value: &impl serde::Serialize) -> Result<()> {
 pub fn merged_events(opts: &ReplayOptions) -> Result<(Vec<Event>, Reference)> {
     let pseudonymiser = Pseudonymiser::new(&opts.pseudonym_key, &opts.home_cc);
     let mut dataset = open_dataset(&opts.input, &pseudonymiser)?;
+    set_fallback(&mut dataset, opts);
     let (tx, rx) = bounded::<Arc<Epoch>>(4);
     let collector = std::thread::spawn(move || {
         let mut all = Vec::new();

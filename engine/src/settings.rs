@@ -5,6 +5,7 @@
 //! pseudonym_key = "change-me"      # HMAC key of phone-number pseudonyms (default: the public demo key)
 //! home_country_code = "86"         # to tell international numbers
 //! lateness = "60s"                 # allowed lateness of events
+//! fallback_officer = "A01"         # gets alerts no officer's scope covers (default: none)
 //!
 //! reference = "data/qingdao"        # live mode: grids, officers, subscribers
 //! workers = 2                       # live mode: worker threads
@@ -31,6 +32,9 @@ pub struct Settings {
     pub home_country_code: Option<String>,
     /// Allowed lateness, e.g. `60s`.
     pub lateness: Option<String>,
+    /// The officer who gets alerts that no officer's scope covers, not even a
+    /// city analyst's (a dataset without an officers table); default: nobody.
+    pub fallback_officer: Option<String>,
     /// Live mode: a dataset folder whose reference tables (grids, officers,
     /// subscribers) the service routes with.
     pub reference: Option<std::path::PathBuf>,
