@@ -91,6 +91,11 @@ enum Command {
     Replay(ReplayArgs),
     /// Generate a synthetic city (or lay out the real Toronto incidents) as a dataset folder.
     Gen(GenArgs),
+    /// Import an analyst's export into a dataset folder.
+    Import {
+        #[command(subcommand)]
+        command: ImportCommand,
+    },
     /// Score a replay's alerts: fraud (against the dataset's labels), hotspots (PAI/PEI*), officer load.
     Eval(EvalArgs),
     /// List the registered models with their versions and settings.
@@ -256,6 +261,62 @@ struct TokenArgs {
 }
 
 #[derive(Subcommand, Debug)]
+enum ImportCommand {
+    /// An incident export (CSV or Parquet) to a dataset's alarms table; rejected rows to rejected.ndjson.
+    Incidents(ImportIncidentsArgs),
+}
+
+#[derive(Args, Debug)]
+struct ImportIncidentsArgs {
+    /// The export: a .csv file (header row, quoted fields) or a .parquet file.
+    #[arg(long)]
+    input: PathBuf,
+    /// The dataset folder to write (alarms.parquet, rejected.ndjson, and officers.parquet if absent).
+    #[arg(long)]
+    out: PathBuf,
+    /// Column of the incident time.
+    #[arg(long)]
+    time: String,
+    /// Format of the time, a chrono pattern ('%m/%d/%Y %I:%M:%S %p') or rfc3339, epoch_s, epoch_ms;
+    /// repeat the flag for several formats, tried in order.
+    #[arg(long = "time-format", required = true)]
+    time_formats: Vec<String>,
+    /// Time zone of local times (IANA name, e.g. America/Toronto; or UTC).
+    #[arg(long)]
+    time_zone: String,
+    /// Latitude column (WGS84 degrees); with --lon.
+    #[arg(long, requires = "lon", conflicts_with_all = ["x", "y", "epsg"])]
+    lat: Option<String>,
+    /// Longitude column (WGS84 degrees).
+    #[arg(long, requires = "lat")]
+    lon: Option<String>,
+    /// Projected x (easting) column; with --y and --epsg.
+    #[arg(long, requires_all = ["y", "epsg"])]
+    x: Option<String>,
+    /// Projected y (northing) column.
+    #[arg(long, requires = "x")]
+    y: Option<String>,
+    /// EPSG code of x/y (e.g. 2263 for New York state plane, 32617 for UTM 17N).
+    #[arg(long, requires = "x")]
+    epsg: Option<u16>,
+    /// Column of the source category.
+    #[arg(long)]
+    category: String,
+    /// Mapping file, CSV `source,category[,priority]` (category: a contract category or `skip`; source `*`: any other).
+    #[arg(long)]
+    categories: PathBuf,
+    /// Column of the incident id (default: the row number).
+    #[arg(long)]
+    id: Option<String>,
+    /// Column of the priority, 1 (most urgent) to 4 (default: the mapping's, else 3).
+    #[arg(long)]
+    priority: Option<String>,
+    /// Officer id of the city analyst written when the folder has no officers table.
+    #[arg(long, default_value = "A01")]
+    analyst: String,
+}
+
+#[derive(Subcommand, Debug)]
 enum AuditCommand {
     /// Check the audit log's hash chain; exits non-zero when a row was edited, reordered or deleted.
     Verify {
@@ -359,6 +420,30 @@ fn run_gen(args: GenArgs) -> Result<()> {
         }
         other => bail!("--scenario: unknown scenario `{other}`; use `city` or `toronto`"),
     }
+    Ok(())
+}
+
+fn run_import_incidents(a: ImportIncidentsArgs) -> Result<()> {
+    let opts = citywatch_datasets::import::ImportOptions {
+        input: a.input,
+        out: a.out.clone(),
+        time: a.time,
+        time_formats: a.time_formats,
+        time_zone: a.time_zone,
+        lat_lon: a.lat.zip(a.lon),
+        xy: match (a.x, a.y, a.epsg) {
+            (Some(x), Some(y), Some(e)) => Some((x, y, e)),
+            _ => None,
+        },
+        category: a.category,
+        categories: a.categories,
+        id: a.id,
+        priority: a.priority,
+        analyst: a.analyst,
+    };
+    let summary = citywatch_datasets::import::import_incidents(&opts)?;
+    println!("{summary}");
+    println!("dataset in {} (rejected rows in rejected.ndjson)", a.out.display());
     Ok(())
 }
 
@@ -622,6 +707,7 @@ fn main() -> Result<()> {
         Command::Audit { command } => run_audit(command),
         Command::Replay(a) => run_replay(a),
         Command::Gen(a) => run_gen(a),
+        Command::Import { command: ImportCommand::Incidents(a) } => run_import_incidents(a),
         Command::Eval(a) => run_eval(a),
         Command::Models { cards } => {
             for m in models() {
