@@ -158,7 +158,10 @@ pub fn parse_kinds(text: &str) -> Result<Vec<Category>> {
         let Some(c) = Category::parse(k) else {
             return Err(Error::config(
                 "--kinds",
-                format!("unknown category `{k}`; expected some of {} (map a source's own categories with `citywatch import incidents --categories`)", Category::expected()),
+                format!(
+                    "unknown category `{k}`; expected some of {} (map a source's own categories with `citywatch import incidents --categories`)",
+                    Category::expected()
+                ),
             ));
         };
         if !kinds.contains(&c) {
@@ -608,7 +611,8 @@ pub fn evaluate(alarms: &[AlarmEvent], jurisdiction: &Jurisdiction, opts: &EvalO
     let res = params.resolution;
     let is_kind = |c: Category| opts.kinds.contains(&c);
     // The area: cells with any incident.
-    let mut area: Vec<u64> = alarms.iter().filter(|a| is_kind(a.category)).map(|a| u64::from(a.pos.cell(res))).collect();
+    let mut area: Vec<u64> =
+        alarms.iter().filter(|a| is_kind(a.category)).map(|a| u64::from(a.pos.cell(res))).collect();
     area.sort_unstable();
     area.dedup();
     if area.is_empty() {
@@ -683,9 +687,14 @@ pub fn evaluate(alarms: &[AlarmEvent], jurisdiction: &Jurisdiction, opts: &EvalO
         }
         for (hi, (horizon, _, periods_a_week)) in HORIZONS.iter().enumerate() {
             for (si, share) in opts.area_shares.iter().enumerate() {
-                let cell = |m: usize| rows.iter().rev().find(|r: &&EvalRow| {
-                    r.crime == *crime && r.horizon == *horizon && r.method == names[m] && (r.area_share - share).abs() < 1e-12
-                });
+                let cell = |m: usize| {
+                    rows.iter().rev().find(|r: &&EvalRow| {
+                        r.crime == *crime
+                            && r.horizon == *horizon
+                            && r.method == names[m]
+                            && (r.area_share - share).abs() < 1e-12
+                    })
+                };
                 let acc = |m: usize| accs.iter().find(|(k, _)| *k == (hi, m, si)).map(|(_, a)| a);
                 let (Some(model), Some(ceiling)) = (cell(0), cell(names.len() - 1)) else { continue };
                 let Some(best) = (1..names.len() - 1)
@@ -707,7 +716,13 @@ pub fn evaluate(alarms: &[AlarmEvent], jurisdiction: &Jurisdiction, opts: &EvalO
                     ratio: if best.1.pai > 0.0 { model.pai / best.1.pai } else { f64::NAN },
                     ceiling_pai: ceiling.pai,
                     ceiling_ratio: if best.1.pai > 0.0 { ceiling.pai / best.1.pai } else { f64::NAN },
-                    paired: paired(&acc_model.per_period, &acc_best.per_period, *periods_a_week, opts.bootstrap, opts.seed),
+                    paired: paired(
+                        &acc_model.per_period,
+                        &acc_best.per_period,
+                        *periods_a_week,
+                        opts.bootstrap,
+                        opts.seed,
+                    ),
                 });
             }
         }

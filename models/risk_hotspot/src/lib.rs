@@ -140,10 +140,10 @@ impl Default for Config {
         Config {
             resolution: 9,
             category_weights: default_category_weights(),
-            smooth_rings: 1,
+            smooth_rings: 0,
             ring_weight: 0.1,
             recent_half_life_days: 30.0,
-            background_half_life_days: 730.0,
+            background_half_life_days: 500.0,
             background_weight: 0.3,
             near_repeat_weight: 1.0,
             near_repeat_rings: 1,
