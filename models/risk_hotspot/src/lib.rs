@@ -160,7 +160,7 @@ impl Default for Config {
             hotspots_per_tick: 1,
             max_hotspot_alerts_per_shift: 4,
             max_hotspot_alerts_per_community_per_shift: 1,
-            max_hotspot_alerts_per_hour: 8,
+            max_hotspot_alerts_per_hour: 6,
             max_near_repeat_alerts_per_shift: 4,
             cell_cooldown_ms: 8 * HOUR_MS,
             snapshot_cells: 500,
