@@ -115,6 +115,11 @@ enum Command {
     Replay(ReplayArgs),
     /// Generate a synthetic city (or lay out the real Toronto incidents) as a dataset folder.
     Gen(GenArgs),
+    /// Import an analyst's export into a dataset folder.
+    Import {
+        #[command(subcommand)]
+        command: ImportCommand,
+    },
     /// Score a replay's alerts: fraud (against the dataset's labels, beside the simple rule), hotspots (PAI/PEI*), officer load.
     Eval(EvalArgs),
     /// Train a learned model on labelled datasets (today: `fraud_call`).
@@ -227,6 +232,19 @@ struct EvalArgs {
     /// Score hotspot forecasts from this date on (YYYY-MM-DD; default: one year after the first alarm).
     #[arg(long)]
     score_from: Option<String>,
+    /// Score hotspot forecasts only for periods that end by this date (YYYY-MM-DD; default: the end of the data).
+    #[arg(long)]
+    score_until: Option<String>,
+    /// Alarm categories the hotspot evaluation scores, comma-separated (default: the crimes
+    /// burglary, theft, robbery, assault, vehicle_theft).
+    #[arg(long)]
+    kinds: Option<String>,
+    /// Forecasts at 00:00 UTC plus this many hours (local midnight: 5 for Toronto).
+    #[arg(long, default_value_t = 0)]
+    day_offset_h: u64,
+    /// Config file (TOML) whose `[models.risk_hotspot]` section the hotspot ranking uses.
+    #[arg(long)]
+    config: Option<PathBuf>,
     /// Skip the hotspot evaluation (it replays the risk surface over every day of the data).
     #[arg(long)]
     no_hotspot: bool,
@@ -322,6 +340,62 @@ struct TokenArgs {
 }
 
 #[derive(Subcommand, Debug)]
+enum ImportCommand {
+    /// An incident export (CSV or Parquet) to a dataset's alarms table; rejected rows to rejected.ndjson.
+    Incidents(ImportIncidentsArgs),
+}
+
+#[derive(Args, Debug)]
+struct ImportIncidentsArgs {
+    /// The export: a .csv file (header row, quoted fields) or a .parquet file.
+    #[arg(long)]
+    input: PathBuf,
+    /// The dataset folder to write (alarms.parquet, rejected.ndjson, and officers.parquet if absent).
+    #[arg(long)]
+    out: PathBuf,
+    /// Column of the incident time.
+    #[arg(long)]
+    time: String,
+    /// Format of the time, a chrono pattern ('%m/%d/%Y %I:%M:%S %p') or rfc3339, epoch_s, epoch_ms;
+    /// repeat the flag for several formats, tried in order.
+    #[arg(long = "time-format", required = true)]
+    time_formats: Vec<String>,
+    /// Time zone of local times (IANA name, e.g. America/Toronto; or UTC).
+    #[arg(long)]
+    time_zone: String,
+    /// Latitude column (WGS84 degrees); with --lon.
+    #[arg(long, requires = "lon", conflicts_with_all = ["x", "y", "epsg"])]
+    lat: Option<String>,
+    /// Longitude column (WGS84 degrees).
+    #[arg(long, requires = "lat")]
+    lon: Option<String>,
+    /// Projected x (easting) column; with --y and --epsg.
+    #[arg(long, requires_all = ["y", "epsg"])]
+    x: Option<String>,
+    /// Projected y (northing) column.
+    #[arg(long, requires = "x")]
+    y: Option<String>,
+    /// EPSG code of x/y (e.g. 2263 for New York state plane, 32617 for UTM 17N).
+    #[arg(long, requires = "x")]
+    epsg: Option<u16>,
+    /// Column of the source category.
+    #[arg(long)]
+    category: String,
+    /// Mapping file, CSV `source,category[,priority]` (category: a contract category or `skip`; source `*`: any other).
+    #[arg(long)]
+    categories: PathBuf,
+    /// Column of the incident id (default: the row number).
+    #[arg(long)]
+    id: Option<String>,
+    /// Column of the priority, 1 (most urgent) to 4 (default: the mapping's, else 3).
+    #[arg(long)]
+    priority: Option<String>,
+    /// Officer id of the city analyst written when the folder has no officers table.
+    #[arg(long, default_value = "A01")]
+    analyst: String,
+}
+
+#[derive(Subcommand, Debug)]
 enum AuditCommand {
     /// Check the audit log's keyed chain; exits non-zero when a row was edited, reordered or deleted,
     /// or when `--expect-head` (a head printed earlier by `audit head`) is no longer in the chain.
@@ -390,6 +464,7 @@ fn replay_options(engine: &EngineArgs, settings: &Settings) -> Result<ReplayOpti
     if let Some(cc) = settings.home_country_code.clone() {
         opts.home_cc = cc;
     }
+    opts.fallback_officer = settings.fallback_officer.clone();
     Ok(opts)
 }
 
@@ -462,6 +537,30 @@ fn run_gen(args: GenArgs) -> Result<()> {
     Ok(())
 }
 
+fn run_import_incidents(a: ImportIncidentsArgs) -> Result<()> {
+    let opts = citywatch_datasets::import::ImportOptions {
+        input: a.input,
+        out: a.out.clone(),
+        time: a.time,
+        time_formats: a.time_formats,
+        time_zone: a.time_zone,
+        lat_lon: a.lat.zip(a.lon),
+        xy: match (a.x, a.y, a.epsg) {
+            (Some(x), Some(y), Some(e)) => Some((x, y, e)),
+            _ => None,
+        },
+        category: a.category,
+        categories: a.categories,
+        id: a.id,
+        priority: a.priority,
+        analyst: a.analyst,
+    };
+    let summary = citywatch_datasets::import::import_incidents(&opts)?;
+    println!("{summary}");
+    println!("dataset in {} (rejected rows in rejected.ndjson)", a.out.display());
+    Ok(())
+}
+
 fn run_eval(args: EvalArgs) -> Result<()> {
     let key = args.pseudonym_key.clone().unwrap_or_else(|| citywatch_engine::pseudonym::DEMO_KEY.to_owned());
     let mut report = serde_json::Map::new();
@@ -492,10 +591,29 @@ fn run_eval(args: EvalArgs) -> Result<()> {
     }
     let has_alarms = citywatch_engine::read::locate(&args.input, citywatch_engine::contract::Table::Alarms)?.is_some();
     if has_alarms && !args.no_hotspot {
-        let mut opts = citywatch_risk_hotspot::eval::EvalOptions { alerts: args.alerts.clone(), ..Default::default() };
+        let mut opts = citywatch_risk_hotspot::eval::EvalOptions {
+            alerts: args.alerts.clone(),
+            day_offset_ms: args.day_offset_h * 3_600_000,
+            ..Default::default()
+        };
         if let Some(d) = &args.score_from {
             let ms = parse_date_ms(d).with_context(|| format!("--score-from: '{d}' is not a date; use YYYY-MM-DD"))?;
             opts.score_from_ms = Some(ms as u64);
+        }
+        if let Some(d) = &args.score_until {
+            let ms = parse_date_ms(d).with_context(|| format!("--score-until: '{d}' is not a date; use YYYY-MM-DD"))?;
+            opts.score_until_ms = Some(ms as u64);
+        }
+        if let Some(k) = &args.kinds {
+            opts.kinds = citywatch_risk_hotspot::eval::parse_kinds(k)?;
+        }
+        if args.config.is_some() {
+            let settings = load_settings(args.config.as_ref())?;
+            let mut model = citywatch_risk_hotspot::RiskHotspot::default();
+            if let Some(section) = settings.models.get("risk_hotspot") {
+                model.configure(&serde_json::to_value(section)?)?;
+            }
+            opts.config = model.config;
         }
         let hotspot = citywatch_risk_hotspot::eval::evaluate_dataset(&args.input, &opts)?;
         if hotspot.rows.iter().all(|r| r.periods == 0) {
@@ -693,6 +811,10 @@ fn run_serve(args: ServeArgs) -> Result<()> {
         }
         None => citywatch_engine::reference::Reference::empty(),
     };
+    let mut reference = reference;
+    if settings.fallback_officer.is_some() {
+        Arc::make_mut(&mut reference.jurisdiction).set_fallback(settings.fallback_officer.clone());
+    }
     let workers = args.workers.or(settings.workers).unwrap_or(2);
     let addr = config.addr.clone();
     serve_live(&settings, config, reference, workers, move || {
@@ -975,6 +1097,7 @@ fn main() -> Result<()> {
         Command::Audit { command } => run_audit(command),
         Command::Replay(a) => run_replay(a),
         Command::Gen(a) => run_gen(a),
+        Command::Import { command: ImportCommand::Incidents(a) } => run_import_incidents(a),
         Command::Eval(a) => run_eval(a),
         Command::Train(a) => run_train(a),
         Command::Models { cards } => {

@@ -11,6 +11,8 @@
 //! - [`toronto`]: the Toronto Police "Major Crime Indicators" 2014–2021 converted
 //!   to the alarms contract, committed under `datasets/toronto/`, and laid out as
 //!   a dataset folder.
+//! - [`import`]: `citywatch import incidents`, an analyst's incident export
+//!   (CSV or Parquet) to a dataset's alarms table.
 //! - [`knox`]: the Knox space-time interaction test, used to check that the
 //!   generated burglaries carry near-repeats.
 //!
@@ -30,6 +32,7 @@ pub mod fraud;
 /// `gen` is a reserved word in edition 2024: write `citywatch_datasets::r#gen`, or use the re-exports
 /// [`GenOptions`], [`GenSummary`] and [`generate`] at the crate root.
 pub mod r#gen;
+pub mod import;
 pub mod knox;
 pub mod legit;
 pub mod patrol;

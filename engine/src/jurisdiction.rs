@@ -9,7 +9,9 @@
 //! command whose scope is the district; an analyst for the city. When a level
 //! has no officer the alert goes one level up, so it is never unassigned while
 //! anyone above could take it. Ties (two officers with the same scope) go to
-//! the smallest `officer_id`, so routing is deterministic.
+//! the smallest `officer_id`, so routing is deterministic. An alert that no
+//! level covers (no analyst either) goes to the configured fallback officer
+//! ([`Jurisdiction::set_fallback`], the config's `fallback_officer`), if any.
 //!
 //! A dataset with no grids file gets the default: H3 resolution-7 cells
 //! (~5 km²) as grids, each its own community, with the resolution-6 parent as
@@ -103,6 +105,8 @@ pub struct Jurisdiction {
     by_scope: HashMap<(Role, String), String>,
     default_grid: bool,
     names: AreaNames,
+    /// Who gets an alert that no officer's scope covers (the `fallback_officer` setting).
+    fallback: Option<String>,
 }
 
 impl Jurisdiction {
@@ -116,6 +120,7 @@ impl Jurisdiction {
             by_scope: HashMap::new(),
             default_grid: true,
             names: AreaNames::default(),
+            fallback: None,
         };
         j.set_officers(officers);
         j
@@ -142,6 +147,7 @@ impl Jurisdiction {
             by_scope: HashMap::new(),
             default_grid: false,
             names: AreaNames::default(),
+            fallback: None,
         };
         j.set_officers(officers);
         j
@@ -169,6 +175,12 @@ impl Jurisdiction {
     /// The officer with this id, if any.
     pub fn officer(&self, officer_id: &str) -> Option<&Officer> {
         self.officers.binary_search_by(|o| o.officer_id.as_str().cmp(officer_id)).ok().map(|i| &self.officers[i])
+    }
+
+    /// Sends alerts that no officer's scope covers (not even a city analyst's) to
+    /// `officer` instead of leaving them unassigned.
+    pub fn set_fallback(&mut self, officer: Option<String>) {
+        self.fallback = officer;
     }
 
     /// The resolution of the grid cells.
@@ -255,7 +267,7 @@ impl Jurisdiction {
                 return found;
             }
         }
-        None
+        self.fallback.clone()
     }
 }
 
@@ -314,7 +326,10 @@ mod tests {
         let r = j.route(Some(p), None, RouteLevel::Community);
         assert_eq!(r.grid, r.community);
         assert!(r.street.is_some() && r.district.is_some());
-        assert_eq!(r.assignee, None);
+        assert_eq!(r.assignee, None, "no officers at all: nobody");
+        let mut j = j;
+        j.set_fallback(Some("o-duty".to_owned()));
+        assert_eq!(j.route(Some(p), None, RouteLevel::Community).assignee.as_deref(), Some("o-duty"));
     }
 
     #[test]

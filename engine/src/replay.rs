@@ -112,6 +112,8 @@ pub struct ReplayOptions {
     /// (`out_of_range`) instead of dragging the watermark into the future.
     /// Default 5 minutes; `None` turns the bound off (data generated for the future).
     pub max_ahead_ms: Option<u64>,
+    /// Who gets alerts that no officer's scope covers (see [`crate::jurisdiction::Jurisdiction::set_fallback`]).
+    pub fallback_officer: Option<String>,
 }
 
 impl Default for ReplayOptions {
@@ -127,6 +129,7 @@ impl Default for ReplayOptions {
             home_cc: "86".to_owned(),
             progress: false,
             max_ahead_ms: Some(crate::read::TimeBounds::DEFAULT_MAX_AHEAD_MS),
+            fallback_officer: None,
         }
     }
 }
@@ -214,6 +217,13 @@ pub fn open_dataset(dir: &Path, pseudonymiser: &Pseudonymiser) -> Result<Dataset
         reference_rejects: rejects,
         reference_rows,
     })
+}
+
+/// Applies the options' fallback officer to the dataset's jurisdiction.
+fn set_fallback(dataset: &mut Dataset, opts: &ReplayOptions) {
+    if opts.fallback_officer.is_some() {
+        Arc::make_mut(&mut dataset.reference.jurisdiction).set_fallback(opts.fallback_officer.clone());
+    }
 }
 
 /// Turns a model's draft into a routed alert.
@@ -684,6 +694,7 @@ pub fn replay_with_tap(
     let started = Instant::now();
     let pseudonymiser = Pseudonymiser::new(&opts.pseudonym_key, &opts.home_cc);
     let mut dataset = open_dataset(&opts.input, &pseudonymiser)?;
+    set_fallback(&mut dataset, opts);
     let process = opts.cluster.as_ref().map_or(0, |c| c.process);
     let processes = opts.cluster.as_ref().map_or(1, |c| c.processes);
     let writes = process == 0 && opts.out.is_some();
@@ -817,6 +828,7 @@ fn write_json(path: &Path, value: &impl serde::Serialize) -> Result<()> {
 pub fn merged_events(opts: &ReplayOptions) -> Result<(Vec<Event>, Reference)> {
     let pseudonymiser = Pseudonymiser::new(&opts.pseudonym_key, &opts.home_cc);
     let mut dataset = open_dataset(&opts.input, &pseudonymiser)?;
+    set_fallback(&mut dataset, opts);
     let (tx, rx) = bounded::<Arc<Epoch>>(4);
     let collector = std::thread::spawn(move || {
         let mut all = Vec::new();

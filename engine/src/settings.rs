@@ -6,6 +6,7 @@
 //! home_country_code = "86"         # to tell international numbers
 //! lateness = "60s"                 # allowed lateness of events
 //! max_clock_skew = "5m"            # replay: rows further ahead of the clock are out_of_range
+//! fallback_officer = "A01"         # gets alerts no officer's scope covers (default: none)
 //!
 //! reference = "data/qingdao"        # live mode: grids, officers, subscribers
 //! workers = 2                       # live mode: worker threads
@@ -39,6 +40,9 @@ pub struct Settings {
     /// rejected as `out_of_range`. The live service has its own
     /// `[server] max_clock_skew_ms`.
     pub max_clock_skew: Option<String>,
+    /// The officer who gets alerts that no officer's scope covers, not even a
+    /// city analyst's (a dataset without an officers table); default: nobody.
+    pub fallback_officer: Option<String>,
     /// Live mode: a dataset folder whose reference tables (grids, officers,
     /// subscribers) the service routes with.
     pub reference: Option<std::path::PathBuf>,

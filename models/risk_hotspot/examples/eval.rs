@@ -3,7 +3,8 @@
 //! ```text
 //! cargo run --release -p citywatch-risk-hotspot --example eval -- DIR \
 //!     [--from 2020-01-01] [--until 2022-01-01] [--day-offset-h 5] \
-//!     [--config '{"recent_half_life_days": 30}'] [--alerts ALERTS_DIR] [--json FILE]
+//!     [--config '{"recent_half_life_days": 30}'] [--alerts ALERTS_DIR] [--json FILE] \
+//!     [--kinds burglary,theft] [--bootstrap 2000]
 //! ```
 //! `--config` may be given several times: each is evaluated in turn (for tuning).
 
@@ -34,6 +35,8 @@ fn main() {
             "--alerts" => opts.alerts = Some(v.into()),
             "--kde-window-days" => opts.kde_window_days = v.parse().unwrap(),
             "--kde-bandwidth-m" => opts.kde_bandwidth_m = v.parse().unwrap(),
+            "--kinds" => opts.kinds = citywatch_risk_hotspot::eval::parse_kinds(&v).unwrap(),
+            "--bootstrap" => opts.bootstrap = v.parse().unwrap(),
             "--json" => json_out = Some(v),
             other => panic!("unknown option {other}"),
         }
@@ -52,17 +55,22 @@ fn main() {
         let result = evaluate(&alarms, &jurisdiction, &opts).unwrap();
         println!("config {c}");
         println!("{result}");
-        for (crime, horizon) in [("all", "week"), ("burglary", "week"), ("all", "day"), ("burglary", "day")] {
-            let pai = |m: &str| result.row(crime, horizon, m, 0.01).map_or(f64::NAN, |r| r.pai);
+        for c in &result.comparisons {
             println!(
-                "  PAI@1% {crime}/{horizon}: model {:.2} naive {:.2} kde {:.2} ratio {:.3} (ceiling {:.3})",
-                pai("risk_hotspot"),
-                pai("naive_28d"),
-                pai("kde"),
-                result.pai_ratio(crime, horizon, 0.01).unwrap_or(f64::NAN),
-                result.ratio_to_baselines(crime, horizon, "oracle_span", 0.01).unwrap_or(f64::NAN)
+                "  PAI@{:.0}% {}/{}: model {:.2} best {} {:.2} ratio {:.3} [{:.3}, {:.3}] (ceiling {:.3})",
+                c.area_share * 100.0,
+                c.crime,
+                c.horizon,
+                c.model_pai,
+                c.best_baseline,
+                c.best_pai,
+                c.ratio,
+                c.paired.ci_low,
+                c.paired.ci_high,
+                c.ceiling_ratio
             );
         }
+        println!("  mean ratio {:.4}", result.mean_ratio());
         eprintln!("evaluated in {:.1}s", t.elapsed().as_secs_f64());
         if let Some(p) = &json_out {
             std::fs::write(p, serde_json::to_string_pretty(&result).unwrap()).unwrap();

@@ -1,5 +1,6 @@
 //! Hotspot evaluation: how well the risk surface ranks where the next
-//! incidents happen, against two baselines computed in the same run.
+//! incidents happen, against the strongest simple baselines computed in the
+//! same run, and against a ceiling.
 //!
 //! **Forecasts.** At each forecast time `T` (every day at 00:00 UTC plus
 //! `day_offset_ms`, and every 7th of those days for weekly forecasts), from
@@ -8,10 +9,13 @@
 //! scored. Methods:
 //! - `risk_hotspot`: the model's surface at `T` ([`Surface`], the same code the
 //!   dataflow runs, fed every alarm before `T`).
-//! - `naive_28d`: the number of incidents in the cell in the previous 28 days.
+//! - `naive_<d>d` (28, 90 and 365 days by default): the number of incidents in
+//!   the cell in the previous `d` days. The long windows are the strong ones:
+//!   crime concentrates in the same few places year after year.
 //! - `kde`: plain kernel density: the incidents of the previous
 //!   `kde_window_days` (0: all history), no decay, a fixed Gaussian bandwidth
 //!   `kde_bandwidth_m` over H3 rings (ring k at `k * spacing` metres).
+//! - `oracle_span`: a ceiling (see [`score_crime`]).
 //!
 //! **Area.** The cells (at the model's resolution) that have had at least one
 //! incident of any scored category anywhere in the dataset; `A` cells. At an
@@ -25,9 +29,21 @@
 //! so a method with many equal scores (the naive count) is not favoured or
 //! hurt by the cell ids.
 //!
-//! **Crimes.** `all`: burglary, theft, robbery, assault and vehicle_theft (the
+//! **Comparison.** Per crime, horizon and share, the model against the best
+//! baseline of that cell ([`Comparison`]): the PAI and PEI* ratio (the same
+//! number: both are hits over a denominator the methods share), the ceiling
+//! beside it, and the ratio paired week by week ([`Paired`]: weeks better and
+//! worse, and a 95% interval from a seeded bootstrap over weeks; next-day
+//! forecasts are grouped in blocks of 7 days, so that a week's days are
+//! resampled together).
+//!
+//! **Crimes.** `kinds` chooses the categories scored. By default they are
+//! [`CRIMES`] (burglary, theft, robbery, assault and vehicle_theft: the
 //! contract's crimes against people and property; Toronto's five MCI
-//! categories). `burglary`: burglary alone, ranked by the model run with
+//! categories), labelled `all` and ranked by the model's own settings; other
+//! kinds are labelled by their names joined with `+` and ranked by the model
+//! with only them weighted ([`weighted_only`]). When burglary is one of
+//! several kinds, `burglary` is also scored alone, ranked by the model run with
 //! `burglary_config` (by default the model's settings with only burglary
 //! weighted) and baselines counting burglaries only.
 //!
@@ -51,6 +67,7 @@ use citywatch_engine::replay::open_dataset;
 use citywatch_engine::{Error, Result};
 use citywatch_operators::fxhash::FxHashMap;
 use h3o::CellIndex;
+use rand::{Rng, SeedableRng};
 
 use crate::Config;
 use crate::places::{NO_COMMUNITY, NearRepeatWatch, Places};
@@ -58,7 +75,7 @@ use crate::surface::{Params, Surface};
 
 const DAY_MS: u64 = 86_400_000;
 
-/// The categories scored as "all crime".
+/// The categories scored as "all crime" by default.
 pub const CRIMES: [Category; 5] =
     [Category::Burglary, Category::Theft, Category::Robbery, Category::Assault, Category::VehicleTheft];
 
@@ -69,6 +86,10 @@ pub struct EvalOptions {
     pub config: Config,
     /// Settings for the burglary ranking; `None`: `config` with only burglary weighted.
     pub burglary_config: Option<Config>,
+    /// The categories scored (incidents, the area, the baselines' counts); by
+    /// default [`CRIMES`]. Other than the default, the model ranks with only
+    /// these categories weighted (see [`weighted_only`]).
+    pub kinds: Vec<Category>,
     /// Score forecast times from this event time on (the train/test split); `None`: one year
     /// after the first alarm, or half-way through shorter data.
     pub score_from_ms: Option<u64>,
@@ -76,8 +97,8 @@ pub struct EvalOptions {
     pub score_until_ms: Option<u64>,
     /// Area shares to flag.
     pub area_shares: Vec<f64>,
-    /// Window of the naive baseline, days.
-    pub naive_days: u64,
+    /// Windows of the naive-count baselines, days (one baseline `naive_<d>d` each).
+    pub naive_days: Vec<u64>,
     /// Window of the KDE baseline, days (0: all history).
     pub kde_window_days: u64,
     /// Bandwidth of the KDE baseline, m.
@@ -88,6 +109,10 @@ pub struct EvalOptions {
     pub day_offset_ms: u64,
     /// Alerts folder (with `alerts.parquet`) whose `near_repeat` alerts to score instead of replaying the rule.
     pub alerts: Option<PathBuf>,
+    /// Bootstrap resamples of the paired week-by-week ratios.
+    pub bootstrap: usize,
+    /// Seed of the bootstrap (same seed, same interval).
+    pub seed: u64,
 }
 
 impl Default for EvalOptions {
@@ -95,35 +120,68 @@ impl Default for EvalOptions {
         EvalOptions {
             config: Config::default(),
             burglary_config: None,
+            kinds: CRIMES.to_vec(),
             score_from_ms: None,
             score_until_ms: None,
             area_shares: vec![0.01, 0.05],
-            naive_days: 28,
+            naive_days: vec![28, 90, 365],
             kde_window_days: 365,
             kde_bandwidth_m: 150.0,
             kde_rings: 2,
             day_offset_ms: 0,
             alerts: None,
+            bootstrap: 2000,
+            seed: 1,
         }
     }
 }
 
+/// `c` with only `kinds` weighted: each keeps its configured weight, or 1 when it had none.
+pub fn weighted_only(c: &Config, kinds: &[Category]) -> Config {
+    let mut b = c.clone();
+    b.category_weights.retain(|k, v| *v > 0.0 && kinds.iter().any(|c| c.as_str() == k));
+    for k in kinds {
+        b.category_weights.entry(k.as_str().to_owned()).or_insert(1.0);
+    }
+    b
+}
+
 /// The burglary-only variant of a configuration.
 pub fn burglary_only(c: &Config) -> Config {
-    let mut b = c.clone();
-    b.category_weights.retain(|k, _| k == "burglary");
-    b.category_weights.entry("burglary".to_owned()).or_insert(1.0);
-    b
+    weighted_only(c, &[Category::Burglary])
+}
+
+/// Parses a comma-separated list of contract categories (`--kinds`).
+pub fn parse_kinds(text: &str) -> Result<Vec<Category>> {
+    let mut kinds = Vec::new();
+    for k in text.split(',').map(str::trim).filter(|k| !k.is_empty()) {
+        let Some(c) = Category::parse(k) else {
+            return Err(Error::config(
+                "--kinds",
+                format!(
+                    "unknown category `{k}`; expected some of {} (map a source's own categories with `citywatch import incidents --categories`)",
+                    Category::expected()
+                ),
+            ));
+        };
+        if !kinds.contains(&c) {
+            kinds.push(c);
+        }
+    }
+    if kinds.is_empty() {
+        return Err(Error::config("--kinds", format!("no category given; expected some of {}", Category::expected())));
+    }
+    Ok(kinds)
 }
 
 /// One line of the table.
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct EvalRow {
-    /// `all` or `burglary`.
+    /// `all` (the scored kinds; their names joined by `+` when not the default) or `burglary`.
     pub crime: String,
     /// `day` or `week`.
     pub horizon: String,
-    /// `risk_hotspot`, `naive_28d` or `kde`.
+    /// `risk_hotspot`, `naive_<d>d`, `kde` or `oracle_span`.
     pub method: String,
     /// Requested share of the area.
     pub area_share: f64,
@@ -141,6 +199,53 @@ pub struct EvalRow {
     pub pai: f64,
     /// Predictive efficiency index (hits / best possible hits with the same cells).
     pub pei_star: f64,
+}
+
+/// The model against a baseline, paired week by week.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct Paired {
+    /// Weeks compared (for the next-day horizon: blocks of 7 consecutive days).
+    pub weeks: usize,
+    /// Weeks in which the model caught more incidents.
+    pub better: usize,
+    /// Weeks in which it caught fewer.
+    pub worse: usize,
+    /// Model hits / baseline hits over all the weeks (= the PAI ratio).
+    pub ratio: f64,
+    /// 2.5% quantile of the ratio over bootstrap resamples of the weeks.
+    pub ci_low: f64,
+    /// 97.5% quantile.
+    pub ci_high: f64,
+}
+
+/// One cell of the comparison: the model, the best baseline and the ceiling.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct Comparison {
+    /// As in [`EvalRow`].
+    pub crime: String,
+    /// `day` or `week`.
+    pub horizon: String,
+    /// Share of the area flagged.
+    pub area_share: f64,
+    /// The model's PAI.
+    pub model_pai: f64,
+    /// The model's PEI*.
+    pub model_pei_star: f64,
+    /// The baseline with the highest PAI in this cell. PAI and PEI* rank the
+    /// methods alike (both are hits over a denominator the methods share).
+    pub best_baseline: String,
+    /// Its PAI.
+    pub best_pai: f64,
+    /// Its PEI*.
+    pub best_pei_star: f64,
+    /// Model PAI / best baseline PAI (= the PEI* ratio).
+    pub ratio: f64,
+    /// The `oracle_span` ceiling's PAI.
+    pub ceiling_pai: f64,
+    /// Ceiling PAI / best baseline PAI: the most a fixed set of cells could gain.
+    pub ceiling_ratio: f64,
+    /// The model against the best baseline, week by week.
+    pub paired: Paired,
 }
 
 /// Near-repeat alerts against follow-up burglaries.
@@ -167,6 +272,8 @@ pub struct NearRepeatCapture {
 pub struct HotspotEval {
     /// H3 resolution of the cells.
     pub resolution: u8,
+    /// The categories scored.
+    pub kinds: Vec<String>,
     /// Cells with any incident (the area).
     pub area_cells: usize,
     /// Their area, km².
@@ -177,8 +284,12 @@ pub struct HotspotEval {
     pub scored_until_ms: u64,
     /// Alarms read.
     pub alarms: usize,
+    /// The baselines, each with what it is.
+    pub baselines: Vec<(String, String)>,
     /// The rows.
     pub rows: Vec<EvalRow>,
+    /// The model against the best baseline, per crime, horizon and share.
+    pub comparisons: Vec<Comparison>,
     /// Near-repeat capture, when there are burglaries.
     pub near_repeat: Option<NearRepeatCapture>,
 }
@@ -191,18 +302,40 @@ impl HotspotEval {
         })
     }
 
-    /// PAI of the model over the better baseline's PAI.
+    /// PAI of the model over the best baseline's PAI.
     pub fn pai_ratio(&self, crime: &str, horizon: &str, share: f64) -> Option<f64> {
         self.ratio_to_baselines(crime, horizon, "risk_hotspot", share)
     }
 
-    /// PAI of a method over the better baseline's PAI.
+    /// PAI of a method over the best baseline's PAI.
     pub fn ratio_to_baselines(&self, crime: &str, horizon: &str, method: &str, share: f64) -> Option<f64> {
         let m = self.row(crime, horizon, method, share)?.pai;
-        let b = ["naive_28d", "kde"].iter().filter_map(|b| self.row(crime, horizon, b, share)).map(|r| r.pai);
-        let best = b.fold(f64::NAN, f64::max);
+        let best = self
+            .rows
+            .iter()
+            .filter(|r| r.crime == crime && r.horizon == horizon && (r.area_share - share).abs() < 1e-9)
+            .filter(|r| is_baseline(&r.method))
+            .map(|r| r.pai)
+            .fold(f64::NAN, f64::max);
         (best > 0.0).then(|| m / best)
     }
+
+    /// The comparison for a crime, horizon and share.
+    pub fn comparison(&self, crime: &str, horizon: &str, share: f64) -> Option<&Comparison> {
+        self.comparisons
+            .iter()
+            .find(|c| c.crime == crime && c.horizon == horizon && (c.area_share - share).abs() < 1e-9)
+    }
+
+    /// The mean over the comparison cells of model PAI / best baseline PAI.
+    pub fn mean_ratio(&self) -> f64 {
+        self.comparisons.iter().map(|c| c.ratio).sum::<f64>() / self.comparisons.len().max(1) as f64
+    }
+}
+
+/// Whether a method is a baseline (a forecast the model is compared with).
+pub fn is_baseline(method: &str) -> bool {
+    method.starts_with("naive_") || method == "kde"
 }
 
 fn utc_day(ms: u64) -> String {
@@ -224,7 +357,8 @@ impl fmt::Display for HotspotEval {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         writeln!(
             f,
-            "Hotspot evaluation: H3 res {}, area = {} cells with any incident ({:.1} km²), forecasts {} .. {}, {} alarms",
+            "Hotspot evaluation of {}: H3 res {}, area = {} cells with any incident ({:.1} km²), forecasts {} .. {}, {} alarms",
+            self.kinds.join(", "),
             self.resolution,
             self.area_cells,
             self.area_km2,
@@ -238,11 +372,11 @@ impl fmt::Display for HotspotEval {
         )?;
         writeln!(f, "|---|---|---|---|---|---|---|---|---|---|---|")?;
         for r in &self.rows {
-            let ratio = if r.method == "risk_hotspot" || r.method == "oracle_span" {
+            let ratio = if is_baseline(&r.method) {
+                String::new()
+            } else {
                 self.ratio_to_baselines(&r.crime, &r.horizon, &r.method, r.area_share)
                     .map_or("-".to_owned(), |x| format!("{x:.2}x"))
-            } else {
-                String::new()
             };
             writeln!(
                 f,
@@ -260,6 +394,50 @@ impl fmt::Display for HotspotEval {
                 ratio
             )?;
         }
+        writeln!(f, "Baselines (same cells, same forecast times, the scored categories only):")?;
+        for (name, what) in &self.baselines {
+            writeln!(f, "  {name}: {what}")?;
+        }
+        writeln!(
+            f,
+            "Model against the best baseline of each cell (paired by week: ratio of hits, 95% bootstrap interval over weeks; \
+             ceiling = oracle_span, the best fixed set of cells):"
+        )?;
+        writeln!(
+            f,
+            "| crime | horizon | area | model PAI | PEI* | best baseline | PAI | PEI* | model / best [95% CI] | weeks better / worse | ceiling PAI (x best) | model's share of the headroom |"
+        )?;
+        writeln!(f, "|---|---|---|---|---|---|---|---|---|---|---|---|")?;
+        for c in &self.comparisons {
+            let headroom = c.ceiling_pai - c.best_pai;
+            let share = if headroom > 1e-9 {
+                format!("{:.0}%", (c.model_pai - c.best_pai) / headroom * 100.0)
+            } else {
+                "-".to_owned()
+            };
+            writeln!(
+                f,
+                "| {} | {} | {:.0}% | {:.2} | {:.3} | {} | {:.2} | {:.3} | {:.3}x [{:.3}, {:.3}] | {} / {} of {} | {:.2} ({:.3}x) | {} |",
+                c.crime,
+                c.horizon,
+                c.area_share * 100.0,
+                c.model_pai,
+                c.model_pei_star,
+                c.best_baseline,
+                c.best_pai,
+                c.best_pei_star,
+                c.ratio,
+                c.paired.ci_low,
+                c.paired.ci_high,
+                c.paired.better,
+                c.paired.worse,
+                c.paired.weeks,
+                c.ceiling_pai,
+                c.ceiling_ratio,
+                share
+            )?;
+        }
+        writeln!(f, "Mean of the model / best baseline ratios: {:.3}x", self.mean_ratio())?;
         if let Some(n) = &self.near_repeat {
             writeln!(
                 f,
@@ -344,27 +522,119 @@ fn hits_at(score: &[f64], y: &[u32], n: usize, scratch: &mut Vec<f64>) -> (f64, 
     (hits, sum2 + (n - g2) as f64 * y_n)
 }
 
-#[derive(Default, Clone, Copy)]
+#[derive(Default, Clone)]
 struct Acc {
     periods: usize,
     incidents: u64,
     hits: f64,
     best: f64,
+    /// Hits of each period, in order.
+    per_period: Vec<f64>,
+}
+
+/// The methods scored: the model, the baselines and the ceiling, with what each is.
+fn methods(opts: &EvalOptions) -> Vec<(String, String)> {
+    let mut m = vec![("risk_hotspot".to_owned(), "the model's surface (the settings in use)".to_owned())];
+    for d in &opts.naive_days {
+        m.push((format!("naive_{d}d"), format!("the cell's count of incidents in the previous {d} days")));
+    }
+    let window = if opts.kde_window_days == 0 {
+        "all history".to_owned()
+    } else {
+        format!("the previous {} days", opts.kde_window_days)
+    };
+    m.push((
+        "kde".to_owned(),
+        format!(
+            "incidents of {window}, no decay, Gaussian kernel of {} m bandwidth over {} H3 rings",
+            opts.kde_bandwidth_m, opts.kde_rings
+        ),
+    ));
+    m.push((
+        "oracle_span".to_owned(),
+        "a ceiling, not a forecast: every period flags the cells with the most incidents over the whole scored span"
+            .to_owned(),
+    ));
+    m
+}
+
+/// Week-by-week pairing of two methods' per-period hits (`block` periods a week).
+fn paired(model: &[f64], base: &[f64], block: usize, resamples: usize, seed: u64) -> Paired {
+    let weeks: Vec<(f64, f64)> = model
+        .chunks(block)
+        .zip(base.chunks(block))
+        .map(|(m, b)| (m.iter().sum::<f64>(), b.iter().sum::<f64>()))
+        .collect();
+    let ratio_of = |sum_m: f64, sum_b: f64| if sum_b > 0.0 { sum_m / sum_b } else { f64::NAN };
+    let (sm, sb) = weeks.iter().fold((0.0, 0.0), |(a, b), (m, bb)| (a + m, b + bb));
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
+    let mut draws: Vec<f64> = Vec::with_capacity(resamples);
+    if !weeks.is_empty() {
+        for _ in 0..resamples {
+            let (mut a, mut b) = (0.0, 0.0);
+            for _ in 0..weeks.len() {
+                let (m, bb) = weeks[rng.random_range(0..weeks.len())];
+                a += m;
+                b += bb;
+            }
+            let r = ratio_of(a, b);
+            if r.is_finite() {
+                draws.push(r);
+            }
+        }
+    }
+    draws.sort_unstable_by(f64::total_cmp);
+    let q = |p: f64| {
+        if draws.is_empty() {
+            f64::NAN
+        } else {
+            draws[((p * (draws.len() - 1) as f64).round() as usize).min(draws.len() - 1)]
+        }
+    };
+    Paired {
+        weeks: weeks.len(),
+        better: weeks.iter().filter(|(m, b)| m > b).count(),
+        worse: weeks.iter().filter(|(m, b)| m < b).count(),
+        ratio: ratio_of(sm, sb),
+        ci_low: q(0.025),
+        ci_high: q(0.975),
+    }
 }
 
 /// Evaluates over alarms sorted by `(ts_ms, seq)`.
 pub fn evaluate(alarms: &[AlarmEvent], jurisdiction: &Jurisdiction, opts: &EvalOptions) -> Result<HotspotEval> {
     opts.config.validate()?;
+    if opts.kinds.is_empty() {
+        return Err(Error::config("hotspot evaluation", "no categories to score; pass some with --kinds".to_owned()));
+    }
     let params = Params::new(&opts.config);
     let res = params.resolution;
-    let is_crime = |c: Category| CRIMES.contains(&c);
+    let is_kind = |c: Category| opts.kinds.contains(&c);
     // The area: cells with any incident.
     let mut area: Vec<u64> =
-        alarms.iter().filter(|a| is_crime(a.category)).map(|a| u64::from(a.pos.cell(res))).collect();
+        alarms.iter().filter(|a| is_kind(a.category)).map(|a| u64::from(a.pos.cell(res))).collect();
     area.sort_unstable();
     area.dedup();
     if area.is_empty() {
-        return Err(Error::config("hotspot evaluation", "the dataset has no crime alarms to score".to_owned()));
+        let mut present: Vec<(Category, usize)> = Vec::new();
+        for a in alarms {
+            match present.iter_mut().find(|(c, _)| *c == a.category) {
+                Some((_, n)) => *n += 1,
+                None => present.push((a.category, 1)),
+            }
+        }
+        present.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.as_str().cmp(b.0.as_str())));
+        let present: Vec<String> = present.iter().map(|(c, n)| format!("{} ({n})", c.as_str())).collect();
+        let asked: Vec<&str> = opts.kinds.iter().map(|c| c.as_str()).collect();
+        return Err(Error::config(
+            "hotspot evaluation",
+            format!(
+                "the dataset has no alarms of the scored categories ({}); categories present: {}; choose them with --kinds, e.g. --kinds {}",
+                asked.join(", "),
+                if present.is_empty() { "none (no alarms)".to_owned() } else { present.join(", ") },
+                present.first().map_or("burglary", |p| p.split(' ').next().unwrap_or("burglary")),
+            ),
+        ));
     }
     let index: FxHashMap<u64, usize> = area.iter().enumerate().map(|(i, c)| (*c, i)).collect();
     let first = alarms.first().map_or(0, |a| a.ts_ms);
@@ -372,28 +642,39 @@ pub fn evaluate(alarms: &[AlarmEvent], jurisdiction: &Jurisdiction, opts: &EvalO
     let day0 = |t: u64| (t.saturating_sub(opts.day_offset_ms)).div_ceil(DAY_MS) * DAY_MS + opts.day_offset_ms;
     let from = day0(opts.score_from_ms.unwrap_or(first + (365 * DAY_MS).min((last - first) / 2)));
     let until = opts.score_until_ms.unwrap_or(day0(last + 1));
+    let default_kinds = opts.kinds.len() == CRIMES.len() && CRIMES.iter().all(|c| opts.kinds.contains(c));
+    let mut crimes: Vec<(String, Vec<Category>, Config)> = Vec::new();
+    if default_kinds {
+        crimes.push(("all".to_owned(), opts.kinds.clone(), opts.config.clone()));
+    } else {
+        let label = opts.kinds.iter().map(|c| c.as_str()).collect::<Vec<_>>().join("+");
+        crimes.push((label, opts.kinds.clone(), weighted_only(&opts.config, &opts.kinds)));
+    }
+    if opts.kinds.len() > 1 && opts.kinds.contains(&Category::Burglary) {
+        let config = opts.burglary_config.clone().unwrap_or_else(|| burglary_only(&opts.config));
+        crimes.push(("burglary".to_owned(), vec![Category::Burglary], config));
+    }
+    let methods = methods(opts);
+    let names: Vec<&str> = methods.iter().map(|(n, _)| n.as_str()).collect();
     let mut rows = Vec::new();
-    for crime in ["all", "burglary"] {
-        let config = if crime == "all" {
-            opts.config.clone()
-        } else {
-            opts.burglary_config.clone().unwrap_or_else(|| burglary_only(&opts.config))
-        };
+    let mut comparisons = Vec::new();
+    for (crime, counted, config) in &crimes {
         config.validate()?;
-        let counted = |c: Category| if crime == "all" { is_crime(c) } else { c == Category::Burglary };
         let incidents: Vec<(u64, usize)> = alarms
             .iter()
-            .filter(|a| counted(a.category))
+            .filter(|a| counted.contains(&a.category))
             .filter_map(|a| index.get(&u64::from(a.pos.cell(res))).map(|i| (a.ts_ms, *i)))
             .collect();
-        let accs = score_crime(&config, alarms, &incidents, &area, &index, from, until, opts);
-        for ((horizon, method, share), acc) in accs {
-            let n = ((share * area.len() as f64).ceil() as usize).clamp(1, area.len());
+        let accs = score_crime(config, alarms, &incidents, &area, &index, from, until, opts);
+        let n_of = |share: f64| ((share * area.len() as f64).ceil() as usize).clamp(1, area.len());
+        for ((hi, mi, si), acc) in &accs {
+            let (horizon, share) = (HORIZONS[*hi].0, opts.area_shares[*si]);
+            let n = n_of(share);
             let hit_rate = if acc.incidents > 0 { acc.hits / acc.incidents as f64 } else { 0.0 };
             rows.push(EvalRow {
-                crime: crime.to_owned(),
+                crime: crime.clone(),
                 horizon: horizon.to_owned(),
-                method: method.to_owned(),
+                method: names[*mi].to_owned(),
                 area_share: share,
                 cells: n,
                 periods: acc.periods,
@@ -404,30 +685,76 @@ pub fn evaluate(alarms: &[AlarmEvent], jurisdiction: &Jurisdiction, opts: &EvalO
                 pei_star: if acc.best > 0.0 { acc.hits / acc.best } else { 0.0 },
             });
         }
+        for (hi, (horizon, _, periods_a_week)) in HORIZONS.iter().enumerate() {
+            for (si, share) in opts.area_shares.iter().enumerate() {
+                let cell = |m: usize| {
+                    rows.iter().rev().find(|r: &&EvalRow| {
+                        r.crime == *crime
+                            && r.horizon == *horizon
+                            && r.method == names[m]
+                            && (r.area_share - share).abs() < 1e-12
+                    })
+                };
+                let acc = |m: usize| accs.iter().find(|(k, _)| *k == (hi, m, si)).map(|(_, a)| a);
+                let (Some(model), Some(ceiling)) = (cell(0), cell(names.len() - 1)) else { continue };
+                let Some(best) = (1..names.len() - 1)
+                    .filter_map(|m| cell(m).map(|r| (m, r)))
+                    .max_by(|a, b| a.1.pai.total_cmp(&b.1.pai).then(b.0.cmp(&a.0)))
+                else {
+                    continue;
+                };
+                let (Some(acc_model), Some(acc_best)) = (acc(0), acc(best.0)) else { continue };
+                comparisons.push(Comparison {
+                    crime: crime.clone(),
+                    horizon: (*horizon).to_owned(),
+                    area_share: *share,
+                    model_pai: model.pai,
+                    model_pei_star: model.pei_star,
+                    best_baseline: best.1.method.clone(),
+                    best_pai: best.1.pai,
+                    best_pei_star: best.1.pei_star,
+                    ratio: if best.1.pai > 0.0 { model.pai / best.1.pai } else { f64::NAN },
+                    ceiling_pai: ceiling.pai,
+                    ceiling_ratio: if best.1.pai > 0.0 { ceiling.pai / best.1.pai } else { f64::NAN },
+                    paired: paired(
+                        &acc_model.per_period,
+                        &acc_best.per_period,
+                        *periods_a_week,
+                        opts.bootstrap,
+                        opts.seed,
+                    ),
+                });
+            }
+        }
     }
     let near_repeat = near_repeat_capture(alarms, jurisdiction, &area, opts)?;
     Ok(HotspotEval {
         resolution: opts.config.resolution,
+        kinds: opts.kinds.iter().map(|c| c.as_str().to_owned()).collect(),
         area_cells: area.len(),
         area_km2: area.iter().filter_map(|c| CellIndex::try_from(*c).ok()).map(|c| c.area_km2()).sum(),
         scored_from_ms: from,
         scored_until_ms: until,
         alarms: alarms.len(),
+        baselines: methods.into_iter().skip(1).collect(),
         rows,
+        comparisons,
         near_repeat,
     })
 }
 
-type Key = (&'static str, &'static str, f64);
+/// The horizons: name, length, forecast periods per week.
+const HORIZONS: [(&str, u64, usize); 2] = [("day", DAY_MS, 7), ("week", 7 * DAY_MS, 1)];
 
-/// The rows per crime, horizon and share: the model, the two baselines, and
-/// `oracle_span`, a ceiling rather than a forecast: every period flags the cells
-/// with the most incidents over the whole scored span (it sees the future), the
-/// best any fixed set of cells could have done. A method that ranks by
-/// long-run concentration cannot beat it; only one that foresees week-to-week
-/// changes can.
-pub const METHODS: [&str; 4] = ["risk_hotspot", "naive_28d", "kde", "oracle_span"];
+/// (horizon index, method index, share index).
+type Key = (usize, usize, usize);
 
+/// The scores of every method per horizon and share. The methods are those of
+/// [`methods`]: the model, the baselines and `oracle_span`, a ceiling rather
+/// than a forecast: every period flags the cells with the most incidents over
+/// the whole scored span (it sees the future), the best any fixed set of cells
+/// could have done. A method that ranks by long-run concentration cannot beat
+/// it; only one that foresees week-to-week changes can.
 #[allow(clippy::too_many_arguments)]
 fn score_crime(
     config: &Config,
@@ -459,26 +786,29 @@ fn score_crime(
                 .collect()
         })
         .collect();
-    let mut naive = vec![0u32; a_n];
+    let n_methods = opts.naive_days.len() + 3;
+    // Naive windows: counts and the index of the oldest incident still counted.
+    let mut naive: Vec<(u64, Vec<u32>, usize)> =
+        opts.naive_days.iter().map(|d| (d * DAY_MS, vec![0u32; a_n], 0)).collect();
     let mut kde_counts = vec![0u32; a_n];
-    let (mut s_model, mut s_naive, mut s_kde) = (vec![0.0; a_n], vec![0.0; a_n], vec![0.0; a_n]);
+    // Scores per method (the ceiling's are `span_counts`).
+    let mut scores: Vec<Vec<f64>> = vec![vec![0.0; a_n]; n_methods - 1];
     let mut y = vec![0u32; a_n];
     let mut scratch = Vec::with_capacity(a_n);
-    let (mut ai, mut ni_add, mut ni_del, mut ki_del) = (0, 0, 0, 0);
-    let naive_ms = opts.naive_days * DAY_MS;
+    let (mut ai, mut ni_add, mut ki_del) = (0, 0, 0);
     let kde_ms = if opts.kde_window_days == 0 { u64::MAX } else { opts.kde_window_days * DAY_MS };
     let mut accs: Vec<(Key, Acc)> = Vec::new();
-    for h in ["day", "week"] {
-        for m in METHODS {
-            for s in &opts.area_shares {
-                accs.push(((h, m, *s), Acc::default()));
+    for hi in 0..HORIZONS.len() {
+        for mi in 0..n_methods {
+            for si in 0..opts.area_shares.len() {
+                accs.push(((hi, mi, si), Acc::default()));
             }
         }
     }
     // The ceiling: each cell's incidents over all the periods scored at a horizon.
     let mut span_counts = [vec![0.0; a_n], vec![0.0; a_n]];
-    for (hi, len) in [DAY_MS, 7 * DAY_MS].into_iter().enumerate() {
-        let step = if hi == 0 { DAY_MS } else { 7 * DAY_MS };
+    for (hi, (_, len, per_week)) in HORIZONS.into_iter().enumerate() {
+        let step = 7 * DAY_MS / per_week as u64;
         let mut t = from;
         while t + len <= until {
             let start = incidents.partition_point(|(ts, _)| *ts < t);
@@ -496,13 +826,17 @@ fn score_crime(
             ai += 1;
         }
         while ni_add < incidents.len() && incidents[ni_add].0 < t {
-            naive[incidents[ni_add].1] += 1;
+            for (_, counts, _) in naive.iter_mut() {
+                counts[incidents[ni_add].1] += 1;
+            }
             kde_counts[incidents[ni_add].1] += 1;
             ni_add += 1;
         }
-        while ni_del < ni_add && incidents[ni_del].0 < t.saturating_sub(naive_ms) {
-            naive[incidents[ni_del].1] -= 1;
-            ni_del += 1;
+        for (window, counts, del) in naive.iter_mut() {
+            while *del < ni_add && incidents[*del].0 < t.saturating_sub(*window) {
+                counts[incidents[*del].1] -= 1;
+                *del += 1;
+            }
         }
         while ki_del < ni_add && incidents[ki_del].0 < t.saturating_sub(kde_ms) {
             kde_counts[incidents[ki_del].1] -= 1;
@@ -510,12 +844,14 @@ fn score_crime(
         }
         let f = surface.factors(t);
         for (i, c) in area.iter().enumerate() {
-            s_model[i] = Surface::risk_of(&surface.parts(*c), &f);
-            s_naive[i] = f64::from(naive[i]);
-            s_kde[i] = kde_kernel[i].iter().map(|(j, w)| w * f64::from(kde_counts[*j])).sum();
+            scores[0][i] = Surface::risk_of(&surface.parts(*c), &f);
+            for (k, (_, counts, _)) in naive.iter().enumerate() {
+                scores[1 + k][i] = f64::from(counts[i]);
+            }
+            scores[n_methods - 2][i] = kde_kernel[i].iter().map(|(j, w)| w * f64::from(kde_counts[*j])).sum();
         }
-        for (h, len) in [("day", DAY_MS), ("week", 7 * DAY_MS)] {
-            if (h == "week" && !day.is_multiple_of(7)) || t + len > until {
+        for (hi, (_, len, per_week)) in HORIZONS.into_iter().enumerate() {
+            if (per_week == 1 && !day.is_multiple_of(7)) || t + len > until {
                 continue;
             }
             let start = incidents.partition_point(|(ts, _)| *ts < t);
@@ -527,21 +863,20 @@ fn score_crime(
                 y[*i] += 1;
                 total += 1;
             }
-            for (key, acc) in accs.iter_mut().filter(|(k, _)| k.0 == h) {
-                let scores = match key.1 {
-                    "risk_hotspot" => &s_model,
-                    "naive_28d" => &s_naive,
-                    "kde" => &s_kde,
-                    _ => &span_counts[usize::from(h == "week")],
-                };
-                let n = ((key.2 * a_n as f64).ceil() as usize).clamp(1, a_n);
+            for ((h, m, s), acc) in accs.iter_mut().filter(|(k, _)| k.0 == hi) {
+                debug_assert_eq!(*h, hi);
+                let method_scores = if *m == n_methods - 1 { &span_counts[hi] } else { &scores[*m] };
+                let n = ((opts.area_shares[*s] * a_n as f64).ceil() as usize).clamp(1, a_n);
                 acc.periods += 1;
                 acc.incidents += total;
+                let mut hits = 0.0;
                 if total > 0 {
-                    let (hits, best) = hits_at(scores, &y, n, &mut scratch);
-                    acc.hits += hits;
+                    let (h, best) = hits_at(method_scores, &y, n, &mut scratch);
+                    hits = h;
+                    acc.hits += h;
                     acc.best += best;
                 }
+                acc.per_period.push(hits);
             }
             for (ts, i) in &incidents[start..] {
                 if *ts >= t + len {
@@ -678,6 +1013,42 @@ mod tests {
     }
 
     #[test]
+    fn paired_weeks_and_a_seeded_interval() {
+        // Model better in 3 of 4 weeks; the interval is the same for the same seed.
+        let model = [3.0, 4.0, 5.0, 1.0];
+        let base = [2.0, 2.0, 4.0, 2.0];
+        let p = paired(&model, &base, 1, 500, 7);
+        assert_eq!((p.weeks, p.better, p.worse), (4, 3, 1));
+        assert!((p.ratio - 13.0 / 10.0).abs() < 1e-12);
+        assert!(p.ci_low < p.ratio && p.ratio < p.ci_high, "{p:?}");
+        assert_eq!(p, paired(&model, &base, 1, 500, 7));
+        // Days in blocks of 7: 10 days are 2 weeks.
+        assert_eq!(paired(&[1.0; 10], &[1.0; 10], 7, 10, 1).weeks, 2);
+    }
+
+    #[test]
+    fn kinds_choose_what_counts_and_a_miss_names_what_is_there() {
+        let t0 = 1_700_000_000_000 / DAY_MS * DAY_MS;
+        let mut alarms = Vec::new();
+        for d in 0..40u64 {
+            let ts = t0 + d * DAY_MS + 3_600_000;
+            alarms.push(alarm(alarms.len() as u64, ts, 43.65, -79.38, Category::Disturbance));
+            alarms.push(alarm(alarms.len() as u64, ts + 1, 43.6 + (d % 9) as f64 * 0.01, -79.4, Category::Traffic));
+        }
+        let jur = Jurisdiction::default_grid(Vec::new());
+        let opts = EvalOptions { score_from_ms: Some(t0 + 20 * DAY_MS), ..EvalOptions::default() };
+        let err = evaluate(&alarms, &jur, &opts).unwrap_err().to_string();
+        assert!(err.contains("disturbance (40)") && err.contains("traffic (40)") && err.contains("--kinds"), "{err}");
+        let kinds = parse_kinds("disturbance, traffic").unwrap();
+        let e = evaluate(&alarms, &jur, &EvalOptions { kinds, ..opts }).unwrap();
+        let row = e.row("disturbance+traffic", "day", "risk_hotspot", 0.01).unwrap();
+        assert_eq!(row.incidents, 2 * 20, "both kinds counted, days 20..39 scored");
+        assert!(row.pai > 1.0, "the model weighs the chosen kinds: {e}");
+        assert!(e.row("burglary", "day", "kde", 0.01).is_none(), "no burglary rows when burglary is not scored");
+        assert!(parse_kinds("burglary,shoplifting").unwrap_err().to_string().contains("shoplifting"));
+    }
+
+    #[test]
     fn a_persistent_hotspot_scores_high_pai() {
         // One busy corner (every day) and background incidents spread over 200 cells.
         let t0 = 1_700_000_000_000 / DAY_MS * DAY_MS;
@@ -704,6 +1075,16 @@ mod tests {
             let hits = e.row("all", "day", m, 0.05).unwrap().hits;
             assert!((30.0..33.0).contains(&hits), "{m}: {e}");
         }
+        // The comparison names the best baseline and pairs the weeks.
+        let c = e.comparison("burglary", "day", 0.01).unwrap();
+        assert!(is_baseline(&c.best_baseline), "{c:?}");
+        for m in ["naive_28d", "naive_90d", "naive_365d", "kde"] {
+            assert!(e.row("burglary", "day", m, 0.01).unwrap().pai <= c.best_pai + 1e-12, "{m}: {e}");
+        }
+        assert_eq!(c.paired.weeks, 5, "30 days in blocks of 7: {c:?}");
+        assert!((c.paired.ratio - c.ratio).abs() < 1e-9, "{c:?}");
+        assert!(c.paired.ci_low <= c.ratio && c.ratio <= c.paired.ci_high, "{c:?}");
+        assert!(e.to_string().contains("Mean of the model / best baseline ratios"));
         let nr = e.near_repeat.as_ref().unwrap();
         assert_eq!(nr.burglaries, 60);
         assert!(nr.follow_ups >= 58 && nr.captured > 0, "{nr:?}");

@@ -106,6 +106,10 @@ pub struct Config {
     pub hotspots_per_tick: usize,
     /// Hotspot alerts per officer per shift, at most.
     pub max_hotspot_alerts_per_shift: u32,
+    /// Hotspot alerts per community per shift, at most: its top-k uncovered cells.
+    pub max_hotspot_alerts_per_community_per_shift: u32,
+    /// Hotspot alerts per clock hour (UTC) across the whole city, at most.
+    pub max_hotspot_alerts_per_hour: u32,
     /// Near-repeat alerts per officer per shift, at most.
     pub max_near_repeat_alerts_per_shift: u32,
     /// A cell is not alerted again as a hotspot within this, ms.
@@ -136,10 +140,10 @@ impl Default for Config {
         Config {
             resolution: 9,
             category_weights: default_category_weights(),
-            smooth_rings: 1,
+            smooth_rings: 0,
             ring_weight: 0.1,
             recent_half_life_days: 30.0,
-            background_half_life_days: 730.0,
+            background_half_life_days: 500.0,
             background_weight: 0.3,
             near_repeat_weight: 1.0,
             near_repeat_rings: 1,
@@ -155,6 +159,8 @@ impl Default for Config {
             min_risk: 2.0,
             hotspots_per_tick: 1,
             max_hotspot_alerts_per_shift: 4,
+            max_hotspot_alerts_per_community_per_shift: 1,
+            max_hotspot_alerts_per_hour: 6,
             max_near_repeat_alerts_per_shift: 4,
             cell_cooldown_ms: 8 * HOUR_MS,
             snapshot_cells: 500,
@@ -426,6 +432,39 @@ pub fn near_repeat_draft(config: &Config, alarm: &AlarmEvent, cell: u64, area: &
     }
 }
 
+/// The one notice that no patrol positions have arrived: every hotspot then
+/// counts as uncovered, and only the budget limits the alerts.
+pub fn no_patrol_feed_draft(config: &Config, at_ms: u64) -> AlertDraft {
+    let summary = format!(
+        "No patrol positions received: every hotspot counts as uncovered; hotspot alerts are limited to the budget \
+         ({} per community and {} per officer per shift, {} per hour city-wide)",
+        config.max_hotspot_alerts_per_community_per_shift,
+        config.max_hotspot_alerts_per_shift,
+        config.max_hotspot_alerts_per_hour
+    );
+    let evidence = serde_json::json!({
+        "tick_ts_ms": at_ms,
+        "max_hotspot_alerts_per_community_per_shift": config.max_hotspot_alerts_per_community_per_shift,
+        "max_hotspot_alerts_per_shift": config.max_hotspot_alerts_per_shift,
+        "max_hotspot_alerts_per_hour": config.max_hotspot_alerts_per_hour,
+    });
+    AlertDraft {
+        kind: "no_patrol_feed".to_owned(),
+        severity: Severity::Minor,
+        score: 0.0,
+        event_ts_ms: at_ms,
+        subject: "patrols".to_owned(),
+        pos: None,
+        cell: None,
+        route: RouteLevel::City,
+        summary,
+        evidence: evidence.to_string(),
+        action: "Connect the patrol position (AVL) feed; until then read hotspot alerts as the riskiest places to \
+                 visit, not as gaps in patrol coverage."
+            .to_owned(),
+    }
+}
+
 /// A hotspot candidate during a tick.
 #[derive(Debug, Clone, Copy)]
 struct Candidate {
@@ -449,12 +488,20 @@ struct State {
     last_seen: FxHashMap<u64, u64>,
     /// Cell -> its coverage disk.
     coverage_disks: FxHashMap<u64, Box<[u64]>>,
-    /// Cell -> last hotspot alert time (owned cells only).
+    /// Cell -> last hotspot alert time.
     alerted: FxHashMap<u64, u64>,
     next_tick: Option<u64>,
     handle: SurfaceHandle,
     scratch: Vec<(f64, u64)>,
     candidates: Vec<Candidate>,
+    /// The tick's selection over all officers: (officer group, candidate).
+    pool: Vec<(u32, Candidate)>,
+    /// Clock hour and hotspot alerts in it, city-wide.
+    city_hour: (u64, u32),
+    /// Whether any patrol fix has arrived.
+    patrol_seen: bool,
+    /// Whether the missing patrol feed has been reported.
+    no_feed_noted: bool,
 }
 
 /// A patrol fix and, on duty, the cell it lies in (off duty it is no
@@ -499,6 +546,7 @@ impl State {
     }
 
     fn on_patrol(&mut self, LocatedFix { fix: p, cell }: &LocatedFix) {
+        self.patrol_seen = true;
         self.units.insert(p.unit, UnitState { pos: p.pos, status: p.status });
         if let Some(cell) = *cell {
             let e = self.last_seen.entry(cell).or_insert(p.ts_ms);
@@ -516,19 +564,32 @@ impl State {
         disk.iter().filter_map(|n| self.last_seen.get(n).copied()).max()
     }
 
+    /// A forecast tick. Every worker selects the alerts of every officer (it
+    /// holds the whole surface, so all select the same) and keeps the same
+    /// counts, so that the city-wide hourly budget needs no exchange; each
+    /// emits only the alerts of the officers it owns.
     fn on_tick(&mut self, at_ms: u64, emit: &mut impl FnMut(AlertDraft)) {
         let f = self.surface.factors(at_ms);
-        let shift = shift_index(at_ms, self.config.shift_ms, self.config.shift_offset_ms);
-        let stale = at_ms.saturating_sub(self.config.covered_within_ms);
+        let c = &self.config;
+        let shift = shift_index(at_ms, c.shift_ms, c.shift_offset_ms);
+        let stale = at_ms.saturating_sub(c.covered_within_ms);
+        self.pool.clear();
         for oi in 0..self.places.officers.len() {
-            if self.places.officers[oi].owner != self.index {
-                continue;
-            }
             self.candidates.clear();
             for k in 0..self.places.officers[oi].communities.len() {
                 let ci = self.places.officers[oi].communities[k];
+                let community = &mut self.places.communities[ci as usize];
+                if community.hotspot_shift.0 != shift {
+                    community.hotspot_shift = (shift, 0);
+                }
+                let mut room =
+                    self.config.max_hotspot_alerts_per_community_per_shift.saturating_sub(community.hotspot_shift.1)
+                        as usize;
+                if room == 0 {
+                    continue;
+                }
                 self.scratch.clear();
-                for &cell in &self.places.communities[ci as usize].cells {
+                for &cell in &community.cells {
                     let r = Surface::risk_of(&self.surface.parts(cell), &f);
                     if r >= self.config.min_risk {
                         self.scratch.push((r, cell));
@@ -545,42 +606,78 @@ impl State {
                         continue;
                     }
                     self.candidates.push(Candidate { risk, cell, rank, community: ci, last_patrol_ms: last });
+                    room -= 1;
+                    if room == 0 {
+                        break;
+                    }
                 }
             }
             if self.candidates.is_empty() {
                 continue;
             }
-            self.candidates.sort_unstable_by(|a, b| b.risk.total_cmp(&a.risk).then(a.cell.cmp(&b.cell)));
+            self.candidates.sort_unstable_by(by_risk);
             let group = &mut self.places.officers[oi];
             if group.hotspot_shift.0 != shift {
                 group.hotspot_shift = (shift, 0);
             }
             let room = self.config.max_hotspot_alerts_per_shift.saturating_sub(group.hotspot_shift.1) as usize;
             let n = room.min(self.config.hotspots_per_tick).min(self.candidates.len());
-            group.hotspot_shift.1 += n as u32;
-            for c in &self.candidates[..n] {
-                let centre = cell_centre(c.cell);
-                let facts = HotspotFacts {
-                    cell: c.cell,
-                    community: &self.places.communities[c.community as usize].name,
-                    at_ms,
-                    risk: c.risk,
-                    parts: {
-                        let p = self.surface.parts(c.cell);
-                        [p[0] * f[0], p[1] * f[1], p[2] * f[2]]
-                    },
-                    rank: c.rank,
-                    last_patrol_ms: c.last_patrol_ms,
-                    nearest: nearest_available(self.units.iter(), centre),
-                };
-                emit(hotspot_draft(&self.config, &facts, &self.units_dir));
-                self.alerted.insert(c.cell, at_ms);
+            self.pool.extend(self.candidates[..n].iter().map(|c| (oi as u32, *c)));
+        }
+        if self.pool.is_empty() {
+            self.publish(at_ms);
+            return;
+        }
+        if !self.patrol_seen && !self.no_feed_noted {
+            self.no_feed_noted = true;
+            if self.index == 0 {
+                emit(no_patrol_feed_draft(&self.config, at_ms));
             }
         }
+        let hour = at_ms / HOUR_MS;
+        if self.city_hour.0 != hour {
+            self.city_hour = (hour, 0);
+        }
+        let room = self.config.max_hotspot_alerts_per_hour.saturating_sub(self.city_hour.1) as usize;
+        self.pool.sort_unstable_by(|a, b| by_risk(&a.1, &b.1));
+        self.pool.truncate(room);
+        self.city_hour.1 += self.pool.len() as u32;
+        for &(oi, c) in &self.pool {
+            self.places.officers[oi as usize].hotspot_shift.1 += 1;
+            self.places.communities[c.community as usize].hotspot_shift.1 += 1;
+            self.alerted.insert(c.cell, at_ms);
+            if self.places.officers[oi as usize].owner != self.index {
+                continue;
+            }
+            let centre = cell_centre(c.cell);
+            let facts = HotspotFacts {
+                cell: c.cell,
+                community: &self.places.communities[c.community as usize].name,
+                at_ms,
+                risk: c.risk,
+                parts: {
+                    let p = self.surface.parts(c.cell);
+                    [p[0] * f[0], p[1] * f[1], p[2] * f[2]]
+                },
+                rank: c.rank,
+                last_patrol_ms: c.last_patrol_ms,
+                nearest: nearest_available(self.units.iter(), centre),
+            };
+            emit(hotspot_draft(&self.config, &facts, &self.units_dir));
+        }
+        self.publish(at_ms);
+    }
+
+    fn publish(&self, at_ms: u64) {
         if self.index == 0 {
             self.handle.publish(snapshot(&self.surface, at_ms, self.config.snapshot_cells));
         }
     }
+}
+
+/// Riskiest first, ties by cell: the one order of hotspot candidates.
+fn by_risk(a: &Candidate, b: &Candidate) -> std::cmp::Ordering {
+    b.risk.total_cmp(&a.risk).then(a.cell.cmp(&b.cell))
 }
 
 /// The top `n` cells of a surface at `at_ms`.
@@ -635,6 +732,10 @@ impl Model for RiskHotspot {
             handle: self.surface.clone(),
             scratch: Vec::new(),
             candidates: Vec::new(),
+            pool: Vec::new(),
+            city_hour: (u64::MAX, 0),
+            patrol_seen: false,
+            no_feed_noted: false,
             config,
         };
         if state.index == 0 {

@@ -31,6 +31,8 @@ pub struct Community {
     pub officer: u32,
     /// Registered cells, in registration order.
     pub cells: Vec<u64>,
+    /// Shift index and hotspot alerts in it.
+    pub hotspot_shift: (u64, u32),
 }
 
 /// An officer (or, without one, a community) that receives alerts.
@@ -115,7 +117,12 @@ impl Places {
                     Some(i) => *i,
                     None => {
                         let i = self.communities.len() as u32;
-                        self.communities.push(Community { name: name.clone(), officer: oi, cells: Vec::new() });
+                        self.communities.push(Community {
+                            name: name.clone(),
+                            officer: oi,
+                            cells: Vec::new(),
+                            hotspot_shift: (u64::MAX, 0),
+                        });
                         self.officers[oi as usize].communities.push(i);
                         self.community_index.insert(name, i);
                         i

@@ -222,3 +222,49 @@ fn config_rejects_unknown_fields_and_bad_values() {
     assert_eq!(m.config.resolution, 8);
     assert_eq!(m.config.tick_ms, 3_600_000, "unset fields keep their defaults");
 }
+
+#[test]
+fn the_budget_holds_without_a_patrol_feed() {
+    // No patrols: every hotspot is uncovered; the model says so once and the
+    // budget (per community per shift, per city per hour) is all that limits it.
+    let dir = tempfile::tempdir().unwrap();
+    let spec = RandomSpec { seed: 8, alarms: 300, units: 4, calls: 10, ..RandomSpec::default() };
+    write_random_dataset(dir.path(), &spec).unwrap();
+    std::fs::remove_file(dir.path().join("patrols.parquet")).unwrap();
+    write_grids(dir.path());
+    let config = Config {
+        max_hotspot_alerts_per_community_per_shift: 1,
+        max_hotspot_alerts_per_hour: 3,
+        hotspots_per_tick: 3,
+        max_hotspot_alerts_per_shift: 10,
+        cell_cooldown_ms: 0,
+        ..busy()
+    };
+    let opts = ReplayOptions { input: dir.path().to_owned(), lateness_ms: 20_000, ..ReplayOptions::default() };
+    let (events, reference_data) = merged_events(&opts).unwrap();
+    let drafts = reference::run(&config, &events, &reference_data);
+    let notices: Vec<_> = drafts.iter().filter(|d| d.kind == "no_patrol_feed").collect();
+    assert_eq!(notices.len(), 1, "said once");
+    let hot: Vec<_> = drafts.iter().filter(|d| d.kind == "hotspot").collect();
+    assert!(hot.len() > 5, "{}", hot.len());
+    assert!(notices[0].event_ts_ms <= hot[0].event_ts_ms);
+    let mut per_hour = std::collections::BTreeMap::new();
+    let mut per_community_shift = std::collections::BTreeMap::new();
+    for d in &hot {
+        *per_hour.entry(d.event_ts_ms / 3_600_000).or_insert(0) += 1;
+        let e: serde_json::Value = serde_json::from_str(&d.evidence).unwrap();
+        let shift = (d.event_ts_ms + config.shift_ms - config.shift_offset_ms) / config.shift_ms;
+        *per_community_shift.entry((e["community"].as_str().unwrap().to_owned(), shift)).or_insert(0) += 1;
+    }
+    assert_eq!(per_hour.values().copied().max(), Some(3), "the hourly budget binds: {per_hour:?}");
+    assert!(per_community_shift.values().all(|n| *n == 1), "{per_community_shift:?}");
+    let want: Vec<String> =
+        drafts.iter().map(|d| key(&d.kind, &d.subject, d.event_ts_ms, &d.summary, &d.evidence)).collect();
+    assert_alerts_for_1_2_4_workers(
+        &opts,
+        || Box::new(RiskHotspot::new(config.clone())),
+        |a| key(&a.kind, &a.subject, a.event_ts_ms as u64, &a.summary, &a.evidence),
+        &want,
+        "no patrol feed",
+    );
+}

@@ -14,7 +14,8 @@ fn evaluates_a_dataset_folder_and_a_replays_alerts() {
     write_random_dataset(dir.path(), &spec).unwrap();
     let opts = EvalOptions { score_from_ms: Some(T0_MS as u64 + 86_400_000), ..EvalOptions::default() };
     let e = evaluate_dataset(dir.path(), &opts).unwrap();
-    assert_eq!(e.rows.len(), 2 * 2 * 4 * 2, "crimes x horizons x methods x shares");
+    assert_eq!(e.rows.len(), 2 * 2 * 6 * 2, "crimes x horizons x methods (model, 3 naive, kde, ceiling) x shares");
+    assert_eq!(e.comparisons.len(), 2 * 2 * 2, "crimes x horizons x shares");
     assert!(e.rows.iter().any(|r| r.periods > 0 && r.incidents > 0), "{e}");
     assert!(e.to_string().contains("risk_hotspot"));
     let replayed = e.near_repeat.clone().expect("the random data has burglaries");
