@@ -105,27 +105,58 @@ fn browser_programs() -> Option<(PathBuf, PathBuf)> {
     Some((chromium, chromedriver))
 }
 
+/// Whether chromedriver answers `GET /status` at `addr` with `"ready": true`
+/// (any other answer, a refused or reset connection: no).
+fn driver_ready(addr: SocketAddr) -> bool {
+    use std::io::{Read, Write};
+    let Ok(mut s) = std::net::TcpStream::connect_timeout(&addr, Duration::from_millis(500)) else { return false };
+    let _ = s.set_read_timeout(Some(Duration::from_secs(2)));
+    let req = format!("GET /status HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
+    if s.write_all(req.as_bytes()).is_err() {
+        return false;
+    }
+    let mut text = String::new();
+    let _ = s.read_to_string(&mut text);
+    let body = text.split_once("\r\n\r\n").map_or("", |(_, b)| b);
+    let body = body.find('{').map_or("", |i| &body[i..]);
+    let body = body.rfind('}').map_or("", |j| &body[..=j]);
+    serde_json::from_str::<Value>(body).is_ok_and(|v| v["value"]["ready"] == json!(true))
+}
+
 /// Starts chromedriver and a headless Chromium session: a desktop window of
 /// `width` x `height`, or with `phone` a phone's viewport of that size (Chrome's
 /// mobile emulation: a window cannot be narrower than 500 px). Browser console
 /// messages are kept for [`Driver::console_errors`].
 fn start_driver(dir: &std::path::Path, name: &str, width: u32, height: u32, phone: bool) -> Option<Driver> {
     let (chromium, chromedriver) = browser_programs()?;
-    let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-    let child = Command::new(&chromedriver)
-        .arg(format!("--port={port}"))
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start chromedriver");
     let profile = dir.join(format!("chromium-profile-{name}"));
-    let mut d =
-        Driver { addr: SocketAddr::from(([127, 0, 0, 1], port)), child, session: None, profile: profile.clone() };
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while std::net::TcpStream::connect(d.addr).is_err() {
-        assert!(Instant::now() < deadline, "chromedriver did not start");
-        std::thread::sleep(Duration::from_millis(50));
+    // A free port is found by binding port 0 and letting it go; another test's
+    // server may take the same port before chromedriver does (the test
+    // servers bind port 0 too), so a port counts only once chromedriver itself
+    // answers `/status` ready there; otherwise try another.
+    let mut started = None;
+    for _ in 0..5 {
+        let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let mut child = Command::new(&chromedriver)
+            .arg(format!("--port={port}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start chromedriver");
+        let addr = SocketAddr::from(([127, 0, 0, 1], port));
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline && !driver_ready(addr) {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        if driver_ready(addr) {
+            started = Some((addr, child));
+            break;
+        }
+        let _ = child.kill();
+        let _ = child.wait();
     }
+    let (addr, child) = started.expect("chromedriver did not answer /status ready on any of 5 ports");
+    let mut d = Driver { addr, child, session: None, profile: profile.clone() };
     let mut options = json!({
         "binary": chromium,
         "args": ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--lang=en-US",
