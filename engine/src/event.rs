@@ -7,9 +7,10 @@
 //! - `seq`: its position in the replay's merged input order, the same whatever
 //!   the worker count. Operators that buffer events sort by `(time, seq)`, which
 //!   makes their output deterministic.
-//! - `ts_ms`: the event time from the row. The timely timestamp the event
-//!   travels at equals `ts_ms`, except for late events, which travel at the
-//!   watermark (see [`crate::lateness`]) and have `late` set.
+//! - `ts_ms`: the event time it travels at, which is also its timely
+//!   timestamp: the row's own time, except for a late event, whose `ts_ms` is
+//!   set to the watermark it was admitted at (see [`crate::lateness`]) and
+//!   which has `late` set. Its row's own time is not kept.
 
 use crate::contract::{AlarmSource, CallPhase, Category, PatrolStatus};
 use crate::geo::Point;

@@ -114,7 +114,14 @@ pub fn parse_date_ms(text: &str) -> Option<i64> {
     let y: i64 = it.next()?.parse().ok()?;
     let m: u32 = it.next()?.parse().ok()?;
     let d: u32 = it.next()?.parse().ok()?;
-    ((1..=12).contains(&m) && (1..=31).contains(&d)).then(|| days_from_civil(y, m, d) * 86_400_000)
+    let leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
+    let days_in_month = match m {
+        2 if leap => 29,
+        2 => 28,
+        4 | 6 | 9 | 11 => 30,
+        _ => 31,
+    };
+    ((1..=12).contains(&m) && (1..=days_in_month).contains(&d)).then(|| days_from_civil(y, m, d) * 86_400_000)
 }
 
 #[cfg(test)]
@@ -128,6 +135,16 @@ mod tests {
         assert_eq!(w.admit(9_500), (9_500, false), "within lateness: own time");
         assert_eq!(w.admit(8_000), (9_000, true), "beyond lateness: at the watermark, late");
         assert_eq!(w.current(), 9_000);
+    }
+
+    #[test]
+    fn dates_that_do_not_exist_are_refused() {
+        assert_eq!(parse_date_ms("2026-03-02"), Some(days_from_civil(2026, 3, 2) * 86_400_000));
+        assert_eq!(parse_date_ms("2024-02-29"), Some(days_from_civil(2024, 2, 29) * 86_400_000));
+        for bad in ["2026-02-31", "2026-02-29", "1900-02-29", "2026-04-31", "2026-13-01", "2026-00-10", "2026-1"] {
+            assert_eq!(parse_date_ms(bad), None, "{bad}");
+        }
+        assert!(parse_date_ms("2000-02-29").is_some(), "2000 is a leap year");
     }
 
     #[test]

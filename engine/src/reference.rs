@@ -1,6 +1,8 @@
 //! Reference data the models may consult while the streams run: subscribers
 //! (age, home, activation), the jurisdiction, and the names of patrol units.
-//! Loaded once before the dataflow starts and shared read-only by every worker.
+//! Loaded once before the dataflow starts and shared by every worker:
+//! subscribers and the jurisdiction are read-only; the unit directory gains
+//! names as readers (and live ingest) meet new units.
 
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
@@ -155,7 +157,8 @@ impl UnitDirectory {
     }
 }
 
-/// Everything read-only a model may consult.
+/// What a model may consult besides the streams (read-only but for the unit
+/// directory, which only grows).
 #[derive(Debug, Clone)]
 pub struct Reference {
     /// Subscribers by pseudonym (empty when the dataset has no subscribers table).

@@ -685,7 +685,8 @@ pub fn replay(opts: &ReplayOptions, models: Vec<Box<dyn Model>>) -> Result<Repla
 }
 
 /// Like [`replay`], and also sends each routed alert to `tap` as it is produced
-/// (for serving a replay live, as `citywatch demo` does).
+/// (a hook for serving a replay's alerts while it runs; the binary's demo feeds
+/// the live engine over HTTP instead).
 pub fn replay_with_tap(
     opts: &ReplayOptions,
     models: Vec<Box<dyn Model>>,

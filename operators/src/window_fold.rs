@@ -1,7 +1,8 @@
 //! Keyed tumbling event-time windows folded into one accumulator per key, with an
 //! optional distinct-value set: the one pass behind windowed counts, distinct
-//! counts and any combination of them (a fraud model's calls, short calls and
-//! distinct callees per caller and window are one `window_fold_distinct`).
+//! counts and any combination of them (the fanout peer workload's calls, short
+//! calls and distinct callees per caller and window are one
+//! `window_fold_distinct`; fraud_call keeps its own per-caller state).
 //!
 //! - **Input**: a stream of records `D` at timely time `t`. `key_ts(&d)` gives the
 //!   record's 64-bit key and its event time `ts` in ms. The contract with the
