@@ -758,12 +758,14 @@ fn serve_live(
             .lateness_ms;
     let (tx, rx) = crossbeam_channel::bounded(4096);
     let journal = config.journal_options();
-    eprintln!(
-        "citywatch: journal {} (fsync {}, retention {} s, segments of {} B)",
-        journal.dir.display(),
-        if journal.fsync { "on: answered after fdatasync" } else { "off" },
-        journal.retention_ms / 1000,
-        journal.segment_bytes
+    tracing::info!(
+        journal = %journal.dir.display(),
+        fsync = if journal.fsync { "on: answered after fdatasync" } else { "off" },
+        retention_s = journal.retention_ms / 1000,
+        segment_bytes = journal.segment_bytes,
+        workers,
+        lateness_ms,
+        "live engine starting"
     );
     let jurisdiction = Arc::clone(&reference.jurisdiction);
     let units = reference.units.clone();
@@ -782,7 +784,7 @@ fn serve_live(
         on_ready();
         let shutdown = async {
             stop_signal().await;
-            eprintln!("citywatch: stopping: draining requests in flight, the engine and the store");
+            tracing::info!("stopping: draining requests in flight, the engine and the store");
         };
         citywatch_server::serve_on(listener, config, pipeline, rx, jurisdiction, shutdown).await?;
         anyhow::Ok(())
@@ -1088,7 +1090,21 @@ fn serve_demo(dir: &Path, data: &Path, args: &DemoArgs, start_ms: i64) -> Result
     })
 }
 
+/// Logs to stderr at the level of `CITYWATCH_LOG` (`error`, `warn`, `info`,
+/// `debug`, `trace`; default `info`), one line an event with its fields.
+fn init_logs() -> Result<()> {
+    let level = match std::env::var("CITYWATCH_LOG") {
+        Ok(v) => v.parse::<tracing::Level>().map_err(|_| {
+            anyhow::anyhow!("CITYWATCH_LOG={v:?} is not a log level; use error, warn, info, debug or trace")
+        })?,
+        Err(_) => tracing::Level::INFO,
+    };
+    tracing_subscriber::fmt().with_writer(std::io::stderr).with_max_level(level).with_ansi(false).init();
+    Ok(())
+}
+
 fn main() -> Result<()> {
+    init_logs()?;
     let cli = Cli::parse();
     match cli.command {
         Command::Demo(a) => run_demo(a),

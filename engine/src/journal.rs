@@ -220,9 +220,11 @@ impl Journal {
                         let f = OpenOptions::new().write(true).open(path).map_err(|e| Error::io(path, e))?;
                         f.set_len(good).map_err(|e| Error::io(path, e))?;
                         f.sync_all().map_err(|e| Error::io(path, e))?;
-                        eprintln!(
-                            "citywatch: journal {}: cut a torn record at byte {good} of {size} (the process died inside a write)",
-                            path.display()
+                        tracing::warn!(
+                            segment = %path.display(),
+                            kept_bytes = good,
+                            size,
+                            "journal: cut a torn record (the process died inside a write)"
                         );
                         break;
                     }

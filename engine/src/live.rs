@@ -367,7 +367,7 @@ impl LiveEngine {
                     events: Vec::new(),
                 };
                 if let Err(e) = journal.append(&tick) {
-                    eprintln!("citywatch: clock tick not journaled, event time stays at {before}: {e}");
+                    tracing::error!(event_time_ms = before, error = %e, "clock tick not journaled; event time stays");
                     return;
                 }
             }

@@ -136,7 +136,7 @@ pub(crate) async fn run(
                     std::thread::sleep(Duration::from_millis(50));
                     if last.elapsed() >= CHECKPOINT_EVERY {
                         if let Err(e) = crate::store::checkpoint(&conn) {
-                            eprintln!("citywatch-server: WAL checkpoint failed: {e}");
+                            tracing::error!(error = %e, "WAL checkpoint failed");
                         }
                         last = std::time::Instant::now();
                     }
@@ -154,17 +154,17 @@ pub(crate) async fn run(
     match restored {
         Ok(line) => {
             let c = &app.cfg;
-            eprintln!(
-                "citywatch-server: {line}; limits: skew {} s, age {} s, body {} B, {} ingests, {} connections, \
-                 header {} ms, body {} ms, {} streams/token",
-                c.max_clock_skew_ms / 1000,
-                c.max_event_age_ms / 1000,
-                c.max_body_bytes,
-                c.max_concurrent_ingests,
-                c.max_connections,
-                c.header_timeout_ms,
-                c.body_timeout_ms,
-                c.max_streams_per_token
+            tracing::info!(
+                restored = %line,
+                max_clock_skew_s = c.max_clock_skew_ms / 1000,
+                max_event_age_s = c.max_event_age_ms / 1000,
+                max_body_bytes = c.max_body_bytes,
+                max_concurrent_ingests = c.max_concurrent_ingests,
+                max_connections = c.max_connections,
+                header_timeout_ms = c.header_timeout_ms,
+                body_timeout_ms = c.body_timeout_ms,
+                max_streams_per_token = c.max_streams_per_token,
+                "journal restored; limits in force"
             );
         }
         Err(e) => {
@@ -175,6 +175,7 @@ pub(crate) async fn run(
     let sweeper = tokio::spawn(escalation_loop(app.clone()));
     let clock = tokio::spawn(clock_loop(app.clone()));
     let credentials = tokio::spawn(credentials_loop(app.clone()));
+    let refusals = tokio::spawn(refusals_loop(app.clone()));
 
     let router = router(app.clone());
     let addr = listener.local_addr().map(|a| a.to_string()).unwrap_or_default();
@@ -188,6 +189,7 @@ pub(crate) async fn run(
     sweeper.abort();
     clock.abort();
     credentials.abort();
+    refusals.abort();
     stopping.store(true, Ordering::SeqCst);
     let joined = tokio::task::spawn_blocking(move || (store_thread.join(), checkpointer.join())).await;
     served.map_err(|source| Error::Bind { addr, source })?;
@@ -215,7 +217,7 @@ fn store_loop(app: &App, alerts: &crossbeam_channel::Receiver<Alert>, stopping: 
         let Ok(mut store) = app.store.lock() else { return };
         match store.apply_alerts(&batch, now_ms(), app.cfg.cooldown_ms, &app.jurisdiction) {
             Ok(changes) => publish(app, changes),
-            Err(e) => eprintln!("citywatch-server: {} alerts not stored: {e}", batch.len()),
+            Err(e) => tracing::error!(alerts = batch.len(), error = %e, "alerts not stored"),
         }
     }
 }
@@ -241,7 +243,7 @@ async fn escalation_loop(app: Shared) {
                     a.metrics.escalated(changes.len() as u64);
                     publish(&a, changes);
                 }
-                Err(e) => eprintln!("citywatch-server: escalation sweep failed: {e}"),
+                Err(e) => tracing::error!(error = %e, "escalation sweep failed"),
             }
         })
         .await;
@@ -287,15 +289,41 @@ async fn credentials_loop(app: Shared) {
             Ok(Ok(file)) => {
                 let tokens = file.tokens.len();
                 let (added, removed) = app.auth.reload(file);
-                eprintln!(
-                    "citywatch: credentials reloaded from {} ({}): {tokens} token(s), {added} added, {removed} removed",
-                    path.display(),
-                    if signalled { "SIGHUP" } else { "file changed" }
+                tracing::info!(
+                    path = %path.display(),
+                    cause = if signalled { "SIGHUP" } else { "file changed" },
+                    tokens,
+                    added,
+                    removed,
+                    "credentials reloaded"
                 );
             }
-            Ok(Err(e)) => eprintln!("citywatch: credentials NOT reloaded, the tokens in force stay: {e}"),
-            Err(e) => eprintln!("citywatch: credentials NOT reloaded: {e}"),
+            Ok(Err(e)) => tracing::error!(error = %e, "credentials NOT reloaded; the tokens in force stay"),
+            Err(e) => tracing::error!(error = %e, "credentials NOT reloaded; the tokens in force stay"),
         }
+    }
+}
+
+/// Logs the requests refused in the last minute, summarised by reason (a
+/// flood of bad tokens or rows is one line a minute, not a line a request).
+async fn refusals_loop(app: Shared) {
+    let mut tick = tokio::time::interval(Duration::from_secs(60));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut last = app.metrics.refusals();
+    loop {
+        tick.tick().await;
+        let now = app.metrics.refusals();
+        if let Some(d) = now.since(&last) {
+            tracing::warn!(
+                unauthorized = d.unauthorized,
+                throttled = d.throttled,
+                busy = d.busy,
+                bad_requests = d.bad_requests,
+                rejected_rows = d.rejected_rows,
+                "requests refused in the last minute"
+            );
+        }
+        last = now;
     }
 }
 
@@ -392,7 +420,7 @@ async fn guard_auth(State(app): State<Shared>, req: Request, next: Next) -> Resp
             };
             let audited = with_store(&app, move |s, _| s.audit(now_ms(), "-", "login_failed", &claimed, &reason)).await;
             if let Err(e) = audited {
-                eprintln!("citywatch-server: failed login not audited: {}", e.1);
+                tracing::error!(error = %e.1, "failed login not audited");
             }
         }
     }
@@ -426,7 +454,7 @@ impl ApiError {
 
 impl From<Error> for ApiError {
     fn from(e: Error) -> Self {
-        eprintln!("citywatch-server: {e}");
+        tracing::error!(error = %e, "internal error answered 500");
         ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string())
     }
 }
@@ -529,7 +557,7 @@ async fn metrics(State(app): State<Shared>, headers: HeaderMap) -> ApiResult<Res
 async fn healthz(State(app): State<Shared>) -> Response {
     let waited = app.applying.oldest_ms();
     if waited > app.cfg.stall_after_ms {
-        eprintln!("citywatch-server: STALLED: an ingest has waited {waited} ms for the engine (see /metrics)");
+        tracing::warn!(waited_ms = waited, "STALLED: an ingest is waiting for the engine (see /metrics)");
         let msg = format!("an ingest has waited {waited} ms for the engine to take its events");
         return (StatusCode::SERVICE_UNAVAILABLE, Json(json!({"status": "stalled", "reason": msg}))).into_response();
     }

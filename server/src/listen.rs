@@ -49,7 +49,7 @@ pub(crate) async fn serve_connections(
                 Ok(c) => c,
                 // Out of file descriptors and the like: wait rather than spin.
                 Err(e) => {
-                    eprintln!("citywatch-server: accept failed: {e}");
+                    tracing::warn!(error = %e, "accept failed");
                     tokio::time::sleep(Duration::from_millis(100)).await;
                     continue;
                 }

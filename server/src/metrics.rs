@@ -70,6 +70,36 @@ fn table_name(i: usize) -> &'static str {
     ["calls", "alarms", "patrols"][i]
 }
 
+/// Requests refused, by reason: the live service logs their change once a
+/// minute instead of a line per refusal.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Refusals {
+    /// Missing or bad token (401).
+    pub unauthorized: u64,
+    /// Over the failed-authentication limit (429).
+    pub throttled: u64,
+    /// Engine behind, every ingest slot taken (503).
+    pub busy: u64,
+    /// Ingest requests refused for bad rows (400).
+    pub bad_requests: u64,
+    /// The bad rows of those requests.
+    pub rejected_rows: u64,
+}
+
+impl Refusals {
+    /// The refusals since `earlier`, or `None` when there were none.
+    pub fn since(&self, earlier: &Refusals) -> Option<Refusals> {
+        let d = Refusals {
+            unauthorized: self.unauthorized.saturating_sub(earlier.unauthorized),
+            throttled: self.throttled.saturating_sub(earlier.throttled),
+            busy: self.busy.saturating_sub(earlier.busy),
+            bad_requests: self.bad_requests.saturating_sub(earlier.bad_requests),
+            rejected_rows: self.rejected_rows.saturating_sub(earlier.rejected_rows),
+        };
+        (d != Refusals::default()).then_some(d)
+    }
+}
+
 impl Metrics {
     /// Remembers when events with these times were ingested (first time wins).
     pub fn note_ingest_times(&self, event_times: impl Iterator<Item = i64>) {
@@ -134,6 +164,17 @@ impl Metrics {
     /// Counts a request refused because its address is over the failed-authentication limit.
     pub fn throttled(&self) {
         self.throttled.fetch_add(1, Relaxed);
+    }
+
+    /// Requests refused so far, by reason (see [`Refusals::since`]).
+    pub fn refusals(&self) -> Refusals {
+        Refusals {
+            unauthorized: self.unauthorized.load(Relaxed),
+            throttled: self.throttled.load(Relaxed),
+            busy: self.busy.load(Relaxed),
+            bad_requests: self.bad_requests.load(Relaxed),
+            rejected_rows: self.rejected.iter().map(|c| c.load(Relaxed)).sum(),
+        }
     }
 
     /// Counts an ingest request refused (503) because every ingest slot was taken.
@@ -277,5 +318,27 @@ impl Metrics {
         let _ = writeln!(s, "{name}_sum {}", self.latency_sum_us.load(Relaxed) as f64 / 1e6);
         let _ = writeln!(s, "{name}_count {count}");
         s
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn refusals_since_counts_only_what_changed_and_nothing_is_none() {
+        let m = Metrics::default();
+        let start = m.refusals();
+        assert_eq!(m.refusals().since(&start), None, "nothing refused: no log line");
+        m.unauthorized();
+        m.unauthorized();
+        m.busy();
+        m.rejected(Table::Alarms, 7);
+        m.rejected(Table::Calls, 3);
+        let d = m.refusals().since(&start).expect("refusals");
+        assert_eq!(d, Refusals { unauthorized: 2, throttled: 0, busy: 1, bad_requests: 2, rejected_rows: 10 });
+        let mid = m.refusals();
+        m.throttled();
+        assert_eq!(m.refusals().since(&mid), Some(Refusals { throttled: 1, ..Refusals::default() }));
     }
 }
