@@ -77,9 +77,10 @@ pub struct Config {
     /// A call still open this long after it was answered is judged, seconds.
     pub open_s: u64,
     /// Probability at or above which an open call raises `fraud_in_progress`.
-    /// Default [`DEFAULT_IN_PROGRESS_THRESHOLD`]; unset (`None`): the weights
-    /// file's, chosen on its training data for its precision target, which
-    /// holds only at the training cities' fraud prevalence (see the card).
+    /// Default [`DEFAULT_IN_PROGRESS_THRESHOLD`]. `None` (only through the
+    /// library) uses the weights file's, chosen on its training data for its
+    /// precision target, which holds only at the training cities' fraud
+    /// prevalence (see the card).
     pub in_progress_threshold: Option<f64>,
     /// Probability at or above which the number is raised as `fraud_number`
     /// (and the in-progress alert is `severe`). Unset: the weights file's.
