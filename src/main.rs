@@ -1090,6 +1090,34 @@ fn serve_demo(dir: &Path, data: &Path, args: &DemoArgs, start_ms: i64) -> Result
     })
 }
 
+/// `citywatch models`: each model with its settings, one a line (and its card).
+/// Written at once, and a closed pipe (`citywatch models | head`) ends it
+/// quietly instead of panicking.
+fn print_models(cards: bool) -> Result<()> {
+    use std::fmt::Write as _;
+    let mut out = String::new();
+    for m in models() {
+        writeln!(out, "{} {}", m.name(), m.version())?;
+        match m.config() {
+            serde_json::Value::Object(settings) if !settings.is_empty() => {
+                writeln!(out, "  settings ([models.{}] in a config file):", m.name())?;
+                for (k, v) in settings {
+                    writeln!(out, "    {k} = {v}")?;
+                }
+            }
+            serde_json::Value::Object(_) => writeln!(out, "  no settings")?,
+            other => writeln!(out, "  settings: {other}")?,
+        }
+        if cards {
+            writeln!(out, "{}\n", m.card())?;
+        }
+    }
+    match std::io::Write::write_all(&mut std::io::stdout().lock(), out.as_bytes()) {
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        other => Ok(other?),
+    }
+}
+
 /// Logs to stderr at the level of `CITYWATCH_LOG` (`error`, `warn`, `info`,
 /// `debug`, `trace`; default `info`), one line an event with its fields.
 fn init_logs() -> Result<()> {
@@ -1116,24 +1144,6 @@ fn main() -> Result<()> {
         Command::Import { command: ImportCommand::Incidents(a) } => run_import_incidents(a),
         Command::Eval(a) => run_eval(a),
         Command::Train(a) => run_train(a),
-        Command::Models { cards } => {
-            for m in models() {
-                println!("{} {}", m.name(), m.version());
-                match m.config() {
-                    serde_json::Value::Object(settings) if !settings.is_empty() => {
-                        println!("  settings ([models.{}] in a config file):", m.name());
-                        for (k, v) in settings {
-                            println!("    {k} = {v}");
-                        }
-                    }
-                    serde_json::Value::Object(_) => println!("  no settings"),
-                    other => println!("  settings: {other}"),
-                }
-                if cards {
-                    println!("{}\n", m.card());
-                }
-            }
-            Ok(())
-        }
+        Command::Models { cards } => print_models(cards),
     }
 }
