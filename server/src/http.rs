@@ -794,7 +794,17 @@ async fn list_alerts(
     let c = authenticate(&app, &headers).await?;
     let vis = visibility(&c);
     let (filter_limit, filter_offset) = (filter.limit.unwrap_or(100).clamp(1, 1000), filter.offset.unwrap_or(0));
+    let query = format!(
+        "status={} model={} kind={} since={} limit={filter_limit} offset={filter_offset}",
+        filter.status.as_deref().unwrap_or("*"),
+        filter.model.as_deref().unwrap_or("*"),
+        filter.kind.as_deref().unwrap_or("*"),
+        filter.since.map_or("*".to_owned(), |t| t.to_string()),
+    );
     let (last_seq, rows) = with_store(&app, move |s, _| Ok((s.last_seq()?, s.list(&vis, &filter)?))).await?;
+    // A list carries every alert's evidence: one audit row per request, with
+    // how many alerts it read (not a row per alert).
+    audit(&app, &c, "list", query, format!("{} alert(s) read with their evidence", rows.len())).await?;
     let alerts: Vec<Value> = rows.iter().map(|a| present(&app.jurisdiction, a)).collect();
     let limit = filter_limit as usize;
     let next_offset = (alerts.len() == limit).then(|| filter_offset as usize + limit);
@@ -1054,6 +1064,7 @@ async fn stream(
         Some(id) => id,
         None => with_store(&app, |s, _| s.last_seq()).await?,
     };
+    audit(&app, &c, "stream", format!("from seq {cursor}"), "live stream opened".into()).await?;
     let (tx, rx) = mpsc::channel::<std::result::Result<SseEvent, Infallible>>(STREAM_BUFFER);
     let vis = visibility(&c);
     let mut shutdown = app.shutdown.clone();
@@ -1062,53 +1073,62 @@ async fn stream(
     let app2 = app.clone();
     tokio::spawn(async move {
         let _slot = slot;
+        let sent = std::sync::atomic::AtomicU64::new(0);
         let send = |ch: &Change| {
             let body = json!({"seq": ch.seq, "change": ch.change, "alert": present(&app2.jurisdiction, &ch.alert)});
             let ev = SseEvent::default().id(ch.seq.to_string()).event("alert").data(body.to_string());
+            sent.fetch_add(1, Ordering::Relaxed);
             tx.send(Ok(ev))
         };
-        'backlog: loop {
-            // Catch up from the store (first connection or after lagging the broadcast).
-            loop {
-                let v = vis.clone();
-                let page = match with_store(&app2, move |s, _| s.changes_since(&v, cursor, BACKLOG_PAGE)).await {
-                    Ok(p) => p,
-                    Err(_) => return,
-                };
-                for ch in &page {
-                    if send(ch).await.is_err() {
-                        return;
-                    }
-                    cursor = ch.seq;
-                }
-                if page.len() < BACKLOG_PAGE as usize {
-                    break;
-                }
-            }
-            loop {
-                tokio::select! {
-                    _ = shutdown.changed() => return,
-                    _ = tx.closed() => return,
-                    // A revoked token's stream ends at the next reload.
-                    _ = reloads.changed() => if app2.auth.cached(&token).is_none() {
-                        return;
-                    },
-                    r = live.recv() => match r {
-                        Ok(ch) => {
-                            if ch.seq <= cursor {
-                                continue;
-                            }
-                            if c.sees(ch.alert.place(), ch.alert.alert.assignee.as_deref()) && send(&ch).await.is_err() {
-                                return;
-                            }
-                            cursor = ch.seq;
+        // The stream's evidence reads are audited once, when it ends, with
+        // how many alert changes it carried (not a row per change).
+        async {
+            'backlog: loop {
+                // Catch up from the store (first connection or after lagging the broadcast).
+                loop {
+                    let v = vis.clone();
+                    let page = match with_store(&app2, move |s, _| s.changes_since(&v, cursor, BACKLOG_PAGE)).await {
+                        Ok(p) => p,
+                        Err(_) => return,
+                    };
+                    for ch in &page {
+                        if send(ch).await.is_err() {
+                            return;
                         }
-                        Err(broadcast::error::RecvError::Lagged(_)) => continue 'backlog,
-                        Err(broadcast::error::RecvError::Closed) => return,
-                    },
+                        cursor = ch.seq;
+                    }
+                    if page.len() < BACKLOG_PAGE as usize {
+                        break;
+                    }
+                }
+                loop {
+                    tokio::select! {
+                        _ = shutdown.changed() => return,
+                        _ = tx.closed() => return,
+                        // A revoked token's stream ends at the next reload.
+                        _ = reloads.changed() => if app2.auth.cached(&token).is_none() {
+                            return;
+                        },
+                        r = live.recv() => match r {
+                            Ok(ch) => {
+                                if ch.seq <= cursor {
+                                    continue;
+                                }
+                                if c.sees(ch.alert.place(), ch.alert.alert.assignee.as_deref()) && send(&ch).await.is_err() {
+                                    return;
+                                }
+                                cursor = ch.seq;
+                            }
+                            Err(broadcast::error::RecvError::Lagged(_)) => continue 'backlog,
+                            Err(broadcast::error::RecvError::Closed) => return,
+                        },
+                    }
                 }
             }
         }
+        .await;
+        let reason = format!("live stream closed after {} alert change(s) sent", sent.load(Ordering::Relaxed));
+        let _ = audit(&app2, &c, "stream_closed", format!("up to seq {cursor}"), reason).await;
     });
     Ok(Sse::new(ReceiverStream::new(rx)).keep_alive(KeepAlive::new().interval(Duration::from_secs(15))))
 }

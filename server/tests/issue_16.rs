@@ -388,3 +388,41 @@ fn issue_16_tokens_issued_and_revoked_while_running_take_effect_without_a_restar
     assert_eq!(me(&fresh), 200, "a file that does not parse changes nothing");
     s.stop();
 }
+
+/// Reads that carry evidence leave audit rows: one per list request with how
+/// many alerts it read, and one when a live stream opens and one when it
+/// closes with how many alert changes it sent.
+#[test]
+fn issue_16_list_and_stream_reads_of_evidence_are_audited() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = TestServer::start(dir.path());
+    s.alarms(&[alarm(1, 1_767_225_600_000, P1), alarm(2, 1_767_225_601_000, P1)]);
+    s.wait_alerts(2);
+    let before = audit_rows(&s.store_path).iter().filter(|r| r.2 == "list").count();
+    let r = s.get("/api/v1/alerts?model=fake&limit=50", Some("o-an"));
+    assert_eq!(r.status, 200);
+    let rows = audit_rows(&s.store_path);
+    let lists: Vec<_> = rows.iter().filter(|r| r.2 == "list").collect();
+    assert_eq!(lists.len(), before + 1, "one row per list request");
+    let last = lists.last().unwrap();
+    assert_eq!(last.1, "o-an");
+    assert!(last.3.contains("model=fake") && last.3.contains("limit=50"), "{last:?}");
+    assert!(last.4.starts_with("2 alert(s) read"), "{last:?}");
+    // A stream: opened, two changes in its backlog, closed by the client.
+    let mut sse = common::SseClient::connect(s.addr, s.token("o-an"), Some(0));
+    assert_eq!(sse.status, 200);
+    assert!(sse.next(Duration::from_secs(5)).is_some() && sse.next(Duration::from_secs(5)).is_some());
+    drop(sse);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let closed = loop {
+        let rows = audit_rows(&s.store_path);
+        if let Some(r) = rows.iter().find(|r| r.2 == "stream_closed") {
+            assert!(rows.iter().any(|r| r.2 == "stream" && r.1 == "o-an"), "the opening is audited too");
+            break r.clone();
+        }
+        assert!(Instant::now() < deadline, "no stream_closed row 5 s after the client left");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(closed.4.contains("2 alert change(s) sent"), "{closed:?}");
+    s.stop();
+}
