@@ -4,11 +4,11 @@
 //! every stream table, as NDJSON and as Arrow IPC. The open-ended search is
 //! `cargo +nightly fuzz run ingest_ndjson|ingest_arrow` (see fuzz/Cargo.toml).
 
+mod common;
+
 use std::path::PathBuf;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use arrow_array::{Float64Array, Int64Array, RecordBatch, StringArray, UInt8Array, UInt64Array};
 use citywatch_engine::contract::Table;
 use citywatch_server::ingest::Ingest;
 use rand::{Rng, SeedableRng};
@@ -22,29 +22,7 @@ fn corpus(target: &str) -> Vec<Vec<u8>> {
 
 /// A valid Arrow IPC stream of two alarms.
 fn arrow_alarms() -> Vec<u8> {
-    let schema = Table::Alarms.schema();
-    let t0 = 1_767_225_600_000;
-    let batch = RecordBatch::try_new(
-        schema.clone(),
-        vec![
-            Arc::new(UInt64Array::from(vec![21, 22])),
-            Arc::new(Int64Array::from(vec![t0, t0])),
-            Arc::new(StringArray::from(vec!["robbery", "theft"])),
-            Arc::new(UInt8Array::from(vec![1, 3])),
-            Arc::new(Float64Array::from(vec![36.07, 36.08])),
-            Arc::new(Float64Array::from(vec![120.38, 120.39])),
-            Arc::new(StringArray::from(vec![Some("+8613800000001"), None])),
-            Arc::new(StringArray::from(vec![None::<&str>, None])),
-            Arc::new(StringArray::from(vec!["110", "app"])),
-        ],
-    )
-    .unwrap();
-    let mut buf = Vec::new();
-    let mut w = arrow_ipc::writer::StreamWriter::try_new(&mut buf, &schema).unwrap();
-    w.write(&batch).unwrap();
-    w.finish().unwrap();
-    drop(w);
-    buf
+    common::alarms_arrow_ipc(1_767_225_600_000, [(36.07, 120.38), (36.08, 120.39)])
 }
 
 fn mutate(rng: &mut rand_chacha::ChaCha8Rng, seeds: &[Vec<u8>]) -> Vec<u8> {

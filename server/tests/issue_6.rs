@@ -2,7 +2,6 @@
 
 mod common;
 
-use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
@@ -152,31 +151,9 @@ fn issue_6_bad_ingest_row_is_400_and_nothing_is_applied() {
 
 #[test]
 fn issue_6_arrow_ipc_ingest_goes_through_the_same_decoder() {
-    use arrow_array::{Float64Array, Int64Array, RecordBatch, StringArray, UInt8Array, UInt64Array};
     let dir = tempfile::tempdir().unwrap();
     let s = TestServer::start(dir.path());
-    let schema = citywatch_engine::contract::Table::Alarms.schema();
-    let batch = RecordBatch::try_new(
-        schema.clone(),
-        vec![
-            Arc::new(UInt64Array::from(vec![21, 22])),
-            Arc::new(Int64Array::from(vec![T0, T0])),
-            Arc::new(StringArray::from(vec!["robbery", "theft"])),
-            Arc::new(UInt8Array::from(vec![1, 3])),
-            Arc::new(Float64Array::from(vec![P1.0, P1.0])),
-            Arc::new(Float64Array::from(vec![P1.1, P1.1])),
-            Arc::new(StringArray::from(vec![Some("+8613800000001"), None])),
-            Arc::new(StringArray::from(vec![None::<&str>, None])),
-            Arc::new(StringArray::from(vec!["110", "app"])),
-        ],
-    )
-    .unwrap();
-    let mut buf = Vec::new();
-    {
-        let mut w = arrow_ipc::writer::StreamWriter::try_new(&mut buf, &schema).unwrap();
-        w.write(&batch).unwrap();
-        w.finish().unwrap();
-    }
+    let buf = common::alarms_arrow_ipc(T0, [P1, P1]);
     let ct = [("Content-Type", "application/vnd.apache.arrow.stream")];
     let r = request(s.addr, "POST", "/api/v1/ingest/alarms", Some(s.token("o-an")), &ct, &buf);
     assert_eq!(r.status, 200, "{}", r.body);

@@ -472,3 +472,31 @@ impl SseClient {
         }
     }
 }
+
+/// A valid Arrow IPC stream of two alarms (ids 21 and 22, a robbery reported
+/// by a number and a theft from the app) at `t0`, at the two positions.
+pub fn alarms_arrow_ipc(t0: i64, positions: [(f64, f64); 2]) -> Vec<u8> {
+    use arrow_array::{Float64Array, Int64Array, RecordBatch, StringArray, UInt8Array, UInt64Array};
+    let schema = citywatch_engine::contract::Table::Alarms.schema();
+    let batch = RecordBatch::try_new(
+        schema.clone(),
+        vec![
+            Arc::new(UInt64Array::from(vec![21, 22])),
+            Arc::new(Int64Array::from(vec![t0, t0])),
+            Arc::new(StringArray::from(vec!["robbery", "theft"])),
+            Arc::new(UInt8Array::from(vec![1, 3])),
+            Arc::new(Float64Array::from(vec![positions[0].0, positions[1].0])),
+            Arc::new(Float64Array::from(vec![positions[0].1, positions[1].1])),
+            Arc::new(StringArray::from(vec![Some("+8613800000001"), None])),
+            Arc::new(StringArray::from(vec![None::<&str>, None])),
+            Arc::new(StringArray::from(vec!["110", "app"])),
+        ],
+    )
+    .unwrap();
+    let mut buf = Vec::new();
+    let mut w = arrow_ipc::writer::StreamWriter::try_new(&mut buf, &schema).unwrap();
+    w.write(&batch).unwrap();
+    w.finish().unwrap();
+    drop(w);
+    buf
+}
