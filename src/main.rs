@@ -19,22 +19,7 @@ use citywatch_engine::replay::{self, Cluster, ReplayOptions, Speed};
 use citywatch_engine::settings::Settings;
 use clap::{Args, Parser, Subcommand};
 
-/// The registration list: every model citywatch can run, in one visible place,
-/// with the hotspot model's live risk surface (served at `/api/v1/risk`).
-fn registry() -> (Vec<Box<dyn Model>>, citywatch_risk_hotspot::SurfaceHandle) {
-    let hotspot = citywatch_risk_hotspot::RiskHotspot::default();
-    let surface = hotspot.surface();
-    let models: Vec<Box<dyn Model>> = vec![
-        Box::new(citywatch_fraud_call::FraudCall::default()),
-        Box::new(hotspot),
-        Box::new(citywatch_response_gap::ResponseGap::default()),
-    ];
-    (models, surface)
-}
-
-fn models() -> Vec<Box<dyn Model>> {
-    registry().0
-}
+use citywatch_registry::{Registry, models, registry};
 
 /// The live engine as the server's pipeline, plus the hotspot model's surface.
 struct ServedPipeline {
@@ -751,7 +736,7 @@ fn serve_live(
     workers: usize,
     on_ready: impl FnOnce() + Send + 'static,
 ) -> Result<()> {
-    let (models, surface) = registry();
+    let Registry { models, risk_surface: surface } = registry();
     let models = configured(models, settings, &[])?;
     let lateness_ms =
         replay_options(&EngineArgs { config: None, pseudonym_key: None, lateness: None, models: vec![] }, settings)?

@@ -2,13 +2,18 @@
 //!
 //! A model receives the three input streams (calls, alarms, patrols: timely
 //! streams of compact events at event time, see [`crate::event`]) and the
-//! read-only [`Reference`] data, and returns a stream of [`AlertDraft`]s. Only
-//! [`Model::build`] is required; name, version, card and configuration have
-//! defaults. The engine stamps each draft with the model's name and version,
-//! gives it its deterministic id, routes it, and writes or pushes it.
+//! read-only [`Reference`] data, and returns a stream of [`AlertDraft`]s.
+//! [`Model::name`] and [`Model::build`] are required (the name is hashed into
+//! every alert id, so it is spelt out rather than derived from the type's
+//! name); version, card, configuration and the single-threaded
+//! [`Model::reference`] have defaults. The engine stamps each draft with the
+//! model's name and version, gives it its deterministic id, routes it, and
+//! writes or pushes it.
 //!
-//! Models are registered in one plain list the binary passes to the engine
-//! (see `src/main.rs`, `models()`): nothing in the engine knows a model by name.
+//! Models are registered in one plain list, `citywatch_registry::models()`
+//! (models/registry), which the binary, the benchmarks and the tests use:
+//! nothing in the engine knows a model by name. docs/writing-a-model.md is the
+//! guide; `citywatch new-model NAME` writes a new model's crate and registers it.
 //!
 //! Determinism is the model's side of the contract: the alerts must depend only
 //! on the events (their `ts_ms`, `seq` and content), never on which worker saw
@@ -27,6 +32,10 @@
 //! struct Quiet;
 //!
 //! impl Model for Quiet {
+//!     fn name(&self) -> String {
+//!         "quiet".to_owned()
+//!     }
+//!
 //!     fn build<'s>(&self, inputs: &Inputs<'s>) -> StreamVec<'s, EventTime, AlertDraft> {
 //!         inputs.alarms.clone().filter(|_| false).map(|_| unreachable!())
 //!     }
@@ -37,7 +46,7 @@
 use timely::dataflow::StreamVec;
 
 use crate::alert::AlertDraft;
-use crate::event::{AlarmEvent, CallEvent, PatrolEvent};
+use crate::event::{AlarmEvent, CallEvent, Event, PatrolEvent};
 use crate::reference::Reference;
 use crate::{Error, EventTime, Result};
 
@@ -59,11 +68,10 @@ pub trait Model: Send + Sync {
     /// Builds the model's part of the dataflow and returns its alerts.
     fn build<'s>(&self, inputs: &Inputs<'s>) -> StreamVec<'s, EventTime, AlertDraft>;
 
-    /// The model's name, as in `--models` and the `model` alert column. Defaults
-    /// to the type's name in snake case (`ResponseGap` -> `response_gap`).
-    fn name(&self) -> String {
-        snake_case(std::any::type_name::<Self>().rsplit("::").next().unwrap_or("model"))
-    }
+    /// The model's name, as in `--models` and the `model` alert column, in
+    /// snake case (`response_gap`). Alert ids hash it: renaming a model
+    /// changes every id it raises.
+    fn name(&self) -> String;
 
     /// The model's version, in the `model_version` alert column.
     fn version(&self) -> String {
@@ -92,28 +100,29 @@ pub trait Model: Send + Sync {
             )),
         }
     }
+
+    /// The model's single-threaded reference: the alerts it must raise on
+    /// `events` (in the replay's merged order, as
+    /// [`crate::replay::merged_events`] gives them), written as plainly as
+    /// possible and with the same configuration. The dataflow is tested
+    /// against it with 1, 2 and 4 workers, and the benchmarks time it
+    /// (`None`: the model has none, and is skipped there).
+    fn reference(&self, events: &[Event], reference: &Reference) -> Option<Vec<AlertDraft>> {
+        let _ = (events, reference);
+        None
+    }
 }
 
-fn snake_case(camel: &str) -> String {
-    let mut out = String::with_capacity(camel.len() + 4);
-    for (i, c) in camel.chars().enumerate() {
-        if c.is_ascii_uppercase() {
-            if i > 0 {
-                out.push('_');
-            }
-            out.push(c.to_ascii_lowercase());
-        } else {
-            out.push(c);
-        }
-    }
-    out
+/// [`Model::config`] for a model whose configuration is one serialisable struct.
+pub fn config_json<C: serde::Serialize>(config: &C) -> serde_json::Value {
+    serde_json::to_value(config).expect("a model configuration serialises to JSON")
 }
 
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn snake() {
-        assert_eq!(super::snake_case("ResponseGap"), "response_gap");
-        assert_eq!(super::snake_case("Quiet"), "quiet");
-    }
+/// [`Model::configure`] for a model whose configuration is one struct: reads
+/// `settings` (the config file's `[models.NAME]` table, as JSON) into a new
+/// `C`, naming the model and the field in the error. Fields left out keep
+/// their defaults when `C` is `#[serde(default)]`.
+pub fn configure_from<C: serde::de::DeserializeOwned>(model: &str, settings: &serde_json::Value) -> Result<C> {
+    let settings = if settings.is_null() { &serde_json::Value::Object(Default::default()) } else { settings };
+    C::deserialize(settings).map_err(|e| Error::config(format!("settings of model `{model}`"), e.to_string()))
 }

@@ -27,8 +27,8 @@ use std::process::{Command, ExitCode};
 use std::time::Instant;
 
 use citywatch_engine::event::Event;
-use citywatch_engine::model::Model;
 use citywatch_engine::replay::{ReplayOptions, merged_events, replay};
+use citywatch_registry::models;
 use clap::Parser;
 
 /// The citywatch binary's allocator, so these figures are the binary's.
@@ -63,13 +63,9 @@ struct Args {
     child: Option<String>,
 }
 
-/// The models, as `src/main.rs` registers them.
-fn models() -> Vec<Box<dyn Model>> {
-    vec![
-        Box::new(citywatch_fraud_call::FraudCall::default()),
-        Box::new(citywatch_risk_hotspot::RiskHotspot::default()),
-        Box::new(citywatch_response_gap::ResponseGap::default()),
-    ]
+/// The registered models' names, in the registry's order.
+fn model_names() -> Vec<String> {
+    models().iter().map(|m| m.name()).collect()
 }
 
 /// Peak resident memory of this process so far, KiB.
@@ -105,18 +101,13 @@ fn child_reference(input: &Path) -> Result<(), String> {
     println!("read_s {}", t.elapsed().as_secs_f64());
     println!("events {}", events.len());
     println!("active_numbers {}", active_numbers(&events));
-    let timed = |name: &str, f: &dyn Fn() -> usize| {
+    for model in models() {
         let t = Instant::now();
-        let n = f();
-        println!("ref_s {name} {}", t.elapsed().as_secs_f64());
-        println!("alerts {name} {n}");
-    };
-    let fc = citywatch_fraud_call::FraudCall::default().config;
-    timed("fraud_call", &|| citywatch_fraud_call::reference::run(&fc, &events, &reference.subscribers).len());
-    let rh = citywatch_risk_hotspot::RiskHotspot::default().config;
-    timed("risk_hotspot", &|| citywatch_risk_hotspot::reference::run(&rh, &events, &reference).len());
-    let rg = citywatch_response_gap::ResponseGap::default().config;
-    timed("response_gap", &|| citywatch_response_gap::reference::run(&rg, &events, &reference.units).len());
+        // A model without a reference adds nothing to the references' time.
+        let Some(alerts) = model.reference(&events, &reference) else { continue };
+        println!("ref_s {} {}", model.name(), t.elapsed().as_secs_f64());
+        println!("alerts {} {}", model.name(), alerts.len());
+    }
     println!("hwm_kb {}", vm_hwm_kb());
     Ok(())
 }
@@ -250,14 +241,12 @@ fn main() -> ExitCode {
     let med = |mode: &str, key: &str| -> f64 {
         median(results.get(mode).map_or(Vec::new(), |v| v.iter().filter_map(|m| m.values.get(key).copied()).collect()))
     };
+    let names = model_names();
     let reference_total = if args.no_reference {
         f64::NAN
     } else {
         med("reference", "read_s")
-            + ["fraud_call", "risk_hotspot", "response_gap"]
-                .iter()
-                .map(|m| med("reference", &format!("ref_s {m}")))
-                .sum::<f64>()
+            + names.iter().map(|m| med("reference", &format!("ref_s {m}"))).filter(|s| !s.is_nan()).sum::<f64>()
     };
     let active = if args.no_reference {
         match run_child(&input, "active") {
@@ -272,8 +261,9 @@ fn main() -> ExitCode {
     };
     println!();
     println!(
-        "| configuration | wall s (median of {}) | events/s | peak RSS MiB | RSS per active number, bytes | COST ratio (ref / this) | alerts fraud_call / risk_hotspot / response_gap |",
-        args.runs
+        "| configuration | wall s (median of {}) | events/s | peak RSS MiB | RSS per active number, bytes | COST ratio (ref / this) | alerts {} |",
+        args.runs,
+        names.join(" / ")
     );
     println!("|---|---|---|---|---|---|---|");
     for mode in &modes {
@@ -281,12 +271,9 @@ fn main() -> ExitCode {
         let wall = if is_ref { reference_total } else { med(mode, "wall_s") };
         let events = med(mode, "events");
         let hwm = med(mode, "hwm_kb") * 1024.0;
-        let alerts: Vec<String> = ["fraud_call", "risk_hotspot", "response_gap"]
-            .iter()
-            .map(|m| format!("{}", med(mode, &format!("alerts {m}"))))
-            .collect();
+        let alerts: Vec<String> = names.iter().map(|m| format!("{}", med(mode, &format!("alerts {m}")))).collect();
         let name = if is_ref {
-            "references, 1 thread (read + 3 models)".to_owned()
+            format!("references, 1 thread (read + {} models)", names.len())
         } else {
             format!("citywatch, {} worker(s)", &mode[7..])
         };
@@ -302,12 +289,12 @@ fn main() -> ExitCode {
     println!();
     println!("active numbers {active:.0}");
     if !args.no_reference {
+        let each: Vec<String> =
+            names.iter().map(|m| format!("{m} {:.2} s", med("reference", &format!("ref_s {m}")))).collect();
         println!(
-            "references (medians): read+merge {:.2} s; fraud_call {:.2} s; risk_hotspot {:.2} s; response_gap {:.2} s; active numbers {active:.0}",
+            "references (medians): read+merge {:.2} s; {}; active numbers {active:.0}",
             med("reference", "read_s"),
-            med("reference", "ref_s fraud_call"),
-            med("reference", "ref_s risk_hotspot"),
-            med("reference", "ref_s response_gap"),
+            each.join("; ")
         );
     }
     ExitCode::SUCCESS

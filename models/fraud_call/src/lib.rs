@@ -45,10 +45,10 @@ use std::sync::Arc;
 
 use citywatch_engine::alert::AlertDraft;
 use citywatch_engine::contract::{CallPhase, Category};
-use citywatch_engine::event::{AlarmEvent, CallEvent, Timed};
+use citywatch_engine::event::{AlarmEvent, CallEvent, Event, Timed};
 use citywatch_engine::model::{Inputs, Model};
 use citywatch_engine::pseudonym::{NumberClass, Token};
-use citywatch_engine::reference::Subscribers;
+use citywatch_engine::reference::{Reference, Subscribers};
 use citywatch_engine::{Error, EventTime, Result};
 use citywatch_operators::deadline::{Deadlines, Step};
 use smallvec::SmallVec;
@@ -575,6 +575,10 @@ impl Model for FraudCall {
         config.check().map_err(|e| Error::config(what, e))?;
         self.config = config;
         Ok(())
+    }
+
+    fn reference(&self, events: &[Event], reference: &Reference) -> Option<Vec<AlertDraft>> {
+        Some(reference::run(&self.config, events, &reference.subscribers))
     }
 
     fn build<'s>(&self, inputs: &Inputs<'s>) -> StreamVec<'s, EventTime, AlertDraft> {

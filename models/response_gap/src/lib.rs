@@ -22,11 +22,11 @@ use std::collections::HashMap;
 
 use citywatch_engine::alert::{AlertDraft, RouteLevel, Severity};
 use citywatch_engine::contract::PatrolStatus;
-use citywatch_engine::event::{AlarmEvent, PatrolEvent, UnitToken};
+use citywatch_engine::event::{AlarmEvent, Event, PatrolEvent, UnitToken};
 use citywatch_engine::geo::Point;
-use citywatch_engine::model::{Inputs, Model};
-use citywatch_engine::reference::UnitDirectory;
-use citywatch_engine::{Error, EventTime, Result};
+use citywatch_engine::model::{self, Inputs, Model};
+use citywatch_engine::reference::{Reference, UnitDirectory};
+use citywatch_engine::{EventTime, Result};
 use citywatch_operators::deadline::{Deadlines, Step};
 use timely::dataflow::StreamVec;
 use timely::dataflow::channels::pact::{Exchange, Pipeline};
@@ -204,13 +204,16 @@ impl Model for ResponseGap {
     }
 
     fn config(&self) -> serde_json::Value {
-        serde_json::to_value(&self.config).expect("config serialises")
+        model::config_json(&self.config)
     }
 
     fn configure(&mut self, settings: &serde_json::Value) -> Result<()> {
-        self.config = serde_json::from_value(settings.clone())
-            .map_err(|e| Error::config("settings of model `response_gap`", e.to_string()))?;
+        self.config = model::configure_from(&self.name(), settings)?;
         Ok(())
+    }
+
+    fn reference(&self, events: &[Event], reference: &Reference) -> Option<Vec<AlertDraft>> {
+        Some(reference::run(&self.config, events, &reference.units))
     }
 
     fn build<'s>(&self, inputs: &Inputs<'s>) -> StreamVec<'s, EventTime, AlertDraft> {

@@ -40,10 +40,10 @@ use std::sync::{Arc, RwLock};
 
 use citywatch_engine::alert::{AlertDraft, RouteLevel, Severity};
 use citywatch_engine::contract::{Category, PatrolStatus};
-use citywatch_engine::event::{AlarmEvent, PatrolEvent, Timed, UnitToken};
+use citywatch_engine::event::{AlarmEvent, Event, PatrolEvent, Timed, UnitToken};
 use citywatch_engine::geo::Point;
-use citywatch_engine::model::{Inputs, Model};
-use citywatch_engine::reference::UnitDirectory;
+use citywatch_engine::model::{self, Inputs, Model};
+use citywatch_engine::reference::{Reference, UnitDirectory};
 use citywatch_engine::{Error, EventTime, Result};
 use citywatch_operators::deadline::{Deadlines, Step};
 use citywatch_operators::fxhash::FxHashMap;
@@ -704,15 +704,18 @@ impl Model for RiskHotspot {
     }
 
     fn config(&self) -> serde_json::Value {
-        serde_json::to_value(&self.config).expect("config serialises")
+        model::config_json(&self.config)
     }
 
     fn configure(&mut self, settings: &serde_json::Value) -> Result<()> {
-        let config: Config = serde_json::from_value(settings.clone())
-            .map_err(|e| Error::config("settings of model `risk_hotspot`", e.to_string()))?;
+        let config: Config = model::configure_from(&self.name(), settings)?;
         config.validate()?;
         self.config = config;
         Ok(())
+    }
+
+    fn reference(&self, events: &[Event], reference: &Reference) -> Option<Vec<AlertDraft>> {
+        Some(reference::run(&self.config, events, reference))
     }
 
     fn build<'s>(&self, inputs: &Inputs<'s>) -> StreamVec<'s, EventTime, AlertDraft> {

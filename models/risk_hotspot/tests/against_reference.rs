@@ -6,8 +6,10 @@
 //! looks the cell up).
 
 use citywatch_engine::replay::{ReplayOptions, merged_events};
-use citywatch_engine::rows::{GridRow, OfficerRow, PatrolRow, write_table};
-use citywatch_engine::testkit::{RandomSpec, T0_MS, assert_alerts_for_1_2_4_workers, write_random_dataset};
+use citywatch_engine::rows::{PatrolRow, write_table};
+use citywatch_engine::testkit::{
+    RandomSpec, T0_MS, assert_alerts_for_1_2_4_workers, write_grids, write_random_dataset,
+};
 use citywatch_risk_hotspot::{Config, RiskHotspot, reference};
 use h3o::{LatLng, Resolution};
 
@@ -32,47 +34,6 @@ fn busy() -> Config {
         resolution: 8,
         ..Config::default()
     }
-}
-
-/// Grids: res-8 cells; community = res-7 parent; a community officer for
-/// every other community, a station for every street (res-6 parent).
-fn write_grids(dir: &std::path::Path) {
-    let centre = LatLng::new(36.07, 120.38).unwrap().to_cell(Resolution::Eight);
-    let mut grids = Vec::new();
-    let mut communities = std::collections::BTreeSet::new();
-    let mut streets = std::collections::BTreeSet::new();
-    for c in centre.grid_disk::<Vec<_>>(9) {
-        let community = c.parent(Resolution::Seven).unwrap().to_string();
-        let street = c.parent(Resolution::Six).unwrap().to_string();
-        grids.push(GridRow {
-            cell: c.to_string(),
-            grid: c.to_string(),
-            community: community.clone(),
-            street: street.clone(),
-            district: "D1".into(),
-        });
-        communities.insert(community);
-        streets.insert(street);
-    }
-    let mut officers = Vec::new();
-    for (i, c) in communities.iter().enumerate().filter(|(i, _)| i % 2 == 0) {
-        officers.push(OfficerRow {
-            officer_id: format!("C{i:03}"),
-            name: format!("Officer {i}"),
-            role: "community".into(),
-            scope: c.clone(),
-        });
-    }
-    for (i, s) in streets.iter().enumerate() {
-        officers.push(OfficerRow {
-            officer_id: format!("S{i:03}"),
-            name: format!("Station {i}"),
-            role: "station".into(),
-            scope: s.clone(),
-        });
-    }
-    write_table(dir, &grids).unwrap();
-    write_table(dir, &officers).unwrap();
 }
 
 /// Replaces the patrols with 8 units that each hover around a spot (GPS-like
@@ -125,7 +86,7 @@ fn check_with(seed: u64, config: Config, with_grids: bool, linger: bool) {
     let spec = RandomSpec { seed, alarms: 160, units: 8, calls: 30, ..RandomSpec::default() };
     write_random_dataset(dir.path(), &spec).unwrap();
     if with_grids {
-        write_grids(dir.path());
+        write_grids(dir.path()).unwrap();
     }
     if linger {
         let res = Resolution::try_from(config.resolution).unwrap();
@@ -231,7 +192,7 @@ fn the_budget_holds_without_a_patrol_feed() {
     let spec = RandomSpec { seed: 8, alarms: 300, units: 4, calls: 10, ..RandomSpec::default() };
     write_random_dataset(dir.path(), &spec).unwrap();
     std::fs::remove_file(dir.path().join("patrols.parquet")).unwrap();
-    write_grids(dir.path());
+    write_grids(dir.path()).unwrap();
     let config = Config {
         max_hotspot_alerts_per_community_per_shift: 1,
         max_hotspot_alerts_per_hour: 3,
