@@ -20,10 +20,20 @@ use crate::pseudonym::{NumberClass, Token};
 /// the name is kept in a [`crate::reference::UnitDirectory`].
 pub type UnitToken = u64;
 
-/// FNV-1a, 64-bit: the stable hash for unit ids (not secret, only compact).
+/// A unit id's token: [`stable_key`] of the `unit_id` string.
 pub fn unit_token(unit_id: &str) -> UnitToken {
+    stable_key(unit_id)
+}
+
+/// The one stable hash of string keys (unit ids, community ids, any id a
+/// model exchanges or keys its state by): 64-bit FNV-1a of the UTF-8 bytes.
+/// The same on every worker, process, machine and release, so it can decide
+/// which worker owns a key and be stored; not secret (phone numbers are
+/// keyed by their pseudonyms, [`crate::pseudonym`]), and not for hash maps
+/// exposed to untrusted keys (use the default hasher there).
+pub fn stable_key(s: &str) -> u64 {
     let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for b in unit_id.bytes() {
+    for b in s.bytes() {
         h ^= u64::from(b);
         h = h.wrapping_mul(0x0100_0000_01b3);
     }

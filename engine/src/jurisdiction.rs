@@ -100,6 +100,8 @@ pub struct Jurisdiction {
     /// Cell -> index into `grids`. Empty for the default grid.
     cells: HashMap<CellIndex, u32>,
     grids: Vec<GridInfo>,
+    /// [`crate::event::stable_key`] of each grid's community id, by grid index.
+    community_keys: Vec<u64>,
     officers: Vec<Officer>,
     /// (role, scope) -> officer_id (the smallest, for determinism).
     by_scope: HashMap<(Role, String), String>,
@@ -116,6 +118,7 @@ impl Jurisdiction {
             resolution: DEFAULT_GRID_RESOLUTION,
             cells: HashMap::new(),
             grids: Vec::new(),
+            community_keys: Vec::new(),
             officers: Vec::new(),
             by_scope: HashMap::new(),
             default_grid: true,
@@ -139,10 +142,12 @@ impl Jurisdiction {
             });
             map.insert(cell, idx);
         }
+        let community_keys = grids.iter().map(|g| crate::event::stable_key(&g.community)).collect();
         let mut j = Jurisdiction {
             resolution,
             cells: map,
             grids,
+            community_keys,
             officers: Vec::new(),
             by_scope: HashMap::new(),
             default_grid: false,
@@ -216,6 +221,30 @@ impl Jurisdiction {
             });
         }
         self.cells.get(&cell).map(|i| self.grids[*i as usize].clone())
+    }
+
+    /// The community a point lies in, as the [`crate::event::stable_key`] of
+    /// its id: for exchanging and keying state by community without
+    /// allocating on a city with a grids table (`grid_of_cell` clones four
+    /// strings; the default grid formats the cell). `None` outside the
+    /// city's grids. [`Jurisdiction::community_id`] gives the id itself.
+    pub fn community_of(&self, pos: Point) -> Option<u64> {
+        let cell = self.cell_of(pos);
+        if self.default_grid {
+            // The default grid's community is the cell itself.
+            return Some(crate::event::stable_key(&cell.to_string()));
+        }
+        self.cells.get(&cell).map(|i| self.community_keys[*i as usize])
+    }
+
+    /// The id of the community a point lies in (borrowed from the grids
+    /// table; the cell's hex for the default grid). `None` outside the grids.
+    pub fn community_id(&self, pos: Point) -> Option<std::borrow::Cow<'_, str>> {
+        let cell = self.cell_of(pos);
+        if self.default_grid {
+            return Some(std::borrow::Cow::Owned(cell.to_string()));
+        }
+        self.cells.get(&cell).map(|i| std::borrow::Cow::Borrowed(self.grids[*i as usize].community.as_str()))
     }
 
     /// The grid cell (at the grids' resolution) of a point.
@@ -317,6 +346,19 @@ mod tests {
         assert_eq!(r.assignee.as_deref(), Some("o-an"), "no place: the city analysts");
         let far = Point::from_degrees(0.0, 0.0).unwrap();
         assert_eq!(j.route(Some(far), None, RouteLevel::Community).grid, None);
+    }
+
+    #[test]
+    fn community_key_and_id_agree_with_the_route() {
+        let (j, p) = city();
+        assert_eq!(j.community_id(p).as_deref(), Some("c1"));
+        assert_eq!(j.community_of(p), Some(crate::event::stable_key("c1")));
+        let far = Point::from_degrees(0.0, 0.0).unwrap();
+        assert_eq!((j.community_of(far), j.community_id(far)), (None, None));
+        let d = Jurisdiction::default_grid(vec![]);
+        let route = d.route(Some(p), None, RouteLevel::Community);
+        assert_eq!(d.community_id(p).as_deref(), route.community.as_deref());
+        assert_eq!(d.community_of(p), route.community.as_deref().map(crate::event::stable_key));
     }
 
     #[test]

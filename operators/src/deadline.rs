@@ -17,8 +17,13 @@
 //!   with `ts_ms < F` is handed to the logic in `(ts_ms, seq, left-before-right)`
 //!   order, interleaved with timers: a timer set for `at` fires after every event
 //!   with `ts_ms <= at` and before any later one ("a patrol stamped at the
-//!   deadline is in time"). Timers fire only when the frontier passes them: when
-//!   the input ends, pending timers are dropped, since their time never came.
+//!   deadline is in time"). Timers fire only when the frontier passes them (or,
+//!   once the input has ended, when a later event is still to be handled):
+//!   when the input ends, the timers after the last event are dropped, since
+//!   their time never came. A driver should advance the inputs to its final
+//!   watermark and wait (on a probe) until every operator has seen it before
+//!   closing them, as the engine does; otherwise the timers between an
+//!   operator's last event and that watermark depend on scheduling.
 //!   The order depends only on the data, so the output is the same for any
 //!   number of workers, provided the contracts route each key's events to one
 //!   worker (or broadcast).
@@ -185,7 +190,14 @@ impl<'s, A: Timed + Clone + 'static> Deadlines<'s, A> for StreamVec<'s, EventTim
                 let n_l = frontier.map_or(left.len(), |f| left.partition_point(|e| e.ts_ms() < f));
                 let n_r = frontier.map_or(right.len(), |f| right.partition_point(|e| e.ts_ms() < f));
                 let (ready_l, ready_r) = (&left[..n_l], &right[..n_r]);
-                let due = |at: u64| frontier.is_some_and(|f| at < f);
+                // A timer is due once the frontier has passed it, or, after
+                // the input has ended, when a later event is still to come
+                // (its time certainly came). Drivers should let operators see
+                // the final watermark before closing (`dataflow::drive` does).
+                let due = |at: u64, next_event: Option<u64>| match frontier {
+                    Some(f) => at < f,
+                    None => next_event.is_some_and(|ts| at < ts),
+                };
                 let (mut i, mut j) = (0, 0);
                 // Left events before this index have been touched.
                 let mut touched = 0;
@@ -198,7 +210,8 @@ impl<'s, A: Timed + Clone + 'static> Deadlines<'s, A> for StreamVec<'s, EventTim
                         (None, Some(r)) => Some((r.0, false)),
                         (None, None) => None,
                     };
-                    let next_timer = timers.peek().map(|Reverse(t)| *t).filter(|(at, _)| due(*at));
+                    let next_timer =
+                        timers.peek().map(|Reverse(t)| *t).filter(|(at, _)| due(*at, next_event.map(|(ts, _)| ts)));
                     match (next_event, next_timer) {
                         (Some((ts, _)), Some((at, key))) if at < ts => {
                             timers.pop();

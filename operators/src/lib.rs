@@ -2,6 +2,14 @@
 //! extension trait on timely streams whose module doc states its inputs,
 //! output, state, time semantics and cost per update.
 //!
+//! Which to use (docs/writing-a-model.md has more):
+//! - "N events of a key within W, and which ones": [`SlidingCount`].
+//! - "for each event of a key, in event-time order, update state, maybe set a
+//!   timer": [`Ordered`]; with two streams interleaved exactly in event time
+//!   ("an alarm expects a patrol within 3 minutes"): [`deadline::Deadlines`].
+//! - counts or folds per key and fixed window: [`WindowCount`],
+//!   [`WindowDistinctCount`], [`WindowFold`].
+//!
 //! Windowed aggregation over event time: [`WindowCount`], [`WindowDistinctCount`],
 //! and [`WindowFold`] for several counters and a distinct set in one pass.
 //! Timely time is the watermark: records travel at a timely time no later than
@@ -42,10 +50,14 @@
 
 pub mod deadline;
 pub mod fxhash;
+pub mod ordered;
+pub mod sliding_count;
 pub mod window_count;
 pub mod window_distinct_count;
 pub mod window_fold;
 
+pub use ordered::{Ordered, OrderedStep};
+pub use sliding_count::{Burst, SlidingCount};
 pub use window_count::WindowCount;
 pub use window_distinct_count::WindowDistinctCount;
 pub use window_fold::{Tumbling, WindowFold, WindowKey};
