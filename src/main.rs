@@ -3,6 +3,7 @@
 //! lives in the crates.
 
 mod feed;
+mod scaffold;
 
 /// mimalloc rather than glibc's malloc: 13-14% less CPU on a replay (see the
 /// workspace Cargo.toml and bench/PIPELINE.md).
@@ -114,6 +115,14 @@ enum Command {
         /// Print each model's card too.
         #[arg(long)]
         cards: bool,
+    },
+    /// Start a new model: writes models/NAME from the template (card, dataflow, reference, 1/2/4-worker test) and registers it.
+    NewModel {
+        /// The model's name, in snake case (e.g. alarm_burst): hashed into every alert id.
+        name: String,
+        /// The citywatch repository's root.
+        #[arg(long, default_value = ".")]
+        root: PathBuf,
     },
 }
 
@@ -1130,5 +1139,18 @@ fn main() -> Result<()> {
         Command::Eval(a) => run_eval(a),
         Command::Train(a) => run_train(a),
         Command::Models { cards } => print_models(cards),
+        Command::NewModel { name, root } => {
+            let done = scaffold::new_model(&root, &name)?;
+            println!("wrote {} ({} files); registered it in:", done.dir.display(), done.written.len());
+            for f in &done.edited {
+                println!("  {}", f.display());
+            }
+            println!(
+                "next: edit {0}/src/lib.rs and src/reference.rs, then `cargo test --workspace --test against_reference` \
+                 and `cargo test --workspace --test every_model` (guide: docs/writing-a-model.md)",
+                done.dir.display()
+            );
+            Ok(())
+        }
     }
 }
