@@ -31,6 +31,8 @@ pub struct RandomSpec {
     pub units: usize,
     /// Calls (each a start and an end row).
     pub calls: usize,
+    /// Distinct numbers that report alarms (fewer: more repeat reporters).
+    pub reporters: u32,
     /// Span of event time, ms.
     pub span_ms: i64,
     /// Share of rows moved earlier by up to `disorder_ms` in file order.
@@ -57,6 +59,7 @@ impl Default for RandomSpec {
             alarms: 200,
             units: 12,
             calls: 500,
+            reporters: 10_000,
             span_ms: 4 * 3_600_000,
             disorder_share: 0.05,
             disorder_ms: 30_000,
@@ -101,7 +104,7 @@ pub fn write_random_dataset(dir: &Path, spec: &RandomSpec) -> Result<()> {
             priority,
             lat,
             lon,
-            reporter: Some(format!("1390000{:04}", rng.random_range(0..10_000))),
+            reporter: Some(format!("1390000{:04}", rng.random_range(0..spec.reporters.clamp(1, 10_000)))),
             suspect_number: None,
             source: "110".to_owned(),
         });

@@ -64,34 +64,43 @@ fn counted(config: &Config, jurisdiction: &Jurisdiction, alarm: &AlarmEvent) -> 
     jurisdiction.community_of(alarm.pos)
 }
 
-/// One burst's alert: about the community, at the alarm that completed it.
+/// The words of a burst's alert: summary, evidence and action. Shared with
+/// the reference, which decides everything else (when, about what, where,
+/// for whom) on its own, so that the test catches a mistake in those.
+fn words(config: &Config, community: &str, alarms: &[AlarmEvent]) -> (String, String, String) {
+    let ids: Vec<u64> = alarms.iter().map(|a| a.alarm_id).collect();
+    let urgent = alarms.iter().filter(|a| a.priority <= 2).count();
+    let summary =
+        format!("{} alarms in community {community} within {} min ({urgent} urgent)", alarms.len(), config.window_min);
+    let evidence = serde_json::json!({
+        "alarm_ids": ids,
+        "first_ts_ms": alarms[0].ts_ms,
+        "window_min": config.window_min,
+        "min_alarms": config.min_alarms,
+    });
+    let action = "Check whether these alarms are one incident; brief the units answering them.";
+    (summary, evidence.to_string(), action.to_owned())
+}
+
+/// One burst's alert: about the community, at the alarm that completed it,
+/// for the community officer there.
 fn draft(config: &Config, jurisdiction: &Jurisdiction, burst: &Burst<AlarmEvent>) -> AlertDraft {
     let last = burst.events.last().expect("a burst has events");
     let community = jurisdiction.community_id(last.pos).map(|c| c.into_owned()).unwrap_or_default();
-    let ids: Vec<u64> = burst.events.iter().map(|a| a.alarm_id).collect();
-    let urgent = burst.events.iter().filter(|a| a.priority <= 2).count();
+    let (summary, evidence, action) = words(config, &community, &burst.events);
+    let urgent = burst.events.iter().any(|a| a.priority <= 2);
     AlertDraft {
         kind: "model_template".to_owned(),
-        severity: if urgent > 0 { Severity::Severe } else { Severity::Moderate },
+        severity: if urgent { Severity::Severe } else { Severity::Moderate },
         score: burst.events.len() as f64,
         event_ts_ms: burst.at_ms,
         subject: format!("community:{community}"),
         pos: Some(last.pos),
         cell: None,
         route: RouteLevel::Community,
-        summary: format!(
-            "{} alarms in community {community} within {} min ({urgent} urgent)",
-            burst.events.len(),
-            config.window_min
-        ),
-        evidence: serde_json::json!({
-            "alarm_ids": ids,
-            "first_ts_ms": burst.events[0].ts_ms,
-            "window_min": config.window_min,
-            "min_alarms": config.min_alarms,
-        })
-        .to_string(),
-        action: "Check whether these alarms are one incident; brief the units answering them.".to_owned(),
+        summary,
+        evidence,
+        action,
     }
 }
 

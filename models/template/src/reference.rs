@@ -5,12 +5,11 @@
 
 use std::collections::HashMap;
 
-use citywatch_engine::alert::AlertDraft;
+use citywatch_engine::alert::{AlertDraft, RouteLevel, Severity};
 use citywatch_engine::event::{AlarmEvent, Event};
 use citywatch_engine::reference::Reference;
-use citywatch_operators::Burst;
 
-use crate::{Config, counted, draft};
+use crate::{Config, counted, words};
 
 /// The alerts of `model_template` over the merged events.
 pub fn run(config: &Config, events: &[Event], reference: &Reference) -> Vec<AlertDraft> {
@@ -45,7 +44,22 @@ pub fn run(config: &Config, events: &[Event], reference: &Reference) -> Vec<Aler
         let armed = armed.entry(community).or_insert(true);
         if in_window.len() >= config.min_alarms && *armed {
             *armed = false;
-            out.push(draft(config, j, &Burst { key: community, at_ms: now, events: in_window }));
+            // About the community, at this alarm, for its community officer.
+            let id = j.community_id(alarm.pos).map(|c| c.into_owned()).unwrap_or_default();
+            let (summary, evidence, action) = words(config, &id, &in_window);
+            out.push(AlertDraft {
+                kind: "model_template".to_owned(),
+                severity: if in_window.iter().any(|a| a.priority <= 2) { Severity::Severe } else { Severity::Moderate },
+                score: in_window.len() as f64,
+                event_ts_ms: now,
+                subject: format!("community:{id}"),
+                pos: Some(alarm.pos),
+                cell: None,
+                route: RouteLevel::Community,
+                summary,
+                evidence,
+                action,
+            });
         }
     }
     out
