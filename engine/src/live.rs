@@ -20,7 +20,7 @@
 //! same alerts with the same ids. A request's idempotency key is journaled
 //! with it: a retry after a lost answer is recognised, also across a restart.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 
 use crossbeam_channel::{Sender, bounded};
@@ -270,19 +270,24 @@ impl LiveEngine {
         if key.is_some_and(|k| feed.keys.contains(k)) {
             return Ok(Outcome::Duplicate);
         }
-        // Check pairing on a copy first, so a refused request changes nothing.
-        let mut open = feed.open_calls.clone();
+        // Check pairing against the open calls plus this request's own starts
+        // and ends (call id -> open after it), so that a refused request
+        // changes nothing without copying every open call per request.
+        let mut changed: HashMap<u64, bool> = HashMap::new();
         let mut refused = Vec::new();
         for (i, e) in events.iter().enumerate() {
             if let Event::Call(c) = e {
+                let open = changed.get(&c.call_id).copied().unwrap_or_else(|| feed.open_calls.contains(&c.call_id));
                 match c.phase {
-                    CallPhase::Start if !open.insert(c.call_id) => {
+                    CallPhase::Start if open => {
                         refused.push((i, format!("call_id {} already has an open start row", c.call_id)))
                     }
-                    CallPhase::End if !open.remove(&c.call_id) => {
+                    CallPhase::End if !open => {
                         refused.push((i, format!("end row of call_id {} has no open start row before it", c.call_id)))
                     }
-                    _ => {}
+                    phase => {
+                        changed.insert(c.call_id, phase == CallPhase::Start);
+                    }
                 }
             }
         }
@@ -322,7 +327,13 @@ impl LiveEngine {
             })?);
             events = rec.events;
         }
-        feed.open_calls = open;
+        for (call_id, open) in changed {
+            if open {
+                feed.open_calls.insert(call_id);
+            } else {
+                feed.open_calls.remove(&call_id);
+            }
+        }
         feed.watermark = watermark;
         feed.seq = seq;
         let n = events.len() as u64;
@@ -413,5 +424,62 @@ impl LiveEngine {
 impl Drop for LiveEngine {
     fn drop(&mut self) {
         let _ = self.shutdown();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::pseudonym::NumberClass;
+
+    fn call(ts_ms: u64, call_id: u64, phase: CallPhase) -> Event {
+        Event::Call(crate::event::CallEvent {
+            ts_ms,
+            seq: 0,
+            call_id,
+            phase,
+            caller: 1,
+            callee: 2,
+            caller_class: NumberClass::default(),
+            callee_class: NumberClass::default(),
+            caller_pos: None,
+            callee_pos: None,
+            duration_s: matches!(phase, CallPhase::End).then_some(30),
+            late: false,
+        })
+    }
+
+    #[test]
+    fn a_request_is_paired_against_the_open_calls_and_its_own_rows_all_or_nothing() {
+        let (tx, _rx) = crossbeam_channel::bounded(16);
+        let engine = LiveEngine::start(Vec::new(), Reference::empty(), LiveOptions::default(), tx).unwrap();
+        engine.restore().unwrap();
+        let t = 1_772_409_600_000;
+        // A start and its end in one request; another call left open.
+        let ok = engine.ingest(vec![
+            call(t, 1, CallPhase::Start),
+            call(t + 1, 1, CallPhase::End),
+            call(t + 2, 2, CallPhase::Start),
+        ]);
+        assert_eq!(ok.unwrap().events, 3);
+        // Refused whole: call 2 is open already (row 0), and call 1 ended (row 2);
+        // the good row 1 (a new call 3) is not applied either.
+        let refused = engine.ingest(vec![
+            call(t + 3, 2, CallPhase::Start),
+            call(t + 4, 3, CallPhase::Start),
+            call(t + 5, 1, CallPhase::End),
+        ]);
+        match refused {
+            Err(Refused::Rows(rows)) => assert_eq!(rows.iter().map(|r| r.0).collect::<Vec<_>>(), vec![0, 2]),
+            other => panic!("expected refused rows, got {other:?}"),
+        }
+        assert_eq!(engine.totals().0, 3, "nothing of the refused request was applied");
+        // Call 3 was not opened by the refused request; call 2 is still open.
+        assert!(matches!(engine.ingest(vec![call(t + 6, 3, CallPhase::End)]), Err(Refused::Rows(_))));
+        assert_eq!(
+            engine.ingest(vec![call(t + 7, 2, CallPhase::End), call(t + 8, 2, CallPhase::Start)]).unwrap().events,
+            2
+        );
+        engine.shutdown().unwrap();
     }
 }
