@@ -178,10 +178,32 @@ pub fn sort_alerts(alerts: &mut [Alert]) {
 /// Folds alerts that share an id (same model, kind, subject and event time:
 /// a model raised the same alert twice at one instant) into the first, as the
 /// live store folds duplicates into the open alert. `alerts` must be sorted by
-/// [`sort_alerts`]. Returns how many were folded; a replay never stops for it.
+/// [`sort_alerts`]. Returns how many were folded; a replay never stops for
+/// it, but each model and kind that lost alerts this way is logged as a
+/// warning with its count and a first example: it is a model bug (one
+/// subject's alert raised twice at one instant, docs/writing-a-model.md).
 pub fn fold_duplicates(alerts: &mut Vec<Alert>) -> u64 {
     let before = alerts.len();
-    alerts.dedup_by(|later, first| later.alert_id == first.alert_id);
+    let mut folded: std::collections::BTreeMap<(String, String), (u64, String, i64)> = Default::default();
+    alerts.dedup_by(|later, first| {
+        let same = later.alert_id == first.alert_id;
+        if same {
+            let e = folded
+                .entry((later.model.clone(), later.kind.clone()))
+                .or_insert_with(|| (0, later.subject.clone(), later.event_ts_ms));
+            e.0 += 1;
+        }
+        same
+    });
+    for ((model, kind), (n, subject, ts)) in &folded {
+        tracing::warn!(
+            model = %model,
+            kind = %kind,
+            folded = n,
+            "{n} alert(s) of {model}/{kind} shared an id with an earlier one and were folded into it \
+             (first: subject {subject} at {ts} ms); a model must raise one alert per subject, kind and instant"
+        );
+    }
     (before - alerts.len()) as u64
 }
 
