@@ -239,7 +239,7 @@ struct EvalArgs {
     /// Config file (TOML) whose `[models.risk_hotspot]` section the hotspot ranking uses.
     #[arg(long)]
     config: Option<PathBuf>,
-    /// Skip the hotspot evaluation (it replays the risk surface over every day of the data).
+    /// Skip the hotspot ranking evaluation (it replays the risk surface over every day of the data); hotspot alerts (with --alerts) are still scored.
     #[arg(long)]
     no_hotspot: bool,
     /// Skip the simple-rule fraud baseline (it reads the dataset's calls again).
@@ -584,7 +584,7 @@ fn run_eval(args: EvalArgs) -> Result<()> {
         }
     }
     let has_alarms = citywatch_engine::read::locate(&args.input, citywatch_engine::contract::Table::Alarms)?.is_some();
-    if has_alarms && !args.no_hotspot {
+    if has_alarms && (!args.no_hotspot || args.alerts.is_some()) {
         let mut opts = citywatch_risk_hotspot::eval::EvalOptions {
             alerts: args.alerts.clone(),
             day_offset_ms: args.day_offset_h * 3_600_000,
@@ -609,6 +609,24 @@ fn run_eval(args: EvalArgs) -> Result<()> {
             }
             opts.config = model.config;
         }
+        if let Some(dir) = &args.alerts {
+            // What officers receive, beside what the same budget would send by a simple rule.
+            let alerts = citywatch_engine::alert::read_parquet(&dir.join("alerts.parquet"))?;
+            let scored = citywatch_risk_hotspot::alert_eval::score_dataset(
+                &args.input,
+                &alerts,
+                &opts.kinds,
+                opts.score_from_ms,
+                opts.score_until_ms,
+            )?;
+            if scored.alerts > 0 {
+                println!("{scored}\n");
+                report.insert("hotspot_alerts".into(), serde_json::to_value(&scored)?);
+            }
+        }
+        if args.no_hotspot {
+            return finish_eval(report, &args);
+        }
         let hotspot = citywatch_risk_hotspot::eval::evaluate_dataset(&args.input, &opts)?;
         if hotspot.rows.iter().all(|r| r.periods == 0) {
             // Every row would be zeros: say why instead of printing the table.
@@ -625,6 +643,11 @@ fn run_eval(args: EvalArgs) -> Result<()> {
         }
         report.insert("hotspot".into(), serde_json::to_value(&hotspot)?);
     }
+    finish_eval(report, &args)
+}
+
+/// Writes the evaluation's JSON report, or says that there was nothing to evaluate.
+fn finish_eval(report: serde_json::Map<String, serde_json::Value>, args: &EvalArgs) -> Result<()> {
     if report.is_empty() {
         bail!("nothing to evaluate: {} has no labels/fraud_calls (with --alerts) and no alarms", args.input.display());
     }

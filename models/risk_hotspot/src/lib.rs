@@ -29,6 +29,7 @@
 //! evaluation. See `README.md` (the model card).
 #![deny(missing_docs)]
 
+pub mod alert_eval;
 pub mod eval;
 pub mod locate;
 pub mod places;
