@@ -47,6 +47,9 @@ use citywatch_server::{LivePipeline, ServerConfig};
 const DISPATCH_MS: u64 = 2_000;
 const ON_SCENE_MS: u64 = 5_000;
 
+/// An alert received: (the deadline, wall ms; deadline-to-SSE, ms).
+type Latency = (f64, f64);
+
 fn wall_ms() -> f64 {
     SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs_f64() * 1e3
 }
@@ -135,7 +138,7 @@ fn read_stream(
     addr: SocketAddr,
     token: &str,
     alarms: &Mutex<HashMap<u64, f64>>,
-    out: &Mutex<Vec<(f64, f64)>>,
+    out: &Mutex<Vec<Latency>>,
     done: &AtomicBool,
 ) {
     let mut s = TcpStream::connect(addr).unwrap();
@@ -229,7 +232,7 @@ fn main() {
 
     // Urgent alarms' event times (= their wall-clock send time), and the SSE reader.
     let alarms: Arc<Mutex<HashMap<u64, f64>>> = Arc::default();
-    let latencies: Arc<Mutex<Vec<(f64, f64)>>> = Arc::default();
+    let latencies: Arc<Mutex<Vec<Latency>>> = Arc::default();
     let done = Arc::new(AtomicBool::new(false));
     let reader = {
         let (alarms, latencies, done, token) = (alarms.clone(), latencies.clone(), done.clone(), token.clone());
@@ -360,7 +363,7 @@ fn main() {
     );
     // Deadlines that passed after the load stopped fire on the server's clock
     // tick (`clock_tick_ms`, 1 s), as in a quiet night: reported apart.
-    let (under_load, quiet): (Vec<(f64, f64)>, Vec<(f64, f64)>) =
+    let (under_load, quiet): (Vec<Latency>, Vec<Latency>) =
         latencies.lock().unwrap().iter().partition(|(d, _)| *d < load_end_ms - 100.0);
     println!(
         "deadline-to-SSE under load, ms (deadline passed in wall time -> alert received): {}",

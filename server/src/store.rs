@@ -66,6 +66,11 @@ const COLS: &str = "alert_id, model, model_version, kind, severity, score, event
     grid, community, street, district, assignee, summary, evidence, action, status, level, created_ms, updated_ms, \
     level_since_ms, updates, acked_by, acked_ms, resolved_by, resolved_ms, note, escalations";
 
+/// The audit actor of alerts the engine fired (new, and duplicates folded in).
+pub const ENGINE: &str = "engine";
+/// The audit actor of escalations (the store's sweep).
+pub const ESCALATION: &str = "escalation";
+
 /// Where an alert is in its lifecycle.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -377,7 +382,12 @@ impl Store {
         Ok(self.conn.query_row("SELECT COALESCE(MAX(seq), 0) FROM changes", [], |r| r.get(0))?)
     }
 
-    fn log_change(&self, change: &str, a: &StoredAlert, now_ms: i64) -> Result<Change> {
+    /// Logs a change of an alert (inside the caller's transaction) and
+    /// chains it: an audit row `alert_<change>` by `actor` whose reason names
+    /// the change's seq and the SHA-256 of its snapshot, so an edited,
+    /// inserted or deleted `changes` row, or an `alerts` row that no longer
+    /// equals its latest snapshot, fails [`crate::audit::audit_verify`].
+    fn log_change(&self, change: &str, actor: &str, a: &StoredAlert, now_ms: i64) -> Result<Change> {
         let body = snapshot_to_json(a);
         let x = &a.alert;
         self.conn.execute(
@@ -385,7 +395,17 @@ impl Store {
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
             params![x.alert_id, change, now_ms, x.grid, x.community, x.street, x.district, x.assignee, body],
         )?;
-        Ok(Change { seq: self.conn.last_insert_rowid(), change: change.into(), alert: a.clone() })
+        let seq = self.conn.last_insert_rowid();
+        audit::append(
+            &self.conn,
+            &self.audit_key,
+            now_ms,
+            actor,
+            &format!("{}{change}", audit::ALERT_ACTION),
+            &x.alert_id,
+            &audit::change_reason(seq, &body),
+        )?;
+        Ok(Change { seq, change: change.into(), alert: a.clone() })
     }
 
     fn must_get(&self, alert_id: &str) -> Result<StoredAlert> {
@@ -456,7 +476,7 @@ impl Store {
                 params![id, a.severity, a.score, a.event_ts_ms, a.summary, a.evidence, a.action, now_ms],
             )?;
             let s = self.must_get(&id)?;
-            return self.log_change("updated", &s, now_ms).map(Some);
+            return self.log_change("updated", ENGINE, &s, now_ms).map(Some);
         }
         let level = match a.assignee.as_deref().and_then(|id| j.officers().iter().find(|o| o.officer_id == id)) {
             Some(o) => match o.role {
@@ -497,7 +517,7 @@ impl Store {
             ],
         )?;
         let s = self.must_get(&a.alert_id)?;
-        self.log_change("new", &s, now_ms).map(Some)
+        self.log_change("new", ENGINE, &s, now_ms).map(Some)
     }
 
     /// `new` -> `acknowledged` by `who`.
@@ -525,7 +545,7 @@ impl Store {
             }
             self.conn.execute(sql, params![alert_id, who, now_ms, note])?;
             let s = self.must_get(alert_id)?;
-            Ok(Transition::Done(Box::new(self.log_change("resolved", &s, now_ms)?)))
+            Ok(Transition::Done(Box::new(self.log_change("resolved", who, &s, now_ms)?)))
         })();
         self.finish(r)
     }
@@ -542,7 +562,7 @@ impl Store {
             let Some((change, sql, who)) = rule(&s) else { return Ok(Transition::Conflict(s.status)) };
             self.conn.execute(sql, params![alert_id, who, now_ms])?;
             let s = self.must_get(alert_id)?;
-            Ok(Transition::Done(Box::new(self.log_change(change, &s, now_ms)?)))
+            Ok(Transition::Done(Box::new(self.log_change(change, &who, &s, now_ms)?)))
         })();
         self.finish(r)
     }
@@ -589,7 +609,7 @@ impl Store {
                     ],
                 )?;
                 let s = self.must_get(&s.alert.alert_id)?;
-                out.push(self.log_change("escalated", &s, now_ms)?);
+                out.push(self.log_change("escalated", ESCALATION, &s, now_ms)?);
             }
             Ok(out)
         })();
@@ -634,6 +654,75 @@ impl Store {
         let r = audit::append(&self.conn, &self.audit_key, now_ms, actor, action, target, reason);
         self.finish(r)
     }
+}
+
+/// Checks the alert state against the audit chain: every `changes` row from
+/// the first chained one on must be chained with its snapshot's digest
+/// (`chained`: change seq -> (alert id, change, digest), from the chain's
+/// `alert_*` rows), every chained change must still be there, and every
+/// alert whose changes are chained must equal its latest snapshot. The
+/// first mismatch, in words; `None` when the state is what the chain says.
+pub(crate) fn verify_state(
+    conn: &Connection,
+    chained: &std::collections::HashMap<i64, (String, String, String)>,
+) -> Result<Option<String>> {
+    let Some(first) = chained.keys().min().copied() else {
+        return Ok(None); // nothing chained yet (an empty store, or one written before alert changes were chained)
+    };
+    let mut latest: std::collections::HashMap<String, (i64, String)> = std::collections::HashMap::new();
+    let mut seen = 0usize;
+    let mut stmt = conn.prepare("SELECT seq, alert_id, change, body FROM changes WHERE seq >= ?1 ORDER BY seq")?;
+    let mut rows = stmt.query([first])?;
+    while let Some(r) = rows.next()? {
+        let (seq, alert_id, change, body): (i64, String, String, String) = (r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?);
+        let Some((c_alert, c_change, c_digest)) = chained.get(&seq) else {
+            return Ok(Some(format!(
+                "changes row {seq} (alert {alert_id}) is not in the audit chain: it was inserted"
+            )));
+        };
+        if *c_alert != alert_id || *c_change != change || *c_digest != audit::digest(&body) {
+            return Ok(Some(format!(
+                "changes row {seq} (alert {alert_id}) differs from what the chain recorded: it was edited"
+            )));
+        }
+        seen += 1;
+        latest.insert(alert_id, (seq, body));
+    }
+    drop(rows);
+    if seen != chained.len() {
+        let gone = |s: &i64| {
+            conn.query_row("SELECT 1 FROM changes WHERE seq = ?1", [s], |_| Ok(())).optional().ok().flatten().is_none()
+        };
+        let missing = chained.keys().copied().filter(gone);
+        let first_missing = missing.min().unwrap_or(first);
+        return Ok(Some(format!("changes row {first_missing}, recorded in the audit chain, was deleted")));
+    }
+    let sql = format!("SELECT {COLS} FROM alerts");
+    let mut stmt = conn.prepare(&sql)?;
+    let mut rows = stmt.query([])?;
+    while let Some(r) = rows.next()? {
+        let a = StoredAlert::from_row(r)?;
+        if let Some((seq, body)) = latest.remove(&a.alert.alert_id) {
+            if snapshot_to_json(&a) != body {
+                return Ok(Some(format!(
+                    "alert {} differs from its latest chained change (row {seq}): the alerts table was edited",
+                    a.alert.alert_id
+                )));
+            }
+        } else if conn
+            .query_row("SELECT 1 FROM changes WHERE alert_id = ?1", [&a.alert.alert_id], |_| Ok(()))
+            .optional()?
+            .is_none()
+        {
+            return Ok(Some(format!("alert {} has no change in the log: it was inserted", a.alert.alert_id)));
+        }
+    }
+    if let Some((id, (seq, _))) = latest.into_iter().min_by_key(|(_, (seq, _))| *seq) {
+        return Ok(Some(format!(
+            "alert {id} (last changed in row {seq}) is missing from the alerts table: it was deleted"
+        )));
+    }
+    Ok(None)
 }
 
 /// Copies the WAL into the database file without blocking writers
