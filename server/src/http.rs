@@ -128,6 +128,11 @@ pub(crate) async fn run(
         let stopping = stopping.clone();
         let conn = rusqlite::Connection::open(&app.cfg.store_path)?;
         conn.busy_timeout(Duration::from_secs(5))?;
+        let wal = {
+            let mut p = app.cfg.store_path.clone().into_os_string();
+            p.push("-wal");
+            std::path::PathBuf::from(p)
+        };
         std::thread::Builder::new()
             .name("citywatch-checkpoint".into())
             .spawn(move || {
@@ -135,13 +140,13 @@ pub(crate) async fn run(
                 while !stopping.load(Ordering::SeqCst) {
                     std::thread::sleep(Duration::from_millis(50));
                     if last.elapsed() >= CHECKPOINT_EVERY {
-                        if let Err(e) = crate::store::checkpoint(&conn) {
+                        if let Err(e) = crate::store::checkpoint(&conn, &wal) {
                             tracing::error!(error = %e, "WAL checkpoint failed");
                         }
                         last = std::time::Instant::now();
                     }
                 }
-                let _ = crate::store::checkpoint(&conn);
+                let _ = crate::store::checkpoint(&conn, &wal);
             })
             .map_err(|e| Error::Internal(format!("cannot start the checkpoint thread: {e}")))?
     };

@@ -311,6 +311,9 @@ impl Store {
         // ms that would land on whichever alert commit crosses the threshold.
         // The server checkpoints from a side thread instead ([`checkpoint`]).
         conn.pragma_update(None, "wal_autocheckpoint", 0)?;
+        // A WAL that grew in a burst is cut back to this when it restarts
+        // (else it keeps its largest size on disk for good).
+        conn.pragma_update(None, "journal_size_limit", WAL_SIZE_LIMIT)?;
         conn.busy_timeout(std::time::Duration::from_secs(5))?;
         conn.execute_batch(SCHEMA)?;
         let vault = ChaCha20Poly1305::new(&vault_key.into());
@@ -725,11 +728,27 @@ pub(crate) fn verify_state(
     Ok(None)
 }
 
+/// Bytes the WAL is cut back to when it restarts (`journal_size_limit`).
+pub const WAL_SIZE_LIMIT: i64 = 16 << 20;
+
+/// A WAL over this many bytes gets a `TRUNCATE` checkpoint: one that waits
+/// for readers and writers to finish, copies every frame and empties the file.
+pub const WAL_TRUNCATE_AT: u64 = 64 << 20;
+
 /// Copies the WAL into the database file without blocking writers
-/// (`PASSIVE`), on its own connection. The server calls it periodically from
-/// a side thread, since [`Store::open`] turns automatic checkpoints off.
-pub fn checkpoint(conn: &Connection) -> Result<()> {
+/// (`PASSIVE`), on its own connection; when the WAL at `wal_path` is still
+/// over [`WAL_TRUNCATE_AT`] (a writer or reader never left a gap for it to
+/// restart), a `TRUNCATE` checkpoint empties it. The server calls it
+/// periodically from a side thread, since [`Store::open`] turns automatic
+/// checkpoints off.
+pub fn checkpoint(conn: &Connection, wal_path: &Path) -> Result<()> {
+    conn.pragma_update(None, "journal_size_limit", WAL_SIZE_LIMIT)?;
     conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()))?;
+    if std::fs::metadata(wal_path).is_ok_and(|m| m.len() > WAL_TRUNCATE_AT) {
+        let (busy, frames, done): (i64, i64, i64) =
+            conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
+        tracing::info!(busy, frames, done, "WAL over {} MiB: truncating checkpoint", WAL_TRUNCATE_AT >> 20);
+    }
     Ok(())
 }
 
@@ -779,4 +798,31 @@ fn snapshot_from_json(body: &str) -> Option<StoredAlert> {
         note: s("note"),
         escalations: s("escalations").unwrap_or_else(|| "[]".into()),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_wal_grown_in_a_burst_is_cut_back_after_a_checkpoint() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("store.sqlite");
+        let wal = dir.path().join("store.sqlite-wal");
+        let store = Store::open(&path, [1; 32], [2; 32]).unwrap();
+        // A burst: 40 MB in one transaction, no checkpoint meanwhile.
+        store.conn.execute_batch("CREATE TABLE burst (b BLOB); BEGIN").unwrap();
+        for _ in 0..40 {
+            store.conn.execute("INSERT INTO burst VALUES (zeroblob(1000000))", []).unwrap();
+        }
+        store.conn.execute_batch("COMMIT").unwrap();
+        let grown = std::fs::metadata(&wal).unwrap().len();
+        assert!(grown > 40_000_000, "the burst is in the WAL: {grown} bytes");
+        // The side thread's checkpoint, then the next write restarts the WAL.
+        let side = Connection::open(&path).unwrap();
+        checkpoint(&side, &wal).unwrap();
+        store.conn.execute("DELETE FROM burst", []).unwrap();
+        let after = std::fs::metadata(&wal).unwrap().len();
+        assert!(after <= WAL_SIZE_LIMIT as u64, "WAL {after} bytes after the checkpoint (was {grown})");
+    }
 }
