@@ -763,6 +763,7 @@ fn serve_live(
         fsync = if journal.fsync { "on: answered after fdatasync" } else { "off" },
         retention_s = journal.retention_ms / 1000,
         segment_bytes = journal.segment_bytes,
+        max_bytes = journal.max_bytes,
         workers,
         lateness_ms,
         "live engine starting"
