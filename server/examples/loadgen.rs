@@ -24,7 +24,12 @@
 //! journal); `LOADGEN_MODELS` = `all` (default) | `gap` (response_gap only);
 //! `LOADGEN_SAMPLE_S` (default 10); `LOADGEN_ESCALATE_MS` (escalation
 //! timeout, default 20000); `LOADGEN_KEEP_NUMBERS=0` (no number vault);
+//! `LOADGEN_JOURNAL_MAX_MB` (the journal's byte bound, default 1024, as `serve`);
 //! `LOADGEN_DIR` (keep the store and journal there instead of a temporary folder).
+
+/// The allocator `citywatch serve` runs with, so RSS is measured as in production.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 use std::collections::{HashMap, VecDeque};
 use std::io::{BufRead, BufReader, Read, Write};
@@ -77,7 +82,11 @@ fn models(which: &str) -> Vec<Box<dyn Model>> {
 fn engine_options(journal: &str, dir: &Path) -> LiveOptions {
     let journal = match journal {
         "off" => None,
-        mode => Some(JournalOptions { fsync: mode != "nosync", ..JournalOptions::in_dir(dir.join("journal")) }),
+        mode => Some(JournalOptions {
+            fsync: mode != "nosync",
+            max_bytes: env("LOADGEN_JOURNAL_MAX_MB", "1024").parse::<u64>().unwrap_or(1024) << 20,
+            ..JournalOptions::in_dir(dir.join("journal"))
+        }),
     };
     LiveOptions { workers: 2, lateness_ms: 0, journal }
 }
