@@ -79,6 +79,43 @@ fn models(which: &str) -> Vec<Box<dyn Model>> {
     m
 }
 
+/// Where the generated events happen (a grid of 50 x 37 points ~200 m apart).
+fn pos(i: u64) -> (f64, f64) {
+    (36.05 + (i % 50) as f64 * 0.002, 120.35 + (i % 37) as f64 * 0.002)
+}
+
+/// The city of the generated events: its resolution-9 cells as grids, their
+/// resolution-7, -6 and -5 parents as communities, streets and districts,
+/// an officer for each (so alerts go to community officers and escalate to
+/// stations and districts), and the analyst `an` who reads the stream.
+fn city() -> Jurisdiction {
+    use h3o::Resolution;
+    let mut cells = std::collections::BTreeMap::new();
+    for i in 0..50 * 37 {
+        let (lat, lon) = pos(i);
+        let cell = citywatch_engine::geo::Point::from_degrees(lat, lon).unwrap().cell(Resolution::Nine);
+        let id = |r: Resolution| cell.parent(r).unwrap().to_string();
+        let info = citywatch_engine::jurisdiction::GridInfo {
+            grid: cell.to_string(),
+            community: id(Resolution::Seven),
+            street: id(Resolution::Six),
+            district: id(Resolution::Five),
+        };
+        cells.insert(cell, info);
+    }
+    let o = |id: String, role, scope: &str| Officer { officer_id: id.clone(), name: id, role, scope: scope.into() };
+    let mut officers = vec![o("an".into(), Role::Analyst, "city")];
+    let mut areas = std::collections::BTreeSet::new();
+    for g in cells.values() {
+        for (role, scope) in [(Role::Community, &g.community), (Role::Station, &g.street), (Role::District, &g.district)] {
+            if areas.insert(scope.clone()) {
+                officers.push(o(format!("{}-{scope}", role.as_str()), role, scope));
+            }
+        }
+    }
+    Jurisdiction::new(Resolution::Nine, cells.into_iter().collect(), officers)
+}
+
 fn engine_options(journal: &str, dir: &Path) -> LiveOptions {
     let journal = match journal {
         "off" => None,
@@ -195,9 +232,7 @@ fn main() {
         dir.display()
     );
 
-    let o = |id: &str, role, scope: &str| Officer { officer_id: id.into(), name: id.into(), role, scope: scope.into() };
-    let officers = vec![o("an", Role::Analyst, "city")];
-    let jurisdiction = Arc::new(Jurisdiction::default_grid(officers));
+    let jurisdiction = Arc::new(city());
     let mut creds = CredentialsFile::default();
     let token = creds.issue("an").unwrap();
     creds.save(&dir.join("credentials.json")).unwrap();
@@ -291,7 +326,6 @@ fn main() {
         }
         tick += 1;
         let ts = wall_ms() as i64;
-        let pos = |i: u64| (36.05 + (i % 50) as f64 * 0.002, 120.35 + (i % 37) as f64 * 0.002);
         let call = |id: u64, caller: u64, event: &str, dur: &str, (lat, lon): (f64, f64)| {
             format!(
                 "{{\"call_id\":{id},\"event\":\"{event}\",\"ts_ms\":{ts},\"caller\":\"+86138{caller:08}\",\
