@@ -570,19 +570,28 @@ impl Store {
         self.finish(r)
     }
 
-    /// Escalates every alert still `new` whose level started `timeout_ms` or
-    /// more before `now_ms`, one level up; returns the changes to push.
-    pub fn escalate_due(&mut self, now_ms: i64, timeout_ms: u64, j: &Jurisdiction) -> Result<Vec<Change>> {
+    /// Escalates alerts still `new` whose level started `timeout_ms` or more
+    /// before `now_ms`, one level up, at most `limit` (the longest waiting
+    /// first) in one transaction; returns the changes to push. Fewer than
+    /// `limit` changes: none is left due.
+    pub fn escalate_due(
+        &mut self,
+        now_ms: i64,
+        timeout_ms: u64,
+        j: &Jurisdiction,
+        limit: usize,
+    ) -> Result<Vec<Change>> {
         let cutoff = now_ms - timeout_ms as i64;
         self.conn.execute_batch("BEGIN IMMEDIATE")?;
         let r = (|| {
             let sql = format!(
                 "SELECT {COLS} FROM alerts WHERE status = 'new' AND level IN ('community', 'station') \
-                 AND level_since_ms <= ?1 ORDER BY level_since_ms, alert_id LIMIT 1000"
+                 AND level_since_ms <= ?1 ORDER BY level_since_ms, alert_id LIMIT ?2"
             );
             let due: Vec<StoredAlert> = {
                 let mut stmt = self.conn.prepare(&sql)?;
-                stmt.query_map([cutoff], StoredAlert::from_row)?.collect::<rusqlite::Result<_>>()?
+                stmt.query_map(params![cutoff, limit as i64], StoredAlert::from_row)?
+                    .collect::<rusqlite::Result<_>>()?
             };
             let mut out = Vec::with_capacity(due.len());
             for s in due {
@@ -803,6 +812,43 @@ fn snapshot_from_json(body: &str) -> Option<StoredAlert> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_wave_of_due_escalations_is_swept_in_bounded_transactions() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = Store::open(&dir.path().join("store.sqlite"), [1; 32], [2; 32]).unwrap();
+        let j = Jurisdiction::default_grid(Vec::new());
+        let alerts: Vec<Alert> = (0..5u64)
+            .map(|i| {
+                let subject = format!("alarm:{i}");
+                Alert {
+                    alert_id: citywatch_engine::alert::alert_id("m", "k", &subject, i),
+                    model: "m".into(),
+                    model_version: "1".into(),
+                    kind: "k".into(),
+                    severity: "severe".into(),
+                    score: 1.0,
+                    event_ts_ms: i as i64,
+                    subject,
+                    lat: None,
+                    lon: None,
+                    cell: None,
+                    grid: None,
+                    community: None,
+                    street: None,
+                    district: None,
+                    assignee: None,
+                    summary: "s".into(),
+                    evidence: "{}".into(),
+                    action: "a".into(),
+                }
+            })
+            .collect();
+        assert_eq!(store.apply_alerts(&alerts, 1_000, 0, &j).unwrap().len(), 5);
+        let sweeps: Vec<usize> = (0..4).map(|_| store.escalate_due(2_000, 500, &j, 2).unwrap().len()).collect();
+        assert_eq!(sweeps, vec![2, 2, 1, 0], "at most the limit per transaction, until none is due");
+        assert!(store.verify_audit().unwrap().is_intact());
+    }
 
     #[test]
     fn a_wal_grown_in_a_burst_is_cut_back_after_a_checkpoint() {
