@@ -25,6 +25,7 @@
 //! `LOADGEN_SAMPLE_S` (default 10); `LOADGEN_ESCALATE_MS` (escalation
 //! timeout, default 20000); `LOADGEN_KEEP_NUMBERS=0` (no number vault);
 //! `LOADGEN_JOURNAL_MAX_MB` (the journal's byte bound, default 1024, as `serve`);
+//! `LOADGEN_CALLERS` (distinct calling numbers, default 2000);
 //! `LOADGEN_DIR` (keep the store and journal there instead of a temporary folder).
 
 /// The allocator `citywatch serve` runs with, so RSS is measured as in production.
@@ -107,7 +108,9 @@ fn city() -> Jurisdiction {
     let mut officers = vec![o("an".into(), Role::Analyst, "city")];
     let mut areas = std::collections::BTreeSet::new();
     for g in cells.values() {
-        for (role, scope) in [(Role::Community, &g.community), (Role::Station, &g.street), (Role::District, &g.district)] {
+        for (role, scope) in
+            [(Role::Community, &g.community), (Role::Station, &g.street), (Role::District, &g.district)]
+        {
             if areas.insert(scope.clone()) {
                 officers.push(o(format!("{}-{scope}", role.as_str()), role, scope));
             }
@@ -224,11 +227,15 @@ fn main() {
     let which = env("LOADGEN_MODELS", "all");
     let sample_s: u64 = env("LOADGEN_SAMPLE_S", "10").parse().unwrap_or(10);
     let escalate_ms: u64 = env("LOADGEN_ESCALATE_MS", "20000").parse().unwrap_or(20_000);
+    // Numbers recur, as in a city: the callers (default 2,000, the issue's
+    // city) and as many callees. The fraud model keeps each caller's last
+    // 24 h of calls, at most 256: its memory grows until that is full.
+    let callers: u64 = env("LOADGEN_CALLERS", "2000").parse().unwrap_or(2_000).max(1);
     let tmp = tempfile::tempdir().unwrap();
     let dir = std::env::var("LOADGEN_DIR").map(std::path::PathBuf::from).unwrap_or_else(|_| tmp.path().to_owned());
     std::fs::create_dir_all(&dir).unwrap();
     println!(
-        "loadgen: {rate} events/s for {seconds} s, journal {journal}, models {which}, escalation after {escalate_ms} ms, in {}",
+        "loadgen: {rate} events/s for {seconds} s, journal {journal}, models {which}, {callers} callers, escalation after {escalate_ms} ms, in {}",
         dir.display()
     );
 
@@ -331,7 +338,7 @@ fn main() {
                 "{{\"call_id\":{id},\"event\":\"{event}\",\"ts_ms\":{ts},\"caller\":\"+86138{caller:08}\",\
                  \"callee\":\"+86139{:08}\",\"caller_lat\":{lat},\"caller_lon\":{lon},\"callee_lat\":null,\
                  \"callee_lon\":null,\"duration_s\":{dur}}}\n",
-                (caller * 7) % 90_000
+                (caller * 7) % 90_000 + 100_000
             )
         };
         let (mut calls, mut patrols, mut alarm_rows) = (String::new(), String::new(), String::new());
@@ -345,8 +352,7 @@ fn main() {
         let mut started = Vec::with_capacity(starts as usize);
         for _ in 0..starts {
             call_id += 1;
-            // 20,000 callers, 90,000 callees: numbers recur, as in a city.
-            let caller = call_id.wrapping_mul(2_654_435_761) % 20_000;
+            let caller = call_id.wrapping_mul(2_654_435_761) % callers;
             calls.push_str(&call(call_id, caller, "start", "null", pos(call_id)));
             started.push((call_id, caller));
         }
