@@ -821,27 +821,11 @@ mod tests {
         let alerts: Vec<Alert> = (0..5u64)
             .map(|i| {
                 let subject = format!("alarm:{i}");
-                Alert {
-                    alert_id: citywatch_engine::alert::alert_id("m", "k", &subject, i),
-                    model: "m".into(),
-                    model_version: "1".into(),
-                    kind: "k".into(),
-                    severity: "severe".into(),
-                    score: 1.0,
-                    event_ts_ms: i as i64,
-                    subject,
-                    lat: None,
-                    lon: None,
-                    cell: None,
-                    grid: None,
-                    community: None,
-                    street: None,
-                    district: None,
-                    assignee: None,
-                    summary: "s".into(),
-                    evidence: "{}".into(),
-                    action: "a".into(),
-                }
+                let id = citywatch_engine::alert::alert_id("m", "k", &subject, i);
+                serde_json::from_value(serde_json::json!({"alert_id": id, "model": "m", "model_version": "1",
+                    "kind": "k", "severity": "severe", "score": 1.0, "event_ts_ms": i, "subject": subject,
+                    "summary": "s", "evidence": "{}", "action": "a"}))
+                .unwrap()
             })
             .collect();
         assert_eq!(store.apply_alerts(&alerts, 1_000, 0, &j).unwrap().len(), 5);
