@@ -780,6 +780,7 @@ fn serve_live(
         fsync = if journal.fsync { "on: answered after fdatasync" } else { "off" },
         retention_s = journal.retention_ms / 1000,
         segment_bytes = journal.segment_bytes,
+        max_bytes = journal.max_bytes,
         workers,
         lateness_ms,
         "live engine starting"
@@ -902,9 +903,15 @@ fn run_audit(command: AuditCommand) -> Result<()> {
     let config = server_config(&load_settings(args.config.as_ref())?)?;
     let store = args.store.clone().unwrap_or_else(|| config.store_path.clone());
     let report = citywatch_server::audit_verify(&store, &config.audit_key_bytes())?;
-    if !report.is_intact() {
-        let (seq, what) = report.broken.clone().unwrap_or_default();
+    if let Some((seq, what)) = &report.broken {
         bail!("audit chain BROKEN at row {seq}: {what} ({} rows checked, store {})", report.rows, store.display());
+    }
+    if let Some(what) = &report.state {
+        bail!(
+            "alert state does NOT match the audit chain: {what} (chain intact, {} rows; store {})",
+            report.rows,
+            store.display()
+        );
     }
     match command {
         AuditCommand::Head { .. } => println!("{} {}", report.rows, report.head),

@@ -26,11 +26,17 @@
 //! loses nothing) but a power loss can lose the last seconds. Clock ticks are
 //! written, never synced on their own.
 //!
-//! **Bounds.** A segment is closed at `segment_bytes`; closed segments whose
-//! newest event time is older than the newest one by more than `retention_ms`
-//! are deleted. So model state older than the retention (e.g. a hotspot
-//! model's long baseline) is not restored after a restart: choose the
-//! retention from the models' longest window and the restore time you accept.
+//! **Bounds (compaction).** A segment is closed at `segment_bytes`; when one
+//! closes, the oldest closed segments are deleted while their newest event
+//! time is older than the newest one by more than `retention_ms`, and while
+//! the journal is over `max_bytes`. The byte bound is what bounds the restore
+//! time (a restore replays the journal at the engine's replay speed: restore
+//! time ~ journal bytes / replay rate); the time bound keeps a quiet journal
+//! from holding days. So model state older than what is kept (e.g. a hotspot
+//! model's long baseline) is not restored after a restart: choose the bounds
+//! from the models' longest window, the event rate and the restore time you
+//! accept. A deletion by the byte bound that leaves less than `retention_ms`
+//! of history is logged (warn) with the history kept.
 
 use std::collections::{HashSet, VecDeque};
 use std::fs::{File, OpenOptions};
@@ -54,12 +60,21 @@ pub struct JournalOptions {
     /// Closed segments whose newest event is older than the newest event
     /// seen by more than this are deleted, ms. Default 24 h.
     pub retention_ms: u64,
+    /// The oldest closed segments are deleted while the journal is over
+    /// this many bytes. Default 1 GiB.
+    pub max_bytes: u64,
 }
 
 impl JournalOptions {
     /// Defaults for a folder.
     pub fn in_dir(dir: impl Into<PathBuf>) -> Self {
-        JournalOptions { dir: dir.into(), fsync: true, segment_bytes: 64 << 20, retention_ms: 86_400_000 }
+        JournalOptions {
+            dir: dir.into(),
+            fsync: true,
+            segment_bytes: 64 << 20,
+            retention_ms: 86_400_000,
+            max_bytes: 1 << 30,
+        }
     }
 }
 
@@ -88,6 +103,8 @@ struct Segment {
     path: PathBuf,
     /// Largest event time in it.
     max_seen: Option<EventTime>,
+    /// Its size (of the current one: when it was opened).
+    bytes: u64,
 }
 
 /// The shared sync state: what has been written and what is on disk.
@@ -238,14 +255,14 @@ impl Journal {
                     }
                 }
             }
-            segments.push_back(Segment { path: path.clone(), max_seen });
+            segments.push_back(Segment { path: path.clone(), max_seen, bytes: good });
         }
         // Append to the last segment, or start one.
         let path = match segments.back() {
             Some(s) => s.path.clone(),
             None => {
                 let p = segment_path(&opts.dir, next);
-                segments.push_back(Segment { path: p.clone(), max_seen: None });
+                segments.push_back(Segment { path: p.clone(), max_seen: None, bytes: 0 });
                 p
             }
         };
@@ -301,18 +318,32 @@ impl Journal {
             *synced = self.sync.written.load(Ordering::SeqCst);
             *self.sync.file.lock().map_err(|_| Error::Bug("journal file lock poisoned".into()))? = Arc::clone(&file);
         }
+        if let Some(closed) = self.segments.back_mut() {
+            closed.bytes = self.bytes;
+        }
         self.file = file;
         self.bytes = 0;
-        self.segments.push_back(Segment { path, max_seen: None });
+        self.segments.push_back(Segment { path, max_seen: None, bytes: 0 });
         let newest = self.segments.iter().filter_map(|s| s.max_seen).max().unwrap_or(0);
+        let mut total: u64 = self.segments.iter().map(|s| s.bytes).sum();
         while self.segments.len() > 1 {
             let old = &self.segments[0];
             let expired = old.max_seen.is_none_or(|m| m.saturating_add(self.opts.retention_ms) < newest);
-            if !expired {
+            let over = total > self.opts.max_bytes;
+            if !expired && !over {
                 break;
             }
             std::fs::remove_file(&old.path).map_err(|e| Error::io(&old.path, e))?;
-            self.segments.pop_front();
+            total -= old.bytes;
+            let gone = self.segments.pop_front().and_then(|s| s.max_seen);
+            if !expired {
+                tracing::warn!(
+                    max_bytes = self.opts.max_bytes,
+                    history_kept_s = newest.saturating_sub(gone.unwrap_or(newest)) / 1000,
+                    retention_s = self.opts.retention_ms / 1000,
+                    "journal: oldest segment deleted by the byte bound; a restart restores less than the retention"
+                );
+            }
         }
         Ok(())
     }
@@ -320,6 +351,11 @@ impl Journal {
     /// Segment files now on disk (for tests and metrics).
     pub fn segments(&self) -> usize {
         self.segments.len()
+    }
+
+    /// Bytes of the journal on disk (closed segments and the current one).
+    pub fn bytes(&self) -> u64 {
+        self.segments.iter().rev().skip(1).map(|s| s.bytes).sum::<u64>() + self.bytes
     }
 }
 
@@ -373,6 +409,17 @@ mod tests {
 
     fn rec(i: u64) -> Record {
         Record { key: Some(format!("k{i}")), max_seen: Some(i * 1000), watermark: i, units: vec![], events: vec![] }
+    }
+
+    /// The watermarks of the records a journal restores, in order.
+    fn watermarks(opts: JournalOptions) -> Vec<u64> {
+        let mut back = Vec::new();
+        Journal::open(opts, |r| {
+            back.push(r.watermark);
+            Ok(())
+        })
+        .unwrap();
+        back
     }
 
     #[test]
@@ -432,13 +479,29 @@ mod tests {
         // Newest event 9000 ms: the segments of 7000, 8000 and 9000 ms stay, and the empty current one.
         assert_eq!(j.segments(), 4);
         drop(j);
-        let mut back = Vec::new();
-        Journal::open(opts, |r| {
-            back.push(r.watermark);
-            Ok(())
-        })
-        .unwrap();
+        let back = watermarks(opts);
         assert_eq!(back, vec![7, 8, 9]);
+    }
+
+    #[test]
+    fn the_journal_stays_under_its_byte_bound_and_restores_the_newest_records() {
+        let dir = tempfile::tempdir().unwrap();
+        // Records of ~40 bytes, segments of 3, at most ~4 segments' worth kept.
+        let opts = JournalOptions { segment_bytes: 100, max_bytes: 400, ..JournalOptions::in_dir(dir.path()) };
+        let mut j = Journal::open(opts.clone(), |_| Ok(())).unwrap();
+        let mut peak = 0;
+        for i in 0..1000 {
+            j.append(&rec(i)).unwrap();
+            peak = peak.max(j.bytes());
+        }
+        let on_disk: u64 = std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().metadata().unwrap().len()).sum();
+        assert_eq!(on_disk, j.bytes());
+        assert!(peak <= 400 + 100 + 64, "peak {peak} bytes: the bound plus one segment");
+        drop(j);
+        let back = watermarks(opts);
+        assert!(!back.is_empty() && back.len() < 20, "{} records restored", back.len());
+        assert_eq!(*back.last().unwrap(), 999, "the newest records are kept");
+        assert!(back.windows(2).all(|w| w[1] == w[0] + 1), "a contiguous tail: {back:?}");
     }
 
     #[test]

@@ -12,6 +12,17 @@
 //! prints [`AuditReport::head`] to record elsewhere (a daily log line, a
 //! ticket), and `audit verify --expect-head` fails when that head is no
 //! longer in the chain ([`AuditReport::contains`]).
+//!
+//! **Alert state.** Every row of the store's `changes` log (an alert fired,
+//! a duplicate folded in, an escalation, an acknowledgement, a resolution)
+//! is chained in the same transaction as an `alert_<change>` row: the actor
+//! (`engine`, `escalation` or the officer), the alert id, and as reason
+//! `change <seq> sha256 <digest of the snapshot>`. [`audit_verify`] then
+//! checks the tables against the chain ([`AuditReport::state`]): a `changes`
+//! row edited, inserted or deleted, or an `alerts` row that is not its latest
+//! snapshot (a status set to resolved by hand, a deleted alert), is found.
+//! Changes logged before a store's first chained one (stores written by an
+//! older binary) are outside this check.
 
 use std::path::Path;
 
@@ -31,15 +42,18 @@ pub struct AuditReport {
     pub head: String,
     /// The first broken row, if any: `(seq, what is wrong)`.
     pub broken: Option<(i64, String)>,
+    /// The alert state (`alerts`, `changes`) where it is not what the chain
+    /// recorded: the first mismatch, in words. Checked only on an intact chain.
+    pub state: Option<String>,
     /// Hashes of the intact rows, in order (to look up a recorded head).
     #[serde(skip)]
     pub hashes: Vec<String>,
 }
 
 impl AuditReport {
-    /// Whether every row checks out.
+    /// Whether every row checks out, and the alert state with it.
     pub fn is_intact(&self) -> bool {
-        self.broken.is_none()
+        self.broken.is_none() && self.state.is_none()
     }
 
     /// Whether a head recorded earlier is the hash of an intact row: false
@@ -48,6 +62,19 @@ impl AuditReport {
         let head = head.trim().to_ascii_lowercase();
         head == GENESIS || self.hashes.contains(&head)
     }
+}
+
+/// The action prefix of the rows that chain alert changes (`alert_new`, ...).
+pub const ALERT_ACTION: &str = "alert_";
+
+/// Hex SHA-256 of a change's snapshot.
+pub(crate) fn digest(body: &str) -> String {
+    crate::auth::hex(&crate::auth::sha256(body.as_bytes()))
+}
+
+/// The reason of an `alert_*` row: the change's seq and its snapshot's digest.
+pub(crate) fn change_reason(seq: i64, body: &str) -> String {
+    format!("change {seq} sha256 {}", digest(body))
 }
 
 /// The chain's key, 32 bytes.
@@ -117,7 +144,9 @@ pub(crate) fn verify_conn(conn: &Connection, key: &AuditKey) -> Result<AuditRepo
     let mut stmt =
         conn.prepare("SELECT seq, at_ms, actor, action, target, reason, prev_hash, hash FROM audit ORDER BY seq")?;
     let mut rows = stmt.query([])?;
-    let mut report = AuditReport { rows: 0, head: GENESIS.to_owned(), broken: None, hashes: Vec::new() };
+    let mut report = AuditReport { rows: 0, head: GENESIS.to_owned(), broken: None, state: None, hashes: Vec::new() };
+    // Change seq -> (alert id, change, digest), from the `alert_*` rows.
+    let mut chained = std::collections::HashMap::new();
     let mut expected_seq = 1i64;
     while let Some(r) = rows.next()? {
         let (seq, at_ms): (i64, i64) = (r.get(0)?, r.get(1)?);
@@ -141,10 +170,24 @@ pub(crate) fn verify_conn(conn: &Connection, key: &AuditKey) -> Result<AuditRepo
             report.broken = Some((seq, p));
             return Ok(report);
         }
+        if let Some(change) = action.strip_prefix(ALERT_ACTION) {
+            let mut words = reason.split(' ');
+            match (words.next(), words.next().and_then(|s| s.parse::<i64>().ok()), words.next(), words.next()) {
+                (Some("change"), Some(seq), Some("sha256"), Some(d)) => {
+                    chained.insert(seq, (target, change.to_owned(), d.to_owned()));
+                }
+                _ => {
+                    report.broken = Some((seq, format!("an {action} row without its change and digest")));
+                    return Ok(report);
+                }
+            }
+        }
         report.rows += 1;
         report.hashes.push(hash.clone());
         report.head = hash;
         expected_seq += 1;
     }
+    drop(rows);
+    report.state = crate::store::verify_state(conn, &chained)?;
     Ok(report)
 }

@@ -118,6 +118,10 @@ pub struct ServerConfig {
     pub journal_retention_ms: u64,
     /// Size of a journal segment file, bytes. Default 64 MiB.
     pub journal_segment_bytes: u64,
+    /// The journal's size bound, bytes: the oldest segments are deleted past
+    /// it (a restart then restores less history). Bounds the restore time.
+    /// Default 1 GiB.
+    pub journal_max_bytes: u64,
 }
 
 impl Default for ServerConfig {
@@ -155,6 +159,7 @@ impl Default for ServerConfig {
             journal_fsync: true,
             journal_retention_ms: 86_400_000,
             journal_segment_bytes: 64 << 20,
+            journal_max_bytes: 1 << 30,
         }
     }
 }
@@ -197,6 +202,7 @@ impl ServerConfig {
             fsync: self.journal_fsync,
             segment_bytes: self.journal_segment_bytes.max(1),
             retention_ms: self.journal_retention_ms,
+            max_bytes: self.journal_max_bytes,
         }
     }
 

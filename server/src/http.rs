@@ -128,6 +128,11 @@ pub(crate) async fn run(
         let stopping = stopping.clone();
         let conn = rusqlite::Connection::open(&app.cfg.store_path)?;
         conn.busy_timeout(Duration::from_secs(5))?;
+        let wal = {
+            let mut p = app.cfg.store_path.clone().into_os_string();
+            p.push("-wal");
+            std::path::PathBuf::from(p)
+        };
         std::thread::Builder::new()
             .name("citywatch-checkpoint".into())
             .spawn(move || {
@@ -135,13 +140,13 @@ pub(crate) async fn run(
                 while !stopping.load(Ordering::SeqCst) {
                     std::thread::sleep(Duration::from_millis(50));
                     if last.elapsed() >= CHECKPOINT_EVERY {
-                        if let Err(e) = crate::store::checkpoint(&conn) {
+                        if let Err(e) = crate::store::checkpoint(&conn, &wal) {
                             tracing::error!(error = %e, "WAL checkpoint failed");
                         }
                         last = std::time::Instant::now();
                     }
                 }
-                let _ = crate::store::checkpoint(&conn);
+                let _ = crate::store::checkpoint(&conn, &wal);
             })
             .map_err(|e| Error::Internal(format!("cannot start the checkpoint thread: {e}")))?
     };
@@ -230,6 +235,11 @@ fn publish(app: &App, changes: Vec<Change>) {
     }
 }
 
+/// Escalations per store transaction: a wave of due alerts is swept in
+/// short transactions, so the alerts the engine fires meanwhile are stored
+/// (and pushed) between them instead of waiting for the whole wave.
+const ESCALATION_BATCH: usize = 32;
+
 async fn escalation_loop(app: Shared) {
     let mut tick = tokio::time::interval(Duration::from_millis(app.cfg.escalation_check_ms.max(10)));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -237,13 +247,28 @@ async fn escalation_loop(app: Shared) {
         tick.tick().await;
         let a = app.clone();
         let _ = tokio::task::spawn_blocking(move || {
-            let Ok(mut store) = a.store.lock() else { return };
-            match store.escalate_due(now_ms(), a.cfg.escalation_timeout_ms, &a.jurisdiction) {
-                Ok(changes) => {
-                    a.metrics.escalated(changes.len() as u64);
-                    publish(&a, changes);
+            let now = now_ms();
+            loop {
+                let done = {
+                    let Ok(mut store) = a.store.lock() else { return };
+                    match store.escalate_due(now, a.cfg.escalation_timeout_ms, &a.jurisdiction, ESCALATION_BATCH) {
+                        Ok(changes) => {
+                            let n = changes.len();
+                            a.metrics.escalated(n as u64);
+                            publish(&a, changes);
+                            n < ESCALATION_BATCH
+                        }
+                        Err(e) => {
+                            tracing::error!(error = %e, "escalation sweep failed");
+                            true
+                        }
+                    }
+                };
+                if done {
+                    return;
                 }
-                Err(e) => tracing::error!(error = %e, "escalation sweep failed"),
+                // Let the store thread in with the alerts fired meanwhile.
+                std::thread::sleep(Duration::from_millis(1));
             }
         })
         .await;

@@ -66,6 +66,11 @@ const COLS: &str = "alert_id, model, model_version, kind, severity, score, event
     grid, community, street, district, assignee, summary, evidence, action, status, level, created_ms, updated_ms, \
     level_since_ms, updates, acked_by, acked_ms, resolved_by, resolved_ms, note, escalations";
 
+/// The audit actor of alerts the engine fired (new, and duplicates folded in).
+pub const ENGINE: &str = "engine";
+/// The audit actor of escalations (the store's sweep).
+pub const ESCALATION: &str = "escalation";
+
 /// Where an alert is in its lifecycle.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -306,6 +311,9 @@ impl Store {
         // ms that would land on whichever alert commit crosses the threshold.
         // The server checkpoints from a side thread instead ([`checkpoint`]).
         conn.pragma_update(None, "wal_autocheckpoint", 0)?;
+        // A WAL that grew in a burst is cut back to this when it restarts
+        // (else it keeps its largest size on disk for good).
+        conn.pragma_update(None, "journal_size_limit", WAL_SIZE_LIMIT)?;
         conn.busy_timeout(std::time::Duration::from_secs(5))?;
         conn.execute_batch(SCHEMA)?;
         let vault = ChaCha20Poly1305::new(&vault_key.into());
@@ -377,7 +385,12 @@ impl Store {
         Ok(self.conn.query_row("SELECT COALESCE(MAX(seq), 0) FROM changes", [], |r| r.get(0))?)
     }
 
-    fn log_change(&self, change: &str, a: &StoredAlert, now_ms: i64) -> Result<Change> {
+    /// Logs a change of an alert (inside the caller's transaction) and
+    /// chains it: an audit row `alert_<change>` by `actor` whose reason names
+    /// the change's seq and the SHA-256 of its snapshot, so an edited,
+    /// inserted or deleted `changes` row, or an `alerts` row that no longer
+    /// equals its latest snapshot, fails [`crate::audit::audit_verify`].
+    fn log_change(&self, change: &str, actor: &str, a: &StoredAlert, now_ms: i64) -> Result<Change> {
         let body = snapshot_to_json(a);
         let x = &a.alert;
         self.conn.execute(
@@ -385,7 +398,17 @@ impl Store {
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
             params![x.alert_id, change, now_ms, x.grid, x.community, x.street, x.district, x.assignee, body],
         )?;
-        Ok(Change { seq: self.conn.last_insert_rowid(), change: change.into(), alert: a.clone() })
+        let seq = self.conn.last_insert_rowid();
+        audit::append(
+            &self.conn,
+            &self.audit_key,
+            now_ms,
+            actor,
+            &format!("{}{change}", audit::ALERT_ACTION),
+            &x.alert_id,
+            &audit::change_reason(seq, &body),
+        )?;
+        Ok(Change { seq, change: change.into(), alert: a.clone() })
     }
 
     fn must_get(&self, alert_id: &str) -> Result<StoredAlert> {
@@ -456,7 +479,7 @@ impl Store {
                 params![id, a.severity, a.score, a.event_ts_ms, a.summary, a.evidence, a.action, now_ms],
             )?;
             let s = self.must_get(&id)?;
-            return self.log_change("updated", &s, now_ms).map(Some);
+            return self.log_change("updated", ENGINE, &s, now_ms).map(Some);
         }
         let level = match a.assignee.as_deref().and_then(|id| j.officers().iter().find(|o| o.officer_id == id)) {
             Some(o) => match o.role {
@@ -497,7 +520,7 @@ impl Store {
             ],
         )?;
         let s = self.must_get(&a.alert_id)?;
-        self.log_change("new", &s, now_ms).map(Some)
+        self.log_change("new", ENGINE, &s, now_ms).map(Some)
     }
 
     /// `new` -> `acknowledged` by `who`.
@@ -525,7 +548,7 @@ impl Store {
             }
             self.conn.execute(sql, params![alert_id, who, now_ms, note])?;
             let s = self.must_get(alert_id)?;
-            Ok(Transition::Done(Box::new(self.log_change("resolved", &s, now_ms)?)))
+            Ok(Transition::Done(Box::new(self.log_change("resolved", who, &s, now_ms)?)))
         })();
         self.finish(r)
     }
@@ -542,24 +565,33 @@ impl Store {
             let Some((change, sql, who)) = rule(&s) else { return Ok(Transition::Conflict(s.status)) };
             self.conn.execute(sql, params![alert_id, who, now_ms])?;
             let s = self.must_get(alert_id)?;
-            Ok(Transition::Done(Box::new(self.log_change(change, &s, now_ms)?)))
+            Ok(Transition::Done(Box::new(self.log_change(change, &who, &s, now_ms)?)))
         })();
         self.finish(r)
     }
 
-    /// Escalates every alert still `new` whose level started `timeout_ms` or
-    /// more before `now_ms`, one level up; returns the changes to push.
-    pub fn escalate_due(&mut self, now_ms: i64, timeout_ms: u64, j: &Jurisdiction) -> Result<Vec<Change>> {
+    /// Escalates alerts still `new` whose level started `timeout_ms` or more
+    /// before `now_ms`, one level up, at most `limit` (the longest waiting
+    /// first) in one transaction; returns the changes to push. Fewer than
+    /// `limit` changes: none is left due.
+    pub fn escalate_due(
+        &mut self,
+        now_ms: i64,
+        timeout_ms: u64,
+        j: &Jurisdiction,
+        limit: usize,
+    ) -> Result<Vec<Change>> {
         let cutoff = now_ms - timeout_ms as i64;
         self.conn.execute_batch("BEGIN IMMEDIATE")?;
         let r = (|| {
             let sql = format!(
                 "SELECT {COLS} FROM alerts WHERE status = 'new' AND level IN ('community', 'station') \
-                 AND level_since_ms <= ?1 ORDER BY level_since_ms, alert_id LIMIT 1000"
+                 AND level_since_ms <= ?1 ORDER BY level_since_ms, alert_id LIMIT ?2"
             );
             let due: Vec<StoredAlert> = {
                 let mut stmt = self.conn.prepare(&sql)?;
-                stmt.query_map([cutoff], StoredAlert::from_row)?.collect::<rusqlite::Result<_>>()?
+                stmt.query_map(params![cutoff, limit as i64], StoredAlert::from_row)?
+                    .collect::<rusqlite::Result<_>>()?
             };
             let mut out = Vec::with_capacity(due.len());
             for s in due {
@@ -589,7 +621,7 @@ impl Store {
                     ],
                 )?;
                 let s = self.must_get(&s.alert.alert_id)?;
-                out.push(self.log_change("escalated", &s, now_ms)?);
+                out.push(self.log_change("escalated", ESCALATION, &s, now_ms)?);
             }
             Ok(out)
         })();
@@ -636,11 +668,96 @@ impl Store {
     }
 }
 
+/// Checks the alert state against the audit chain: every `changes` row from
+/// the first chained one on must be chained with its snapshot's digest
+/// (`chained`: change seq -> (alert id, change, digest), from the chain's
+/// `alert_*` rows), every chained change must still be there, and every
+/// alert whose changes are chained must equal its latest snapshot. The
+/// first mismatch, in words; `None` when the state is what the chain says.
+pub(crate) fn verify_state(
+    conn: &Connection,
+    chained: &std::collections::HashMap<i64, (String, String, String)>,
+) -> Result<Option<String>> {
+    let Some(first) = chained.keys().min().copied() else {
+        return Ok(None); // nothing chained yet (an empty store, or one written before alert changes were chained)
+    };
+    let mut latest: std::collections::HashMap<String, (i64, String)> = std::collections::HashMap::new();
+    let mut seen = 0usize;
+    let mut stmt = conn.prepare("SELECT seq, alert_id, change, body FROM changes WHERE seq >= ?1 ORDER BY seq")?;
+    let mut rows = stmt.query([first])?;
+    while let Some(r) = rows.next()? {
+        let (seq, alert_id, change, body): (i64, String, String, String) = (r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?);
+        let Some((c_alert, c_change, c_digest)) = chained.get(&seq) else {
+            return Ok(Some(format!(
+                "changes row {seq} (alert {alert_id}) is not in the audit chain: it was inserted"
+            )));
+        };
+        if *c_alert != alert_id || *c_change != change || *c_digest != audit::digest(&body) {
+            return Ok(Some(format!(
+                "changes row {seq} (alert {alert_id}) differs from what the chain recorded: it was edited"
+            )));
+        }
+        seen += 1;
+        latest.insert(alert_id, (seq, body));
+    }
+    drop(rows);
+    if seen != chained.len() {
+        let gone = |s: &i64| {
+            conn.query_row("SELECT 1 FROM changes WHERE seq = ?1", [s], |_| Ok(())).optional().ok().flatten().is_none()
+        };
+        let missing = chained.keys().copied().filter(gone);
+        let first_missing = missing.min().unwrap_or(first);
+        return Ok(Some(format!("changes row {first_missing}, recorded in the audit chain, was deleted")));
+    }
+    let sql = format!("SELECT {COLS} FROM alerts");
+    let mut stmt = conn.prepare(&sql)?;
+    let mut rows = stmt.query([])?;
+    while let Some(r) = rows.next()? {
+        let a = StoredAlert::from_row(r)?;
+        if let Some((seq, body)) = latest.remove(&a.alert.alert_id) {
+            if snapshot_to_json(&a) != body {
+                return Ok(Some(format!(
+                    "alert {} differs from its latest chained change (row {seq}): the alerts table was edited",
+                    a.alert.alert_id
+                )));
+            }
+        } else if conn
+            .query_row("SELECT 1 FROM changes WHERE alert_id = ?1", [&a.alert.alert_id], |_| Ok(()))
+            .optional()?
+            .is_none()
+        {
+            return Ok(Some(format!("alert {} has no change in the log: it was inserted", a.alert.alert_id)));
+        }
+    }
+    if let Some((id, (seq, _))) = latest.into_iter().min_by_key(|(_, (seq, _))| *seq) {
+        return Ok(Some(format!(
+            "alert {id} (last changed in row {seq}) is missing from the alerts table: it was deleted"
+        )));
+    }
+    Ok(None)
+}
+
+/// Bytes the WAL is cut back to when it restarts (`journal_size_limit`).
+pub const WAL_SIZE_LIMIT: i64 = 16 << 20;
+
+/// A WAL over this many bytes gets a `TRUNCATE` checkpoint: one that waits
+/// for readers and writers to finish, copies every frame and empties the file.
+pub const WAL_TRUNCATE_AT: u64 = 64 << 20;
+
 /// Copies the WAL into the database file without blocking writers
-/// (`PASSIVE`), on its own connection. The server calls it periodically from
-/// a side thread, since [`Store::open`] turns automatic checkpoints off.
-pub fn checkpoint(conn: &Connection) -> Result<()> {
+/// (`PASSIVE`), on its own connection; when the WAL at `wal_path` is still
+/// over [`WAL_TRUNCATE_AT`] (a writer or reader never left a gap for it to
+/// restart), a `TRUNCATE` checkpoint empties it. The server calls it
+/// periodically from a side thread, since [`Store::open`] turns automatic
+/// checkpoints off.
+pub fn checkpoint(conn: &Connection, wal_path: &Path) -> Result<()> {
+    conn.pragma_update(None, "journal_size_limit", WAL_SIZE_LIMIT)?;
     conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()))?;
+    if std::fs::metadata(wal_path).is_ok_and(|m| m.len() > WAL_TRUNCATE_AT) {
+        let (busy, frames, done): (i64, i64, i64) =
+            conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
+        tracing::info!(busy, frames, done, "WAL over {} MiB: truncating checkpoint", WAL_TRUNCATE_AT >> 20);
+    }
     Ok(())
 }
 
@@ -690,4 +807,52 @@ fn snapshot_from_json(body: &str) -> Option<StoredAlert> {
         note: s("note"),
         escalations: s("escalations").unwrap_or_else(|| "[]".into()),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_wave_of_due_escalations_is_swept_in_bounded_transactions() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = Store::open(&dir.path().join("store.sqlite"), [1; 32], [2; 32]).unwrap();
+        let j = Jurisdiction::default_grid(Vec::new());
+        let alerts: Vec<Alert> = (0..5u64)
+            .map(|i| {
+                let subject = format!("alarm:{i}");
+                let id = citywatch_engine::alert::alert_id("m", "k", &subject, i);
+                serde_json::from_value(serde_json::json!({"alert_id": id, "model": "m", "model_version": "1",
+                    "kind": "k", "severity": "severe", "score": 1.0, "event_ts_ms": i, "subject": subject,
+                    "summary": "s", "evidence": "{}", "action": "a"}))
+                .unwrap()
+            })
+            .collect();
+        assert_eq!(store.apply_alerts(&alerts, 1_000, 0, &j).unwrap().len(), 5);
+        let sweeps: Vec<usize> = (0..4).map(|_| store.escalate_due(2_000, 500, &j, 2).unwrap().len()).collect();
+        assert_eq!(sweeps, vec![2, 2, 1, 0], "at most the limit per transaction, until none is due");
+        assert!(store.verify_audit().unwrap().is_intact());
+    }
+
+    #[test]
+    fn a_wal_grown_in_a_burst_is_cut_back_after_a_checkpoint() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("store.sqlite");
+        let wal = dir.path().join("store.sqlite-wal");
+        let store = Store::open(&path, [1; 32], [2; 32]).unwrap();
+        // A burst: 40 MB in one transaction, no checkpoint meanwhile.
+        store.conn.execute_batch("CREATE TABLE burst (b BLOB); BEGIN").unwrap();
+        for _ in 0..40 {
+            store.conn.execute("INSERT INTO burst VALUES (zeroblob(1000000))", []).unwrap();
+        }
+        store.conn.execute_batch("COMMIT").unwrap();
+        let grown = std::fs::metadata(&wal).unwrap().len();
+        assert!(grown > 40_000_000, "the burst is in the WAL: {grown} bytes");
+        // The side thread's checkpoint, then the next write restarts the WAL.
+        let side = Connection::open(&path).unwrap();
+        checkpoint(&side, &wal).unwrap();
+        store.conn.execute("DELETE FROM burst", []).unwrap();
+        let after = std::fs::metadata(&wal).unwrap().len();
+        assert!(after <= WAL_SIZE_LIMIT as u64, "WAL {after} bytes after the checkpoint (was {grown})");
+    }
 }

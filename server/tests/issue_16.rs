@@ -426,3 +426,84 @@ fn issue_16_list_and_stream_reads_of_evidence_are_audited() {
     assert!(closed.4.contains("2 alert change(s) sent"), "{closed:?}");
     s.stop();
 }
+
+/// Copies a stopped server's store, applies `sql` to the copy (an insider
+/// with the SQLite file), and verifies the copy's chain.
+fn verify_tampered(store: &std::path::Path, key: &[u8; 32], sql: &str) -> citywatch_server::AuditReport {
+    let dir = tempfile::tempdir().unwrap();
+    let copy = dir.path().join("store.sqlite");
+    std::fs::copy(store, &copy).unwrap();
+    let conn = rusqlite::Connection::open(&copy).unwrap();
+    conn.execute_batch(sql).unwrap();
+    drop(conn);
+    citywatch_server::audit_verify(&copy, key).unwrap()
+}
+
+#[test]
+fn issue_16_alert_state_changes_are_chained_and_edits_of_alerts_or_changes_are_caught() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = citywatch_server::ServerConfig { escalation_timeout_ms: 200, ..config(dir.path()) };
+    let key = cfg.audit_key_bytes();
+    let s = TestServer::start_with(dir.path(), cfg);
+    s.alarms(&[alarm(1, 1_767_225_600_000, P1), alarm(2, 1_767_225_601_000, P1), alarm(3, 1_767_225_602_000, P1)]);
+    let alerts = s.wait_alerts(3);
+    let id = |n: usize| alerts[n]["alert_id"].as_str().unwrap().to_owned();
+    assert_eq!(s.post(&format!("/api/v1/alerts/{}/ack", id(0)), Some("o-c1"), "").status, 200);
+    let r = s.post(&format!("/api/v1/alerts/{}/resolve", id(1)), Some("o-an"), "{\"note\": \"false alarm\"}");
+    assert_eq!(r.status, 200, "{}", r.body);
+    // The third stays new and escalates (200 ms of wall time).
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while s.get(&format!("/api/v1/alerts/{}", id(2)), Some("o-an")).json()["level"] == "community" {
+        assert!(Instant::now() < deadline, "no escalation");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let store = s.store_path.clone();
+    s.stop();
+
+    let rows = audit_rows(&store);
+    let chained = |action: &str, actor: &str| rows.iter().filter(|r| r.2 == action && r.1 == actor).count();
+    assert_eq!(chained("alert_new", "engine"), 3, "{rows:#?}");
+    assert_eq!(chained("alert_acknowledged", "o-c1"), 1, "{rows:#?}");
+    assert_eq!(chained("alert_resolved", "o-an"), 1, "{rows:#?}");
+    assert!(chained("alert_escalated", "escalation") >= 1, "{rows:#?}");
+    let report = citywatch_server::audit_verify(&store, &key).unwrap();
+    assert!(report.is_intact(), "{report:?}");
+
+    // What an insider does to the SQLite file, each on a fresh copy: all caught.
+    let cases = [
+        ("resolve an alert by hand", format!("UPDATE alerts SET status = 'resolved' WHERE alert_id = '{}'", id(0))),
+        ("undo an escalation", format!("UPDATE alerts SET level = 'community' WHERE alert_id = '{}'", id(2))),
+        ("delete an alert", format!("DELETE FROM alerts WHERE alert_id = '{}'", id(2))),
+        (
+            "insert an alert",
+            format!(
+                "INSERT INTO alerts SELECT 'forged', model, model_version, kind, severity, score, event_ts_ms, subject, \
+                 lat, lon, cell, grid, community, street, district, assignee, summary, evidence, action, status, level, \
+                 created_ms, updated_ms, level_since_ms, updates, acked_by, acked_ms, resolved_by, resolved_ms, note, \
+                 escalations FROM alerts WHERE alert_id = '{}'",
+                id(0)
+            ),
+        ),
+        ("edit a change", "UPDATE changes SET body = replace(body, 'false alarm', 'handled') WHERE change = 'resolved'".into()),
+        ("delete the last change", "DELETE FROM changes WHERE seq = (SELECT MAX(seq) FROM changes)".into()),
+        (
+            "insert a change",
+            "INSERT INTO changes (alert_id, change, at_ms, body) SELECT alert_id, 'acknowledged', at_ms, body FROM changes \
+             WHERE seq = (SELECT MAX(seq) FROM changes)"
+                .into(),
+        ),
+    ];
+    for (what, sql) in &cases {
+        let report = verify_tampered(&store, &key, sql);
+        assert!(!report.is_intact() && report.broken.is_none(), "{what}: not caught: {report:?}");
+        assert!(report.state.is_some(), "{what}: {report:?}");
+    }
+    // Editing both the alert and its change is caught at the change (its digest is chained).
+    let both = format!(
+        "UPDATE alerts SET status = 'new', acked_by = NULL, acked_ms = NULL WHERE alert_id = '{0}';
+         DELETE FROM changes WHERE alert_id = '{0}' AND change = 'acknowledged';",
+        id(0)
+    );
+    let report = verify_tampered(&store, &key, &both);
+    assert!(report.state.as_deref().is_some_and(|s| s.contains("deleted")), "{report:?}");
+}
