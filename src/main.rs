@@ -269,9 +269,24 @@ struct TrainArgs {
     /// Train without the identity features (prefix class, registration, reports): the ablation.
     #[arg(long)]
     no_identity: bool,
-    /// L2 penalty per training row on the standardised coefficients.
-    #[arg(long, default_value_t = 1e-4)]
-    l2: f64,
+    /// Trees to grow.
+    #[arg(long, default_value_t = 120)]
+    trees: usize,
+    /// Depth of each tree.
+    #[arg(long, default_value_t = 5)]
+    depth: u32,
+    /// Shrinkage (learning rate) of each tree.
+    #[arg(long, default_value_t = 0.1)]
+    shrinkage: f32,
+    /// Fewest training decisions in a leaf (larger: smoother, less confident trees).
+    #[arg(long, default_value_t = 20)]
+    min_leaf: usize,
+    /// The trees see every fraud decision and one other decision in this many, weighted by it (1: all).
+    #[arg(long, default_value_t = 4)]
+    negative_stride: u64,
+    /// Also write the training decisions to this CSV file (keys, family, label, features), for analysis.
+    #[arg(long)]
+    dump: Option<PathBuf>,
     /// Version written into the file (the alerts' model_version carries it).
     #[arg(long, default_value = "dev")]
     version: String,
@@ -667,8 +682,13 @@ fn run_train(args: TrainArgs) -> Result<()> {
             bail!("{name} {p}: give a precision in (0, 1]");
         }
     }
-    if !(args.l2.is_finite() && args.l2 >= 0.0) {
-        bail!("--l2 {}: give a penalty >= 0", args.l2);
+    if args.trees == 0 || !(1..=12).contains(&args.depth) || !(args.shrinkage > 0.0 && args.shrinkage <= 1.0) {
+        bail!(
+            "--trees {} --depth {} --shrinkage {}: give at least one tree, a depth in 1..=12 and a shrinkage in (0, 1]",
+            args.trees,
+            args.depth,
+            args.shrinkage
+        );
     }
     let known = ["standard", "aged_sim", "sim_farm", "legit_virtual", "legit_fanout", "everyday"];
     if let Some(f) = args.exclude_family.iter().find(|f| !known.contains(&f.as_str())) {
@@ -681,12 +701,17 @@ fn run_train(args: TrainArgs) -> Result<()> {
         exclude: args.exclude_family,
         no_identity: args.no_identity,
         fit: citywatch_fraud_call::learned::FitOptions {
-            l2: args.l2,
+            trees: args.trees,
+            depth: args.depth,
+            shrinkage: args.shrinkage,
+            negative_stride: args.negative_stride.max(1),
+            min_leaf: args.min_leaf.max(1),
             precision_target: args.precision,
             number_precision_target: args.number_precision,
             ..Default::default()
         },
         version: args.version,
+        dump: args.dump,
     };
     let file = citywatch_fraud_call::train::train(&opts)?;
     std::fs::write(&args.out, serde_json::to_string_pretty(&file)? + "\n")

@@ -65,6 +65,36 @@ pub struct Features {
     pub contacts: u32,
     /// Whether the number answered a call within the contact memory (somebody called it).
     pub answered: bool,
+    /// The call being judged goes to a callee with no prior contact.
+    pub current_new: bool,
+    /// Ended calls of the last 24 h that lasted at least [`LONG_CALL_S`].
+    pub long_24h: u32,
+    /// Calls of the last 24 h with both ends' cells known at the start.
+    pub located_24h: u32,
+    /// Of those, calls to a callee within [`NEAR_M`] of the caller.
+    pub near_24h: u32,
+}
+
+/// A call this long or longer is long (the talk of a hooked victim), seconds.
+pub const LONG_CALL_S: u32 = 300;
+
+/// A callee whose serving cell is this close to the caller's is near, metres
+/// (a clinic, a school, a courier calls its own district).
+pub const NEAR_M: f64 = 2_000.0;
+
+/// Where a call's callee was from its caller at the start: 0 unknown (a
+/// cell missing, e.g. roaming), 1 near, 2 far.
+pub fn nearness(start: &CallEvent) -> u8 {
+    match (start.caller_pos, start.callee_pos) {
+        (Some(a), Some(b)) => {
+            if a.distance_m(b) < NEAR_M {
+                1
+            } else {
+                2
+            }
+        }
+        _ => 0,
+    }
 }
 
 /// Per-hour and per-day window lengths, and the burst window, in ms.

@@ -60,15 +60,12 @@ use timely::dataflow::operators::generic::builder_rc::OperatorBuilder;
 use timely::dataflow::operators::vec::{Broadcast, Filter, Map};
 
 use crate::features::{Features, NumberReason, PastCall, day_of, draft_exposure, draft_in_progress, draft_number};
-pub use crate::learned::Logit;
+pub use crate::learned::Learned;
 
-/// The default `in_progress_threshold`. The committed weights' own threshold
-/// (0.354) was chosen for 0.9 precision on training cities with 20x the
-/// generator's default fraud rate; on a default-rate city it gave 28%
-/// precision, 0.7 gave 77% (main's hand-set score: 79%), and on the held-out
-/// cities 0.7 keeps 98-100% precision for 3-6 points less recall (card,
-/// "Default threshold").
-pub const DEFAULT_IN_PROGRESS_THRESHOLD: f64 = 0.7;
+/// The default `precision_target`: the in-progress threshold is the one the
+/// weights file lists for this precision on its training decisions (see the
+/// card, "Threshold").
+pub const DEFAULT_PRECISION_TARGET: f64 = 0.9;
 
 /// Settings, with the defaults the card explains.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -77,11 +74,15 @@ pub struct Config {
     /// A call still open this long after it was answered is judged, seconds.
     pub open_s: u64,
     /// Probability at or above which an open call raises `fraud_in_progress`.
-    /// Default [`DEFAULT_IN_PROGRESS_THRESHOLD`]. `None` (only through the
-    /// library) uses the weights file's, chosen on its training data for its
-    /// precision target, which holds only at the training cities' fraud
-    /// prevalence (see the card).
+    /// Unset: the weights file's threshold for `precision_target`.
     pub in_progress_threshold: Option<f64>,
+    /// Precision on the training decisions that the in-progress threshold is
+    /// chosen for (one of the weights file's `thresholds` rows: the smallest
+    /// listed target at or above it), when `in_progress_threshold` is unset.
+    /// Default [`DEFAULT_PRECISION_TARGET`]; the training cities carry 20x the
+    /// generator's default fraud rate, so precision at today's rate is lower
+    /// (the card gives both).
+    pub precision_target: f64,
     /// Probability at or above which the number is raised as `fraud_number`
     /// (and the in-progress alert is `severe`). Unset: the weights file's.
     pub number_threshold: Option<f64>,
@@ -118,14 +119,15 @@ pub struct Config {
     pub idle_expiry_h: u64,
     /// The learned model (from `weights_file`, else the committed weights).
     #[serde(skip)]
-    pub model: Arc<Logit>,
+    pub model: Arc<Learned>,
 }
 
 impl Default for Config {
     fn default() -> Self {
         Config {
             open_s: 120,
-            in_progress_threshold: Some(DEFAULT_IN_PROGRESS_THRESHOLD),
+            in_progress_threshold: None,
+            precision_target: DEFAULT_PRECISION_TARGET,
             number_threshold: None,
             weights_file: None,
             vulnerable_bonus: 0.25,
@@ -142,7 +144,7 @@ impl Default for Config {
             exposure_min_talk_s: 120,
             exposure_cap: 512,
             idle_expiry_h: 7 * 24,
-            model: Logit::committed(),
+            model: Learned::committed(),
         }
     }
 }
@@ -168,7 +170,9 @@ impl Config {
     }
     /// The in-progress threshold in force.
     pub fn threshold(&self) -> f64 {
-        self.in_progress_threshold.unwrap_or(self.model.file.threshold)
+        self.in_progress_threshold.unwrap_or_else(|| {
+            self.model.file.threshold_for_precision(self.precision_target).unwrap_or(self.model.file.threshold)
+        })
     }
 
     /// The number threshold in force.
@@ -190,6 +194,16 @@ impl Config {
             {
                 return Err(format!("{name} {t} is not a probability; give a value in 0..=1"));
             }
+        }
+        if self.in_progress_threshold.is_none()
+            && self.model.file.threshold_for_precision(self.precision_target).is_none()
+        {
+            let listed: Vec<f64> = self.model.file.thresholds.iter().map(|r| r[0]).collect();
+            return Err(format!(
+                "precision_target {} is above every target the weights file lists ({listed:?}); give one of those, \
+                 or set in_progress_threshold",
+                self.precision_target
+            ));
         }
         if self.open_s == 0 {
             return Err("open_s must be at least 1".into());
@@ -363,6 +377,8 @@ struct Recent {
     dur_s: u32,
     /// No prior contact with the callee when the call started.
     new_callee: bool,
+    /// [`features::nearness`] of the call (in the padding: `Recent` stays 32 bytes).
+    near: u8,
 }
 
 const OPEN: u32 = u32::MAX;
@@ -471,7 +487,8 @@ impl Risk {
         }
     }
 
-    fn features(&mut self, c: &Config, subs: &Subscribers, who: Token, at: u64) -> Features {
+    /// The caller's features at `at`; `call` is the open call being judged (none for a report).
+    fn features(&mut self, c: &Config, subs: &Subscribers, who: Token, at: u64, call: Option<u64>) -> Features {
         let (hour, day, burst) = features::windows(c);
         let mut f = Features::default();
         let Some(st) = self.callers.get(&who) else { return f };
@@ -487,7 +504,11 @@ impl Risk {
                 f.completed_24h += 1;
                 f.short_24h += u32::from(r.dur_s < c.short_call_s);
                 f.very_short_24h += u32::from(r.dur_s < c.very_short_call_s);
+                f.long_24h += u32::from(r.dur_s >= features::LONG_CALL_S);
             }
+            f.current_new |= Some(r.call_id) == call && r.new_callee;
+            f.located_24h += u32::from(r.near != 0);
+            f.near_24h += u32::from(r.near == 1);
             f.calls_1h += u32::from(r.ts_ms + hour > at);
             f.burst += u32::from(r.ts_ms + burst > at);
             self.scratch.push(r.callee);
@@ -570,7 +591,7 @@ impl Model for FraudCall {
         if let Some(path) = &config.weights_file {
             let text =
                 std::fs::read_to_string(path).map_err(|e| Error::config(what, format!("weights_file {path}: {e}")))?;
-            config.model = Arc::new(Logit::parse(&text, path).map_err(|e| Error::config(what, e))?);
+            config.model = Arc::new(Learned::parse(&text, path).map_err(|e| Error::config(what, e))?);
         }
         config.check().map_err(|e| Error::config(what, e))?;
         self.config = config;
@@ -714,7 +735,15 @@ impl Model for FraudCall {
                         let early =
                             if state.early_ends.is_empty() { None } else { state.early_ends.remove(&e.call_id) };
                         let dur_s = early.map_or(OPEN, |(d, _)| d);
-                        st.recent.push(Recent { ts_ms: now, callee: e.callee, call_id: e.call_id, dur_s, new_callee });
+                        let near = features::nearness(e);
+                        st.recent.push(Recent {
+                            ts_ms: now,
+                            callee: e.callee,
+                            call_id: e.call_id,
+                            dur_s,
+                            new_callee,
+                            near,
+                        });
                         trim_front(&mut st.recent, config.recent_cap, |r| r.ts_ms + 24 * HOUR_MS <= now);
                         if dur_s == OPEN {
                             state.open.insert(e.call_id, *e);
@@ -738,7 +767,7 @@ impl Model for FraudCall {
                         let fresh =
                             state.callers.get(suspect).is_some_and(|s| s.last_start_ms() + config.idle_ms() > now);
                         if fresh {
-                            let f = state.features(&config, &subs, *suspect, now);
+                            let f = state.features(&config, &subs, *suspect, now, None);
                             let risk = config.score(&f, now);
                             let st = state.callers.get_mut(suspect).expect("fresh caller");
                             if st.mark_number_day(now) {
@@ -751,7 +780,7 @@ impl Model for FraudCall {
                     }
                     Step::Timer { at_ms, key } => {
                         let Some(start) = state.open.remove(&key) else { return };
-                        let f = state.features(&config, &subs, start.caller, at_ms);
+                        let f = state.features(&config, &subs, start.caller, at_ms, Some(start.call_id));
                         let risk = config.score(&f, at_ms);
                         if let Some(tap) = &tap {
                             tap.lock().expect("tap").push(Decision {

@@ -137,7 +137,7 @@ pub fn run(config: &Config, events: &[Event], subs: &Subscribers) -> Vec<AlertDr
                 if last.ts_ms + idle <= r.ts_ms {
                     continue; // forgotten: idle too long
                 }
-                let f = features_at(config, subs, &by_caller, &received, &reports, &links, number, *p, r.ts_ms, true);
+                let f = features_at(config, subs, &by_caller, &received, &reports, &links, number, *p, r.ts_ms, None);
                 let risk = config.score(&f, r.ts_ms);
                 let run = run_start(&starts, idle);
                 if number_day.get(&(number, run)) != Some(&day_of(r.ts_ms)) {
@@ -147,7 +147,7 @@ pub fn run(config: &Config, events: &[Event], subs: &Subscribers) -> Vec<AlertDr
             }
             Check::Open(s) => {
                 let at = p.0;
-                let f = features_at(config, subs, &by_caller, &received, &reports, &links, s.caller, *p, at, false);
+                let f = features_at(config, subs, &by_caller, &received, &reports, &links, s.caller, *p, at, Some(s));
                 let risk = config.score(&f, at);
                 if risk >= config.threshold() {
                     out.push(draft_in_progress(config, subs, s, at, &f, risk));
@@ -191,8 +191,10 @@ fn features_at(
     who: Token,
     p: Pos,
     at: u64,
-    include_same_pos: bool,
+    call: Option<&CallEvent>,
 ) -> Features {
+    // A report check sees events stamped at its own position; an in-progress check is after them.
+    let include_same_pos = call.is_none();
     let before = |q: Pos| q < p || (include_same_pos && q == p);
     let mut f = Features::default();
     let Some(h) = by_caller.get(&who) else { return f };
@@ -221,12 +223,17 @@ fn features_at(
         recent.truncate(c.contacts);
         let known = recent.iter().any(|&(k, (t, _))| k == s.callee && t + memory > s.ts_ms);
         f.new_callee_24h += u32::from(!known);
+        f.current_new |= call.is_some_and(|c| c.call_id == s.call_id) && !known;
         let end = h.ends.iter().find(|e| e.call_id == s.call_id && e.callee == s.callee && before(pos_of_call(e)));
         if let Some(e) = end {
             f.completed_24h += 1;
             f.short_24h += u32::from(talk_s(e) < c.short_call_s);
             f.very_short_24h += u32::from(talk_s(e) < c.very_short_call_s);
+            f.long_24h += u32::from(talk_s(e) >= features::LONG_CALL_S);
         }
+        let near = features::nearness(s);
+        f.located_24h += u32::from(near != 0);
+        f.near_24h += u32::from(near == 1);
         if s.ts_ms + HOUR_MS > at {
             f.calls_1h += 1;
             hour_callees.push(s.callee);

@@ -26,11 +26,13 @@ use crate::{Config, FraudCall};
 #[derive(Debug, Default)]
 pub struct TrainingSet {
     /// Feature vectors.
-    pub rows: Vec<[f64; N]>,
+    pub rows: Vec<[f32; N]>,
     /// Whether each row's call is a labelled fraud call.
     pub labels: Vec<bool>,
     /// Decisions left out because their caller's family was held out.
     pub held_out: usize,
+    /// One line per row (`dataset,call_id,at_ms,family,label`), when asked for (`--dump`).
+    pub keys: Option<Vec<String>>,
 }
 
 /// Replays `dir` and appends its decisions to `set`, leaving out callers of
@@ -67,14 +69,16 @@ pub fn add_dataset(
     }
     let fraud: HashSet<u64> = labels.iter().map(|l| l.call_id).collect();
     let families = read_families(dir, pseudonym_key)?;
+    let name = dir.file_name().map_or_else(|| dir.display().to_string(), |n| n.to_string_lossy().into_owned());
     for d in decisions {
-        if !exclude.is_empty() {
-            let fam = families.get(&token_hex(d.caller)).map(String::as_str);
-            let fam = fam.unwrap_or(if fraud.contains(&d.call_id) { "standard" } else { "everyday" });
-            if exclude.iter().any(|e| e == fam) {
-                set.held_out += 1;
-                continue;
-            }
+        let fam = families.get(&token_hex(d.caller)).map(String::as_str);
+        let fam = fam.unwrap_or(if fraud.contains(&d.call_id) { "standard" } else { "everyday" });
+        if exclude.iter().any(|e| e == fam) {
+            set.held_out += 1;
+            continue;
+        }
+        if let Some(keys) = &mut set.keys {
+            keys.push(format!("{name},{},{},{fam},{}", d.call_id, d.at_ms, u8::from(fraud.contains(&d.call_id))));
         }
         set.rows.push(vector(&d.features, d.at_ms));
         set.labels.push(fraud.contains(&d.call_id));
@@ -99,11 +103,13 @@ pub struct TrainOptions {
     pub fit: FitOptions,
     /// Version string written into the file.
     pub version: String,
+    /// Also write the training rows here as CSV (keys, label, features), for analysis.
+    pub dump: Option<PathBuf>,
 }
 
 /// Builds the training set of `opts.inputs` and fits the model.
 pub fn train(opts: &TrainOptions) -> Result<WeightsFile> {
-    let mut set = TrainingSet::default();
+    let mut set = TrainingSet { keys: opts.dump.as_ref().map(|_| Vec::new()), ..TrainingSet::default() };
     let config = Config::default();
     for dir in &opts.inputs {
         add_dataset(&mut set, dir, &config, &opts.pseudonym_key, opts.workers, &opts.exclude)?;
@@ -126,6 +132,17 @@ pub fn train(opts: &TrainOptions) -> Result<WeightsFile> {
         "identity_features": !opts.no_identity,
         "open_s": config.open_s,
     });
+    if let (Some(path), Some(keys)) = (&opts.dump, &set.keys) {
+        let mut csv = format!("dataset,call_id,at_ms,family,label,{}\n", crate::learned::NAMES.join(","));
+        for (k, r) in keys.iter().zip(&set.rows) {
+            csv.push_str(k);
+            for v in r {
+                csv.push_str(&format!(",{v}"));
+            }
+            csv.push('\n');
+        }
+        std::fs::write(path, csv).map_err(|e| Error::config(format!("--dump {}", path.display()), e.to_string()))?;
+    }
     fit(&set.rows, &set.labels, &fit_opts, &opts.version, training)
         .map_err(|e| Error::config("citywatch train fraud_call", e))
 }

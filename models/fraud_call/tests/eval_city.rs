@@ -26,17 +26,18 @@ fn issue_4_eval_on_a_small_city() {
     };
     generate(&options).unwrap();
     let opts = ReplayOptions { input: dir.path().to_owned(), workers: 2, ..ReplayOptions::default() };
-    // The committed threshold is chosen at the training cities' fraud rate
-    // (20x this city's): at the generator's default rate a deployment sets
-    // a higher one (the card's table: 0.7 keeps precision near 0.8).
+    // The committed trees' thresholds are chosen at the training cities'
+    // fraud rate (20x this city's). At the generator's default rate no
+    // threshold of theirs keeps the logistic model's ~0.77 precision (the
+    // card's "At today's prevalence": 0.3-0.5); 0.99 is near the top of that.
     let mut model = FraudCall::default();
-    model.config.in_progress_threshold = Some(0.7);
+    model.config.in_progress_threshold = Some(0.99);
     let out = replay(&opts, vec![Box::new(model)]).unwrap();
     let e = evaluate(dir.path(), &out.alerts, DEMO_KEY).unwrap();
     eprintln!("{e}");
     assert!(e.fraud_calls > 50, "the city has fraud: {}", e.fraud_calls);
     assert!(e.fraud_alerts > 0 && e.true_alerts <= e.fraud_alerts);
-    assert!(e.precision >= 0.7, "precision {}", e.precision);
+    assert!(e.precision >= 0.45, "precision {}", e.precision);
     assert!(e.alerted_before_loss <= e.fraud_calls_with_loss);
     assert!(e.recall >= e.share_alerted_before_loss);
     assert!(e.community_officers > 0 && e.shifts >= 3);
@@ -78,6 +79,12 @@ fn issue_4_config_rejects_unknown_settings() {
     assert!(m.configure(&serde_json::json!({"in_progress_threshold": 0.7})).is_ok());
     assert_eq!(m.config.threshold(), 0.7);
     assert!(m.configure(&serde_json::json!({"in_progress_threshold": 1.5})).is_err());
+    // A precision target picks the weights file's threshold for it; one above its table is refused.
+    assert!(m.configure(&serde_json::json!({"precision_target": 0.95})).is_ok());
+    assert_eq!(Some(m.config.threshold()), m.config.model.file.threshold_for_precision(0.95));
+    assert!(m.config.threshold() > m.config.model.file.threshold_for_precision(0.8).unwrap());
+    let e = m.configure(&serde_json::json!({"precision_target": 0.999})).unwrap_err();
+    assert!(e.to_string().contains("precision_target"), "{e}");
     let e = m.configure(&serde_json::json!({"weights_file": "/nonexistent/w.json"})).unwrap_err();
     assert!(e.to_string().contains("/nonexistent/w.json"), "{e}");
     assert!(m.configure(&serde_json::json!({"open_s": 0})).is_err());
