@@ -350,7 +350,7 @@ fn spawn_sources(
         .collect();
     let pace = match opts.speed {
         Speed::Max => None,
-        Speed::Times(x) => Some((x, plan.first_lower())),
+        Speed::Times(x) => Some(x),
     };
     let mut receivers = Vec::with_capacity(local);
     let mut handles = Vec::with_capacity(local);
@@ -378,21 +378,30 @@ fn table_index(t: Table) -> usize {
     Table::STREAMS.iter().position(|s| *s == t).expect("a stream table")
 }
 
+/// How many batches a worker may admit ahead of the probe: shares are dealt
+/// round robin, so on time-sorted input worker `k` reads about `k` shares
+/// ahead of worker 0 and must run that far ahead to read at the same time as
+/// the others; two batches more keep it busy, and the cap bounds memory.
+fn in_flight(plan: &Plan, peers: usize) -> usize {
+    let largest = plan.shares.iter().map(|s| s.rows).max().unwrap_or(0) as usize;
+    (2 + (peers - 1) * largest.div_ceil(EPOCH_EVENTS)).min(64)
+}
+
 /// Feeds a worker's batches into its dataflow until its source ends; returns
-/// what the source counted. At most `IN_FLIGHT` batches are admitted ahead of
+/// what the source counted. At most `in_flight` batches are admitted ahead of
 /// the probe, which bounds memory, until some worker has finished (then the
 /// frontier waits for the end of the input and holding back could deadlock).
 fn feed(
     worker: &mut timely::worker::Worker,
     inputs: &mut WorkerInputs,
     batches: &Receiver<Result<Batch>>,
+    in_flight: usize,
     collect: &mut InputHandle<u64, Collected>,
     finished: &Rc<RefCell<Vec<SourceCounts>>>,
 ) -> Result<SourceCounts> {
-    const IN_FLIGHT: usize = 2;
     let mut admitted: std::collections::VecDeque<EventTime> = std::collections::VecDeque::new();
     loop {
-        while admitted.len() >= IN_FLIGHT {
+        while admitted.len() >= in_flight {
             let oldest = *admitted.front().expect("non-empty");
             if inputs.probe.less_than(&oldest) && finished.borrow().is_empty() {
                 worker.step_or_park(None);
@@ -470,7 +479,7 @@ fn run_worker(
             );
         });
     }
-    let fed = feed(worker, &mut inputs, &batches, &mut collect, &finished);
+    let fed = feed(worker, &mut inputs, &batches, in_flight(plan, peers), &mut collect, &finished);
     // Every worker reaches the finish line, even one whose source failed, so
     // that the others end; the failure is reported after.
     let mine = fed.as_ref().map_or_else(|_| SourceCounts::default(), |c| *c);

@@ -112,11 +112,6 @@ impl Plan {
         let (t, f, _) = unpack(seq);
         &self.files[t][f]
     }
-
-    /// The earliest lower bound of any share (where a paced replay starts).
-    pub fn first_lower(&self) -> u64 {
-        self.shares.first().map_or(0, |s| s.lower)
-    }
 }
 
 fn corrupt(path: &Path, table: Table, e: impl std::fmt::Display) -> Error {
@@ -286,7 +281,12 @@ impl Source {
         Source { pending: shares.into(), open: Vec::new(), decoders, lateness_ms, counts: SourceCounts::default() }
     }
 
-    /// The bound of every event not yet handed out.
+    /// Whether every share has been read.
+    pub fn is_done(&self) -> bool {
+        self.pending.is_empty() && self.open.is_empty()
+    }
+
+    /// The bound of every event not yet handed out (`u64::MAX` once done).
     pub fn bound(&self) -> u64 {
         let open = self.open.iter().map(|s| s.bound).min().unwrap_or(u64::MAX);
         open.min(self.pending.front().map_or(u64::MAX, |s| s.lower))
@@ -376,24 +376,27 @@ impl Source {
 }
 
 /// Reads a source into batches of at least `batch_events` events (or less at
-/// the end, or when a paced replay's batch spans `paced_span_ms` of event time)
-/// and hands each to `send`; pacing to `speed_x` times real time from `first_ts`
-/// when set. Stops early when `send` returns false (the worker is gone).
+/// the end, or when a paced replay's batch spans 100 ms of real time) and
+/// hands each to `send`; with `pace`, at that multiple of real time from the
+/// source's first event. Stops early when `send` returns false (the worker is gone).
 pub fn pump(
     source: &mut Source,
     batch_events: usize,
-    pace: Option<(f64, u64)>,
+    pace: Option<f64>,
     progress: &indicatif::ProgressBar,
     mut send: impl FnMut(Batch) -> bool,
 ) -> Result<()> {
     let started = Instant::now();
-    let paced_span_ms = pace.map_or(u64::MAX, |(x, _)| ((100.0 * x) as u64).max(1));
+    let paced_span_ms = pace.map_or(u64::MAX, |x| ((100.0 * x) as u64).max(1));
+    let mut first = None;
     let mut batch = Batch::default();
     let mut batch_first = None;
     let mut rows_before = 0;
     loop {
         let chunk = source.next_chunk()?;
-        let end = chunk.is_none();
+        // The last chunk ends the source: its bound would be "never", which
+        // is no capability to hold (the worker ends the input instead).
+        let end = chunk.is_none() || source.is_done();
         if let Some(c) = chunk {
             batch_first.get_or_insert(c.first_ts);
             let last = c.events.iter().map(Event::ts_ms).max().unwrap_or(c.first_ts);
@@ -403,7 +406,8 @@ pub fn pump(
             if batch.events.len() < batch_events && span < paced_span_ms {
                 continue;
             }
-            if let Some((x, first)) = pace {
+            if let Some(x) = pace {
+                let first = *first.get_or_insert(batch_first.unwrap_or(last));
                 let target = Duration::from_secs_f64(last.saturating_sub(first) as f64 / 1000.0 / x);
                 if let Some(wait) = target.checked_sub(started.elapsed()) {
                     std::thread::sleep(wait);
