@@ -17,6 +17,8 @@ fn two_processes_match_one() {
     let dir = tempfile::tempdir().unwrap();
     let input = dir.path().join("in");
     write_random_dataset(&input, &RandomSpec { seed: 5, alarms: 200, calls: 500, ..Default::default() }).unwrap();
+    // Several shares (row groups) per process, so that each reads only its own.
+    common::split_calls(&input, 2, 151, true);
     let single = dir.path().join("single");
     common::replay_ok(&input, &single, 2, &[]);
 

@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use citywatch_engine::contract::{AlarmSource, CallPhase, Category};
-use citywatch_engine::event::{AlarmEvent, CallEvent, Event};
+use citywatch_engine::event::{AlarmEvent, Event};
 use citywatch_engine::geo::Point;
 use citywatch_engine::live::{LiveEngine, LiveOptions, Refused};
 use citywatch_engine::reference::Reference;
@@ -30,20 +30,7 @@ fn alarm(id: u64, ts: u64) -> Event {
 }
 
 fn call(id: u64, phase: CallPhase, ts: u64) -> Event {
-    Event::Call(CallEvent {
-        ts_ms: ts,
-        seq: 0,
-        call_id: id,
-        phase,
-        caller: 1,
-        callee: 2,
-        caller_class: Default::default(),
-        callee_class: Default::default(),
-        caller_pos: None,
-        callee_pos: None,
-        duration_s: None,
-        late: false,
-    })
+    Event::Call(citywatch_engine::testkit::call_event(id, phase, ts))
 }
 
 #[test]

@@ -161,18 +161,22 @@ pub fn alert_id(model: &str, kind: &str, subject: &str, event_ts_ms: u64) -> Str
 /// The order alerts are written in: event time, then model, kind, id; then the
 /// content, so that even alerts sharing an id sort the same way in every run.
 pub fn sort_alerts(alerts: &mut [Alert]) {
-    alerts.sort_by(|a, b| {
-        (a.event_ts_ms, &a.model, &a.kind, &a.alert_id, &a.summary, &a.evidence, &a.action, a.score.to_bits()).cmp(&(
-            b.event_ts_ms,
-            &b.model,
-            &b.kind,
-            &b.alert_id,
-            &b.summary,
-            &b.evidence,
-            &b.action,
-            b.score.to_bits(),
-        ))
-    });
+    alerts.sort_by(alert_order);
+}
+
+/// The order of [`sort_alerts`]: event time, model, kind, id, then the
+/// content, so that equal keys still sort the same on every run.
+pub fn alert_order(a: &Alert, b: &Alert) -> std::cmp::Ordering {
+    (a.event_ts_ms, &a.model, &a.kind, &a.alert_id, &a.summary, &a.evidence, &a.action, a.score.to_bits()).cmp(&(
+        b.event_ts_ms,
+        &b.model,
+        &b.kind,
+        &b.alert_id,
+        &b.summary,
+        &b.evidence,
+        &b.action,
+        b.score.to_bits(),
+    ))
 }
 
 /// Folds alerts that share an id (same model, kind, subject and event time:

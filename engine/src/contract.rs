@@ -161,7 +161,7 @@ pub enum Table {
 }
 
 impl Table {
-    /// The three event streams, in the order the replay merges ties.
+    /// The three event streams, in the order of their source positions (ties in event time).
     pub const STREAMS: [Table; 3] = [Table::Calls, Table::Alarms, Table::Patrols];
 
     /// Every table, for docs and tests.

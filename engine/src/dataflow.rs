@@ -8,9 +8,17 @@
 //! message per millisecond, and an operator that has seen its input frontier
 //! pass `F` has seen every event with `ts_ms < F` (see `citywatch-operators`).
 //!
-//! Partitioning: worker `w` of `p` takes the events with `seq % p == w`; seq is
-//! assigned by the merger in input order, so the split is the same for any
-//! process layout, and models exchange by their own keys.
+//! Partitioning: in a replay each worker feeds the events of its own shares
+//! of the input ([`WorkerInputs::give`], see [`crate::share`]); the live
+//! engine's single admission numbers events in arrival order and worker `w` of
+//! `p` takes those with `seq % p == w` ([`WorkerInputs::send`]). Either way
+//! the models exchange by their own keys, and order by `(ts_ms, seq)`.
+//!
+//! Call pairing: when the workers read their own shares, a call's `start` and
+//! `end` rows may be read by different workers, so [`build`] can check
+//! pairing in the dataflow: calls are exchanged by `call_id` and checked in
+//! `(ts_ms, seq)` order once the frontier has passed them; a refused row is
+//! kept aside for the dead-letter log and never reaches a model.
 
 use std::rc::Rc;
 use std::sync::Arc;
@@ -31,10 +39,10 @@ use crate::event::{AlarmEvent, CallEvent, Event, PatrolEvent};
 use crate::model::{Inputs, Model};
 use crate::reference::Reference;
 
-/// A chunk of merged input with the watermark reached after it.
+/// A chunk of the live engine's admitted input with the watermark reached after it.
 #[derive(Debug, Default)]
 pub struct Epoch {
-    /// Events in merge order, `seq` and `late` stamped, each with `ts_ms >=` the
+    /// Events in arrival order, `seq` and `late` stamped, each with `ts_ms >=` the
     /// watermark before this epoch.
     pub events: Vec<Event>,
     /// The watermark after this epoch (non-decreasing from epoch to epoch).
@@ -75,7 +83,7 @@ impl WorkerInputs {
             _ => true,
         };
         if consecutive && !events.is_empty() {
-            // The merger numbers an epoch's events consecutively: this worker's
+            // The admission numbers an epoch's events consecutively: this worker's
             // share is every `peers`-th event from the first one it owns, so the
             // other workers' events are never touched.
             let first = seq_of(&events[0]) % self.peers;
@@ -94,6 +102,17 @@ impl WorkerInputs {
         give(&mut self.alarms, &mut self.buf_alarms);
         give(&mut self.patrols, &mut self.buf_patrols);
         self.advance(epoch.watermark);
+    }
+
+    /// Sends every event of `events` (this worker's own shares) at the current
+    /// time; each must have `ts_ms >=` it. The caller advances afterwards.
+    pub fn give(&mut self, events: &[Event]) {
+        for e in events {
+            self.take(e);
+        }
+        give(&mut self.calls, &mut self.buf_calls);
+        give(&mut self.alarms, &mut self.buf_alarms);
+        give(&mut self.patrols, &mut self.buf_patrols);
     }
 
     #[inline]
@@ -142,9 +161,21 @@ fn give<D: Clone + 'static>(handle: &mut Handle<D>, buf: &mut Vec<D>) {
     buf.clear();
 }
 
+/// Call rows refused by the pairing check, kept on the worker that checked them.
+pub type Unpaired = Rc<std::cell::RefCell<Vec<(CallEvent, crate::share::Unpaired)>>>;
+
 /// Builds the dataflow on one worker: inputs, every model, and a sink that
-/// passes each alert draft to `sink` on worker 0 (all drafts are exchanged there).
-pub fn build<F>(worker: &mut Worker, models: &[Box<dyn Model>], reference: &Reference, sink: F) -> WorkerInputs
+/// passes each alert draft to `sink` on worker `alerts_to` (every worker's
+/// drafts are exchanged there). With `pairing`, the calls go through the
+/// pairing check first and the refused rows are pushed there.
+pub fn build<F>(
+    worker: &mut Worker,
+    models: &[Box<dyn Model>],
+    reference: &Reference,
+    alerts_to: u64,
+    pairing: Option<Unpaired>,
+    sink: F,
+) -> WorkerInputs
 where
     F: FnMut(TaggedDraft) + 'static,
 {
@@ -156,6 +187,10 @@ where
         let (calls_handle, calls) = scope.new_unordered_input::<CapacityContainerBuilder<Vec<CallEvent>>>();
         let (alarms_handle, alarms) = scope.new_unordered_input::<CapacityContainerBuilder<Vec<AlarmEvent>>>();
         let (patrols_handle, patrols) = scope.new_unordered_input::<CapacityContainerBuilder<Vec<PatrolEvent>>>();
+        let calls = match pairing {
+            Some(refused) => pair_calls(calls, refused),
+            None => calls,
+        };
         let inputs = Inputs { calls, alarms, patrols, reference: reference.clone() };
         let outputs: Vec<StreamVec<'_, EventTime, TaggedDraft>> = models
             .iter()
@@ -167,7 +202,7 @@ where
             .collect();
         let sink = Rc::clone(&sink);
         scope.concatenate(outputs).probe_with(&probe).sink(
-            Exchange::new(|_: &TaggedDraft| 0u64),
+            Exchange::new(move |_: &TaggedDraft| alerts_to),
             "AlertSink",
             move |(input, _frontier)| {
                 input.for_each(|_cap, data: &mut Vec<TaggedDraft>| {
@@ -191,6 +226,47 @@ where
         index,
         peers,
     }
+}
+
+/// The pairing check (see the module doc): calls exchanged by `call_id`, held
+/// until the frontier passes their time, checked in `(ts_ms, seq)` order.
+/// Passes the accepted calls on at a time no later than their event time.
+fn pair_calls<'s>(
+    calls: StreamVec<'s, EventTime, CallEvent>,
+    refused: Unpaired,
+) -> StreamVec<'s, EventTime, CallEvent> {
+    let by_call = Exchange::new(|c: &CallEvent| c.call_id.wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 32);
+    calls.unary_frontier(by_call, "CallPairing", move |cap, _info| {
+        let mut cap = Some(cap);
+        let mut held: Vec<CallEvent> = Vec::new();
+        let mut out: Vec<CallEvent> = Vec::new();
+        let mut pairing = crate::share::Pairing::default();
+        move |(input, frontier), output| {
+            input.for_each(|_, data| held.append(data));
+            let f = frontier.frontier().first().copied();
+            // Held calls arrive as a few nearly sorted runs: the stable sort
+            // merges them in close to linear time.
+            held.sort_by_key(|c| (c.ts_ms, c.seq));
+            let ready = f.map_or(held.len(), |f| held.partition_point(|c| c.ts_ms < f));
+            for c in held.drain(..ready) {
+                match pairing.check(&c) {
+                    Ok(()) => out.push(c),
+                    Err(why) => refused.borrow_mut().push((c, why)),
+                }
+            }
+            if let Some(c) = cap.as_mut() {
+                if !out.is_empty() {
+                    output.session(&*c).give_container(&mut out);
+                    out.clear();
+                }
+                match f {
+                    Some(f) if *c.time() < f => c.downgrade(&f),
+                    Some(_) => {}
+                    None => cap = None,
+                }
+            }
+        }
+    })
 }
 
 /// Drives a worker from a channel of epochs until it closes, then drains the dataflow.

@@ -4,9 +4,10 @@
 //! [`UnitToken`]s, vocabularies enums.
 //!
 //! Every event carries:
-//! - `seq`: its position in the replay's merged input order, the same whatever
-//!   the worker count. Operators that buffer events sort by `(time, seq)`, which
-//!   makes their output deterministic.
+//! - `seq`: its source position, the same whatever the worker count: in a
+//!   replay `(table, file, row)` packed into 64 bits ([`crate::share::position`]),
+//!   in the live engine the arrival order. Operators that buffer events sort by
+//!   `(time, seq)`, which makes their output deterministic.
 //! - `ts_ms`: the event time it travels at, which is also its timely
 //!   timestamp: the row's own time, except for a late event, whose `ts_ms` is
 //!   set to the watermark it was admitted at (see [`crate::lateness`]) and
@@ -45,7 +46,7 @@ pub fn stable_key(s: &str) -> u64 {
 pub struct CallEvent {
     /// Event time, ms since the epoch.
     pub ts_ms: u64,
-    /// Position in the merged input.
+    /// Source position (see the module doc).
     pub seq: u64,
     /// Shared by the call's start and end rows.
     pub call_id: u64,
@@ -74,7 +75,7 @@ pub struct CallEvent {
 pub struct AlarmEvent {
     /// Event time (received), ms since the epoch.
     pub ts_ms: u64,
-    /// Position in the merged input.
+    /// Source position (see the module doc).
     pub seq: u64,
     /// The alarm's id.
     pub alarm_id: u64,
@@ -101,7 +102,7 @@ pub struct AlarmEvent {
 pub struct PatrolEvent {
     /// Event time, ms since the epoch.
     pub ts_ms: u64,
-    /// Position in the merged input.
+    /// Source position (see the module doc).
     pub seq: u64,
     /// The unit.
     pub unit: UnitToken,
@@ -115,7 +116,7 @@ pub struct PatrolEvent {
     pub late: bool,
 }
 
-/// Any stream event, as the replay merges them. Serialisable for the live
+/// Any stream event, as a replay's sources read them. Serialisable for the live
 /// engine's journal.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum Event {
@@ -146,7 +147,7 @@ impl Event {
         }
     }
 
-    /// Sets the merge position and lateness flag.
+    /// Sets the source position and lateness flag.
     pub fn stamp(&mut self, seq: u64, late: bool) {
         match self {
             Event::Call(e) => (e.seq, e.late) = (seq, late),
@@ -155,7 +156,7 @@ impl Event {
         }
     }
 
-    /// The merge position.
+    /// The source position.
     pub fn seq(&self) -> u64 {
         match self {
             Event::Call(e) => e.seq,

@@ -1,19 +1,27 @@
 //! Event time, the watermark, and what "late" means.
 //!
-//! Rows arrive in the order of the input (file order, the three tables merged
-//! by the time at their heads: see [`crate::replay`]). The engine keeps the
-//! largest event time seen so far; the **watermark** is that minus the allowed
-//! lateness (`--lateness`, 60 s by default). A row whose `ts_ms` is below the
-//! watermark when it arrives is **late**. It is not dropped: it enters the
-//! dataflow at the watermark (the earliest time the engine still processes),
-//! with `late` set on the event, and is counted in the summary.
+//! A replay reads its input in shares (one Parquet row group each, see
+//! [`crate::share`]); the live engine's ingest is one share. Each share keeps
+//! the largest event time seen so far in it; its **watermark** is that minus
+//! the allowed lateness (`--lateness`, 60 s by default). A row whose `ts_ms` is
+//! below its share's watermark when it is read is **late**. It is not
+//! dropped: it enters the dataflow at that watermark (the earliest time the
+//! engine still processes for that share), with `late` set on the event, and
+//! is counted in the summary.
 //!
-//! So input need not be sorted: rows out of order by up to the lateness are
-//! processed exactly at their own event time; later ones are still processed,
-//! and visible as late. The decision depends only on the input order, never on
-//! the number of workers, so replay stays deterministic.
+//! Across shares nothing is late: the progress of the whole input is timely's
+//! frontier, the least watermark over all shares (a share not opened yet
+//! counts at the lower bound of its times, from the Parquet statistics), so a
+//! row is never judged against another share's clock and rows out of order
+//! between row groups or files are processed exactly at their own time.
+//!
+//! So input need not be sorted: rows out of order within a row group by up to
+//! the lateness are processed exactly at their own event time; later ones are
+//! still processed, and visible as late. The decision depends only on the
+//! input files (their rows and row groups), never on the number of workers or
+//! processes, so replay stays deterministic.
 
-/// Tracks the watermark over one merged input.
+/// Tracks the watermark of one share of the input.
 #[derive(Debug, Clone)]
 pub struct Watermark {
     lateness_ms: u64,

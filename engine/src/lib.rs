@@ -33,6 +33,7 @@ pub mod reject;
 pub mod replay;
 pub mod rows;
 pub mod settings;
+pub mod share;
 pub mod summary;
 pub mod testkit;
 

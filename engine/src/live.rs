@@ -173,7 +173,7 @@ impl LiveEngine {
         let guards = timely::execute(config, move |worker| {
             let rx = receivers.lock().expect("receivers lock")[worker.index()].take().expect("one receiver per worker");
             let (names, refc, alerts) = (Arc::clone(&names), reference.clone(), alerts.clone());
-            let inputs = dataflow::build(worker, &models, &reference, move |draft| {
+            let inputs = dataflow::build(worker, &models, &reference, 0, None, move |draft| {
                 // The consumer hanging up means the service is shutting down.
                 let _ = alerts.send(complete(&names, &refc, draft));
             });

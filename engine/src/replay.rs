@@ -1,53 +1,63 @@
 //! Deterministic replay of a dataset folder through the models.
 //!
 //! ```text
-//!  calls/*.parquet ──decode──┐
-//!  alarms.parquet  ──decode──┼─ merge by event time ─ watermark ─ epochs ─┬─ worker 0 ─┐
-//!  patrols.parquet ──decode──┘   (pairing checks,      (late?)           ├─ worker 1 ─┼─ alerts ─ route ─ write
-//!                                 seq numbers)                            └─ ...      ─┘
+//!  shares (row groups of calls/alarms/patrols, dealt round robin)
+//!  worker 0's shares ── source thread: decode, pseudonymise, stamp ─ worker 0 ─┐  models exchange
+//!  worker 1's shares ── source thread: decode, pseudonymise, stamp ─ worker 1 ─┼─ by their keys ─ alerts,
+//!  ...                                                                         ┘  (calls: pairing)  a sorted run per worker
 //! ```
 //!
-//! One thread per table reads its Parquet files in order; decode threads turn
-//! the record batches into compact events (bad rows to the dead-letter log):
-//! the calls table's batches are shared out over one thread per core and read
-//! back in file order, the small tables have one decode thread each. The
-//! merger takes, at each step, the event at the head of the table with the
-//! smallest event time, so sorted tables merge exactly and unsorted ones in a
-//! deterministic order; it numbers events
-//! (`seq`), checks call pairing (an `end` needs an open `start`), applies the
-//! watermark ([`crate::lateness`]) and cuts epochs that every worker receives.
-//! Each worker keeps its share (`seq % peers`) and the models exchange by
-//! their own keys. At the end of the input the watermark moves to just past the
-//! last event: deadlines up to the last event time pass, later ones do not.
+//! The input is cut into shares (one Parquet row group each, [`crate::share`]),
+//! dealt to the workers of the whole cluster; each worker's source thread
+//! reads only its shares, decodes them (bad rows to the dead-letter log),
+//! stamps each event with its source position (`seq`) and its share's
+//! watermark, and hands batches to its worker, which feeds them into the
+//! dataflow at its input capability (the least bound of its shares). The
+//! models exchange by their own keys and order by `(ts_ms, seq)`; call
+//! pairing is checked in the dataflow by `call_id`. No thread sees every
+//! event.
 //!
-//! Nothing here depends on the number of workers or processes, so the alerts
-//! are byte-identical for any layout. In a cluster every process runs the same
-//! merger over the same files (cheap next to the dataflow) and keeps its
-//! workers' shares; process 0 holds worker 0, which receives every alert and
-//! writes the outputs.
+//! End of input: each worker tells every other (the finish line, a second
+//! small dataflow) what it read; all move their inputs to just past the
+//! largest event time, let the dataflow see that frontier, and close:
+//! deadlines up to the last event time pass, later ones do not.
+//!
+//! Outputs: each worker keeps the alerts that reach it (in a cluster, those of
+//! the worker with the same local index on every process go to that worker of
+//! process 0) and the rejected rows, and sorts them; the sorted runs are
+//! merged once the workers are done. Nothing depends on the number of workers
+//! or processes, so the outputs are byte-identical for any layout.
 
-use std::collections::{BTreeMap, HashSet};
+use std::cell::RefCell;
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::rc::Rc;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use crossbeam_channel::{Receiver, Sender, bounded};
+use crossbeam_channel::{Receiver, bounded};
+use timely::dataflow::channels::pact::{Exchange, Pipeline};
+use timely::dataflow::operators::generic::operator::Operator;
+use timely::dataflow::operators::vec::input::Handle as InputHandle;
+use timely::dataflow::operators::vec::{Broadcast, Input};
 
+use crate::EventTime;
 use crate::alert::{self, Alert};
-use crate::contract::{CallPhase, Table};
-use crate::dataflow::{self, Epoch, TaggedDraft};
+use crate::contract::Table;
+use crate::dataflow::{self, TaggedDraft, WorkerInputs};
 use crate::event::Event;
-use crate::lateness::{Watermark, utc_short};
 use crate::model::Model;
 use crate::pseudonym::Pseudonymiser;
 use crate::read::{self, Decoder, TableFiles, TimeBounds};
 use crate::reference::{Reference, UnitDirectory};
 use crate::reject::{RejectLog, Rejected};
+use crate::share::{self, Batch, Plan, Source, SourceCounts};
 use crate::summary::{ReasonCount, RunStats, Summary, TableCounts};
 use crate::{Error, Result};
 
-/// Events per epoch: large enough to amortise timely's progress tracking,
-/// small enough to keep latency and memory low.
+/// Events per batch a worker feeds at once (and per epoch of the live
+/// engine): large enough to amortise timely's progress tracking, small enough
+/// to keep latency and memory low.
 pub const EPOCH_EVENTS: usize = 16_384;
 
 /// How fast to replay.
@@ -288,369 +298,229 @@ pub fn timely_config(workers: usize, cluster: Option<&Cluster>) -> Result<timely
     })
 }
 
-/// A decoded chunk (one record batch) from one of a table's decode threads.
-struct Chunk {
-    events: Vec<Event>,
-    /// Row number within its file of each event (for pairing rejects).
-    rows: Vec<u64>,
-    file: Arc<Path>,
-    rejects: Vec<Rejected>,
+/// What travels to process 0 at the end of a replay: rejected rows.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+enum Collected {
+    /// A row rejected while decoding (never an event).
+    Row(Rejected),
+    /// A decoded event refused by the pairing check (counted as an event
+    /// until then; `true` when it was late).
+    Unpaired(Rejected, bool),
 }
 
-/// Row numbers of a batch's accepted events: its rows minus the rejected
-/// ones (rejects come in row order, at most one per row).
-fn accepted_rows(rejects: &[Rejected], row0: u64, n: u64, accepted: usize) -> Vec<u64> {
-    let mut bad = rejects.iter().map(|r| r.row).peekable();
-    let mut rows = Vec::with_capacity(accepted);
-    for r in row0..row0 + n {
-        if bad.peek() == Some(&r) {
-            bad.next();
-        } else {
-            rows.push(r);
+impl Collected {
+    fn rejected(&self) -> &Rejected {
+        match self {
+            Collected::Row(r) | Collected::Unpaired(r, _) => r,
         }
     }
-    debug_assert_eq!(rows.len(), accepted);
-    rows
 }
 
-/// Reads a table on one thread (Parquet decoding, in file order) and decodes
-/// its record batches into events on one thread per decoder: batch `i` goes
-/// to decoder `i % n`, whose chunks come back on its own channel, so the
-/// merger, reading the channels in turn, gets the batches in file order. A
-/// read error takes the place of the batch it stopped, so it arrives in order
-/// too. Returns the channels and the threads: the reader's (it returns the
-/// rows it read) and the decoders'.
-fn spawn_readers(files: TableFiles, decoders: Vec<Decoder>) -> (Vec<Receiver<Result<Chunk>>>, TableThreads) {
-    let table = files.table;
-    let mut to_decoders = Vec::with_capacity(decoders.len());
-    let mut receivers = Vec::with_capacity(decoders.len());
-    let mut handles = Vec::with_capacity(decoders.len());
-    for (k, mut decoder) in decoders.into_iter().enumerate() {
-        let (raw_tx, raw_rx) = bounded::<Result<read::RawBatch>>(2);
-        let (tx, rx) = bounded::<Result<Chunk>>(4);
+/// Dead-letter order: table (as in [`Table::STREAMS`]), file, row.
+fn reject_key(c: &Collected) -> (usize, &str, u64) {
+    let r = c.rejected();
+    (Table::STREAMS.iter().position(|t| t.name() == r.table).unwrap_or(usize::MAX), r.file.as_str(), r.row)
+}
+
+/// What one worker hands back.
+#[derive(Debug, Default)]
+struct WorkerOut {
+    /// The alerts it collected, sorted by [`alert::alert_order`] (a run for [`merge_runs`]).
+    alerts: Vec<Alert>,
+    /// Rejected rows it collected, sorted by [`reject_key`].
+    collected: Vec<Collected>,
+    /// Every worker's source counts, summed.
+    totals: SourceCounts,
+}
+
+/// Spawns one reader thread per local worker: worker `index` (of `peers` in
+/// the cluster) reads the shares dealt to it and sends batches to its channel.
+fn spawn_sources(
+    plan: &Plan,
+    first_index: usize,
+    peers: usize,
+    mut decoders: impl FnMut(Table, usize) -> Vec<Decoder>,
+    local: usize,
+    opts: &ReplayOptions,
+    progress: &indicatif::ProgressBar,
+) -> (Vec<Receiver<Result<Batch>>>, Vec<std::thread::JoinHandle<()>>) {
+    let mut per_table: Vec<std::vec::IntoIter<Decoder>> = Table::STREAMS
+        .iter()
+        .map(|&t| if plan.files[table_index(t)].is_empty() { Vec::new() } else { decoders(t, local) }.into_iter())
+        .collect();
+    let pace = match opts.speed {
+        Speed::Max => None,
+        Speed::Times(x) => Some(x),
+    };
+    let mut receivers = Vec::with_capacity(local);
+    let mut handles = Vec::with_capacity(local);
+    for k in 0..local {
+        let decs: Vec<Option<Decoder>> = per_table.iter_mut().map(Iterator::next).collect();
+        let mut source = Source::new(plan.dealt(first_index + k, peers), decs, opts.lateness_ms);
+        let (tx, rx) = bounded::<Result<Batch>>(2);
+        let progress = progress.clone();
         let handle = std::thread::Builder::new()
-            .name(format!("decode-{}-{k}", table.name()))
+            .name(format!("source-{}", first_index + k))
             .spawn(move || {
-                for raw in raw_rx {
-                    let chunk = raw.map(|raw| {
-                        let n = raw.batch.num_rows();
-                        let (mut events, mut rejects) = (Vec::with_capacity(n), Vec::new());
-                        raw.decode(&mut decoder, &mut events, &mut rejects);
-                        let rows = accepted_rows(&rejects, raw.row0, n as u64, events.len());
-                        Chunk { events, rows, file: raw.file, rejects }
-                    });
-                    if tx.send(chunk).is_err() {
-                        break;
-                    }
+                let sent = share::pump(&mut source, EPOCH_EVENTS, pace, &progress, |b| tx.send(Ok(b)).is_ok());
+                if let Err(e) = sent {
+                    let _ = tx.send(Err(e));
                 }
             })
-            .expect("spawn decode thread");
-        to_decoders.push(raw_tx);
+            .expect("spawn source thread");
         receivers.push(rx);
         handles.push(handle);
     }
-    let reader = std::thread::Builder::new()
-        .name(format!("read-{}", table.name()))
-        .spawn(move || {
-            let (mut batches, mut rows) = (read::RawBatches::new(files), 0);
-            for i in 0.. {
-                let item = match batches.next_batch() {
-                    Ok(Some(raw)) => Ok(raw),
-                    Ok(None) => break,
-                    Err(e) => Err(e),
-                };
-                let failed = item.is_err();
-                rows += item.as_ref().map_or(0, |raw| raw.batch.num_rows() as u64);
-                if to_decoders[i % to_decoders.len()].send(item).is_err() || failed {
-                    break;
-                }
-            }
-            rows
-        })
-        .expect("spawn reader thread");
-    (receivers, TableThreads { reader, decoders: handles })
+    (receivers, handles)
 }
 
-/// The threads reading one table.
-struct TableThreads {
-    /// Reads the files; returns the rows read.
-    reader: std::thread::JoinHandle<u64>,
-    decoders: Vec<std::thread::JoinHandle<()>>,
+fn table_index(t: Table) -> usize {
+    Table::STREAMS.iter().position(|s| *s == t).expect("a stream table")
 }
 
-impl TableThreads {
-    /// Waits for every thread; the rows read. A thread that panicked is a bug.
-    fn join(self, table: Table) -> Result<u64> {
-        let panicked = || Error::Bug(format!("a reader thread of {} panicked", table.name()));
-        for d in self.decoders {
-            d.join().map_err(|_| panicked())?;
-        }
-        self.reader.join().map_err(|_| panicked())
-    }
+/// How many batches a worker may admit ahead of the probe: shares are dealt
+/// round robin, so on time-sorted input worker `k` reads about `k` shares
+/// ahead of worker 0 and must run that far ahead to read at the same time as
+/// the others; two batches more keep it busy, and the cap bounds memory.
+fn in_flight(plan: &Plan, peers: usize) -> usize {
+    let largest = plan.shares.iter().map(|s| s.rows).max().unwrap_or(0) as usize;
+    (2 + (peers - 1) * largest.div_ceil(EPOCH_EVENTS)).min(64)
 }
 
-/// One table's place in the merge.
-struct Head {
-    /// One channel per decode thread, read in turn batch by batch.
-    rxs: Vec<Receiver<Result<Chunk>>>,
-    /// The channel the next chunk comes from.
-    next: usize,
-    chunk: Option<Chunk>,
-    pos: usize,
-    alive: bool,
-}
-
-impl Head {
-    /// Makes sure a current event is available; records the chunk's rejects on arrival.
-    fn fill(&mut self, log: &mut RejectLog) -> Result<bool> {
-        loop {
-            if let Some(c) = &self.chunk
-                && self.pos < c.events.len()
-            {
-                return Ok(true);
-            }
-            match self.rxs[self.next].recv() {
-                Ok(Ok(c)) => {
-                    for r in &c.rejects {
-                        log.record(r)?;
-                    }
-                    self.next = (self.next + 1) % self.rxs.len();
-                    self.chunk = Some(c);
-                    self.pos = 0;
-                }
-                Ok(Err(e)) => return Err(e),
-                // The thread due for the next batch got none: the table is read.
-                Err(_) => {
-                    self.chunk = None;
-                    return Ok(false);
-                }
-            }
-        }
-    }
-
-    fn peek_ts(&self) -> u64 {
-        let c = self.chunk.as_ref().expect("filled");
-        c.events[self.pos].ts_ms()
-    }
-}
-
-/// What the merger counted.
-#[derive(Debug, Default)]
-struct MergeCounts {
-    events: u64,
-    late: u64,
-    range: Option<(u64, u64)>,
-}
-
-/// A hasher for call ids in the pairing set: one multiply (SipHash costs more
-/// than the rest of the merge step; call ids are not attacker-chosen keys here,
-/// and a skewed id set only slows the set down).
-#[derive(Default, Clone, Copy)]
-struct IdHasher(u64);
-
-impl std::hash::Hasher for IdHasher {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-    fn write(&mut self, bytes: &[u8]) {
-        for &b in bytes {
-            self.0 = (self.0.rotate_left(5) ^ u64::from(b)).wrapping_mul(0x9e37_79b9_7f4a_7c15);
-        }
-    }
-    fn write_u64(&mut self, id: u64) {
-        let h = (self.0 ^ id).wrapping_mul(0x9e37_79b9_7f4a_7c15);
-        self.0 = h ^ (h >> 32);
-    }
-}
-
-type IdSet = HashSet<u64, std::hash::BuildHasherDefault<IdHasher>>;
-
-/// The merger's running state: pairing, watermark, numbering, the open epoch.
-struct MergeState<'a> {
-    counts: MergeCounts,
-    wm: Watermark,
-    open_calls: IdSet,
-    epoch: Epoch,
-    seq: u64,
-    started: Instant,
-    first_ts: Option<u64>,
-    epoch_first_ts: u64,
-    paced_span_ms: u64,
-    speed: Speed,
-    senders: Vec<Sender<Arc<Epoch>>>,
-    progress: &'a indicatif::ProgressBar,
-}
-
-impl MergeState<'_> {
-    fn send(&self, epoch: Epoch) {
-        let e = Arc::new(epoch);
-        for s in &self.senders {
-            // A worker that hung up has failed; its panic surfaces at join.
-            let _ = s.send(Arc::clone(&e));
-        }
-    }
-
-    /// Takes the next event in merge order: pairing check, watermark, seq, epoch cut.
-    #[inline]
-    fn admit(&mut self, mut event: Event, row: u64, file: &Arc<Path>, log: &mut RejectLog) -> Result<()> {
-        if let Event::Call(call) = &event {
-            let bad = match call.phase {
-                CallPhase::Start if !self.open_calls.insert(call.call_id) => {
-                    Some(("duplicate_start", format!("call_id {} already has an open start row", call.call_id)))
-                }
-                CallPhase::End if !self.open_calls.remove(&call.call_id) => Some((
-                    "end_without_start",
-                    format!("end row of call_id {} has no open start row before it", call.call_id),
-                )),
-                _ => None,
-            };
-            if let Some((code, reason)) = bad {
-                log.record(&Rejected::new(Table::Calls, file, row, Some("call_id"), code, reason))?;
-                return Ok(());
-            }
-        }
-        let ts = event.ts_ms();
-        let counts = &mut self.counts;
-        counts.range = Some(counts.range.map_or((ts, ts), |(a, b)| (a.min(ts), b.max(ts))));
-        let (time, late) = self.wm.admit(ts);
-        counts.late += u64::from(late);
-        counts.events += 1;
-        event.stamp(self.seq, late);
-        event.set_ts(time);
-        self.seq += 1;
-        if self.epoch.events.is_empty() {
-            self.epoch_first_ts = time;
-        }
-        self.epoch.events.push(event);
-        let span = time.saturating_sub(self.epoch_first_ts);
-        if self.epoch.events.len() >= EPOCH_EVENTS || span >= self.paced_span_ms {
-            self.cut(time);
-        }
-        Ok(())
-    }
-
-    /// Sends the open epoch (its last event at `last_ts`) and paces the replay.
-    fn cut(&mut self, last_ts: u64) {
-        self.epoch.watermark = self.wm.current();
-        let n = self.epoch.events.len() as u64;
-        let full = std::mem::replace(&mut self.epoch, Epoch { events: Vec::with_capacity(EPOCH_EVENTS), watermark: 0 });
-        self.send(full);
-        self.progress.inc(n);
-        let first = *self.first_ts.get_or_insert(last_ts);
-        if !self.progress.is_hidden() {
-            let rate = self.counts.events as f64 / self.started.elapsed().as_secs_f64().max(1e-9);
-            self.progress.set_message(format!("event time {}  {:.2}M events/s", utc_short(last_ts as i64), rate / 1e6));
-        }
-        if let Speed::Times(x) = self.speed {
-            let target = Duration::from_secs_f64((last_ts - first) as f64 / 1000.0 / x);
-            if let Some(wait) = target.checked_sub(self.started.elapsed()) {
-                std::thread::sleep(wait);
-            }
-        }
-    }
-}
-
-/// Merges the stream tables into epochs and sends each to every local worker.
-///
-/// Order: at each step the head with the smallest `(event time, table index)`.
-/// Rather than comparing heads per event, the merger takes a run from the
-/// chosen head while it stays below the best of the others: the same order,
-/// one comparison per event.
-#[allow(clippy::too_many_arguments)]
-fn merge(
-    streams: Vec<TableFiles>,
-    mut decoders: impl FnMut(Table, usize) -> Vec<Decoder>,
-    lateness_ms: u64,
-    speed: Speed,
-    senders: Vec<Sender<Arc<Epoch>>>,
-    log: &mut RejectLog,
-    progress: &indicatif::ProgressBar,
-) -> Result<(MergeCounts, BTreeMap<Table, u64>)> {
-    let mut heads = Vec::new();
-    let mut joins = Vec::new();
-    for files in streams {
-        let t = files.table;
-        let (rxs, threads) = spawn_readers(files, decoders(t, decode_threads(t)));
-        heads.push(Head { rxs, next: 0, chunk: None, pos: 0, alive: true });
-        joins.push((t, threads));
-    }
-    let mut st = MergeState {
-        counts: MergeCounts::default(),
-        wm: Watermark::new(lateness_ms),
-        open_calls: IdSet::default(),
-        epoch: Epoch { events: Vec::with_capacity(EPOCH_EVENTS), watermark: 0 },
-        seq: 0,
-        started: Instant::now(),
-        first_ts: None,
-        epoch_first_ts: 0,
-        paced_span_ms: match speed {
-            Speed::Max => u64::MAX,
-            Speed::Times(x) => ((100.0 * x) as u64).max(1),
-        },
-        speed,
-        senders,
-        progress,
-    };
+/// Feeds a worker's batches into its dataflow until its source ends; returns
+/// what the source counted. At most `in_flight` batches are admitted ahead of
+/// the probe, which bounds memory, until some worker has finished (then the
+/// frontier waits for the end of the input and holding back could deadlock).
+fn feed(
+    worker: &mut timely::worker::Worker,
+    inputs: &mut WorkerInputs,
+    batches: &Receiver<Result<Batch>>,
+    in_flight: usize,
+    collect: &mut InputHandle<u64, Collected>,
+    finished: &Rc<RefCell<Vec<SourceCounts>>>,
+) -> Result<SourceCounts> {
+    let mut admitted: std::collections::VecDeque<EventTime> = std::collections::VecDeque::new();
     loop {
-        // Pick the head with the smallest event time (ties: table order), and
-        // the best of the others: the bound of this run.
-        let mut best: Option<(u64, usize)> = None;
-        let mut second: Option<(u64, usize)> = None;
-        for (i, h) in heads.iter_mut().enumerate() {
-            if h.alive && !h.fill(log)? {
-                h.alive = false;
+        while admitted.len() >= in_flight {
+            let oldest = *admitted.front().expect("non-empty");
+            if inputs.probe.less_than(&oldest) && finished.borrow().is_empty() {
+                worker.step_or_park(None);
+            } else {
+                admitted.pop_front();
             }
-            if h.alive {
-                let key = (h.peek_ts(), i);
-                if best.is_none_or(|b| key < b) {
-                    second = best;
-                    best = Some(key);
-                } else if second.is_none_or(|s| key < s) {
-                    second = Some(key);
+        }
+        match batches.try_recv() {
+            Ok(Ok(batch)) => {
+                for r in batch.rejects {
+                    collect.send(Collected::Row(r));
                 }
+                inputs.give(&batch.events);
+                if let Some(counts) = batch.end {
+                    return Ok(counts);
+                }
+                inputs.advance(batch.bound);
+                admitted.push_back(batch.bound);
+            }
+            Ok(Err(e)) => return Err(e),
+            Err(crossbeam_channel::TryRecvError::Empty) => {
+                worker.step_or_park(Some(Duration::from_millis(1)));
+            }
+            Err(crossbeam_channel::TryRecvError::Disconnected) => {
+                return Err(Error::Bug("a source thread ended without its last batch".into()));
             }
         }
-        let Some((_, i)) = best else { break };
-        let h = &mut heads[i];
-        let c = h.chunk.as_ref().expect("filled");
-        let file = Arc::clone(&c.file);
-        while h.pos < c.events.len() {
-            let event = c.events[h.pos];
-            if second.is_some_and(|s| (event.ts_ms(), i) > s) {
-                break;
-            }
-            let row = c.rows[h.pos];
-            h.pos += 1;
-            st.admit(event, row, &file, log)?;
-        }
     }
-    // End of input: every event is in; time moves to just past the last one.
-    let mut epoch = std::mem::take(&mut st.epoch);
-    epoch.watermark = st.counts.range.map_or(0, |(_, last)| last + 1).max(st.wm.current());
-    progress.inc(epoch.events.len() as u64);
-    st.send(epoch);
-    let MergeState { counts, senders, .. } = st;
-    drop(senders);
-    let mut rows = BTreeMap::new();
-    for (t, threads) in joins {
-        rows.insert(t, threads.join(t)?);
-    }
-    Ok((counts, rows))
 }
 
-/// Decode threads per stream table: the calls table (most of the input, and
-/// the HMACs of numbers outside the subscribers table) on every core, and at
-/// least two so the piece order is exercised on every machine; the others
-/// are small. The thread count changes nothing but speed.
-fn decode_threads(table: Table) -> usize {
-    match table {
-        Table::Calls => std::thread::available_parallelism().map_or(2, |n| n.get()).clamp(2, 8),
-        _ => 1,
+/// One worker of a replay: builds the dataflow and its two small companions
+/// (the finish line, where every worker tells the others what it read, and
+/// the collection of rejected rows on process 0), feeds its shares, ends the
+/// input at the same time on every worker, and returns what it collected.
+#[allow(clippy::too_many_arguments)]
+fn run_worker(
+    worker: &mut timely::worker::Worker,
+    models: &[Box<dyn Model>],
+    names: &Arc<Vec<(String, String)>>,
+    reference: &Reference,
+    plan: &Plan,
+    batches: Receiver<Result<Batch>>,
+    local_workers: usize,
+) -> Result<WorkerOut> {
+    let local = worker.index() % local_workers;
+    let peers = worker.peers();
+    // This worker's alerts and rejects go to the worker with the same local
+    // index on process 0: within a process they stay where they are made.
+    let target = local as u64;
+    // Drafts are completed (routed) and sorted at the end, a run per worker.
+    let drafts: Rc<RefCell<Vec<TaggedDraft>>> = Rc::default();
+    let unpaired: dataflow::Unpaired = Rc::default();
+    let mut inputs = {
+        let drafts = Rc::clone(&drafts);
+        dataflow::build(worker, models, reference, target, Some(Rc::clone(&unpaired)), move |d| {
+            drafts.borrow_mut().push(d);
+        })
+    };
+    let finished: Rc<RefCell<Vec<SourceCounts>>> = Rc::default();
+    let mut finish_line = InputHandle::<u64, SourceCounts>::new();
+    let collected: Rc<RefCell<Vec<Collected>>> = Rc::default();
+    let mut collect = InputHandle::<u64, Collected>::new();
+    {
+        let (finished, collected) = (Rc::clone(&finished), Rc::clone(&collected));
+        worker.dataflow::<u64, _, _>(|scope| {
+            scope.input_from(&mut finish_line).broadcast().sink(Pipeline, "FinishLine", move |(input, _)| {
+                input.for_each(|_, d| finished.borrow_mut().append(d));
+            });
+            scope.input_from(&mut collect).sink(
+                Exchange::new(move |_: &Collected| target),
+                "Collect",
+                move |(input, _)| {
+                    input.for_each(|_, d| collected.borrow_mut().append(d));
+                },
+            );
+        });
     }
+    let fed = feed(worker, &mut inputs, &batches, in_flight(plan, peers), &mut collect, &finished);
+    // Every worker reaches the finish line, even one whose source failed, so
+    // that the others end; the failure is reported after.
+    let mine = fed.as_ref().map_or_else(|_| SourceCounts::default(), |c| *c);
+    finish_line.send(mine);
+    finish_line.close();
+    if let Some((_, last)) = mine.range {
+        inputs.advance(last + 1);
+    }
+    while finished.borrow().len() < peers {
+        worker.step_or_park(None);
+    }
+    let mut totals = SourceCounts::default();
+    for c in finished.borrow().iter() {
+        totals.add(c);
+    }
+    // End of input: time moves to just past the last event, everywhere.
+    let end = totals.range.map_or(0, |(_, last)| last + 1).max(inputs.time());
+    inputs.advance(end);
+    while inputs.probe.less_than(&end) {
+        worker.step_or_park(None);
+    }
+    let probe = inputs.probe.clone();
+    inputs.close();
+    while !probe.done() {
+        worker.step_or_park(None);
+    }
+    for (call, why) in unpaired.borrow_mut().drain(..) {
+        collect.send(Collected::Unpaired(why.rejected(&call, plan.file_of(call.seq)), call.late));
+    }
+    collect.close();
+    while worker.step_or_park(None) {}
+    fed?;
+    let mut collected = std::mem::take(&mut *collected.borrow_mut());
+    let mut alerts: Vec<Alert> = drafts.borrow_mut().drain(..).map(|d| complete(names, reference, d)).collect();
+    alert::sort_alerts(&mut alerts);
+    collected.sort_by(|a, b| reject_key(a).cmp(&reject_key(b)));
+    Ok(WorkerOut { alerts, collected, totals })
 }
 
 /// The decoders of each stream table, one per decode thread, for
-/// [`merge`]; takes the dataset's warmed pseudonymiser. The calls decoders
+/// the workers' sources; takes the dataset's warmed pseudonymiser. The calls decoders
 /// share it as a read-only layer (each subscriber hashed once per replay, the
 /// table not copied) in front of a cache of their own for the other numbers,
 /// sized from the call rows; the other tables get caches sized for their rows.
@@ -681,17 +551,6 @@ fn table_decoders(dataset: &mut Dataset, bounds: TimeBounds) -> impl FnMut(Table
 
 /// Runs a replay; writes outputs when `opts.out` is set (process 0 only).
 pub fn replay(opts: &ReplayOptions, models: Vec<Box<dyn Model>>) -> Result<ReplayOutcome> {
-    replay_with_tap(opts, models, None)
-}
-
-/// Like [`replay`], and also sends each routed alert to `tap` as it is produced
-/// (a hook for serving a replay's alerts while it runs; the binary's demo feeds
-/// the live engine over HTTP instead).
-pub fn replay_with_tap(
-    opts: &ReplayOptions,
-    models: Vec<Box<dyn Model>>,
-    tap: Option<Sender<Alert>>,
-) -> Result<ReplayOutcome> {
     let started = Instant::now();
     let pseudonymiser = Pseudonymiser::new(&opts.pseudonym_key, &opts.home_cc);
     let mut dataset = open_dataset(&opts.input, &pseudonymiser)?;
@@ -709,44 +568,23 @@ pub fn replay_with_tap(
     for r in &dataset.reference_rejects {
         log.record(r)?;
     }
+    let plan = Arc::new(share::plan(&dataset.streams)?);
+    if processes > 1
+        && let Some(patrols) = dataset.streams.iter().find(|f| f.table == Table::Patrols)
+    {
+        read::read_unit_names(patrols, &dataset.reference.units)?;
+    }
 
     let model_names: Arc<Vec<(String, String)>> = Arc::new(models.iter().map(|m| (m.name(), m.version())).collect());
     let models = Arc::new(models);
     let config = timely_config(opts.workers, opts.cluster.as_ref())?;
     let workers = opts.workers.max(1);
-    let mut senders = Vec::with_capacity(workers);
-    let mut receivers = Vec::with_capacity(workers);
-    for _ in 0..workers {
-        let (tx, rx) = bounded::<Arc<Epoch>>(4);
-        senders.push(tx);
-        receivers.push(Some(rx));
-    }
-    let receivers = Arc::new(Mutex::new(receivers));
-    let collected: Arc<Mutex<Vec<Alert>>> = Arc::new(Mutex::new(Vec::new()));
-    let reference = dataset.reference.clone();
-    let guards = {
-        let (models, model_names, collected, reference) =
-            (Arc::clone(&models), Arc::clone(&model_names), Arc::clone(&collected), reference.clone());
-        timely::execute(config, move |worker| {
-            let local = worker.index() % workers;
-            let rx = receivers.lock().expect("receivers lock")[local].take().expect("one receiver per worker");
-            let (names, collected, refc, tap) =
-                (Arc::clone(&model_names), Arc::clone(&collected), reference.clone(), tap.clone());
-            let inputs = dataflow::build(worker, &models, &reference, move |draft| {
-                let alert = complete(&names, &refc, draft);
-                if let Some(t) = &tap {
-                    let _ = t.send(alert.clone());
-                }
-                collected.lock().expect("alerts lock").push(alert);
-            });
-            dataflow::drive(worker, inputs, rx);
-        })
-        .map_err(Error::Runtime)?
-    };
 
-    let total: u64 = dataset.stream_rows.values().sum();
     let progress = if opts.progress && process == 0 {
-        let pb = indicatif::ProgressBar::new(total);
+        // This process's rows: those of its workers' shares.
+        let peers = processes * workers;
+        let mine = plan.shares.iter().enumerate().filter(|(i, _)| (i % peers) / workers == process);
+        let pb = indicatif::ProgressBar::new(mine.map(|(_, s)| s.rows).sum());
         pb.set_style(
             indicatif::ProgressStyle::with_template("{elapsed_precise} [{wide_bar}] {percent}% {msg}")
                 .expect("valid template"),
@@ -756,38 +594,56 @@ pub fn replay_with_tap(
         indicatif::ProgressBar::hidden()
     };
     let decoders = table_decoders(&mut dataset, TimeBounds { max_ahead_ms: opts.max_ahead_ms, max_behind_ms: None });
-    let merged = merge(
-        std::mem::take(&mut dataset.streams),
-        decoders,
-        opts.lateness_ms,
-        opts.speed,
-        senders,
-        &mut log,
-        &progress,
-    );
+    let (receivers, sources) =
+        spawn_sources(&plan, process * workers, processes * workers, decoders, workers, opts, &progress);
+    let receivers = Arc::new(Mutex::new(receivers.into_iter().map(Some).collect::<Vec<_>>()));
+    let guards = {
+        let (models, names, reference, plan) =
+            (Arc::clone(&models), Arc::clone(&model_names), dataset.reference.clone(), Arc::clone(&plan));
+        timely::execute(config, move |worker| {
+            let rx = receivers.lock().expect("receivers lock")[worker.index() % workers]
+                .take()
+                .expect("one receiver per worker");
+            run_worker(worker, &models, &names, &reference, &plan, rx, workers)
+        })
+        .map_err(Error::Runtime)?
+    };
     // Workers finish (or fail) before we report anything.
     let joined: Vec<_> = guards.join();
     progress.finish_and_clear();
-    let (counts, rows) = merged?;
+    for s in sources {
+        s.join().map_err(|_| Error::Bug("a source thread panicked".into()))?;
+    }
+    let mut outs = Vec::with_capacity(joined.len());
     for r in joined {
-        r.map_err(|e| Error::Bug(format!("a worker failed: {e}")))?;
+        outs.push(r.map_err(|e| Error::Bug(format!("a worker failed: {e}")))??);
+    }
+    let totals = outs.first().map(|o| o.totals).unwrap_or_default();
+    let (mut events, mut late) = (totals.events, totals.late);
+    let runs: Vec<Vec<Collected>> = outs.iter_mut().map(|o| std::mem::take(&mut o.collected)).collect();
+    for c in merge_runs(runs, |a, b| reject_key(a).cmp(&reject_key(b))) {
+        if let Collected::Unpaired(_, was_late) = &c {
+            events -= 1;
+            late -= u64::from(*was_late);
+        }
+        log.record(c.rejected())?;
     }
     log.finish()?;
 
-    let mut alerts = std::mem::take(&mut *collected.lock().expect("alerts lock"));
-    alert::sort_alerts(&mut alerts);
+    let mut alerts = merge_runs(outs.into_iter().map(|o| o.alerts).collect(), alert::alert_order);
     let folded = alert::fold_duplicates(&mut alerts);
     let mut summary = Summary {
         lateness_ms: opts.lateness_ms,
-        events: counts.events,
-        late_events: counts.late,
-        event_time_range_ms: counts.range,
+        events,
+        late_events: late,
+        event_time_range_ms: totals.range,
         models: model_names.as_ref().clone(),
         duplicate_alerts_folded: folded,
         ..Summary::default()
     };
-    for (t, n) in rows.iter().chain(dataset.reference_rows.iter()) {
-        summary.tables.insert(t.name().to_owned(), TableCounts { read: *n, rejected: 0 });
+    let rows = Table::STREAMS.iter().zip(totals.rows).filter(|(t, _)| dataset.stream_rows.contains_key(t));
+    for (t, n) in rows.chain(dataset.reference_rows.iter().map(|(t, n)| (t, *n))) {
+        summary.tables.insert(t.name().to_owned(), TableCounts { read: n, rejected: 0 });
     }
     for (t, n) in log.by_table() {
         summary.tables.entry(t.clone()).or_default().rejected = *n;
@@ -802,11 +658,30 @@ pub fn replay_with_tap(
     }
     summary.alerts_total = alerts.len() as u64;
     let wall_s = started.elapsed().as_secs_f64();
-    let stats = RunStats { workers, processes, wall_s, events_per_s: counts.events as f64 / wall_s.max(1e-9) };
+    let stats = RunStats { workers, processes, wall_s, events_per_s: events as f64 / wall_s.max(1e-9) };
     if let Some(out) = opts.out.as_ref().filter(|_| writes) {
         write_outputs(out, &alerts, &summary, &stats)?;
     }
     Ok(ReplayOutcome { summary, stats, alerts })
+}
+
+/// Merges sorted runs into one sorted vector (stable: on ties, earlier runs first).
+fn merge_runs<T>(runs: Vec<Vec<T>>, cmp: impl Fn(&T, &T) -> std::cmp::Ordering) -> Vec<T> {
+    let mut out = Vec::with_capacity(runs.iter().map(Vec::len).sum());
+    let mut iters: Vec<std::vec::IntoIter<T>> = runs.into_iter().map(Vec::into_iter).collect();
+    let mut heads: Vec<Option<T>> = iters.iter_mut().map(Iterator::next).collect();
+    loop {
+        let mut best: Option<usize> = None;
+        for (i, h) in heads.iter().enumerate() {
+            if let Some(x) = h
+                && best.is_none_or(|b| cmp(x, heads[b].as_ref().expect("a head")).is_lt())
+            {
+                best = Some(i);
+            }
+        }
+        let Some(b) = best else { return out };
+        out.push(std::mem::replace(&mut heads[b], iters[b].next()).expect("a head"));
+    }
 }
 
 fn write_outputs(out: &Path, alerts: &[Alert], summary: &Summary, stats: &RunStats) -> Result<()> {
@@ -823,32 +698,31 @@ fn write_json(path: &Path, value: &impl serde::Serialize) -> Result<()> {
     std::fs::write(path, text + "\n").map_err(|e| Error::io(path, e))
 }
 
-/// The merged input exactly as the workers receive it (seq, late flag and
-/// processing time stamped), without running any dataflow, plus the reference
-/// data: what a single-threaded reference implementation consumes.
+/// The input exactly as the workers feed it (seq, late flag and processing
+/// time stamped, call pairing applied), in the canonical `(ts_ms, seq)`
+/// order, without running any dataflow, plus the reference data: what a
+/// single-threaded reference implementation consumes.
 pub fn merged_events(opts: &ReplayOptions) -> Result<(Vec<Event>, Reference)> {
     let pseudonymiser = Pseudonymiser::new(&opts.pseudonym_key, &opts.home_cc);
     let mut dataset = open_dataset(&opts.input, &pseudonymiser)?;
     set_fallback(&mut dataset, opts);
-    let (tx, rx) = bounded::<Arc<Epoch>>(4);
-    let collector = std::thread::spawn(move || {
-        let mut all = Vec::new();
-        for e in rx {
-            all.extend_from_slice(&e.events);
-        }
-        all
+    let plan = share::plan(&dataset.streams)?;
+    let mut decoders =
+        table_decoders(&mut dataset, TimeBounds { max_ahead_ms: opts.max_ahead_ms, max_behind_ms: None });
+    let decs = Table::STREAMS
+        .iter()
+        .map(|&t| (!plan.files[table_index(t)].is_empty()).then(|| decoders(t, 1).pop().expect("one decoder")))
+        .collect();
+    let mut source = Source::new(plan.dealt(0, 1), decs, opts.lateness_ms);
+    let mut events = Vec::new();
+    while let Some(chunk) = source.next_chunk()? {
+        events.extend_from_slice(&chunk.events);
+    }
+    events.sort_by_key(|e| (e.ts_ms(), e.seq()));
+    let mut pairing = share::Pairing::default();
+    events.retain(|e| match e {
+        Event::Call(c) => pairing.check(c).is_ok(),
+        _ => true,
     });
-    let mut log = RejectLog::counting();
-    let decoders = table_decoders(&mut dataset, TimeBounds { max_ahead_ms: opts.max_ahead_ms, max_behind_ms: None });
-    merge(
-        std::mem::take(&mut dataset.streams),
-        decoders,
-        opts.lateness_ms,
-        Speed::Max,
-        vec![tx],
-        &mut log,
-        &indicatif::ProgressBar::hidden(),
-    )?;
-    let events = collector.join().map_err(|_| Error::Bug("collector thread panicked".into()))?;
     Ok((events, dataset.reference))
 }

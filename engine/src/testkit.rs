@@ -18,6 +18,8 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
 use crate::Result;
+use crate::contract::CallPhase;
+use crate::event::CallEvent;
 use crate::rows::{AlarmRow, CallRow, GridRow, OfficerRow, PatrolRow, write_table};
 
 /// Shape of a random dataset.
@@ -352,5 +354,23 @@ pub fn assert_alerts_for_1_2_4_workers(
                 want.len()
             );
         }
+    }
+}
+
+/// A call row's event between the pseudonyms 1 and 2, for unit tests.
+pub fn call_event(call_id: u64, phase: CallPhase, ts_ms: u64) -> CallEvent {
+    CallEvent {
+        ts_ms,
+        seq: 0,
+        call_id,
+        phase,
+        caller: 1,
+        callee: 2,
+        caller_class: Default::default(),
+        callee_class: Default::default(),
+        caller_pos: None,
+        callee_pos: None,
+        duration_s: None,
+        late: false,
     }
 }

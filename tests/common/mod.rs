@@ -29,3 +29,36 @@ pub fn stderr(o: &Output) -> String {
 pub fn json(path: &Path) -> serde_json::Value {
     serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
 }
+
+/// Rewrites `<input>/calls.parquet` as a `calls/` folder of `parts` files, the
+/// rows dealt in order (part 0 the first rows) and then the files named so that
+/// the *last* rows come first in file order; each file in row groups of
+/// `group_rows`, written with `ts_ms` statistics or (`stats: false`) without.
+/// Returns the rows written.
+pub fn split_calls(input: &Path, parts: usize, group_rows: usize, stats: bool) -> usize {
+    use parquet::arrow::ArrowWriter;
+    use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+    use parquet::file::properties::{EnabledStatistics, WriterProperties};
+    let whole = input.join("calls.parquet");
+    let reader =
+        ParquetRecordBatchReaderBuilder::try_new(std::fs::File::open(&whole).unwrap()).unwrap().build().unwrap();
+    let batches: Vec<_> = reader.map(Result::unwrap).collect();
+    let batch = arrow_select::concat::concat_batches(&batches[0].schema(), &batches).unwrap();
+    std::fs::remove_file(&whole).unwrap();
+    std::fs::create_dir_all(input.join("calls")).unwrap();
+    let per = batch.num_rows().div_ceil(parts);
+    for p in 0..parts {
+        let start = (p * per).min(batch.num_rows());
+        let part = batch.slice(start, per.min(batch.num_rows() - start));
+        let stats = if stats { EnabledStatistics::Chunk } else { EnabledStatistics::None };
+        let props = WriterProperties::builder()
+            .set_max_row_group_row_count(Some(group_rows))
+            .set_statistics_enabled(stats)
+            .build();
+        let path = input.join(format!("calls/part-{}.parquet", parts - 1 - p));
+        let mut w = ArrowWriter::try_new(std::fs::File::create(path).unwrap(), part.schema(), Some(props)).unwrap();
+        w.write(&part).unwrap();
+        w.close().unwrap();
+    }
+    batch.num_rows()
+}
