@@ -9,6 +9,29 @@ pub fn citywatch(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_citywatch")).args(args).output().expect("run citywatch")
 }
 
+/// Runs the binary like [`citywatch`], but kills it and panics if it has not
+/// ended within `limit`: for runs that could hang, so that a hang fails the
+/// test instead of stalling the suite.
+pub fn citywatch_within(args: &[&str], limit: std::time::Duration) -> Output {
+    use std::process::Stdio;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_citywatch"))
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run citywatch");
+    let start = std::time::Instant::now();
+    while child.try_wait().expect("wait for citywatch").is_none() {
+        if start.elapsed() > limit {
+            let _ = child.kill();
+            let o = child.wait_with_output().expect("collect citywatch");
+            panic!("citywatch {args:?} did not end within {limit:?}: {}", String::from_utf8_lossy(&o.stderr));
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    child.wait_with_output().expect("collect citywatch")
+}
+
 /// Runs a replay of `input` into `out` with `workers`; panics with stderr on failure.
 pub fn replay_ok(input: &Path, out: &Path, workers: usize, extra: &[&str]) -> Output {
     let w = workers.to_string();
