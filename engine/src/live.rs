@@ -430,23 +430,9 @@ impl Drop for LiveEngine {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::pseudonym::NumberClass;
 
     fn call(ts_ms: u64, call_id: u64, phase: CallPhase) -> Event {
-        Event::Call(crate::event::CallEvent {
-            ts_ms,
-            seq: 0,
-            call_id,
-            phase,
-            caller: 1,
-            callee: 2,
-            caller_class: NumberClass::default(),
-            callee_class: NumberClass::default(),
-            caller_pos: None,
-            callee_pos: None,
-            duration_s: matches!(phase, CallPhase::End).then_some(30),
-            late: false,
-        })
+        Event::Call(crate::testkit::call_event(call_id, phase, ts_ms))
     }
 
     #[test]

@@ -69,12 +69,11 @@ pub fn score(
     period: (u64, u64),
     window_ms: u64,
 ) -> AlertScore {
-    let hotspots: Vec<(&Alert, CellIndex)> = alerts
+    let all: Vec<&Alert> = alerts.iter().filter(|a| a.model == "risk_hotspot" && a.kind == "hotspot").collect();
+    let hotspots: Vec<(&Alert, CellIndex)> = all
         .iter()
-        .filter(|a| a.model == "risk_hotspot" && a.kind == "hotspot")
-        .filter_map(|a| a.cell.as_deref().and_then(|c| c.parse::<CellIndex>().ok()).map(|c| (a, c)))
+        .filter_map(|a| a.cell.as_deref().and_then(|c| c.parse::<CellIndex>().ok()).map(|c| (*a, c)))
         .collect();
-    let total = alerts.iter().filter(|a| a.model == "risk_hotspot" && a.kind == "hotspot").count();
     let resolution = hotspots.first().map_or(Resolution::Eight, |(_, c)| c.resolution());
     // Incident times per cell (sorted: alarms are), and each cell's community.
     let mut times: BTreeMap<u64, Vec<u64>> = BTreeMap::new();
@@ -93,7 +92,7 @@ pub fn score(
         times.get(&cell).map_or(0, |t| t.partition_point(|&x| x < until) - t.partition_point(|&x| x < from))
     };
     let mut s = AlertScore {
-        alerts: total,
+        alerts: all.len(),
         scored: 0,
         from_ms: period.0,
         until_ms: period.1,
