@@ -14,10 +14,12 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use anyhow::{Context, Result, bail};
+use citywatch_engine::contract::Table;
 use citywatch_engine::lateness::{parse_date_ms, parse_duration_ms};
 use citywatch_engine::model::Model;
 use citywatch_engine::replay::{self, Cluster, ReplayOptions, Speed};
 use citywatch_engine::settings::Settings;
+use citywatch_engine::share::LogSource;
 use clap::{Args, Parser, Subcommand};
 
 use citywatch_registry::{Registry, models, registry};
@@ -101,6 +103,8 @@ enum Command {
     Replay(ReplayArgs),
     /// Generate a synthetic city (or lay out the real Toronto incidents) as a dataset folder.
     Gen(GenArgs),
+    /// Write a dataset folder's calls, alarms and patrols into Kafka topics (one JSON row per record).
+    Publish(PublishArgs),
     /// Import an analyst's export into a dataset folder.
     Import {
         #[command(subcommand)]
@@ -168,8 +172,34 @@ struct ReplayArgs {
     /// No progress bar.
     #[arg(long)]
     quiet: bool,
+    /// Read calls, alarms and patrols from the Kafka topics `<topic-prefix><table>` on these
+    /// brokers (comma-separated host:port) instead of --input, which then gives the reference tables.
+    #[arg(long)]
+    brokers: Option<String>,
+    /// Prefix of the topics (with --brokers).
+    #[arg(long, default_value = "citywatch.")]
+    topic_prefix: String,
+    /// Also write the alerts to the topic `<topic-prefix>alerts`, keyed by alert id (ids already there are skipped).
+    #[arg(long, requires = "brokers")]
+    alerts_to_log: bool,
     #[command(flatten)]
     engine: EngineArgs,
+}
+
+#[derive(Args, Debug)]
+struct PublishArgs {
+    /// Dataset folder.
+    #[arg(long)]
+    input: PathBuf,
+    /// Kafka brokers, comma-separated host:port.
+    #[arg(long)]
+    brokers: String,
+    /// Topics are `<topic-prefix><table>`.
+    #[arg(long, default_value = "citywatch.")]
+    topic_prefix: String,
+    /// Partitions of each topic created (an existing topic keeps its own).
+    #[arg(long, default_value_t = 4)]
+    partitions: i32,
 }
 
 #[derive(Args, Debug)]
@@ -492,6 +522,7 @@ fn run_replay(args: ReplayArgs) -> Result<()> {
         (n, Some(h)) => Some(Cluster { processes: n, process: args.process, hostfile: h.clone() }),
         (_, None) => bail!("--processes {} needs --hostfile (one host:port line per process)", args.processes),
     };
+    let log = args.brokers.as_deref().map(|b| citywatch_kafka::LogConfig::new(b, &args.topic_prefix));
     let opts = ReplayOptions {
         input: args.input,
         out: Some(args.out.clone()),
@@ -499,14 +530,39 @@ fn run_replay(args: ReplayArgs) -> Result<()> {
         cluster,
         speed: args.speed.parse::<Speed>()?,
         progress: !args.quiet,
+        log: log.clone().map(|c| Arc::new(citywatch_kafka::KafkaSource::new(c)) as Arc<dyn LogSource>),
         ..replay_options(&args.engine, &settings)?
     };
     let outcome = replay::replay(&opts, models)?;
+    if let Some(cfg) = log.filter(|_| args.alerts_to_log) {
+        let mut sink = citywatch_kafka::AlertSink::open(&cfg)?;
+        let known = sink.known();
+        let sent = sink.send(&outcome.alerts)?;
+        println!(
+            "alerts to {}: {sent} sent, {} already there ({known} ids before)",
+            cfg.topic("alerts"),
+            outcome.alerts.len() - sent
+        );
+    }
     if opts.cluster.as_ref().is_none_or(|c| c.process == 0) {
         print!("{}", outcome.summary);
         println!("{}", outcome.stats);
         println!("outputs in {}", args.out.display());
     }
+    Ok(())
+}
+
+fn run_publish(args: PublishArgs) -> Result<()> {
+    let cfg = citywatch_kafka::LogConfig::new(&args.brokers, &args.topic_prefix);
+    let started = std::time::Instant::now();
+    let opts = citywatch_kafka::PublishOptions { input: args.input, partitions: args.partitions };
+    let stats = citywatch_kafka::publish(&cfg, &opts)?;
+    let secs = started.elapsed().as_secs_f64();
+    for (t, n) in Table::STREAMS.iter().zip(stats.records) {
+        println!("{:<8} {n:>10} records -> {}", t.name(), cfg.topic(t.name()));
+    }
+    let total: u64 = stats.records.iter().sum();
+    println!("{total} records in {secs:.1} s ({:.0} records/s)", total as f64 / secs.max(1e-9));
     Ok(())
 }
 
@@ -1190,6 +1246,7 @@ fn main() -> Result<()> {
         Command::Audit { command } => run_audit(command),
         Command::Replay(a) => run_replay(a),
         Command::Gen(a) => run_gen(a),
+        Command::Publish(a) => run_publish(a),
         Command::Import { command: ImportCommand::Incidents(a) } => run_import_incidents(a),
         Command::Eval(a) => run_eval(a),
         Command::Train(a) => run_train(a),

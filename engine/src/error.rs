@@ -107,6 +107,14 @@ pub enum Error {
         /// What the writer said.
         detail: String,
     },
+    /// A message log could not be read.
+    #[error("{source_name}: reading the log failed: {detail}; check that the broker is up and the topic exists")]
+    Log {
+        /// The partition (`kafka:TOPIC/PARTITION`).
+        source_name: String,
+        /// What failed.
+        detail: String,
+    },
     /// The timely runtime failed (e.g. a cluster peer could not be reached).
     #[error("dataflow runtime: {0}")]
     Runtime(String),

@@ -26,6 +26,7 @@ pub mod jurisdiction;
 pub mod lateness;
 pub mod live;
 pub mod model;
+pub mod ndjson;
 pub mod pseudonym;
 pub mod read;
 pub mod reference;

@@ -124,6 +124,9 @@ pub struct ReplayOptions {
     pub max_ahead_ms: Option<u64>,
     /// Who gets alerts that no officer's scope covers (see [`crate::jurisdiction::Jurisdiction::set_fallback`]).
     pub fallback_officer: Option<String>,
+    /// Read the stream tables from this message log instead of `input`
+    /// (which then holds the reference tables only).
+    pub log: Option<Arc<dyn share::LogSource>>,
 }
 
 impl Default for ReplayOptions {
@@ -140,6 +143,7 @@ impl Default for ReplayOptions {
             progress: false,
             max_ahead_ms: Some(crate::read::TimeBounds::DEFAULT_MAX_AHEAD_MS),
             fallback_officer: None,
+            log: None,
         }
     }
 }
@@ -177,6 +181,12 @@ pub struct Dataset {
 /// Opens a dataset folder: locates and validates every table (schema errors
 /// stop here, before anything runs) and loads the reference tables.
 pub fn open_dataset(dir: &Path, pseudonymiser: &Pseudonymiser) -> Result<Dataset> {
+    open_dataset_with(dir, pseudonymiser, true)
+}
+
+/// [`open_dataset`], where the stream tables may all be missing when
+/// `need_streams` is false (they come from a log).
+fn open_dataset_with(dir: &Path, pseudonymiser: &Pseudonymiser, need_streams: bool) -> Result<Dataset> {
     if !dir.is_dir() {
         return Err(Error::config(
             "--input",
@@ -194,7 +204,7 @@ pub fn open_dataset(dir: &Path, pseudonymiser: &Pseudonymiser) -> Result<Dataset
             streams.push(files);
         }
     }
-    if streams.is_empty() {
+    if streams.is_empty() && need_streams {
         return Err(Error::MissingTable {
             table: "calls",
             dir: dir.to_owned(),
@@ -553,7 +563,7 @@ fn table_decoders(dataset: &mut Dataset, bounds: TimeBounds) -> impl FnMut(Table
 pub fn replay(opts: &ReplayOptions, models: Vec<Box<dyn Model>>) -> Result<ReplayOutcome> {
     let started = Instant::now();
     let pseudonymiser = Pseudonymiser::new(&opts.pseudonym_key, &opts.home_cc);
-    let mut dataset = open_dataset(&opts.input, &pseudonymiser)?;
+    let mut dataset = open_dataset_with(&opts.input, &pseudonymiser, opts.log.is_none())?;
     set_fallback(&mut dataset, opts);
     let process = opts.cluster.as_ref().map_or(0, |c| c.process);
     let processes = opts.cluster.as_ref().map_or(1, |c| c.processes);
@@ -568,7 +578,19 @@ pub fn replay(opts: &ReplayOptions, models: Vec<Box<dyn Model>>) -> Result<Repla
     for r in &dataset.reference_rejects {
         log.record(r)?;
     }
-    let plan = Arc::new(share::plan(&dataset.streams)?);
+    let plan = match &opts.log {
+        None => share::plan(&dataset.streams)?,
+        Some(log) => {
+            if processes > 1 {
+                return Err(Error::config("--brokers", "a replay from a log runs in one process (use --workers)"));
+            }
+            let tables = log.tables()?;
+            dataset.streams.clear();
+            dataset.stream_rows = tables.iter().map(|(t, parts)| (*t, parts.iter().map(|p| p.records).sum())).collect();
+            share::log_plan(tables)?
+        }
+    };
+    let plan = Arc::new(plan);
     if processes > 1
         && let Some(patrols) = dataset.streams.iter().find(|f| f.table == Table::Patrols)
     {
@@ -704,7 +726,7 @@ fn write_json(path: &Path, value: &impl serde::Serialize) -> Result<()> {
 /// single-threaded reference implementation consumes.
 pub fn merged_events(opts: &ReplayOptions) -> Result<(Vec<Event>, Reference)> {
     let pseudonymiser = Pseudonymiser::new(&opts.pseudonym_key, &opts.home_cc);
-    let mut dataset = open_dataset(&opts.input, &pseudonymiser)?;
+    let mut dataset = open_dataset_with(&opts.input, &pseudonymiser, opts.log.is_none())?;
     set_fallback(&mut dataset, opts);
     let plan = share::plan(&dataset.streams)?;
     let mut decoders =

@@ -90,6 +90,35 @@ pub struct Share {
     pub rows: u64,
     /// No accepted event of the share is earlier than this (ms).
     pub lower: u64,
+    /// A partition of a message log instead of a row group of `path` (which
+    /// then only names it): its file index is the partition's index and its
+    /// rows are the partition's offsets.
+    pub log: Option<Arc<dyn LogPartition>>,
+}
+
+/// A partition of a message log read as a share (the Kafka source implements
+/// it): a bounded range of offsets whose records decode to contract rows.
+pub trait LogPartition: Send + Sync + std::fmt::Debug {
+    /// Starts reading the range.
+    fn open(&self) -> Result<Box<dyn LogReader>>;
+}
+
+/// Reads a log partition in offset order.
+pub trait LogReader: Send {
+    /// The next run of records at consecutive offsets; `None` past the end.
+    fn next_run(&mut self) -> Result<Option<LogRun>>;
+}
+
+/// Records at consecutive offsets, as contract rows (every column nullable:
+/// see [`crate::ndjson`]), and the faults of those that were not.
+#[derive(Debug)]
+pub struct LogRun {
+    /// Offset of the first record.
+    pub first: u64,
+    /// One row per record.
+    pub batch: arrow_array::RecordBatch,
+    /// Records that are not contract rows (row = index in the run).
+    pub faults: Vec<crate::ndjson::RowFault>,
 }
 
 /// The shares of a dataset's stream tables, and its files by table.
@@ -160,12 +189,70 @@ pub fn plan(streams: &[TableFiles]) -> Result<Plan> {
                     row0,
                     rows,
                     lower,
+                    log: None,
                 });
                 row0 += rows;
             }
         }
     }
     plan.shares.sort_by_key(|s| (s.lower, s.table_index, s.file_index, s.row_group));
+    Ok(plan)
+}
+
+/// Stream tables read from a message log instead of files: the partitions of
+/// each table. A partition is one share (its index is its file index, its
+/// offsets are its rows), so the cut depends on the log, never on the workers.
+pub trait LogSource: Send + Sync + std::fmt::Debug + std::panic::RefUnwindSafe {
+    /// Each stream table the log holds, with its partitions, in partition order.
+    fn tables(&self) -> Result<Vec<(Table, Vec<LogShare>)>>;
+}
+
+/// One partition of a log table, as [`LogSource::tables`] lists it.
+#[derive(Debug, Clone)]
+pub struct LogShare {
+    /// Names it in messages and rejected rows (`kafka:TOPIC/PARTITION`).
+    pub name: String,
+    /// First offset to read.
+    pub start: u64,
+    /// Records in the range (offsets `start..start + records`, some perhaps
+    /// missing: compacted or control records).
+    pub records: u64,
+    /// No record of the partition is earlier than this (ms); 0 when unknown.
+    pub lower: u64,
+    /// Reads it.
+    pub partition: Arc<dyn LogPartition>,
+}
+
+/// Cuts log tables into shares, one per partition.
+pub fn log_plan(tables: Vec<(Table, Vec<LogShare>)>) -> Result<Plan> {
+    let mut plan = Plan::default();
+    for (table, parts) in tables {
+        let t = Table::STREAMS.iter().position(|s| *s == table).ok_or_else(|| {
+            Error::config("log", format!("{} is not a stream table (calls, alarms, patrols)", table.name()))
+        })?;
+        if parts.len() >= 1 << FILE_BITS || parts.iter().any(|p| p.start + p.records >= 1 << ROW_BITS) {
+            return Err(Error::config(
+                "log",
+                format!("{}: too many partitions or offsets past 2^{ROW_BITS}", table.name()),
+            ));
+        }
+        for (f, p) in parts.into_iter().enumerate() {
+            let path: Arc<Path> = Arc::from(Path::new(&p.name));
+            plan.files[t].push(Arc::clone(&path));
+            plan.shares.push(Share {
+                table,
+                table_index: t,
+                file_index: f,
+                path,
+                row_group: 0,
+                row0: p.start,
+                rows: p.records,
+                lower: p.lower,
+                log: Some(p.partition),
+            });
+        }
+    }
+    plan.shares.sort_by_key(|s| (s.lower, s.table_index, s.file_index));
     Ok(plan)
 }
 
@@ -191,10 +278,16 @@ fn min_ts(path: &Path, table: Table, row_group: usize, ts_col: Option<usize>) ->
     Ok(min)
 }
 
+/// What a share's batches are read from.
+enum Rows {
+    File(ParquetRecordBatchReader),
+    Log(Box<dyn LogReader>),
+}
+
 /// One share being read: its batches, watermark and the next row's number.
 struct OpenShare {
     share: Share,
-    reader: ParquetRecordBatchReader,
+    reader: Rows,
     map: Arc<ColumnMap>,
     row: u64,
     watermark: Watermark,
@@ -294,7 +387,16 @@ impl Source {
 
     fn open_next(&mut self) -> Result<()> {
         let share = self.pending.pop_front().expect("a pending share");
-        let (reader, map) = read::open_row_group(&share.path, share.table, share.row_group)?;
+        let (reader, map) = match &share.log {
+            None => {
+                let (reader, map) = read::open_row_group(&share.path, share.table, share.row_group)?;
+                (Rows::File(reader), map)
+            }
+            Some(log) => {
+                let map = read::validate_schema(&share.path, share.table, &crate::ndjson::schema(share.table))?;
+                (Rows::Log(log.open()?), map)
+            }
+        };
         let mut s = OpenShare {
             row: share.row0,
             bound: share.lower,
@@ -314,16 +416,43 @@ impl Source {
     /// Decodes and stamps the share's next record batch into its head.
     fn fill(&mut self, s: &mut OpenShare) -> Result<()> {
         s.bound = s.bound.max(s.watermark.current());
-        let Some(batch) = s.reader.next() else {
-            s.head = None;
-            return Ok(());
+        let (batch, faults) = match &mut s.reader {
+            Rows::File(reader) => match reader.next() {
+                Some(batch) => (batch.map_err(|e| corrupt(&s.share.path, s.share.table, e))?, Vec::new()),
+                None => {
+                    s.head = None;
+                    return Ok(());
+                }
+            },
+            Rows::Log(reader) => match reader.next_run()? {
+                Some(run) => {
+                    s.row = run.first;
+                    (run.batch, run.faults)
+                }
+                None => {
+                    s.head = None;
+                    return Ok(());
+                }
+            },
         };
-        let batch = batch.map_err(|e| corrupt(&s.share.path, s.share.table, e))?;
         let raw = RawBatch { file: Arc::clone(&s.share.path), row0: s.row, batch, map: Arc::clone(&s.map) };
         let n = raw.batch.num_rows();
         let mut chunk = Chunk { events: Vec::with_capacity(n), rejects: Vec::new(), first_ts: u64::MAX };
         let decoder = self.decoders[s.share.table_index].as_mut().expect("a decoder per table read");
         raw.decode(decoder, &mut chunk.events, &mut chunk.rejects);
+        if !faults.is_empty() {
+            // A record that is not a contract row is reported for what it is
+            // (not JSON, a wrong type), not again for the nulls it decodes to.
+            let (table, row0) = (s.share.table, s.row);
+            let faulty: HashSet<u64> = faults.iter().map(|f| row0 + f.row).collect();
+            chunk.rejects.retain(|r| !faulty.contains(&r.row));
+            chunk.rejects.extend(
+                faults
+                    .into_iter()
+                    .map(|f| Rejected::new(table, &s.share.path, row0 + f.row, f.column, f.code, f.reason)),
+            );
+            chunk.rejects.sort_by_key(|r| r.row);
+        }
         let c = &mut self.counts;
         c.rows[s.share.table_index] += n as u64;
         let mut bad = chunk.rejects.iter().map(|r| r.row).peekable();

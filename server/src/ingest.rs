@@ -13,11 +13,11 @@ use std::io::Cursor;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 
-use arrow_array::builder::{Float64Builder, Int64Builder, StringBuilder, UInt8Builder, UInt32Builder, UInt64Builder};
 use arrow_array::cast::AsArray;
 use arrow_array::{Array, ArrayRef, RecordBatch};
-use citywatch_engine::contract::{ColumnType, Table};
+use citywatch_engine::contract::Table;
 use citywatch_engine::event::{Event, UnitToken};
+use citywatch_engine::ndjson;
 use citywatch_engine::pseudonym::{Pseudonymiser, token_hex};
 use citywatch_engine::read::{Decoder, validate_schema};
 use citywatch_engine::reference::UnitDirectory;
@@ -296,6 +296,22 @@ fn str_at(col: &ArrayRef, r: usize) -> Option<&str> {
     col.as_string_view_opt().map(|a| a.value(r))
 }
 
+/// NDJSON -> one batch with the contract's schema ([`ndjson::records_to_batch`]),
+/// refused whole when it is not UTF-8 or has more than `max_rows` records.
+fn ndjson_batch(table: Table, body: &[u8], max_rows: usize) -> Result<(Vec<RecordBatch>, Vec<RowError>), Refusal> {
+    std::str::from_utf8(body).map_err(|e| Refusal::Body(format!("body is not UTF-8: {e}")))?;
+    let lines = || body.split(|&b| b == b'\n');
+    if ndjson::count_records(lines()) > max_rows {
+        return Err(too_many_rows(max_rows));
+    }
+    let (batch, faults) = ndjson::records_to_batch(table, lines());
+    let errors = faults
+        .into_iter()
+        .map(|f| RowError { row: f.row, column: f.column.map(str::to_owned), code: f.code.into(), reason: f.reason })
+        .collect();
+    Ok((vec![batch], errors))
+}
+
 /// Most rows one ingest request may carry: bounds the decoding work and the
 /// memory of a refusal (a reason per bad row) whatever the body holds.
 pub const MAX_ROWS: usize = 100_000;
@@ -319,147 +335,4 @@ fn arrow_batches(table: Table, body: &[u8], max_rows: usize) -> Result<(Vec<Reco
         batches.push(b);
     }
     Ok((batches, Vec::new()))
-}
-
-/// Columns holding phone numbers: their values are never echoed in an error.
-const NUMBER_COLUMNS: [&str; 4] = ["caller", "callee", "reporter", "suspect_number"];
-
-/// What a refused JSON value was, for an error reason: the value itself
-/// (shortened) except in phone-number columns, where only its JSON type.
-fn describe(column: &str, v: Option<&serde_json::Value>) -> String {
-    use serde_json::Value as V;
-    match v {
-        _ if !NUMBER_COLUMNS.contains(&column) => {
-            let found = v.map(|v| v.to_string()).unwrap_or_default();
-            found.chars().take(40).collect()
-        }
-        Some(V::Number(_)) => "a JSON number".into(),
-        Some(V::Bool(_)) => "a JSON boolean".into(),
-        Some(V::Array(_)) => "a JSON array".into(),
-        Some(V::Object(_)) => "a JSON object".into(),
-        _ => "of another JSON type".into(),
-    }
-}
-
-enum Builder {
-    U64(UInt64Builder),
-    U32(UInt32Builder),
-    U8(UInt8Builder),
-    I64(Int64Builder),
-    F64(Float64Builder),
-    Str(StringBuilder),
-}
-
-impl Builder {
-    fn new(t: ColumnType) -> Builder {
-        match t {
-            ColumnType::UInt64 => Builder::U64(UInt64Builder::new()),
-            ColumnType::UInt32 => Builder::U32(UInt32Builder::new()),
-            ColumnType::UInt8 => Builder::U8(UInt8Builder::new()),
-            ColumnType::Int64 => Builder::I64(Int64Builder::new()),
-            ColumnType::Float64 => Builder::F64(Float64Builder::new()),
-            ColumnType::Utf8 => Builder::Str(StringBuilder::new()),
-        }
-    }
-
-    /// Appends a JSON value; `Err(expected type)` when it has the wrong JSON type or range.
-    fn push(&mut self, v: Option<&serde_json::Value>) -> Result<(), &'static str> {
-        fn get<T>(
-            v: Option<&serde_json::Value>,
-            f: impl Fn(&serde_json::Value) -> Option<T>,
-            expected: &'static str,
-        ) -> Result<Option<T>, &'static str> {
-            match v.filter(|v| !v.is_null()) {
-                None => Ok(None),
-                Some(x) => f(x).map(Some).ok_or(expected),
-            }
-        }
-        match self {
-            Builder::U64(b) => b.append_option(get(v, |x| x.as_u64(), "an unsigned integer (uint64)")?),
-            Builder::U32(b) => b.append_option(get(
-                v,
-                |x| x.as_u64().and_then(|n| u32::try_from(n).ok()),
-                "an unsigned integer up to 4294967295 (uint32)",
-            )?),
-            Builder::U8(b) => b.append_option(get(
-                v,
-                |x| x.as_u64().and_then(|n| u8::try_from(n).ok()),
-                "an unsigned integer up to 255 (uint8)",
-            )?),
-            Builder::I64(b) => b.append_option(get(v, |x| x.as_i64(), "an integer (int64)")?),
-            Builder::F64(b) => b.append_option(get(v, |x| x.as_f64(), "a number (float64)")?),
-            Builder::Str(b) => match v.filter(|v| !v.is_null()) {
-                None => b.append_null(),
-                Some(x) => b.append_value(x.as_str().ok_or("a string (utf8)")?),
-            },
-        }
-        Ok(())
-    }
-
-    fn finish(self) -> ArrayRef {
-        match self {
-            Builder::U64(mut b) => Arc::new(b.finish()),
-            Builder::U32(mut b) => Arc::new(b.finish()),
-            Builder::U8(mut b) => Arc::new(b.finish()),
-            Builder::I64(mut b) => Arc::new(b.finish()),
-            Builder::F64(mut b) => Arc::new(b.finish()),
-            Builder::Str(mut b) => Arc::new(b.finish()),
-        }
-    }
-}
-
-/// NDJSON -> one batch with the contract's schema. A value of the wrong JSON
-/// type becomes a null in the batch plus a row error.
-fn ndjson_batch(table: Table, body: &[u8], max_rows: usize) -> Result<(Vec<RecordBatch>, Vec<RowError>), Refusal> {
-    let text = std::str::from_utf8(body).map_err(|e| Refusal::Body(format!("body is not UTF-8: {e}")))?;
-    let cols = table.columns();
-    let mut builders: Vec<Builder> = cols.iter().map(|c| Builder::new(c.data_type)).collect();
-    let mut errors = Vec::new();
-    let mut row = 0u64;
-    for line in text.lines() {
-        if line.trim().is_empty() {
-            continue;
-        }
-        if row as usize >= max_rows {
-            return Err(too_many_rows(max_rows));
-        }
-        let err = |column: Option<&str>, code: &str, reason: String| RowError {
-            row,
-            column: column.map(str::to_owned),
-            code: code.into(),
-            reason,
-        };
-        match serde_json::from_str::<serde_json::Value>(line) {
-            Ok(serde_json::Value::Object(obj)) => {
-                for (c, b) in cols.iter().zip(builders.iter_mut()) {
-                    if let Err(expected) = b.push(obj.get(c.name)) {
-                        b.push(None).ok();
-                        let found = describe(c.name, obj.get(c.name));
-                        errors.push(err(
-                            Some(c.name),
-                            "wrong_type",
-                            format!("`{}` is {found}; expected {expected}", c.name),
-                        ));
-                    }
-                }
-            }
-            Ok(_) => {
-                errors.push(err(None, "not_an_object", "each line must be one JSON object".into()));
-                builders.iter_mut().for_each(|b| b.push(None).unwrap_or(()));
-            }
-            Err(e) => {
-                errors.push(err(None, "bad_json", format!("not JSON: {e}")));
-                builders.iter_mut().for_each(|b| b.push(None).unwrap_or(()));
-            }
-        }
-        row += 1;
-    }
-    let arrays: Vec<ArrayRef> = builders.into_iter().map(Builder::finish).collect();
-    // The contract's schema marks required columns non-nullable; a null in one is
-    // a row error the decoder reports, so build against a nullable copy.
-    let fields: Vec<arrow_schema::Field> =
-        table.schema().fields().iter().map(|f| f.as_ref().clone().with_nullable(true)).collect();
-    let batch = RecordBatch::try_new(Arc::new(arrow_schema::Schema::new(fields)), arrays)
-        .map_err(|e| Refusal::Body(format!("internal error building the batch: {e}")))?;
-    Ok((vec![batch], errors))
 }

@@ -1,0 +1,142 @@
+//! citywatch over a Kafka-protocol message log.
+//!
+//! - [`KafkaSource`]: the stream tables `calls`, `alarms` and `patrols` read
+//!   from topics `{prefix}calls`, `{prefix}alarms`, `{prefix}patrols`. Each
+//!   partition is one share of the engine's partitioned sources
+//!   ([`citywatch_engine::share`]): partitions are dealt to the workers, each
+//!   with its own event-time watermark, and an event's source position is
+//!   `(table, partition, offset)`, so alerts do not depend on the number of
+//!   workers. A record's value is one row of the input contract as a JSON
+//!   object (the ingest API's NDJSON line); a record that is not is rejected
+//!   with its reason (`rejected.ndjson`, file `kafka:TOPIC/PARTITION`, row =
+//!   offset) and reading goes on.
+//! - [`publish()`]: writes a dataset folder's stream tables into those topics
+//!   (keyed by call, alarm or unit, so a call's start and end share a
+//!   partition and keep their order).
+//! - [`AlertSink`]: alerts into `{prefix}alerts`, keyed by alert id,
+//!   skipping ids the topic already holds (a rerun repeats nothing).
+//!
+//! The client is `rskafka` (pure Rust, on tokio). Every call here blocks: the
+//! engine's sources are threads, and each reader runs a single-threaded
+//! runtime of its own.
+
+mod publish;
+mod sink;
+mod source;
+
+use std::time::Duration;
+
+pub use publish::{PublishOptions, PublishStats, produce_values, publish};
+pub use sink::AlertSink;
+pub use source::KafkaSource;
+
+/// Where the log is.
+#[derive(Debug, Clone)]
+pub struct LogConfig {
+    /// Bootstrap brokers, `host:port`.
+    pub brokers: Vec<String>,
+    /// Topics are `{prefix}{table}` (`calls`, `alarms`, `patrols`, `alerts`).
+    pub topic_prefix: String,
+    /// Longest a fetch waits for records (ms).
+    pub max_wait_ms: i32,
+}
+
+impl LogConfig {
+    /// A log at `brokers` (comma-separated `host:port`) with topics `{prefix}{table}`.
+    pub fn new(brokers: &str, topic_prefix: &str) -> Self {
+        LogConfig {
+            brokers: brokers.split(',').map(str::trim).filter(|b| !b.is_empty()).map(str::to_owned).collect(),
+            topic_prefix: topic_prefix.to_owned(),
+            max_wait_ms: 100,
+        }
+    }
+
+    /// The topic of a table.
+    pub fn topic(&self, table: &str) -> String {
+        format!("{}{table}", self.topic_prefix)
+    }
+}
+
+/// What can go wrong talking to the log.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// No broker answered.
+    #[error("cannot reach the Kafka brokers {brokers}: {detail}; check --brokers and that the broker is up")]
+    Connect {
+        /// The brokers tried.
+        brokers: String,
+        /// The client's error.
+        detail: String,
+    },
+    /// A topic or partition request failed.
+    #[error("topic {topic}: {detail}")]
+    Topic {
+        /// The topic.
+        topic: String,
+        /// What failed.
+        detail: String,
+    },
+    /// Reading the dataset failed.
+    #[error(transparent)]
+    Engine(#[from] citywatch_engine::Error),
+}
+
+/// Results of this crate.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// A single-threaded runtime for blocking calls.
+fn runtime() -> Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| Error::Connect { brokers: String::new(), detail: format!("no async runtime: {e}") })
+}
+
+/// Connects to the brokers (bounded: 10 s).
+async fn connect(cfg: &LogConfig) -> Result<rskafka::client::Client> {
+    let brokers = cfg.brokers.join(",");
+    if cfg.brokers.is_empty() {
+        return Err(Error::Connect { brokers, detail: "no broker given".into() });
+    }
+    let build = rskafka::client::ClientBuilder::new(cfg.brokers.clone()).client_id("citywatch").build();
+    match tokio::time::timeout(Duration::from_secs(10), build).await {
+        Ok(Ok(client)) => Ok(client),
+        Ok(Err(e)) => Err(Error::Connect { brokers, detail: e.to_string() }),
+        Err(_) => Err(Error::Connect { brokers, detail: "no answer within 10 s".into() }),
+    }
+}
+
+/// A partition's client, failing (not waiting) when the topic is unknown.
+async fn partition_client(
+    client: &rskafka::client::Client,
+    topic: &str,
+    partition: i32,
+) -> Result<rskafka::client::partition::PartitionClient> {
+    client
+        .partition_client(topic.to_owned(), partition, rskafka::client::partition::UnknownTopicHandling::Error)
+        .await
+        .map_err(|e| Error::Topic { topic: topic.to_owned(), detail: format!("partition {partition}: {e}") })
+}
+
+/// The partitions of a topic, sorted; `None` when the log has no such topic.
+async fn partitions_of(client: &rskafka::client::Client, topic: &str) -> Result<Option<Vec<i32>>> {
+    let topics =
+        client.list_topics().await.map_err(|e| Error::Topic { topic: topic.to_owned(), detail: e.to_string() })?;
+    Ok(topics.into_iter().find(|t| t.name == topic).map(|t| {
+        let mut p: Vec<i32> = t.partitions.into_iter().collect();
+        p.sort_unstable();
+        p
+    }))
+}
+
+/// Earliest and latest offsets of a partition.
+async fn offsets(pc: &rskafka::client::partition::PartitionClient) -> Result<(i64, i64)> {
+    use rskafka::client::partition::OffsetAt;
+    let err = |e: rskafka::client::error::Error| Error::Topic {
+        topic: pc.topic().to_owned(),
+        detail: format!("partition {}: offsets: {e}", pc.partition()),
+    };
+    let start = pc.get_offset(OffsetAt::Earliest).await.map_err(err)?;
+    let end = pc.get_offset(OffsetAt::Latest).await.map_err(err)?;
+    Ok((start, end))
+}

@@ -1,0 +1,198 @@
+//! `citywatch publish`: a dataset folder's stream tables into topics.
+
+use std::path::PathBuf;
+use std::time::Instant;
+
+use arrow_array::cast::AsArray;
+use arrow_array::types::{Float64Type, Int64Type, UInt8Type, UInt32Type, UInt64Type};
+use arrow_array::{Array, RecordBatch};
+use citywatch_engine::contract::{ColumnType, Table};
+use citywatch_engine::event::stable_key;
+use citywatch_engine::read::{self, RawBatches};
+use rskafka::client::partition::{Compression, PartitionClient};
+use rskafka::record::Record;
+use serde_json::{Map, Value};
+
+use crate::{Error, LogConfig, Result, connect, partition_client, partitions_of, runtime};
+
+/// What to publish.
+#[derive(Debug, Clone)]
+pub struct PublishOptions {
+    /// The dataset folder.
+    pub input: PathBuf,
+    /// Partitions of each topic created (an existing topic keeps its own).
+    pub partitions: i32,
+}
+
+/// What was published.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct PublishStats {
+    /// Records per table, in [`Table::STREAMS`] order.
+    pub records: [u64; 3],
+}
+
+/// Records per produce request.
+const PRODUCE_RECORDS: usize = 2000;
+
+/// The column whose value keys a table's records: a call's start and end
+/// rows, an alarm's rows and a unit's positions each stay in one partition,
+/// in the order they were written.
+fn key_column(table: Table) -> &'static str {
+    match table {
+        Table::Calls => "call_id",
+        Table::Alarms => "alarm_id",
+        _ => "unit_id",
+    }
+}
+
+/// Writes each stream table of `opts.input` to its topic (creating it with
+/// `opts.partitions` partitions when missing), one JSON object per record,
+/// keyed by [`key_column`] and partitioned by its stable hash; the record
+/// timestamp is the row's `ts_ms`. Rows go in file order, so a partition
+/// holds its rows in the dataset's order.
+pub fn publish(cfg: &LogConfig, opts: &PublishOptions) -> Result<PublishStats> {
+    let rt = runtime()?;
+    rt.block_on(async {
+        let client = connect(cfg).await?;
+        let mut stats = PublishStats::default();
+        for (ti, table) in Table::STREAMS.into_iter().enumerate() {
+            let Some(files) = read::locate(&opts.input, table)? else { continue };
+            read::check(&files)?;
+            let topic = cfg.topic(table.name());
+            let partitions = match partitions_of(&client, &topic).await? {
+                Some(p) => p,
+                None => {
+                    let controller = client
+                        .controller_client()
+                        .map_err(|e| Error::Topic { topic: topic.clone(), detail: e.to_string() })?;
+                    controller
+                        .create_topic(topic.clone(), opts.partitions.max(1), 1, 5_000)
+                        .await
+                        .map_err(|e| Error::Topic { topic: topic.clone(), detail: format!("create: {e}") })?;
+                    (0..opts.partitions.max(1)).collect()
+                }
+            };
+            let mut clients = Vec::with_capacity(partitions.len());
+            for &p in &partitions {
+                clients.push(partition_client(&client, &topic, p).await?);
+            }
+            let mut pending: Vec<Vec<Record>> = vec![Vec::new(); clients.len()];
+            let mut batches = RawBatches::new(files);
+            while let Some(raw) = batches.next_batch()? {
+                for (key, record) in rows_as_records(table, &raw.batch) {
+                    let p = (stable_key(&key) % clients.len() as u64) as usize;
+                    pending[p].push(record);
+                    if pending[p].len() >= PRODUCE_RECORDS {
+                        produce(&clients[p], std::mem::take(&mut pending[p])).await?;
+                    }
+                    stats.records[ti] += 1;
+                }
+            }
+            for (c, records) in clients.iter().zip(pending) {
+                produce(c, records).await?;
+            }
+        }
+        Ok(stats)
+    })
+}
+
+async fn produce(client: &PartitionClient, records: Vec<Record>) -> Result<()> {
+    if records.is_empty() {
+        return Ok(());
+    }
+    let started = Instant::now();
+    client.produce(records, Compression::NoCompression).await.map_err(|e| Error::Topic {
+        topic: client.topic().to_owned(),
+        detail: format!("partition {}: produce failed after {:?}: {e}", client.partition(), started.elapsed()),
+    })?;
+    Ok(())
+}
+
+/// Each row of a contract batch as `(key, record)`: a JSON object of the
+/// contract's columns (nulls left out).
+pub(crate) fn rows_as_records(table: Table, batch: &RecordBatch) -> Vec<(String, Record)> {
+    let schema = batch.schema();
+    let cols: Vec<(&'static str, ColumnType, Option<&dyn Array>)> = table
+        .columns()
+        .iter()
+        .map(|c| (c.name, c.data_type, schema.index_of(c.name).ok().map(|i| batch.column(i).as_ref())))
+        .collect();
+    let key_name = key_column(table);
+    (0..batch.num_rows())
+        .map(|r| {
+            let mut obj = Map::new();
+            let mut ts = 0i64;
+            for &(name, ty, col) in &cols {
+                let Some(v) = col.and_then(|a| value_at(a, ty, r)) else { continue };
+                if name == "ts_ms" {
+                    ts = v.as_i64().unwrap_or(0);
+                }
+                obj.insert(name.to_owned(), v);
+            }
+            let key = match obj.get(key_name) {
+                Some(Value::String(s)) => s.clone(),
+                Some(v) => v.to_string(),
+                None => String::new(),
+            };
+            let record = Record {
+                key: Some(key.clone().into_bytes()),
+                value: Some(serde_json::to_vec(&Value::Object(obj)).expect("JSON values serialise")),
+                headers: Default::default(),
+                timestamp: chrono::DateTime::from_timestamp_millis(ts).unwrap_or_default(),
+            };
+            (key, record)
+        })
+        .collect()
+}
+
+/// Row `r` of a column as JSON; `None` when null or of a type the contract
+/// does not allow (the dataset was checked, so that does not happen).
+fn value_at(a: &dyn Array, ty: ColumnType, r: usize) -> Option<Value> {
+    if a.is_null(r) {
+        return None;
+    }
+    Some(match ty {
+        ColumnType::UInt64 => Value::from(a.as_primitive_opt::<UInt64Type>()?.value(r)),
+        ColumnType::UInt32 => Value::from(a.as_primitive_opt::<UInt32Type>()?.value(r)),
+        ColumnType::UInt8 => Value::from(a.as_primitive_opt::<UInt8Type>()?.value(r)),
+        ColumnType::Int64 => Value::from(a.as_primitive_opt::<Int64Type>()?.value(r)),
+        ColumnType::Float64 => Value::from(a.as_primitive_opt::<Float64Type>()?.value(r)),
+        ColumnType::Utf8 => Value::from(
+            a.as_string_opt::<i32>()
+                .map(|s| s.value(r))
+                .or_else(|| a.as_string_opt::<i64>().map(|s| s.value(r)))
+                .or_else(|| a.as_string_view_opt().map(|s| s.value(r)))?,
+        ),
+    })
+}
+
+/// Appends raw record values to one partition of `topic` (created with
+/// `partitions` partitions when missing): for feeding a log by hand, and for
+/// tests of what the source does with records that are not contract rows.
+pub fn produce_values(
+    cfg: &LogConfig,
+    topic: &str,
+    partitions: i32,
+    partition: i32,
+    values: Vec<Vec<u8>>,
+) -> Result<()> {
+    let rt = runtime()?;
+    rt.block_on(async {
+        let client = connect(cfg).await?;
+        if partitions_of(&client, topic).await?.is_none() {
+            let controller = client
+                .controller_client()
+                .map_err(|e| Error::Topic { topic: topic.to_owned(), detail: e.to_string() })?;
+            controller
+                .create_topic(topic.to_owned(), partitions.max(1), 1, 5_000)
+                .await
+                .map_err(|e| Error::Topic { topic: topic.to_owned(), detail: format!("create: {e}") })?;
+        }
+        let pc = partition_client(&client, topic, partition).await?;
+        let records = values
+            .into_iter()
+            .map(|v| Record { key: None, value: Some(v), headers: Default::default(), timestamp: Default::default() })
+            .collect();
+        produce(&pc, records).await
+    })
+}

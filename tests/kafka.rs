@@ -1,0 +1,193 @@
+//! Feeds from a message log (issue 22), against a real Kafka-protocol broker
+//! (tansu, started here on a loopback port with in-memory storage). When the
+//! `tansu` program is missing the tests print a loud SKIPPED message and
+//! pass, unless `CITYWATCH_REQUIRE_KAFKA=1` (set in CI, which installs it)
+//! makes that a failure.
+
+mod common;
+
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use citywatch_engine::testkit::{RandomSpec, write_random_dataset};
+
+/// A broker on a free loopback port, killed on drop.
+struct Broker {
+    child: Child,
+    addr: String,
+}
+
+impl Drop for Broker {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn find_tansu() -> Option<PathBuf> {
+    if let Ok(p) = std::env::var("CITYWATCH_TANSU") {
+        return Some(PathBuf::from(p));
+    }
+    let mut dirs: Vec<PathBuf> =
+        std::env::var_os("PATH").map(|p| std::env::split_paths(&p).collect()).unwrap_or_default();
+    if let Some(home) = std::env::var_os("HOME") {
+        dirs.push(Path::new(&home).join(".cargo/bin"));
+    }
+    dirs.into_iter().map(|d| d.join("tansu")).find(|p| p.is_file())
+}
+
+/// Starts a broker, or returns `None` (after a loud SKIPPED message) when
+/// tansu is not installed, unless `CITYWATCH_REQUIRE_KAFKA=1`.
+fn broker() -> Option<Broker> {
+    let Some(tansu) = find_tansu() else {
+        let msg = "the tansu broker is required (cargo install tansu --version 0.6.0 --features dynostore,libsql)";
+        if std::env::var("CITYWATCH_REQUIRE_KAFKA").is_ok_and(|v| v == "1") {
+            panic!("{msg}");
+        }
+        eprintln!("\n!!! SKIPPED a Kafka test: {msg}\n");
+        return None;
+    };
+    let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let url = format!("tcp://127.0.0.1:{port}");
+    let child = Command::new(tansu)
+        .args(["broker", "--listener-url", &url, "--advertised-listener-url", &url])
+        .args(["--storage-engine", "memory://tansu/"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start tansu");
+    let broker = Broker { child, addr: format!("127.0.0.1:{port}") };
+    let start = Instant::now();
+    while TcpStream::connect(&broker.addr).is_err() {
+        assert!(start.elapsed() < Duration::from_secs(30), "tansu did not listen on {} within 30 s", broker.addr);
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    Some(broker)
+}
+
+fn ok(o: std::process::Output, what: &str) -> String {
+    assert!(o.status.success(), "{what} failed: {}", common::stderr(&o));
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+/// A dataset whose events interact (bursts of calls, repeat reporters, units
+/// dispatched) so that every model has something to say.
+fn dataset(dir: &Path, coarse_ms: Option<i64>) {
+    let spec =
+        RandomSpec { seed: 22, alarms: 300, units: 10, calls: 2_000, grids: true, coarse_ms, ..Default::default() };
+    write_random_dataset(dir, &spec).unwrap();
+}
+
+const LIMIT: Duration = Duration::from_secs(120);
+
+/// `citywatch publish` of `input` into topics `prefix*`; its stdout.
+fn publish(broker: &Broker, input: &Path, prefix: &str, partitions: u32) -> String {
+    let p = partitions.to_string();
+    let args = ["publish", "--input", input.to_str().unwrap(), "--brokers", &broker.addr, "--topic-prefix", prefix];
+    ok(common::citywatch_within(&[&args[..], &["--partitions", &p]].concat(), LIMIT), "publish")
+}
+
+/// A replay of the topics `prefix*` with the reference tables of `input`; its stdout.
+fn replay_log(broker: &Broker, input: &Path, out: &Path, prefix: &str, workers: usize, extra: &[&str]) -> String {
+    let w = workers.to_string();
+    let (input, out) = (input.to_str().unwrap(), out.to_str().unwrap());
+    let args = ["replay", "--quiet", "--input", input, "--out", out, "--workers", &w, "--brokers", &broker.addr];
+    ok(
+        common::citywatch_within(&[&args[..], &["--topic-prefix", prefix], extra].concat(), LIMIT),
+        "replay from the log",
+    )
+}
+
+#[test]
+fn replay_from_topics_gives_the_bytes_of_replay_from_parquet_for_any_partitions_and_workers() {
+    let Some(broker) = broker() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("city");
+    dataset(&input, None);
+    let from_files = dir.path().join("files");
+    common::replay_ok(&input, &from_files, 1, &[]);
+    let alerts = std::fs::read(from_files.join("alerts.ndjson")).unwrap();
+    assert!(alerts.len() > 1_000, "the dataset raises alerts");
+
+    let out = publish(&broker, &input, "t.", 3);
+    assert!(out.contains("records -> t.calls"), "{out}");
+    for w in [1, 2, 4] {
+        let out_dir = dir.path().join(format!("log-{w}"));
+        replay_log(&broker, &input, &out_dir, "t.", w, &[]);
+        assert!(
+            std::fs::read(out_dir.join("alerts.ndjson")).unwrap() == alerts,
+            "alerts from 3 partitions with {w} workers differ from the Parquet replay's"
+        );
+        let (a, b) = (common::json(&from_files.join("summary.json")), common::json(&out_dir.join("summary.json")));
+        assert_eq!(a["events"], b["events"], "every event read from the log");
+        assert_eq!(a["late_events"], b["late_events"]);
+    }
+}
+
+#[test]
+fn bad_records_are_rejected_with_reasons_and_the_partition_goes_on() {
+    let Some(broker) = broker() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("city");
+    dataset(&input, None);
+    // Reference tables only: the streams come from the log.
+    let reference = dir.path().join("reference");
+    std::fs::create_dir_all(&reference).unwrap();
+    for f in ["grids.parquet", "officers.parquet"] {
+        std::fs::copy(input.join(f), reference.join(f)).unwrap();
+    }
+    let cfg = citywatch_kafka::LogConfig::new(&broker.addr, "bad.");
+    let alarm = |id: u64, ts: i64| {
+        format!(
+            r#"{{"alarm_id":{id},"ts_ms":{ts},"source":"110","category":"theft","priority":2,"lat":36.07,"lon":120.38}}"#
+        )
+        .into_bytes()
+    };
+    let t0 = citywatch_engine::testkit::T0_MS;
+    let values = vec![
+        alarm(1, t0),
+        b"this is not json".to_vec(),
+        br#"{"alarm_id":"three","ts_ms":1}"#.to_vec(),
+        alarm(4, 4_102_444_800_000), // 2100-01-01: far in the future
+        b"[1,2,3]".to_vec(),
+        Vec::new(),
+        alarm(7, t0 + 60_000),
+    ];
+    citywatch_kafka::produce_values(&cfg, "bad.alarms", 1, 0, values).unwrap();
+    let out = dir.path().join("out");
+    replay_log(&broker, &reference, &out, "bad.", 1, &[]);
+    let summary = common::json(&out.join("summary.json"));
+    assert_eq!(summary["events"], 2, "the two good alarms, before and after the bad records: {summary}");
+    assert_eq!(summary["tables"]["alarms"]["read"], 7);
+    assert_eq!(summary["tables"]["alarms"]["rejected"], 5);
+    let rejected = std::fs::read_to_string(out.join("rejected.ndjson")).unwrap();
+    let rows: Vec<serde_json::Value> = rejected.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let codes: Vec<(u64, &str)> =
+        rows.iter().map(|r| (r["row"].as_u64().unwrap(), r["code"].as_str().unwrap())).collect();
+    assert_eq!(codes[0], (1, "bad_json"), "{rejected}");
+    assert_eq!(codes[1].0, 2, "{rejected}");
+    assert_eq!(codes[2], (3, "out_of_range"), "{rejected}");
+    assert_eq!(codes[3], (4, "not_an_object"), "{rejected}");
+    assert_eq!(codes[4], (5, "not_an_object"), "{rejected}");
+    assert!(rows.iter().all(|r| r["file"] == "kafka:bad.alarms/0"), "{rejected}");
+    assert!(rows[1]["reason"].as_str().unwrap().contains("alarm_id"), "names the column: {rejected}");
+}
+
+#[test]
+fn alerts_written_to_the_log_twice_are_there_once() {
+    let Some(broker) = broker() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("city");
+    dataset(&input, None);
+    publish(&broker, &input, "s.", 2);
+    let run =
+        |n: usize| replay_log(&broker, &input, &dir.path().join(format!("out-{n}")), "s.", 1, &["--alerts-to-log"]);
+    let first = run(1);
+    let total = std::fs::read_to_string(dir.path().join("out-1/alerts.ndjson")).unwrap().lines().count();
+    assert!(total > 0);
+    assert!(first.contains(&format!("{total} sent, 0 already there")), "{first}");
+    let second = run(2);
+    assert!(second.contains(&format!("0 sent, {total} already there ({total} ids before)")), "{second}");
+}
