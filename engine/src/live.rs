@@ -106,6 +106,8 @@ struct Feed {
     unopened: Option<JournalOptions>,
     /// Idempotency keys of recent requests.
     keys: RecentKeys,
+    /// The newest key starting with [`LOG_KEY_PREFIX`] (see [`LiveEngine::log_position`]).
+    log_position: Option<String>,
     /// Unit names, to journal with patrol events (tokens are hashes).
     units: crate::reference::UnitDirectory,
     /// Shared with [`LiveEngine::queue_depth`].
@@ -130,6 +132,12 @@ impl Feed {
         ))
     }
 }
+
+/// Idempotency keys that start with this are a message-log feed's position:
+/// the feed names, in its key, where every partition it reads stands after
+/// the request, so the newest such key in the journal is where a restarted
+/// feed resumes (the offsets are committed with the state they produced).
+pub const LOG_KEY_PREFIX: &str = "log:";
 
 /// The running live dataflow.
 pub struct LiveEngine {
@@ -191,6 +199,7 @@ impl LiveEngine {
                 journal: None,
                 unopened: opts.journal,
                 keys: RecentKeys::default(),
+                log_position: None,
                 units,
                 depth: Arc::clone(&depth),
             })),
@@ -215,7 +224,12 @@ impl LiveEngine {
                 feed.units.insert(*token, name);
             }
             if let Some(k) = rec.key {
-                feed.keys.insert(k);
+                // A log position is not a retry key: kept alone, not in the set.
+                if k.starts_with(LOG_KEY_PREFIX) {
+                    feed.log_position = Some(k);
+                } else {
+                    feed.keys.insert(k);
+                }
             }
             if let Some(m) = rec.max_seen {
                 feed.watermark.observe(m);
@@ -340,7 +354,11 @@ impl LiveEngine {
         feed.events += n;
         feed.late += late;
         if let Some(k) = key {
-            feed.keys.insert(k.to_owned());
+            if k.starts_with(LOG_KEY_PREFIX) {
+                feed.log_position = Some(k.to_owned());
+            } else {
+                feed.keys.insert(k.to_owned());
+            }
         }
         let stopped = feed.send(Epoch { events, watermark: feed.watermark.current() });
         if stopped > 0 {
@@ -354,6 +372,12 @@ impl LiveEngine {
             sync.sync_to(lsn).map_err(|e| Refused::Unavailable(format!("the journal cannot be synced: {e}")))?;
         }
         Ok(Outcome::Applied(Ingested { events: n, late }))
+    }
+
+    /// The newest applied idempotency key that starts with [`LOG_KEY_PREFIX`]
+    /// (restored from the journal, then kept as requests are applied).
+    pub fn log_position(&self) -> Option<String> {
+        self.feed.lock().expect("feed lock").as_ref().and_then(|f| f.log_position.clone())
     }
 
     /// Advances event time to `now_ms - lateness` with no new events (never backwards).

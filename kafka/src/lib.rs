@@ -20,12 +20,14 @@
 //! engine's sources are threads, and each reader runs a single-threaded
 //! runtime of its own.
 
+mod feed;
 mod publish;
 mod sink;
 mod source;
 
 use std::time::Duration;
 
+pub use feed::{FEED_BATCH, FeedBatch, LogFeed, StartAt, parse_position};
 pub use publish::{PublishOptions, PublishStats, produce_values, publish};
 pub use sink::AlertSink;
 pub use source::KafkaSource;

@@ -122,6 +122,15 @@ pub struct ServerConfig {
     /// it (a restart then restores less history). Bounds the restore time.
     /// Default 1 GiB.
     pub journal_max_bytes: u64,
+    /// Read calls, alarms and patrols from the Kafka topics
+    /// `<log_topic_prefix><table>` on these brokers (comma-separated
+    /// `host:port`) as well as from the ingest API. Default none.
+    pub log_brokers: Option<String>,
+    /// Prefix of the log's topics. Default `citywatch.`.
+    pub log_topic_prefix: String,
+    /// Where a feed with no position in the journal starts: `earliest`,
+    /// `latest` or a time in ms since the epoch. Default `earliest`.
+    pub log_start: String,
 }
 
 impl Default for ServerConfig {
@@ -160,6 +169,9 @@ impl Default for ServerConfig {
             journal_retention_ms: 86_400_000,
             journal_segment_bytes: 64 << 20,
             journal_max_bytes: 1 << 30,
+            log_brokers: None,
+            log_topic_prefix: "citywatch.".into(),
+            log_start: "earliest".into(),
         }
     }
 }

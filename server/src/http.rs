@@ -80,6 +80,8 @@ struct App {
 
 type Shared = Arc<App>;
 
+mod logfeed;
+
 pub(crate) async fn run(
     listener: tokio::net::TcpListener,
     cfg: ServerConfig,
@@ -177,6 +179,13 @@ pub(crate) async fn run(
             return Err(Error::Internal(format!("cannot restore the journal: {e}")));
         }
     }
+    let log_thread = match logfeed::spawn(&app, &stopping) {
+        Ok(t) => t,
+        Err(e) => {
+            stopping.store(true, Ordering::SeqCst);
+            return Err(e);
+        }
+    };
     let sweeper = tokio::spawn(escalation_loop(app.clone()));
     let clock = tokio::spawn(clock_loop(app.clone()));
     let credentials = tokio::spawn(credentials_loop(app.clone()));
@@ -196,7 +205,13 @@ pub(crate) async fn run(
     credentials.abort();
     refusals.abort();
     stopping.store(true, Ordering::SeqCst);
-    let joined = tokio::task::spawn_blocking(move || (store_thread.join(), checkpointer.join())).await;
+    let joined = tokio::task::spawn_blocking(move || {
+        if let Some(t) = log_thread {
+            let _ = t.join();
+        }
+        (store_thread.join(), checkpointer.join())
+    })
+    .await;
     served.map_err(|source| Error::Bind { addr, source })?;
     match joined {
         Ok((Ok(()), Ok(()))) => Ok(()),

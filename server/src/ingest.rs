@@ -122,6 +122,19 @@ pub struct Decoded {
     pub numbers: Vec<(String, String)>,
 }
 
+/// Records of a message log, decoded record by record ([`Ingest::decode_records`]).
+#[derive(Debug)]
+pub struct LogDecoded {
+    /// The good records' events, in record order.
+    pub events: Vec<Event>,
+    /// The index of the record each event came from.
+    pub rows: Vec<usize>,
+    /// The bad records' errors (`row`: the record's index), by record.
+    pub errors: Vec<RowError>,
+    /// `(token hex, real number)` of numbers not kept yet.
+    pub numbers: Vec<(String, String)>,
+}
+
 /// A patrol unit's latest known place and status.
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct UnitPosition {
@@ -217,6 +230,42 @@ impl Ingest {
         }
         let numbers = if self.keep_numbers { self.new_numbers(table, &batches) } else { Vec::new() };
         Ok(Decoded { events, numbers })
+    }
+
+    /// Decodes records of a message log, one row each, record by record: a
+    /// bad record is one [`RowError`] (its `row` the record's index) and the
+    /// others decode (a log cannot be answered 400). Returns the events with
+    /// the index of the record each came from, the errors, and the numbers
+    /// to keep.
+    pub fn decode_records(&self, table: Table, values: &[&[u8]]) -> Result<LogDecoded, Refusal> {
+        let Some(i) = slot(table) else { return Err(Refusal::Body(format!("{} is not a stream", table.name()))) };
+        let (batch, faults) = ndjson::records_to_batch(table, values.iter().copied());
+        let map =
+            validate_schema(Path::new(SOURCE), table, &batch.schema()).map_err(|e| Refusal::Body(e.to_string()))?;
+        let mut events = Vec::new();
+        let mut rejects = Vec::new();
+        {
+            let mut dec = self.decoders[i].lock().map_err(|_| Refusal::Body("decoder lock poisoned".into()))?;
+            dec.decode(Path::new(SOURCE), 0, &batch, &map, &mut events, &mut rejects);
+        }
+        let faulty: HashSet<u64> = faults.iter().map(|f| f.row).collect();
+        let mut errors: Vec<RowError> = faults
+            .into_iter()
+            .map(|f| RowError {
+                row: f.row,
+                column: f.column.map(str::to_owned),
+                code: f.code.into(),
+                reason: f.reason,
+            })
+            .collect();
+        errors.extend(rejects.iter().filter(|r| !faulty.contains(&r.row)).map(RowError::from));
+        errors.sort_by_key(|e| e.row);
+        let bad: HashSet<u64> = errors.iter().map(|e| e.row).collect();
+        let rows: Vec<usize> = (0..values.len()).filter(|r| !bad.contains(&(*r as u64))).collect();
+        debug_assert_eq!(rows.len(), events.len(), "one event per good record");
+        let numbers =
+            if self.keep_numbers { self.new_numbers(table, std::slice::from_ref(&batch)) } else { Vec::new() };
+        Ok(LogDecoded { events, rows, errors, numbers })
     }
 
     fn new_numbers(&self, table: Table, batches: &[RecordBatch]) -> Vec<(String, String)> {

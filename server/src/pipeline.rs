@@ -48,6 +48,11 @@ pub trait Pipeline: Send + Sync + 'static {
     fn restore(&self) -> Result<String, String> {
         Ok("no journal".into())
     }
+    /// The newest applied message-log position (see
+    /// [`citywatch_engine::live::LiveEngine::log_position`]). Default none.
+    fn log_position(&self) -> Option<String> {
+        None
+    }
     /// Epochs queued for the dataflow's busiest worker (a gauge in `/metrics`). Default 0.
     fn queue_depth(&self) -> usize {
         0
@@ -119,6 +124,10 @@ impl Pipeline for LivePipeline {
 
     fn advance_clock(&self, now_ms: u64) {
         self.engine.advance_clock(now_ms);
+    }
+
+    fn log_position(&self) -> Option<String> {
+        self.engine.log_position()
     }
 
     fn watermark(&self) -> Option<u64> {

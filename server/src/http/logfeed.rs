@@ -1,0 +1,135 @@
+//! The live service fed from a message log (`log_brokers` in the config):
+//! one thread reads every partition of the stream topics
+//! ([`citywatch_kafka::LogFeed`]) and applies each batch as an ingest request
+//! would be, with the feed's position as the idempotency key, so the
+//! journal commits the offsets with the state they produced and a restart
+//! resumes where the journal ends: nothing lost, nothing applied twice.
+//!
+//! A log cannot be answered `400`: a bad record is counted and logged
+//! (`citywatch_ingest_rejected_total`, a warning with its partition, offset
+//! and reason) and the rest of its batch is applied.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use citywatch_kafka::{FeedBatch, LogConfig, LogFeed, StartAt};
+
+use super::Shared;
+use crate::error::{Error, Result};
+use crate::ingest::RowError;
+use crate::pipeline::{Applied, PipelineRefusal};
+
+/// Starts the feed thread when the config names brokers (after the journal
+/// was restored: the feed resumes at its newest position).
+pub(super) fn spawn(app: &Shared, stopping: &Arc<AtomicBool>) -> Result<Option<std::thread::JoinHandle<()>>> {
+    let Some(brokers) = app.cfg.log_brokers.clone() else { return Ok(None) };
+    let start: StartAt = app.cfg.log_start.parse().map_err(|e: String| Error::Internal(format!("log_start: {e}")))?;
+    let cfg = LogConfig::new(&brokers, &app.cfg.log_topic_prefix);
+    let position = app.pipeline.log_position();
+    let feed = LogFeed::open(&cfg, position.as_deref(), start)
+        .map_err(|e| Error::Internal(format!("cannot read the log: {e}")))?;
+    tracing::info!(brokers, partitions = feed.partitions(), resumed = position.is_some(), "reading the message log");
+    let (app, stopping) = (app.clone(), stopping.clone());
+    let handle = std::thread::Builder::new()
+        .name("citywatch-log".into())
+        .spawn(move || run(&app, feed, &stopping))
+        .map_err(|e| Error::Internal(format!("cannot start the log thread: {e}")))?;
+    Ok(Some(handle))
+}
+
+fn run(app: &Shared, mut feed: LogFeed, stopping: &AtomicBool) {
+    while !stopping.load(Ordering::SeqCst) {
+        match feed.next_batch() {
+            Ok(Some(batch)) => apply(app, batch, stopping),
+            // Nothing to read: the fetch already waited; the clock tick
+            // moves event time meanwhile.
+            Ok(None) => {}
+            Err(e) => {
+                tracing::warn!(error = %e, "reading the log failed; retrying in 1 s");
+                std::thread::sleep(Duration::from_secs(1));
+            }
+        }
+    }
+}
+
+/// Applies one batch until the engine takes it (or the service stops: the
+/// batch is then not committed, and a restart reads it again).
+fn apply(app: &Shared, batch: FeedBatch, stopping: &AtomicBool) {
+    let table = batch.table;
+    let values: Vec<&[u8]> = batch.values.iter().map(Vec::as_slice).collect();
+    let decoded = match app.ingest.decode_records(table, &values) {
+        Ok(d) => d,
+        Err(e) => {
+            tracing::error!(source = batch.source, error = ?e, "a batch of the log could not be decoded at all");
+            return;
+        }
+    };
+    report(app, &batch, table, &decoded.errors);
+    let (mut events, mut rows) = (decoded.events, decoded.rows);
+    app.metrics.note_ingest_times(events.iter().map(|e| e.ts_ms() as i64));
+    loop {
+        let applying = app.applying.start();
+        let applied = app.pipeline.ingest_keyed(Some(&batch.key), events.clone());
+        drop(applying);
+        match applied {
+            Ok(Applied::New { late }) => {
+                app.metrics.ingested(table, events.len() as u64, late);
+                app.ingest.track_units(&events);
+                break;
+            }
+            Ok(Applied::Duplicate) => return,
+            Err(PipelineRefusal::Rows(refused)) => {
+                // Rows the dataflow refuses (an end with no open start): out,
+                // reported, and the rest applied with the same position.
+                let gone: std::collections::HashSet<usize> = refused.iter().map(|(i, _)| *i).collect();
+                let errors: Vec<RowError> = refused
+                    .into_iter()
+                    .map(|(i, reason)| RowError { row: rows[i] as u64, column: None, code: "refused".into(), reason })
+                    .collect();
+                report(app, &batch, table, &errors);
+                let keep = |i: &usize| !gone.contains(i);
+                events = events.iter().enumerate().filter(|(i, _)| keep(i)).map(|(_, e)| *e).collect();
+                rows = rows.iter().enumerate().filter(|(i, _)| keep(i)).map(|(_, r)| *r).collect();
+            }
+            Err(PipelineRefusal::Unavailable(e)) => {
+                if stopping.load(Ordering::SeqCst) {
+                    return;
+                }
+                tracing::warn!(error = %e, "the pipeline cannot take the log's events now; retrying in 1 s");
+                std::thread::sleep(Duration::from_secs(1));
+            }
+        }
+    }
+    if !decoded.numbers.is_empty() {
+        let kept = app
+            .store
+            .lock()
+            .map_err(|_| "store lock poisoned".to_owned())
+            .and_then(|mut s| s.keep_numbers(&decoded.numbers).map_err(|e| e.to_string()));
+        match kept {
+            Ok(()) => app.ingest.numbers_kept(&decoded.numbers),
+            Err(e) => tracing::error!(error = e, "numbers of the log could not be kept for reveal"),
+        }
+    }
+}
+
+/// Counts and logs bad records (the first three of a batch in words).
+fn report(app: &Shared, batch: &FeedBatch, table: citywatch_engine::contract::Table, errors: &[RowError]) {
+    if errors.is_empty() {
+        return;
+    }
+    let rows: std::collections::BTreeSet<u64> = errors.iter().map(|e| e.row).collect();
+    app.metrics.rejected(table, rows.len() as u64);
+    app.metrics.rejected_reasons(table, errors.iter().map(|e| (e.column.as_deref(), e.code.as_str(), 1)));
+    for e in errors.iter().take(3) {
+        let offset = batch.offsets.get(e.row as usize).copied().unwrap_or_default();
+        tracing::warn!(
+            source = batch.source,
+            offset,
+            code = e.code,
+            reason = e.reason,
+            "a record of the log was rejected"
+        );
+    }
+}
