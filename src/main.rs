@@ -58,6 +58,10 @@ impl citywatch_server::Pipeline for ServedPipeline {
         self.live.journal_lag_bytes()
     }
 
+    fn log_position(&self) -> Option<String> {
+        self.live.log_position()
+    }
+
     fn advance_clock(&self, now_ms: u64) {
         self.live.advance_clock(now_ms);
     }

@@ -28,10 +28,14 @@ use citywatch_engine::live::LOG_KEY_PREFIX;
 use rskafka::client::partition::{OffsetAt, PartitionClient};
 use rskafka::record::RecordAndOffset;
 
-use crate::{Error, LogConfig, Result, connect, partition_client, partitions_of, runtime};
+use crate::{Error, LogConfig, Result, connect, offsets, partition_client, partitions_of, runtime};
 
-/// Most records in one batch.
+/// Most records in one batch, by default.
 pub const FEED_BATCH: usize = 2000;
+
+/// Fetches of a partition that has records (by its high watermark) that may
+/// answer none before it is treated as idle for this round.
+const EMPTY_FETCHES: usize = 50;
 
 /// Bytes asked for per fetch and partition.
 const FETCH_BYTES: i32 = 1 << 20;
@@ -90,11 +94,18 @@ struct Part {
     buffered: VecDeque<RecordAndOffset>,
 }
 
+impl Part {
+    fn new(table: Table, name: String, client: PartitionClient, at: u64) -> Part {
+        Part { table, name, client, fetch_at: at, next: at, buffered: VecDeque::new() }
+    }
+}
+
 /// The live feed over the stream topics of a log.
 pub struct LogFeed {
     rt: tokio::runtime::Runtime,
     parts: Vec<Part>,
     max_wait_ms: i32,
+    batch: usize,
 }
 
 impl std::fmt::Debug for LogFeed {
@@ -116,7 +127,8 @@ pub fn parse_position(key: &str) -> Vec<(String, u64)> {
 impl LogFeed {
     /// Opens every partition of the stream topics that exist, each at its
     /// offset in `position` (a key from the journal) or else at `start`.
-    pub fn open(cfg: &LogConfig, position: Option<&str>, start: StartAt) -> Result<LogFeed> {
+    /// `batch` bounds the records of one batch (one journal record).
+    pub fn open(cfg: &LogConfig, position: Option<&str>, start: StartAt, batch: usize) -> Result<LogFeed> {
         let rt = runtime()?;
         let committed = position.map(parse_position).unwrap_or_default();
         let parts = rt.block_on(async {
@@ -133,7 +145,13 @@ impl LogFeed {
                         None => {
                             let at = match start {
                                 StartAt::Earliest => OffsetAt::Earliest,
-                                StartAt::Latest => OffsetAt::Latest,
+                                StartAt::Latest => {
+                                    parts.push(Part::new(table, name, pc, 0));
+                                    let p = parts.last_mut().expect("just pushed");
+                                    let (_, high) = offsets(&p.client).await?;
+                                    (p.fetch_at, p.next) = (high as u64, high as u64);
+                                    continue;
+                                }
                                 StartAt::Timestamp(ms) => {
                                     OffsetAt::Timestamp(chrono::DateTime::from_timestamp_millis(ms).unwrap_or_default())
                                 }
@@ -145,7 +163,7 @@ impl LogFeed {
                             o.max(0) as u64
                         }
                     };
-                    parts.push(Part { table, name, client: pc, fetch_at: at, next: at, buffered: VecDeque::new() });
+                    parts.push(Part::new(table, name, pc, at));
                 }
             }
             Ok::<_, Error>(parts)
@@ -154,7 +172,7 @@ impl LogFeed {
             let topics = Table::STREAMS.map(|t| cfg.topic(t.name())).join(", ");
             return Err(Error::Topic { topic: topics, detail: "none of these topics exists".into() });
         }
-        Ok(LogFeed { rt, parts, max_wait_ms: cfg.max_wait_ms })
+        Ok(LogFeed { rt, parts, max_wait_ms: cfg.max_wait_ms, batch: batch.max(1) })
     }
 
     /// Partitions read.
@@ -168,24 +186,44 @@ impl LogFeed {
         format!("{LOG_KEY_PREFIX}{}", pairs.join(","))
     }
 
-    /// Fetches into every empty buffer (without waiting when any partition
-    /// has records; else waiting up to the fetch wait on the first).
+    /// Fetches into every empty buffer. A partition whose high watermark
+    /// says it has records is fetched until they come (a fetch may answer
+    /// empty, e.g. on a fresh connection): leaving it out of the merge would
+    /// let the others run ahead and make its records late, depending on
+    /// timing. Only a partition at its high watermark is idle. The first
+    /// fetch waits up to the fetch wait when no partition has records.
     fn fill(&mut self) -> Result<()> {
         let any = self.parts.iter().any(|p| !p.buffered.is_empty());
         for (i, p) in self.parts.iter_mut().enumerate() {
-            if !p.buffered.is_empty() {
-                continue;
-            }
-            let wait = if any || i > 0 { 0 } else { self.max_wait_ms };
-            let (records, _high) =
-                self.rt.block_on(p.client.fetch_records(p.fetch_at as i64, 1..FETCH_BYTES, wait)).map_err(|e| {
-                    Error::Topic { topic: p.name.clone(), detail: format!("fetch at offset {}: {e}", p.fetch_at) }
-                })?;
-            for r in records {
-                let o = r.offset.max(0) as u64;
-                if o >= p.fetch_at {
-                    p.fetch_at = o + 1;
-                    p.buffered.push_back(r);
+            let mut wait = if any || i > 0 { 0 } else { self.max_wait_ms };
+            // How far before the cursor to ask from: a broker may answer a
+            // fetch only from the start of a stored batch (tansu 0.6 answers
+            // nothing mid-batch, where Kafka sends the whole batch), which is
+            // where a resumed feed can stand; records before the cursor are
+            // dropped.
+            let mut back = 0u64;
+            for _ in 0..EMPTY_FETCHES {
+                if !p.buffered.is_empty() {
+                    break;
+                }
+                let at = p.fetch_at.saturating_sub(back);
+                let (records, high) =
+                    self.rt.block_on(p.client.fetch_records(at as i64, 1..FETCH_BYTES, wait)).map_err(|e| {
+                        Error::Topic { topic: p.name.clone(), detail: format!("fetch at offset {at}: {e}") }
+                    })?;
+                for r in records {
+                    let o = r.offset.max(0) as u64;
+                    if o >= p.fetch_at {
+                        p.fetch_at = o + 1;
+                        p.buffered.push_back(r);
+                    }
+                }
+                if p.fetch_at >= high.max(0) as u64 {
+                    break;
+                }
+                if p.buffered.is_empty() {
+                    back = if back >= p.fetch_at { back } else { (back * 2).max(1) };
+                    wait = 10;
                 }
             }
         }
@@ -204,11 +242,12 @@ impl LogFeed {
         };
         // Up to the next-earliest partition's head: a merge by record time.
         let until = (0..self.parts.len()).filter(|&i| i != first).filter_map(|i| head(&self.parts[i])).min();
+        let batch = self.batch;
         let p = &mut self.parts[first];
         let (mut offsets, mut values) = (Vec::new(), Vec::new());
         while let Some(r) = p.buffered.front() {
             let late_enough = until.is_some_and(|u| r.record.timestamp.timestamp_millis() > u);
-            if offsets.len() == FEED_BATCH || (!offsets.is_empty() && late_enough) {
+            if offsets.len() == batch || (!offsets.is_empty() && late_enough) {
                 break;
             }
             let r = p.buffered.pop_front().expect("a front record");

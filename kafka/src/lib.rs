@@ -131,7 +131,10 @@ async fn partitions_of(client: &rskafka::client::Client, topic: &str) -> Result<
     }))
 }
 
-/// Earliest and latest offsets of a partition.
+/// The earliest offset of a partition and its high watermark (the offset
+/// the next record will get). The high watermark is read from a fetch, not
+/// from ListOffsets: one broker tried here (tansu 0.6) answers "latest" with
+/// the last batch's base offset + 1.
 async fn offsets(pc: &rskafka::client::partition::PartitionClient) -> Result<(i64, i64)> {
     use rskafka::client::partition::OffsetAt;
     let err = |e: rskafka::client::error::Error| Error::Topic {
@@ -139,6 +142,6 @@ async fn offsets(pc: &rskafka::client::partition::PartitionClient) -> Result<(i6
         detail: format!("partition {}: offsets: {e}", pc.partition()),
     };
     let start = pc.get_offset(OffsetAt::Earliest).await.map_err(err)?;
-    let end = pc.get_offset(OffsetAt::Latest).await.map_err(err)?;
-    Ok((start, end))
+    let (_, high) = pc.fetch_records(start, 1..1024, 0).await.map_err(err)?;
+    Ok((start, high.max(start)))
 }

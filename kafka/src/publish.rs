@@ -166,15 +166,16 @@ fn value_at(a: &dyn Array, ty: ColumnType, r: usize) -> Option<Value> {
     })
 }
 
-/// Appends raw record values to one partition of `topic` (created with
-/// `partitions` partitions when missing): for feeding a log by hand, and for
-/// tests of what the source does with records that are not contract rows.
+/// Appends raw records `(timestamp ms, value)` to one partition of `topic`
+/// (created with `partitions` partitions when missing): for feeding a log by
+/// hand, and for tests of what the source does with records that are not
+/// contract rows.
 pub fn produce_values(
     cfg: &LogConfig,
     topic: &str,
     partitions: i32,
     partition: i32,
-    values: Vec<Vec<u8>>,
+    values: Vec<(i64, Vec<u8>)>,
 ) -> Result<()> {
     let rt = runtime()?;
     rt.block_on(async {
@@ -191,7 +192,12 @@ pub fn produce_values(
         let pc = partition_client(&client, topic, partition).await?;
         let records = values
             .into_iter()
-            .map(|v| Record { key: None, value: Some(v), headers: Default::default(), timestamp: Default::default() })
+            .map(|(ts, v)| Record {
+                key: None,
+                value: Some(v),
+                headers: Default::default(),
+                timestamp: chrono::DateTime::from_timestamp_millis(ts).unwrap_or_default(),
+            })
             .collect();
         produce(&pc, records).await
     })

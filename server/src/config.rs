@@ -131,6 +131,9 @@ pub struct ServerConfig {
     /// Where a feed with no position in the journal starts: `earliest`,
     /// `latest` or a time in ms since the epoch. Default `earliest`.
     pub log_start: String,
+    /// Most records of the log applied as one batch (one journal record,
+    /// one sync). Default 2000.
+    pub log_batch: usize,
 }
 
 impl Default for ServerConfig {
@@ -172,6 +175,7 @@ impl Default for ServerConfig {
             log_brokers: None,
             log_topic_prefix: "citywatch.".into(),
             log_start: "earliest".into(),
+            log_batch: citywatch_kafka::FEED_BATCH,
         }
     }
 }

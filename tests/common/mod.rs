@@ -1,6 +1,8 @@
 //! Helpers shared by the integration tests: run the binary, write fixtures.
 #![allow(dead_code)]
 
+pub mod crash;
+
 use std::path::Path;
 use std::process::{Command, Output};
 

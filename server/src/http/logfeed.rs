@@ -27,14 +27,33 @@ pub(super) fn spawn(app: &Shared, stopping: &Arc<AtomicBool>) -> Result<Option<s
     let start: StartAt = app.cfg.log_start.parse().map_err(|e: String| Error::Internal(format!("log_start: {e}")))?;
     let cfg = LogConfig::new(&brokers, &app.cfg.log_topic_prefix);
     let position = app.pipeline.log_position();
-    let feed = LogFeed::open(&cfg, position.as_deref(), start)
-        .map_err(|e| Error::Internal(format!("cannot read the log: {e}")))?;
-    tracing::info!(brokers, partitions = feed.partitions(), resumed = position.is_some(), "reading the message log");
     let (app, stopping) = (app.clone(), stopping.clone());
+    // The feed runs its own runtime: it is opened on its thread, not here
+    // (inside the server's), and the outcome is waited for here.
+    let (opened_tx, opened_rx) = std::sync::mpsc::channel();
     let handle = std::thread::Builder::new()
         .name("citywatch-log".into())
-        .spawn(move || run(&app, feed, &stopping))
+        .spawn(move || match LogFeed::open(&cfg, position.as_deref(), start, app.cfg.log_batch) {
+            Ok(feed) => {
+                tracing::info!(
+                    brokers = cfg.brokers.join(","),
+                    partitions = feed.partitions(),
+                    resumed = position.is_some(),
+                    "reading the message log"
+                );
+                let _ = opened_tx.send(Ok(()));
+                run(&app, feed, &stopping);
+            }
+            Err(e) => {
+                let _ = opened_tx.send(Err(e.to_string()));
+            }
+        })
         .map_err(|e| Error::Internal(format!("cannot start the log thread: {e}")))?;
+    match opened_rx.recv() {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => return Err(Error::Internal(format!("cannot read the log: {e}"))),
+        Err(_) => return Err(Error::Internal("the log thread ended while opening the log".into())),
+    }
     Ok(Some(handle))
 }
 
