@@ -1236,7 +1236,14 @@ fn init_logs() -> Result<()> {
         })?,
         Err(_) => tracing::Level::INFO,
     };
-    tracing_subscriber::fmt().with_writer(std::io::stderr).with_max_level(level).with_ansi(false).init();
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
+    // The Kafka client logs every connection at info: keep its warnings only.
+    let targets = tracing_subscriber::filter::Targets::new()
+        .with_default(level)
+        .with_target("rskafka", tracing::Level::WARN.min(level));
+    let fmt = tracing_subscriber::fmt::layer().with_writer(std::io::stderr).with_ansi(false);
+    tracing_subscriber::registry().with(fmt).with(targets).init();
     Ok(())
 }
 
