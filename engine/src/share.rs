@@ -14,7 +14,8 @@
 //!   the file. Operators order by `(ts_ms, seq)`, so the order the models see
 //!   is event time, then place in the input, whatever the order of arrival;
 //! - `late`, and the time it travels at, from the share's own watermark
-//!   ([`crate::lateness`]): the largest event time among the share's earlier
+//!   ([`crate::admission::Admission`], one per open share;
+//!   [`crate::lateness`]): the largest event time among the share's earlier
 //!   rows minus the allowed lateness. Across shares nothing is late: the
 //!   progress of the input is timely's frontier, the least watermark over the
 //!   shares (and the lower bound of a share not opened yet).
