@@ -136,8 +136,13 @@ impl Feed {
         let epoch = Arc::new(epoch);
         let depth = self.senders.iter().map(|s| s.len() + 1).max().unwrap_or(0);
         self.depth.store(depth, std::sync::atomic::Ordering::Relaxed);
-        let stopped = self.senders.iter().map(|s| usize::from(s.send(Arc::clone(&epoch)).is_err())).sum();
-        self.wakers.iter().for_each(Waker::wake);
+        // Each worker is woken as soon as its epoch is queued: a send that
+        // waits on a full queue never holds back the wake-up of another.
+        let mut stopped = 0;
+        for (s, w) in self.senders.iter().zip(&self.wakers) {
+            stopped += usize::from(s.send(Arc::clone(&epoch)).is_err());
+            w.wake();
+        }
         stopped
     }
 
