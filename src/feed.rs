@@ -27,10 +27,10 @@ struct Loaded {
 }
 
 fn load(dir: &Path, table: Table) -> Result<Option<Loaded>> {
-    let Some(files) = citywatch_engine::read::locate(dir, table)? else { return Ok(None) };
+    let Some(files) = citywatch_engine::parquet_io::locate(dir, table)? else { return Ok(None) };
     let mut batches = Vec::new();
     for f in &files.files {
-        batches.extend(citywatch_engine::read::read_whole_file(f, table.name())?);
+        batches.extend(citywatch_engine::parquet_io::read_whole_file(f, table.name())?);
     }
     let schema = batches.first().map(|b| b.schema()).unwrap_or_else(|| table.schema());
     let batch = arrow_select::concat::concat_batches(&schema, &batches)?;

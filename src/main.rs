@@ -3,6 +3,7 @@
 //! lives in the crates.
 
 mod feed;
+mod progress;
 mod scaffold;
 
 /// mimalloc rather than glibc's malloc: 13-14% less CPU on a replay (see the
@@ -533,7 +534,7 @@ fn run_replay(args: ReplayArgs) -> Result<()> {
         workers: args.workers,
         cluster,
         speed: args.speed.parse::<Speed>()?,
-        progress: !args.quiet,
+        progress: (!args.quiet).then(progress::Bar::shared),
         log: log.clone().map(|c| Arc::new(citywatch_kafka::KafkaSource::new(c)) as Arc<dyn LogSource>),
         ..replay_options(&args.engine, &settings)?
     };
@@ -634,7 +635,7 @@ fn run_eval(args: EvalArgs) -> Result<()> {
     let key = args.pseudonym_key.clone().unwrap_or_else(|| citywatch_engine::pseudonym::DEMO_KEY.to_owned());
     let mut report = serde_json::Map::new();
     let has_labels =
-        citywatch_engine::read::locate(&args.input, citywatch_engine::contract::Table::FraudLabels)?.is_some();
+        citywatch_engine::parquet_io::locate(&args.input, citywatch_engine::contract::Table::FraudLabels)?.is_some();
     if let Some(dir) = &args.alerts {
         let alerts = citywatch_engine::alert::read_parquet(&dir.join("alerts.parquet"))?;
         if has_labels {
@@ -658,7 +659,8 @@ fn run_eval(args: EvalArgs) -> Result<()> {
             println!("fraud: no labels/fraud_calls in {}; skipped", args.input.display());
         }
     }
-    let has_alarms = citywatch_engine::read::locate(&args.input, citywatch_engine::contract::Table::Alarms)?.is_some();
+    let has_alarms =
+        citywatch_engine::parquet_io::locate(&args.input, citywatch_engine::contract::Table::Alarms)?.is_some();
     if has_alarms && (!args.no_hotspot || args.alerts.is_some()) {
         let mut opts = citywatch_risk_hotspot::eval::EvalOptions {
             alerts: args.alerts.clone(),
@@ -908,7 +910,7 @@ fn run_serve(args: ServeArgs) -> Result<()> {
     let ps = citywatch_engine::pseudonym::Pseudonymiser::new(&config.pseudonym_key, &config.home_country_code);
     let reference = match args.reference.or_else(|| settings.reference.clone()) {
         Some(dir) => {
-            let (r, rejects) = citywatch_engine::reference::load(&dir, &ps)?;
+            let (r, rejects) = citywatch_engine::load::reference(&dir, &ps)?;
             if !rejects.is_empty() {
                 eprintln!("warning: {} bad reference row(s) skipped, e.g. {:?}", rejects.len(), rejects[0]);
             }
@@ -958,8 +960,8 @@ fn run_token(args: TokenArgs) -> Result<()> {
             officer
         );
     };
-    let officers = match citywatch_engine::read::locate(reference, citywatch_engine::contract::Table::Officers)? {
-        Some(files) => citywatch_engine::read::read_officers(&files, &mut Vec::new())?,
+    let officers = match citywatch_engine::parquet_io::locate(reference, citywatch_engine::contract::Table::Officers)? {
+        Some(files) => citywatch_engine::load::read_officers(&files, &mut Vec::new())?,
         None => bail!("no officers table in {}", reference.display()),
     };
     if !officers.iter().any(|o| o.officer_id == officer) {
@@ -1048,7 +1050,7 @@ fn replay_demo(data: &Path, out: &Path, workers: usize) -> Result<()> {
         input: data.to_owned(),
         out: Some(out.to_owned()),
         workers,
-        progress: true,
+        progress: Some(progress::Bar::shared()),
         // Today's whole day: up to a day ahead of the clock.
         max_ahead_ms: None,
         ..ReplayOptions::default()
@@ -1139,7 +1141,7 @@ fn serve_demo(dir: &Path, data: &Path, args: &DemoArgs, start_ms: i64) -> Result
     };
     println!("demo: random pseudonym and vault keys for this run (kept numbers cannot be read after it)");
     let ps = citywatch_engine::pseudonym::Pseudonymiser::new(&config.pseudonym_key, &config.home_country_code);
-    let (reference, _) = citywatch_engine::reference::load(data, &ps)?;
+    let (reference, _) = citywatch_engine::load::reference(data, &ps)?;
     let tokens = citywatch_server::demo_credentials(&config.credentials_path, &reference.jurisdiction)?;
     // An officer whose area sees alerts in the first three minutes of the feed.
     let window_ms = (args.speed * 180_000.0) as i64;

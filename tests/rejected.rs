@@ -102,7 +102,7 @@ fn bad_rows_are_rejected_counted_and_written() {
     ];
     std::fs::create_dir(d.join("calls")).unwrap();
     std::fs::rename(d.join("calls.parquet"), d.join("calls/part-0.parquet")).unwrap();
-    citywatch_engine::read::write_parquet_batches(
+    citywatch_engine::parquet_io::write_parquet_batches(
         &d.join("calls/part-1.parquet"),
         schema.clone(),
         [RecordBatch::try_new(schema, cols).unwrap()],

@@ -60,7 +60,7 @@ fn alarms_with_priority(dir: &std::path::Path, kind: Option<DataType>) {
     cols.push(Arc::new(StringArray::from(vec!["110"])));
     let schema = Arc::new(Schema::new(fields));
     let batch = RecordBatch::try_new(schema.clone(), cols).unwrap();
-    citywatch_engine::read::write_parquet_batches(&dir.join("alarms.parquet"), schema, [batch]).unwrap();
+    citywatch_engine::parquet_io::write_parquet_batches(&dir.join("alarms.parquet"), schema, [batch]).unwrap();
 }
 
 #[test]
@@ -167,7 +167,7 @@ fn a_grids_name_column_of_another_type_is_named() {
     ];
     let schema = Arc::new(Schema::new(fields));
     let batch = RecordBatch::try_new(schema.clone(), cols).unwrap();
-    citywatch_engine::read::write_parquet_batches(&dir.path().join("grids.parquet"), schema, [batch]).unwrap();
+    citywatch_engine::parquet_io::write_parquet_batches(&dir.path().join("grids.parquet"), schema, [batch]).unwrap();
     let msg = replay_err(dir.path());
     assert!(msg.contains("grids.parquet") && msg.contains("community_name"), "{msg}");
     assert!(msg.contains("utf8") && msg.contains("int64"), "{msg}");

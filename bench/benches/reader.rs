@@ -10,8 +10,9 @@
 use std::hint::black_box;
 
 use citywatch_engine::contract::Table;
+use citywatch_engine::decode::{self, Decoder};
+use citywatch_engine::parquet_io;
 use citywatch_engine::pseudonym::{DEMO_KEY, Pseudonymiser};
-use citywatch_engine::read::{self, Decoder};
 use citywatch_engine::reference::{Subscriber, Subscribers, UnitDirectory};
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 
@@ -85,8 +86,8 @@ fn decoder(c: &mut Criterion) {
         ..Default::default()
     })
     .expect("generate");
-    let files = read::require(dir.path(), Table::Calls, "generated").expect("calls");
-    let (mut reader, map) = read::open(&files.files[0], Table::Calls).expect("open");
+    let files = parquet_io::require(dir.path(), Table::Calls, "generated").expect("calls");
+    let (mut reader, map) = parquet_io::open(&files.files[0], Table::Calls).expect("open");
     let batch = reader.next().expect("a batch").expect("readable");
     let mut dec =
         Decoder::new(Table::Calls, Pseudonymiser::with_capacity(DEMO_KEY, "86", 40_000), UnitDirectory::default());
@@ -103,7 +104,7 @@ fn decoder(c: &mut Criterion) {
     });
     g.bench_function("parquet read + decode, whole calls table", |b| {
         b.iter(|| {
-            let mut r = read::TableReader::new(
+            let mut r = decode::TableReader::new(
                 files.clone(),
                 Decoder::new(
                     Table::Calls,

@@ -12,7 +12,7 @@ use std::path::Path;
 use std::sync::{Arc, Mutex, PoisonError};
 
 use citywatch_engine::EventTime;
-use citywatch_operators::fxhash::FxHashMap;
+use citywatch_engine::hash::FastMap;
 use citywatch_operators::{Tumbling, WindowCount, WindowKey};
 use timely::dataflow::StreamVec;
 
@@ -44,7 +44,7 @@ fn build<'s>(rows: StreamVec<'s, EventTime, Row>, windows: &Tumbling) -> StreamV
 /// sorted by name.
 #[derive(Debug, Default)]
 struct Cells {
-    long: Mutex<FxHashMap<Box<[u8]>, u64>>,
+    long: Mutex<FastMap<Box<[u8]>, u64>>,
 }
 
 /// The top byte of a long name's key (a short name's top byte is its length, < 8).

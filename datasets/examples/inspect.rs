@@ -11,8 +11,8 @@ use arrow_array::Array;
 use arrow_array::cast::AsArray;
 use arrow_array::types::UInt32Type;
 use citywatch_engine::contract::Table;
+use citywatch_engine::parquet_io::{locate, read_whole_file};
 use citywatch_engine::pseudonym::NumberClass;
-use citywatch_engine::read::{locate, read_whole_file};
 
 #[derive(Default)]
 struct Caller {

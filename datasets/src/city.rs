@@ -468,7 +468,7 @@ impl City {
 pub fn grids_schema() -> arrow_schema::SchemaRef {
     let mut fields: Vec<arrow_schema::Field> =
         Table::Grids.schema().fields().iter().map(|f| f.as_ref().clone()).collect();
-    for name in citywatch_engine::read::AREA_NAME_COLUMNS {
+    for name in citywatch_engine::load::AREA_NAME_COLUMNS {
         fields.push(arrow_schema::Field::new(name, arrow_schema::DataType::Utf8, true));
     }
     std::sync::Arc::new(arrow_schema::Schema::new(fields))

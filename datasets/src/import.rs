@@ -362,7 +362,7 @@ fn column_text(array: &ArrayRef, name: &str, path: &Path) -> Result<Vec<Option<S
 }
 
 fn read_parquet(path: &Path, wanted: &[&str]) -> Result<Rows> {
-    let batches = citywatch_engine::read::read_whole_file(path, "incidents")?;
+    let batches = citywatch_engine::parquet_io::read_whole_file(path, "incidents")?;
     let header: Vec<String> = wanted.iter().map(|w| (*w).to_owned()).collect();
     let mut rows = Vec::new();
     for b in &batches {

@@ -13,7 +13,7 @@ use std::thread::JoinHandle;
 use arrow_array::RecordBatch;
 use arrow_schema::SchemaRef;
 use citywatch_engine::contract::Table;
-use citywatch_engine::read::writer_properties;
+use citywatch_engine::parquet_io::writer_properties;
 use crossbeam_channel::{Sender, bounded};
 use parquet::arrow::ArrowWriter;
 
@@ -180,11 +180,11 @@ mod tests {
             w.write(RecordBatch::try_new(schema.clone(), vec![col]).unwrap()).unwrap();
         }
         assert_eq!(w.finish().unwrap(), (30, 2));
-        let files = citywatch_engine::read::locate(dir.path(), Table::FraudLabels).unwrap().unwrap().files;
+        let files = citywatch_engine::parquet_io::locate(dir.path(), Table::FraudLabels).unwrap().unwrap().files;
         assert_eq!(files.len(), 2);
         let ids: Vec<u64> = files
             .iter()
-            .flat_map(|f| citywatch_engine::read::read_whole_file(f, "test").unwrap())
+            .flat_map(|f| citywatch_engine::parquet_io::read_whole_file(f, "test").unwrap())
             .flat_map(|b| b.column(0).as_primitive::<UInt64Type>().values().to_vec())
             .collect();
         assert_eq!(ids, (0..30).collect::<Vec<_>>());
@@ -195,7 +195,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let w = PartWriter::new(dir.path(), Table::Patrols, 10).unwrap();
         assert_eq!(w.finish().unwrap(), (0, 1));
-        let files = citywatch_engine::read::locate(dir.path(), Table::Patrols).unwrap().unwrap();
-        assert_eq!(citywatch_engine::read::check(&files).unwrap(), 0);
+        let files = citywatch_engine::parquet_io::locate(dir.path(), Table::Patrols).unwrap().unwrap();
+        assert_eq!(citywatch_engine::parquet_io::check(&files).unwrap(), 0);
     }
 }

@@ -29,7 +29,7 @@
 //! would be dropped and counted; the published file has none.
 
 use std::collections::{BTreeMap, HashSet};
-use std::io::{BufRead, BufReader};
+use std::io::BufReader;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -39,7 +39,6 @@ use arrow_array::types::Float64Type;
 use arrow_array::{ArrayRef, RecordBatch};
 use citywatch_engine::contract::{AlarmSource, Category, Role, Table};
 use citywatch_engine::jurisdiction::DEFAULT_GRID_RESOLUTION;
-use citywatch_engine::lateness::days_from_civil;
 use h3o::{CellIndex, LatLng, Resolution};
 
 use crate::city::{OfficerRow, officers_batch};
@@ -75,12 +74,18 @@ pub enum LocalHour {
     Ambiguous,
 }
 
+/// Days since 1970-01-01 of a date (a real one: the reader drops the rest).
+fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
+    let date = i32::try_from(y).ok().and_then(|y| chrono::NaiveDate::from_ymd_opt(y, m, d));
+    let date = date.unwrap_or_else(|| panic!("{y}-{m:02}-{d:02} is not a date"));
+    (date - chrono::NaiveDate::default()).num_days()
+}
+
 /// Day of month of the `n`-th Sunday of a month.
 fn nth_sunday(y: i64, m: u32, n: u32) -> u32 {
-    let first = days_from_civil(y, m, 1);
-    // 1970-01-01 was a Thursday: weekday (0 = Sunday) = (days + 4) mod 7.
-    let wd = (first + 4).rem_euclid(7) as u32;
-    1 + (7 - wd) % 7 + 7 * (n - 1)
+    let y = i32::try_from(y).expect("a year of the data");
+    chrono::NaiveDate::from_weekday_of_month_opt(y, m, chrono::Weekday::Sun, n as u8)
+        .map_or_else(|| panic!("{y}-{m:02} has no Sunday number {n}"), |d| chrono::Datelike::day(&d))
 }
 
 /// Toronto local time (hour resolution) to UTC milliseconds.
@@ -145,27 +150,6 @@ pub struct ConvertSummary {
     pub last: String,
 }
 
-/// Splits one CSV line (fields may be quoted with `"`; `""` is a quote).
-fn split_csv(line: &str) -> Vec<String> {
-    let mut out = Vec::new();
-    let mut cur = String::new();
-    let mut quoted = false;
-    let mut chars = line.chars().peekable();
-    while let Some(c) = chars.next() {
-        match (c, quoted) {
-            ('"', true) if chars.peek() == Some(&'"') => {
-                cur.push('"');
-                chars.next();
-            }
-            ('"', _) => quoted = !quoted,
-            (',', false) => out.push(std::mem::take(&mut cur)),
-            _ => cur.push(c),
-        }
-    }
-    out.push(cur);
-    out
-}
-
 /// Reads and maps the source CSV (gzip), sorted by (time, event id).
 pub fn read_source(csv_gz: &Path) -> Result<(Vec<TorontoAlarm>, ConvertSummary)> {
     let file = std::fs::File::open(csv_gz).map_err(|e| Error::Source {
@@ -174,13 +158,15 @@ pub fn read_source(csv_gz: &Path) -> Result<(Vec<TorontoAlarm>, ConvertSummary)>
             "cannot open ({e}); the Toronto CSV is committed as datasets/toronto/toronto_mci_2014_2021.csv.gz"
         ),
     })?;
-    let reader = BufReader::new(flate2::read::GzDecoder::new(file));
-    let mut lines = reader.lines();
-    let header = lines
-        .next()
-        .ok_or_else(|| Error::Source { file: csv_gz.to_owned(), detail: "empty file".into() })?
-        .map_err(|e| Error::io(csv_gz, e))?;
-    let cols = split_csv(&header);
+    // The csv crate: quoted fields, `""` inside them, blank lines skipped;
+    // `flexible` so a short row is dropped as malformed below, not an error.
+    let mut reader =
+        csv::ReaderBuilder::new().flexible(true).from_reader(BufReader::new(flate2::read::GzDecoder::new(file)));
+    let bad = |e: csv::Error| Error::Source { file: csv_gz.to_owned(), detail: format!("not readable as CSV: {e}") };
+    let cols: Vec<String> = reader.headers().map_err(bad)?.iter().map(str::to_owned).collect();
+    if cols.is_empty() {
+        return Err(Error::Source { file: csv_gz.to_owned(), detail: "empty file".into() });
+    }
     let want = ["event_id", "occurrence_local", "category", "premises", "neighbourhood", "lat", "lon"];
     let idx: Vec<usize> = want
         .iter()
@@ -194,14 +180,10 @@ pub fn read_source(csv_gz: &Path) -> Result<(Vec<TorontoAlarm>, ConvertSummary)>
     let mut s = ConvertSummary::default();
     let mut out = Vec::new();
     let mut seen: HashSet<Vec<String>> = HashSet::new();
-    for line in lines {
-        let line = line.map_err(|e| Error::io(csv_gz, e))?;
-        if line.is_empty() {
-            continue;
-        }
+    for record in reader.records() {
+        let f = record.map_err(bad)?;
         s.rows_read += 1;
-        let f = split_csv(&line);
-        let get = |i: usize| f.get(idx[i]).map(String::as_str).unwrap_or("");
+        let get = |i: usize| f.get(idx[i]).unwrap_or("");
         let parsed = (|| {
             let id: u64 = get(0).parse().ok()?;
             let t = get(1);
@@ -209,9 +191,11 @@ pub fn read_source(csv_gz: &Path) -> Result<(Vec<TorontoAlarm>, ConvertSummary)>
             let m: u32 = t.get(5..7)?.parse().ok()?;
             let d: u32 = t.get(8..10)?.parse().ok()?;
             let h: u32 = t.get(11..13)?.parse().ok()?;
-            if !(1..=12).contains(&m) || !(1..=31).contains(&d) || h > 23 {
+            if h > 23 {
                 return None;
             }
+            // A date that does not exist (2021-02-31) is malformed.
+            chrono::NaiveDate::from_ymd_opt(i32::try_from(y).ok()?, m, d)?;
             let (cat, pri) = map_category(get(2))?;
             let lat: f64 = get(5).parse().ok()?;
             let lon: f64 = get(6).parse().ok()?;
@@ -332,7 +316,7 @@ pub fn write_dataset(out: &Path) -> Result<Summary> {
     let src = Path::new(COMMITTED_ALARMS);
     let dst = out.join("alarms.parquet");
     std::fs::copy(src, &dst).map_err(|e| Error::io(src, e))?;
-    let batches = citywatch_engine::read::read_whole_file(&dst, "alarms")?;
+    let batches = citywatch_engine::parquet_io::read_whole_file(&dst, "alarms")?;
     let mut cells: std::collections::BTreeSet<CellIndex> = std::collections::BTreeSet::new();
     let mut alarms = 0;
     for b in &batches {
@@ -420,7 +404,25 @@ mod tests {
     }
 
     #[test]
-    fn csv_quotes() {
-        assert_eq!(split_csv(r#"1,"a, b","c""d",x"#), vec!["1", "a, b", "c\"d", "x"]);
+    fn quoted_fields_are_read_and_dates_that_do_not_exist_dropped() {
+        use std::io::Write;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("mci.csv.gz");
+        let mut gz = flate2::write::GzEncoder::new(std::fs::File::create(&path).unwrap(), flate2::Compression::fast());
+        // A premises with a comma and a quote, a neighbourhood over two lines,
+        // a blank line, and 31 February.
+        write!(
+            gz,
+            "event_id,occurrence_local,category,premises,neighbourhood,lat,lon\n\
+             1,2021-07-01 12:00,Robbery,\"Shop, \"\"corner\"\"\",\"Bay\nStreet\",43.65,-79.38\n\
+             \n\
+             2,2021-02-31 12:00,Robbery,House,Annex,43.66,-79.40\n"
+        )
+        .unwrap();
+        gz.finish().unwrap();
+        let (rows, s) = read_source(&path).unwrap();
+        assert_eq!((s.rows_read, s.dropped_malformed, rows.len()), (2, 1, 1));
+        assert_eq!(rows[0].alarm_id, 1);
+        assert_eq!(rows[0].ts_ms, toronto_to_utc_ms(2021, 7, 1, 12).0);
     }
 }

@@ -6,9 +6,10 @@ use std::path::Path;
 
 use arrow_array::RecordBatch;
 use citywatch_engine::contract::Table;
+use citywatch_engine::decode::{Decoder, TableReader};
 use citywatch_engine::event::Event;
+use citywatch_engine::parquet_io::{locate, read_whole_file};
 use citywatch_engine::pseudonym::{DEMO_KEY, Pseudonymiser};
-use citywatch_engine::read::{Decoder, TableReader, locate, read_whole_file};
 use citywatch_engine::reference::UnitDirectory;
 use citywatch_engine::reject::Rejected;
 

@@ -8,8 +8,9 @@ use arrow_array::types::{Int64Type, UInt8Type, UInt32Type, UInt64Type};
 use citywatch_datasets::{GenOptions, generate};
 use citywatch_engine::contract::Table;
 use citywatch_engine::event::Event;
+use citywatch_engine::load::{read_jurisdiction, read_officers, read_subscribers};
+use citywatch_engine::parquet_io::{check, locate};
 use citywatch_engine::pseudonym::{DEMO_KEY, Pseudonymiser};
-use citywatch_engine::read::{locate, read_fraud_labels, read_jurisdiction, read_officers, read_subscribers};
 use common::{decode, prims, raw, strs, tree};
 
 fn small(out: &std::path::Path, seed: u64, threads: Option<usize>) -> GenOptions {
@@ -51,11 +52,12 @@ fn engine_readers_accept_every_table_with_no_rejected_rows() {
         read_jurisdiction(&locate(dir.path(), Table::Grids).unwrap().unwrap(), officers.clone(), &mut rejects).unwrap();
     let subs =
         read_subscribers(&locate(dir.path(), Table::Subscribers).unwrap().unwrap(), &mut ps, &mut rejects).unwrap();
-    let labels =
-        read_fraud_labels(&locate(dir.path(), Table::FraudLabels).unwrap().unwrap(), &mut ps, &mut rejects).unwrap();
+    // The labels are fraud_call's evaluation input, decoded by its eval
+    // (models/fraud_call); here: one row per fraud call.
+    let labels = check(&locate(dir.path(), Table::FraudLabels).unwrap().unwrap()).unwrap();
     assert!(rejects.is_empty(), "{:?}", &rejects[..rejects.len().min(3)]);
     assert_eq!(subs.len() as u64, s.rows["subscribers"], "numbers are unique");
-    assert_eq!(labels.len() as u64, s.fraud_calls);
+    assert_eq!(labels, s.fraud_calls);
     assert_eq!(u8::from(j.resolution()), 9);
     // The optional name columns are read: every area has a name.
     let (_, g) = j.cells().next().unwrap();

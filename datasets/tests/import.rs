@@ -17,7 +17,7 @@ fn fixture(name: &str) -> PathBuf {
 
 /// (alarm_id, ts_ms, category, priority, lat, lon) of the written alarms.
 fn alarms(dir: &Path) -> Vec<(u64, i64, String, u8, f64, f64)> {
-    let batches = citywatch_engine::read::read_whole_file(&dir.join("alarms.parquet"), "alarms").unwrap();
+    let batches = citywatch_engine::parquet_io::read_whole_file(&dir.join("alarms.parquet"), "alarms").unwrap();
     let mut out = Vec::new();
     for b in batches {
         let col = |n: &str| b.column(b.schema().index_of(n).unwrap()).clone();

@@ -8,7 +8,8 @@ use std::path::Path;
 use citywatch_datasets::toronto::{COMMITTED_ALARMS, SOURCE_CSV, convert, write_dataset};
 use citywatch_engine::contract::Table;
 use citywatch_engine::event::Event;
-use citywatch_engine::read::{locate, read_jurisdiction, read_officers};
+use citywatch_engine::load::{read_jurisdiction, read_officers};
+use citywatch_engine::parquet_io::locate;
 use common::decode;
 
 #[test]

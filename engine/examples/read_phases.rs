@@ -5,15 +5,15 @@
 //! (`open`: stop after opening the dataset, to profile that phase alone).
 use std::time::Instant;
 
+use citywatch_engine::decode::{Decoder, TableReader};
 use citywatch_engine::pseudonym::{DEMO_KEY, Pseudonymiser};
-use citywatch_engine::read::{Decoder, TableReader};
 use citywatch_engine::replay::open_dataset;
 
 fn main() {
     let dir = std::path::PathBuf::from(std::env::args().nth(1).expect("usage: read_phases DIR"));
     let ps = Pseudonymiser::new(DEMO_KEY, "86");
     let t = Instant::now();
-    let (j, _) = citywatch_engine::reference::load_jurisdiction(&dir, &mut Vec::new()).expect("jurisdiction");
+    let (j, _) = citywatch_engine::load::jurisdiction(&dir, &mut Vec::new()).expect("jurisdiction");
     println!("load_jurisdiction {:.3} s ({} cells)", t.elapsed().as_secs_f64(), j.cells().count());
     let t = Instant::now();
     let ds = open_dataset(&dir, &ps).expect("open");

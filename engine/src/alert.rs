@@ -284,7 +284,7 @@ pub fn to_record_batch(alerts: &[Alert]) -> Result<RecordBatch> {
 /// Writes alerts to a Parquet file (zstd).
 pub fn write_parquet(path: &Path, alerts: &[Alert]) -> Result<()> {
     let batch = to_record_batch(alerts)?;
-    crate::read::write_parquet_batches(path, schema(), std::iter::once(batch))
+    crate::parquet_io::write_parquet_batches(path, schema(), std::iter::once(batch))
 }
 
 /// Writes alerts as NDJSON, one object per line, `evidence` as a nested object.
@@ -312,7 +312,7 @@ pub fn to_json_value(a: &Alert) -> serde_json::Value {
 pub fn read_parquet(path: &Path) -> Result<Vec<Alert>> {
     use arrow_array::{Array, Float64Array, Int64Array};
     let mut out = Vec::new();
-    for batch in crate::read::read_whole_file(path, "alerts")? {
+    for batch in crate::parquet_io::read_whole_file(path, "alerts")? {
         let col = |name: &str| {
             batch.column_by_name(name).ok_or_else(|| Error::Bug(format!("{}: no column {name}", path.display())))
         };

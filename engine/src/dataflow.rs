@@ -162,7 +162,7 @@ fn give<D: Clone + 'static>(handle: &mut Handle<D>, buf: &mut Vec<D>) {
 }
 
 /// Call rows refused by the pairing check, kept on the worker that checked them.
-pub type Unpaired = Rc<std::cell::RefCell<Vec<(CallEvent, crate::share::Unpaired)>>>;
+pub type Unpaired = Rc<std::cell::RefCell<Vec<(CallEvent, crate::admission::Unpaired)>>>;
 
 /// Builds the dataflow on one worker: inputs, every model, and a sink that
 /// passes each alert draft to `sink` on worker `alerts_to` (every worker's
@@ -240,7 +240,7 @@ fn pair_calls<'s>(
         let mut cap = Some(cap);
         let mut held: Vec<CallEvent> = Vec::new();
         let mut out: Vec<CallEvent> = Vec::new();
-        let mut pairing = crate::share::Pairing::default();
+        let mut pairing = crate::admission::Pairing::default();
         move |(input, frontier), output| {
             input.for_each(|_, data| held.append(data));
             let f = frontier.frontier().first().copied();
@@ -269,12 +269,62 @@ fn pair_calls<'s>(
     })
 }
 
+/// Wakes a worker parked in `step_or_park(None)` when its input channel has
+/// something for it: whoever sends on the channel (the live ingest, a
+/// replay's source thread) calls [`Waker::wake`] after each send, and a
+/// sender going away wakes it through [`WakeOnDrop`].
+///
+/// So an idle worker sleeps until there is work: no timer polls it. Messages
+/// and progress from other workers wake it already (timely unparks the
+/// receiving thread); event time moving on a quiet live feed comes as an
+/// epoch too (the service's clock tick, [`crate::live::LiveEngine::advance_clock`]),
+/// so nothing waits on a timer inside the dataflow.
+///
+/// A wake-up cannot be lost: the worker registers its thread before it first
+/// looks at the channel, and `unpark` before `park` makes that `park` return
+/// at once.
+#[derive(Debug, Clone, Default)]
+pub struct Waker(Arc<std::sync::OnceLock<std::thread::Thread>>);
+
+impl Waker {
+    /// Called by the worker, on its own thread, before it first reads the channel.
+    pub fn register(&self) {
+        let _ = self.0.set(std::thread::current());
+    }
+
+    /// Wakes the worker (nothing when it has not registered yet: then it has
+    /// not looked at the channel yet either).
+    pub fn wake(&self) {
+        if let Some(t) = self.0.get() {
+            t.unpark();
+        }
+    }
+}
+
+/// Wakes a worker when dropped: held by the sending side of its channel, so
+/// that the worker sees the channel close (or the sender fail) at once.
+#[derive(Debug, Clone)]
+pub struct WakeOnDrop(pub Waker);
+
+impl Drop for WakeOnDrop {
+    fn drop(&mut self) {
+        self.0.wake();
+    }
+}
+
 /// Drives a worker from a channel of epochs until it closes, then drains the dataflow.
 ///
 /// At most `in_flight` epochs are admitted ahead of the probe, which bounds
 /// memory; the worker keeps stepping while it waits, so peers never starve.
-pub fn drive(worker: &mut Worker, mut inputs: WorkerInputs, epochs: crossbeam_channel::Receiver<Arc<Epoch>>) {
+/// With nothing to do it parks until `waker` (the sender's) wakes it.
+pub fn drive(
+    worker: &mut Worker,
+    mut inputs: WorkerInputs,
+    epochs: crossbeam_channel::Receiver<Arc<Epoch>>,
+    waker: &Waker,
+) {
     const IN_FLIGHT: usize = 2;
+    waker.register();
     let mut admitted: std::collections::VecDeque<EventTime> = std::collections::VecDeque::new();
     loop {
         while admitted.len() >= IN_FLIGHT {
@@ -294,7 +344,7 @@ pub fn drive(worker: &mut Worker, mut inputs: WorkerInputs, epochs: crossbeam_ch
                 admitted.push_back(epoch.watermark);
             }
             Err(crossbeam_channel::TryRecvError::Empty) => {
-                worker.step_or_park(Some(std::time::Duration::from_millis(1)));
+                worker.step_or_park(None);
             }
             Err(crossbeam_channel::TryRecvError::Disconnected) => break,
         }

@@ -10,8 +10,9 @@
 //!   `(time, seq)`, which makes their output deterministic.
 //! - `ts_ms`: the event time it travels at, which is also its timely
 //!   timestamp: the row's own time, except for a late event, whose `ts_ms` is
-//!   set to the watermark it was admitted at (see [`crate::lateness`]) and
-//!   which has `late` set. Its row's own time is not kept.
+//!   set to its share's watermark when it was admitted
+//!   ([`crate::admission::Admission::admit`], [`crate::lateness`]) and which
+//!   has `late` set. Its row's own time is not kept.
 
 use crate::contract::{AlarmSource, CallPhase, Category, PatrolStatus};
 use crate::geo::Point;

@@ -77,59 +77,32 @@ pub fn parse_duration_ms(text: &str) -> Option<u64> {
     n.checked_mul(mult)
 }
 
-/// Days since 1970-01-01 to (year, month, day), proleptic Gregorian (H. Hinnant's algorithm).
-fn civil_from_days(z: i64) -> (i64, u32, u32) {
-    let z = z + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let y = yoe + era * 400;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    (if m <= 2 { y + 1 } else { y }, m, d)
-}
-
-/// (year, month, day) to days since 1970-01-01.
-pub fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y.rem_euclid(400);
-    let mp = (i64::from(m) + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + i64::from(d) - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe - 719_468
+/// Event time as a UTC date-time (`None` beyond chrono's range, some
+/// 262,000 years either side of 1970: never a validated event time).
+fn utc(ts_ms: i64) -> Option<chrono::DateTime<chrono::Utc>> {
+    chrono::DateTime::from_timestamp_millis(ts_ms)
 }
 
 /// Formats event time as RFC 3339 UTC with seconds (`2026-03-02T08:00:00+00:00`), as CAP wants.
 pub fn utc_rfc3339(ts_ms: i64) -> String {
-    let secs = ts_ms.div_euclid(1000);
-    let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
-    let (y, m, d) = civil_from_days(days);
-    format!("{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}+00:00", rem / 3600, rem % 3600 / 60, rem % 60)
+    utc(ts_ms).map_or_else(|| format!("{ts_ms} ms"), |t| t.format("%Y-%m-%dT%H:%M:%S+00:00").to_string())
 }
 
 /// Formats event time compactly for people (`2026-03-02 08:00:00Z`).
 pub fn utc_short(ts_ms: i64) -> String {
-    let s = utc_rfc3339(ts_ms);
-    format!("{} {}Z", &s[..10], &s[11..19])
+    utc(ts_ms).map_or_else(|| format!("{ts_ms} ms"), |t| t.format("%Y-%m-%d %H:%M:%SZ").to_string())
 }
 
-/// Parses `YYYY-MM-DD` to ms since the epoch (midnight UTC).
+/// The UTC date of an event time (`2026-03-02`).
+pub fn utc_date(ts_ms: i64) -> String {
+    utc(ts_ms).map_or_else(|| format!("{ts_ms} ms"), |t| t.format("%Y-%m-%d").to_string())
+}
+
+/// Parses `YYYY-MM-DD` to ms since the epoch (midnight UTC); `None` for a
+/// date that does not exist (`2026-02-31`).
 pub fn parse_date_ms(text: &str) -> Option<i64> {
-    let mut it = text.trim().splitn(3, '-');
-    let y: i64 = it.next()?.parse().ok()?;
-    let m: u32 = it.next()?.parse().ok()?;
-    let d: u32 = it.next()?.parse().ok()?;
-    let leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
-    let days_in_month = match m {
-        2 if leap => 29,
-        2 => 28,
-        4 | 6 | 9 | 11 => 30,
-        _ => 31,
-    };
-    ((1..=12).contains(&m) && (1..=days_in_month).contains(&d)).then(|| days_from_civil(y, m, d) * 86_400_000)
+    let day = chrono::NaiveDate::parse_from_str(text.trim(), "%Y-%m-%d").ok()?;
+    Some(day.and_time(chrono::NaiveTime::MIN).and_utc().timestamp_millis())
 }
 
 #[cfg(test)]
@@ -147,8 +120,9 @@ mod tests {
 
     #[test]
     fn dates_that_do_not_exist_are_refused() {
-        assert_eq!(parse_date_ms("2026-03-02"), Some(days_from_civil(2026, 3, 2) * 86_400_000));
-        assert_eq!(parse_date_ms("2024-02-29"), Some(days_from_civil(2024, 2, 29) * 86_400_000));
+        assert_eq!(parse_date_ms("2026-03-02"), Some(1_772_409_600_000));
+        assert_eq!(parse_date_ms("1970-01-02"), Some(86_400_000));
+        assert_eq!(parse_date_ms("2024-02-29"), Some(1_709_164_800_000));
         for bad in ["2026-02-31", "2026-02-29", "1900-02-29", "2026-04-31", "2026-13-01", "2026-00-10", "2026-1"] {
             assert_eq!(parse_date_ms(bad), None, "{bad}");
         }
@@ -170,5 +144,8 @@ mod tests {
         let ms = parse_date_ms("2026-03-02").unwrap();
         assert_eq!(utc_rfc3339(ms + 3_723_000), "2026-03-02T01:02:03+00:00");
         assert_eq!(utc_rfc3339(parse_date_ms("2024-02-29").unwrap()), "2024-02-29T00:00:00+00:00");
+        assert_eq!(utc_short(ms + 3_723_000), "2026-03-02 01:02:03Z");
+        assert_eq!(utc_date(ms + 86_399_999), "2026-03-02");
+        assert_eq!(utc_rfc3339(-1_000), "1969-12-31T23:59:59+00:00");
     }
 }

@@ -5,9 +5,14 @@
 //!   Arrow schemas and the closed vocabularies (`event`, `category`, `status`...).
 //! - [`pseudonym`]: phone numbers become keyed-hash tokens at ingest; nothing
 //!   downstream of the reader sees a raw number.
-//! - [`read`]: Parquet readers that validate a table's schema (file, column,
-//!   expected, found) and decode rows into [`event`]s, sending bad rows to the
-//!   dead-letter output ([`reject`]).
+//! - [`parquet_io`]: finding, checking (file, column, expected, found),
+//!   opening and writing the contract tables' Parquet files.
+//! - [`columns`]: reading contract columns row by row and naming bad rows
+//!   for the dead-letter output ([`reject`]).
+//! - [`decode`]: the stream tables' rows into compact [`event`]s.
+//! - [`load`]: the reference tables into [`reference::Reference`].
+//! - [`admission`]: source positions, the watermark and call pairing, the
+//!   same for a replay's shares and the live ingest.
 //! - [`lateness`]: event time, the watermark and what "late" means.
 //! - [`replay`]: the deterministic replay driver over timely workers.
 //! - [`model`]: the `Model` trait (the one seam a model author touches).
@@ -15,20 +20,25 @@
 //! - [`alert`]: the output contract (`docs/alert-contract.md`) and its writers.
 #![deny(missing_docs)]
 
+pub mod admission;
 pub mod alert;
+pub mod columns;
 pub mod contract;
 pub mod dataflow;
+pub mod decode;
 pub mod error;
 pub mod event;
 pub mod geo;
+pub mod hash;
 pub mod journal;
 pub mod jurisdiction;
 pub mod lateness;
 pub mod live;
+pub mod load;
 pub mod model;
 pub mod ndjson;
+pub mod parquet_io;
 pub mod pseudonym;
-pub mod read;
 pub mod reference;
 pub mod reject;
 pub mod replay;

@@ -1,6 +1,7 @@
 //! Live mode: the same dataflow as replay, fed by ingest requests instead of
-//! files, with the same semantics (sequence numbers in arrival order, the
-//! watermark and lateness of [`crate::lateness`], call pairing checks).
+//! files, with the same admission ([`crate::admission`]: sequence numbers in
+//! arrival order, the watermark and lateness of [`crate::lateness`], call
+//! pairing checks).
 //!
 //! Each [`LiveEngine::ingest`] call is one epoch: its events get the next
 //! sequence numbers and the watermark advances past them. Event time also
@@ -20,17 +21,15 @@
 //! same alerts with the same ids. A request's idempotency key is journaled
 //! with it: a retry after a lost answer is recognised, also across a restart.
 
-use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 
 use crossbeam_channel::{Sender, bounded};
 
+use crate::admission::{Admission, Pairing};
 use crate::alert::Alert;
-use crate::contract::CallPhase;
-use crate::dataflow::{self, Epoch};
+use crate::dataflow::{self, Epoch, Waker};
 use crate::event::Event;
 use crate::journal::{Journal, JournalOptions, RecentKeys, Record, SyncHandle};
-use crate::lateness::Watermark;
 use crate::model::Model;
 use crate::reference::Reference;
 use crate::replay::complete;
@@ -93,10 +92,13 @@ pub enum Refused {
 }
 
 struct Feed {
-    watermark: Watermark,
-    seq: u64,
-    open_calls: HashSet<u64>,
+    /// The ingest is one share: one watermark, `seq` in arrival order.
+    admission: Admission,
+    /// The open calls.
+    pairing: Pairing,
     senders: Vec<Sender<Arc<Epoch>>>,
+    /// Wakes the worker behind each sender: idle workers sleep until an epoch comes.
+    wakers: Vec<Waker>,
     /// Totals since start.
     events: u64,
     late: u64,
@@ -114,13 +116,36 @@ struct Feed {
     depth: Arc<std::sync::atomic::AtomicUsize>,
 }
 
+/// The call id of the call row at `index` of a request.
+fn call_id_at(events: &[Event], index: usize) -> u64 {
+    match &events[index] {
+        Event::Call(c) => c.call_id,
+        _ => unreachable!("pairing refuses call rows only"),
+    }
+}
+
+impl Drop for Feed {
+    fn drop(&mut self) {
+        // Close the channels first, then wake the workers to see them closed.
+        self.senders.clear();
+        self.wakers.iter().for_each(Waker::wake);
+    }
+}
+
 impl Feed {
     /// Feeds an epoch to every worker; the number of workers that have stopped.
     fn send(&self, epoch: Epoch) -> usize {
         let epoch = Arc::new(epoch);
         let depth = self.senders.iter().map(|s| s.len() + 1).max().unwrap_or(0);
         self.depth.store(depth, std::sync::atomic::Ordering::Relaxed);
-        self.senders.iter().map(|s| usize::from(s.send(Arc::clone(&epoch)).is_err())).sum()
+        // Each worker is woken as soon as its epoch is queued: a send that
+        // waits on a full queue never holds back the wake-up of another.
+        let mut stopped = 0;
+        for (s, w) in self.senders.iter().zip(&self.wakers) {
+            stopped += usize::from(s.send(Arc::clone(&epoch)).is_err());
+            w.wake();
+        }
+        stopped
     }
 
     fn stopped(&self, stopped: usize) -> Refused {
@@ -169,31 +194,33 @@ impl LiveEngine {
         let models = Arc::new(models);
         let mut senders = Vec::new();
         let mut receivers = Vec::new();
-        for _ in 0..workers {
+        let wakers: Vec<Waker> = (0..workers).map(|_| Waker::default()).collect();
+        for waker in &wakers {
             let (tx, rx) = bounded::<Arc<Epoch>>(64);
             senders.push(tx);
-            receivers.push(Some(rx));
+            receivers.push(Some((rx, waker.clone())));
         }
         let receivers = Arc::new(Mutex::new(receivers));
         let config = crate::replay::timely_config(workers, None)?;
         let units = reference.units.clone();
         let depth = Arc::new(std::sync::atomic::AtomicUsize::new(0));
         let guards = timely::execute(config, move |worker| {
-            let rx = receivers.lock().expect("receivers lock")[worker.index()].take().expect("one receiver per worker");
+            let (rx, waker) =
+                receivers.lock().expect("receivers lock")[worker.index()].take().expect("one receiver per worker");
             let (names, refc, alerts) = (Arc::clone(&names), reference.clone(), alerts.clone());
             let inputs = dataflow::build(worker, &models, &reference, 0, None, move |draft| {
                 // The consumer hanging up means the service is shutting down.
                 let _ = alerts.send(complete(&names, &refc, draft));
             });
-            dataflow::drive(worker, inputs, rx);
+            dataflow::drive(worker, inputs, rx, &waker);
         })
         .map_err(Error::Runtime)?;
         Ok(LiveEngine {
             feed: Mutex::new(Some(Feed {
-                watermark: Watermark::new(opts.lateness_ms),
-                seq: 0,
-                open_calls: HashSet::new(),
+                admission: Admission::new(opts.lateness_ms, 0),
+                pairing: Pairing::default(),
                 senders,
+                wakers,
                 events: 0,
                 late: 0,
                 journal: None,
@@ -232,16 +259,15 @@ impl LiveEngine {
                 }
             }
             if let Some(m) = rec.max_seen {
-                feed.watermark.observe(m);
+                feed.admission.observe(m);
             }
             for e in &rec.events {
                 if let Event::Call(c) = e {
-                    match c.phase {
-                        CallPhase::Start => feed.open_calls.insert(c.call_id),
-                        CallPhase::End => feed.open_calls.remove(&c.call_id),
-                    };
+                    // Journaled rows passed the check once: this only
+                    // rebuilds the open calls.
+                    let _ = feed.pairing.check(c);
                 }
-                feed.seq = feed.seq.max(e.seq() + 1);
+                feed.admission.restored(e);
                 feed.late += u64::from(e.late());
             }
             let n = rec.events.len() as u64;
@@ -284,41 +310,20 @@ impl LiveEngine {
         if key.is_some_and(|k| feed.keys.contains(k)) {
             return Ok(Outcome::Duplicate);
         }
-        // Check pairing against the open calls plus this request's own starts
-        // and ends (call id -> open after it), so that a refused request
-        // changes nothing without copying every open call per request.
-        let mut changed: HashMap<u64, bool> = HashMap::new();
-        let mut refused = Vec::new();
-        for (i, e) in events.iter().enumerate() {
-            if let Event::Call(c) = e {
-                let open = changed.get(&c.call_id).copied().unwrap_or_else(|| feed.open_calls.contains(&c.call_id));
-                match c.phase {
-                    CallPhase::Start if open => {
-                        refused.push((i, format!("call_id {} already has an open start row", c.call_id)))
-                    }
-                    CallPhase::End if !open => {
-                        refused.push((i, format!("end row of call_id {} has no open start row before it", c.call_id)))
-                    }
-                    phase => {
-                        changed.insert(c.call_id, phase == CallPhase::Start);
-                    }
-                }
-            }
-        }
-        if !refused.is_empty() {
-            return Err(Refused::Rows(refused));
-        }
-        // Stamp on copies of the watermark and sequence: a journal that cannot
-        // be written leaves the feed as it was.
-        let mut watermark = feed.watermark.clone();
-        let mut seq = feed.seq;
+        // Pairing is checked against the open calls and the request's own
+        // rows, and applied only once the request is journaled: a refused
+        // request changes nothing.
+        let calls =
+            events.iter().enumerate().filter_map(|(i, e)| if let Event::Call(c) = e { Some((i, c)) } else { None });
+        let changes = feed.pairing.check_request(calls).map_err(|refused| {
+            Refused::Rows(refused.into_iter().map(|(i, why)| (i, why.reason(call_id_at(&events, i)))).collect())
+        })?;
+        // Stamp on a copy of the admission: a journal that cannot be written
+        // leaves the feed as it was.
+        let mut admission = feed.admission.clone();
         let mut late = 0;
         for e in events.iter_mut() {
-            let (time, is_late) = watermark.admit(e.ts_ms());
-            late += u64::from(is_late);
-            e.stamp(seq, is_late);
-            e.set_ts(time);
-            seq += 1;
+            late += u64::from(admission.admit(e, 0));
         }
         let mut lsn = None;
         if let Some(journal) = feed.journal.as_mut() {
@@ -331,8 +336,8 @@ impl LiveEngine {
             units.dedup();
             let rec = Record {
                 key: key.map(str::to_owned),
-                max_seen: watermark.max_seen(),
-                watermark: watermark.current(),
+                max_seen: admission.max_seen(),
+                watermark: admission.watermark(),
                 units,
                 events,
             };
@@ -341,15 +346,8 @@ impl LiveEngine {
             })?);
             events = rec.events;
         }
-        for (call_id, open) in changed {
-            if open {
-                feed.open_calls.insert(call_id);
-            } else {
-                feed.open_calls.remove(&call_id);
-            }
-        }
-        feed.watermark = watermark;
-        feed.seq = seq;
+        feed.pairing.apply(changes);
+        feed.admission = admission;
         let n = events.len() as u64;
         feed.events += n;
         feed.late += late;
@@ -360,7 +358,7 @@ impl LiveEngine {
                 feed.keys.insert(k.to_owned());
             }
         }
-        let stopped = feed.send(Epoch { events, watermark: feed.watermark.current() });
+        let stopped = feed.send(Epoch { events, watermark: feed.admission.watermark() });
         if stopped > 0 {
             return Err(feed.stopped(stopped));
         }
@@ -387,16 +385,16 @@ impl LiveEngine {
         if feed.unopened.is_some() {
             return; // not restored yet: the journal decides where time stands
         }
-        let before = feed.watermark.current();
-        let mut watermark = feed.watermark.clone();
-        watermark.observe(now_ms);
-        let after = watermark.current();
+        let before = feed.admission.watermark();
+        let mut admission = feed.admission.clone();
+        admission.observe(now_ms);
+        let after = admission.watermark();
         if after > before {
             // Journaled (never synced on its own) so a restore feeds the same epochs.
             if let Some(journal) = feed.journal.as_mut() {
                 let tick = Record {
                     key: None,
-                    max_seen: watermark.max_seen(),
+                    max_seen: admission.max_seen(),
                     watermark: after,
                     units: Vec::new(),
                     events: Vec::new(),
@@ -406,7 +404,7 @@ impl LiveEngine {
                     return;
                 }
             }
-            feed.watermark = watermark;
+            feed.admission = admission;
             let _ = feed.send(Epoch { events: Vec::new(), watermark: after });
         }
     }
@@ -425,7 +423,7 @@ impl LiveEngine {
 
     /// The current watermark.
     pub fn watermark(&self) -> EventTime {
-        self.feed.lock().expect("feed lock").as_ref().map_or(0, |f| f.watermark.current())
+        self.feed.lock().expect("feed lock").as_ref().map_or(0, |f| f.admission.watermark())
     }
 
     /// Events ingested and late events since start.
@@ -454,6 +452,7 @@ impl Drop for LiveEngine {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::contract::CallPhase;
 
     fn call(ts_ms: u64, call_id: u64, phase: CallPhase) -> Event {
         Event::Call(crate::testkit::call_event(call_id, phase, ts_ms))

@@ -180,67 +180,6 @@ impl Reference {
     }
 }
 
-/// Loads the reference tables of a dataset folder (officers, grids,
-/// subscribers; each optional, the default grid without grids) for live mode.
-/// Bad rows are returned as rejects, as in replay.
-pub fn load(
-    dir: &std::path::Path,
-    pseudonymiser: &crate::pseudonym::Pseudonymiser,
-) -> crate::Result<(Reference, Vec<crate::reject::Rejected>)> {
-    use crate::contract::Table;
-    use crate::read;
-    if !dir.is_dir() {
-        return Err(crate::Error::config(
-            "reference folder",
-            format!(
-                "{} is not a folder; expected a dataset folder with grids/officers/subscribers tables",
-                dir.display()
-            ),
-        ));
-    }
-    let mut rejects = Vec::new();
-    let (jurisdiction, _) = load_jurisdiction(dir, &mut rejects)?;
-    let subscribers = match read::locate(dir, Table::Subscribers)? {
-        Some(f) => read::read_subscribers(&f, &mut pseudonymiser.clone(), &mut rejects)?,
-        None => Subscribers::default(),
-    };
-    Ok((
-        Reference {
-            subscribers: Arc::new(subscribers),
-            jurisdiction: Arc::new(jurisdiction),
-            units: UnitDirectory::default(),
-        },
-        rejects,
-    ))
-}
-
-/// Loads the officers and grids tables of a dataset folder into a
-/// [`Jurisdiction`] (the default grid without a grids table), with the rows
-/// read per table. Shared by replay and live mode.
-pub fn load_jurisdiction(
-    dir: &std::path::Path,
-    rejects: &mut Vec<crate::reject::Rejected>,
-) -> crate::Result<(Jurisdiction, std::collections::BTreeMap<crate::contract::Table, u64>)> {
-    use crate::contract::Table;
-    use crate::read;
-    let mut rows = std::collections::BTreeMap::new();
-    let officers = match read::locate(dir, Table::Officers)? {
-        Some(f) => {
-            rows.insert(Table::Officers, read::check(&f)?);
-            read::read_officers(&f, rejects)?
-        }
-        None => Vec::new(),
-    };
-    let jurisdiction = match read::locate(dir, Table::Grids)? {
-        Some(f) => {
-            rows.insert(Table::Grids, read::check(&f)?);
-            read::read_jurisdiction(&f, officers, rejects)?
-        }
-        None => Jurisdiction::default_grid(officers),
-    };
-    Ok((jurisdiction, rows))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

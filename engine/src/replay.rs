@@ -33,7 +33,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use crossbeam_channel::{Receiver, bounded};
 use timely::dataflow::channels::pact::{Exchange, Pipeline};
@@ -44,11 +44,13 @@ use timely::dataflow::operators::vec::{Broadcast, Input};
 use crate::EventTime;
 use crate::alert::{self, Alert};
 use crate::contract::Table;
-use crate::dataflow::{self, TaggedDraft, WorkerInputs};
+use crate::dataflow::{self, TaggedDraft, WakeOnDrop, Waker, WorkerInputs};
+use crate::decode::{Decoder, TimeBounds};
 use crate::event::Event;
+use crate::load;
 use crate::model::Model;
+use crate::parquet_io::{self, TableFiles};
 use crate::pseudonym::Pseudonymiser;
-use crate::read::{self, Decoder, TableFiles, TimeBounds};
 use crate::reference::{Reference, UnitDirectory};
 use crate::reject::{RejectLog, Rejected};
 use crate::share::{self, Batch, Plan, Source, SourceCounts};
@@ -59,6 +61,28 @@ use crate::{Error, Result};
 /// engine): large enough to amortise timely's progress tracking, small enough
 /// to keep latency and memory low.
 pub const EPOCH_EVENTS: usize = 16_384;
+
+/// Hears how a replay gets on. The engine library never prints or draws:
+/// the binary implements this with a progress bar, a service could export it.
+/// (`RefUnwindSafe`: replay options cross `catch_unwind` in the test kit.)
+pub trait Progress: Send + Sync + std::fmt::Debug + std::panic::RefUnwindSafe {
+    /// The replay starts: this process will read `rows` rows of stream tables.
+    fn start(&self, rows: u64);
+    /// `rows` more rows were read (called from the source threads, often).
+    fn advance(&self, rows: u64);
+    /// The replay is over (also when it failed).
+    fn finish(&self);
+}
+
+/// [`Progress`] that ignores everything (no `--progress`, other processes of a cluster).
+#[derive(Debug)]
+struct Silent;
+
+impl Progress for Silent {
+    fn start(&self, _: u64) {}
+    fn advance(&self, _: u64) {}
+    fn finish(&self) {}
+}
 
 /// How fast to replay.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -116,8 +140,9 @@ pub struct ReplayOptions {
     pub pseudonym_key: String,
     /// Home country calling code (digits), to tell international numbers.
     pub home_cc: String,
-    /// Show a progress bar (on a terminal).
-    pub progress: bool,
+    /// Told how the replay gets on (rows read), on process 0; the engine
+    /// draws nothing itself (the binary draws a bar).
+    pub progress: Option<Arc<dyn Progress>>,
     /// Rows dated more than this far ahead of the wall clock are rejected
     /// (`out_of_range`) instead of dragging the watermark into the future.
     /// Default 5 minutes; `None` turns the bound off (data generated for the future).
@@ -140,8 +165,8 @@ impl Default for ReplayOptions {
             speed: Speed::Max,
             pseudonym_key: crate::pseudonym::DEMO_KEY.to_owned(),
             home_cc: "86".to_owned(),
-            progress: false,
-            max_ahead_ms: Some(crate::read::TimeBounds::DEFAULT_MAX_AHEAD_MS),
+            progress: None,
+            max_ahead_ms: Some(TimeBounds::DEFAULT_MAX_AHEAD_MS),
             fallback_officer: None,
             log: None,
         }
@@ -199,8 +224,8 @@ fn open_dataset_with(dir: &Path, pseudonymiser: &Pseudonymiser, need_streams: bo
     let mut streams = Vec::new();
     let mut stream_rows = BTreeMap::new();
     for t in Table::STREAMS {
-        if let Some(files) = read::locate(dir, t)? {
-            stream_rows.insert(t, read::check(&files)?);
+        if let Some(files) = parquet_io::locate(dir, t)? {
+            stream_rows.insert(t, parquet_io::check(&files)?);
             streams.push(files);
         }
     }
@@ -212,16 +237,16 @@ fn open_dataset_with(dir: &Path, pseudonymiser: &Pseudonymiser, need_streams: bo
         });
     }
     let mut rejects = Vec::new();
-    let (jurisdiction, mut reference_rows) = crate::reference::load_jurisdiction(dir, &mut rejects)?;
+    let (jurisdiction, mut reference_rows) = load::jurisdiction(dir, &mut rejects)?;
     // Size the cache for the city's subscribers (twice their count, so they
     // all fit); without that table there is nothing to warm.
     let mut warm = pseudonymiser.with_cache_for(0);
-    let subscribers = match read::locate(dir, Table::Subscribers)? {
+    let subscribers = match parquet_io::locate(dir, Table::Subscribers)? {
         Some(f) => {
-            let n = read::check(&f)?;
+            let n = parquet_io::check(&f)?;
             reference_rows.insert(Table::Subscribers, n);
             warm = pseudonymiser.with_cache_for(n as usize);
-            read::read_subscribers(&f, &mut warm, &mut rejects)?
+            load::read_subscribers(&f, &mut warm, &mut rejects)?
         }
         None => Default::default(),
     };
@@ -343,6 +368,9 @@ struct WorkerOut {
     totals: SourceCounts,
 }
 
+/// A worker's end of its source: the batches, and the waker the source uses.
+type WorkerFeed = (Receiver<Result<Batch>>, Waker);
+
 /// Spawns one reader thread per local worker: worker `index` (of `peers` in
 /// the cluster) reads the shares dealt to it and sends batches to its channel.
 fn spawn_sources(
@@ -352,8 +380,8 @@ fn spawn_sources(
     mut decoders: impl FnMut(Table, usize) -> Vec<Decoder>,
     local: usize,
     opts: &ReplayOptions,
-    progress: &indicatif::ProgressBar,
-) -> (Vec<Receiver<Result<Batch>>>, Vec<std::thread::JoinHandle<()>>) {
+    progress: &Arc<dyn Progress>,
+) -> (Vec<WorkerFeed>, Vec<std::thread::JoinHandle<()>>) {
     let mut per_table: Vec<std::vec::IntoIter<Decoder>> = Table::STREAMS
         .iter()
         .map(|&t| if plan.files[table_index(t)].is_empty() { Vec::new() } else { decoders(t, local) }.into_iter())
@@ -368,17 +396,27 @@ fn spawn_sources(
         let decs: Vec<Option<Decoder>> = per_table.iter_mut().map(Iterator::next).collect();
         let mut source = Source::new(plan.dealt(first_index + k, peers), decs, opts.lateness_ms);
         let (tx, rx) = bounded::<Result<Batch>>(2);
-        let progress = progress.clone();
+        let waker = Waker::default();
+        let progress = Arc::clone(progress);
+        let wake = waker.clone();
         let handle = std::thread::Builder::new()
             .name(format!("source-{}", first_index + k))
             .spawn(move || {
-                let sent = share::pump(&mut source, EPOCH_EVENTS, pace, &progress, |b| tx.send(Ok(b)).is_ok());
-                if let Err(e) = sent {
-                    let _ = tx.send(Err(e));
+                // Declared first, dropped last: the worker wakes to find the
+                // channel closed, also when this thread panics.
+                let _closed = WakeOnDrop(wake.clone());
+                let tx = tx;
+                let send = |b| {
+                    let sent = tx.send(b).is_ok();
+                    wake.wake();
+                    sent
+                };
+                if let Err(e) = share::pump(&mut source, EPOCH_EVENTS, pace, progress.as_ref(), |b| send(Ok(b))) {
+                    send(Err(e));
                 }
             })
             .expect("spawn source thread");
-        receivers.push(rx);
+        receivers.push((rx, waker));
         handles.push(handle);
     }
     (receivers, handles)
@@ -405,11 +443,13 @@ fn feed(
     worker: &mut timely::worker::Worker,
     inputs: &mut WorkerInputs,
     batches: &Receiver<Result<Batch>>,
+    waker: &Waker,
     in_flight: usize,
     collect: &mut InputHandle<u64, Collected>,
     finished: &Rc<RefCell<Vec<SourceCounts>>>,
 ) -> Result<SourceCounts> {
     let mut admitted: std::collections::VecDeque<EventTime> = std::collections::VecDeque::new();
+    waker.register();
     loop {
         while admitted.len() >= in_flight {
             let oldest = *admitted.front().expect("non-empty");
@@ -433,7 +473,8 @@ fn feed(
             }
             Ok(Err(e)) => return Err(e),
             Err(crossbeam_channel::TryRecvError::Empty) => {
-                worker.step_or_park(Some(Duration::from_millis(1)));
+                // The source thread wakes this one when it sends.
+                worker.step_or_park(None);
             }
             Err(crossbeam_channel::TryRecvError::Disconnected) => {
                 return Err(Error::Bug("a source thread ended without its last batch".into()));
@@ -453,7 +494,7 @@ fn run_worker(
     names: &Arc<Vec<(String, String)>>,
     reference: &Reference,
     plan: &Plan,
-    batches: Receiver<Result<Batch>>,
+    (batches, waker): WorkerFeed,
     local_workers: usize,
 ) -> Result<WorkerOut> {
     let local = worker.index() % local_workers;
@@ -489,7 +530,7 @@ fn run_worker(
             );
         });
     }
-    let fed = feed(worker, &mut inputs, &batches, in_flight(plan, peers), &mut collect, &finished);
+    let fed = feed(worker, &mut inputs, &batches, &waker, in_flight(plan, peers), &mut collect, &finished);
     // Every worker reaches the finish line, even one whose source failed, so
     // that the others end; the failure is reported after.
     let mine = fed.as_ref().map_or_else(|_| SourceCounts::default(), |c| *c);
@@ -517,7 +558,8 @@ fn run_worker(
         worker.step_or_park(None);
     }
     for (call, why) in unpaired.borrow_mut().drain(..) {
-        collect.send(Collected::Unpaired(why.rejected(&call, plan.file_of(call.seq)), call.late));
+        let row = share::unpack(call.seq).2;
+        collect.send(Collected::Unpaired(why.rejected(&call, plan.file_of(call.seq), row), call.late));
     }
     collect.close();
     while worker.step_or_park(None) {}
@@ -594,7 +636,7 @@ pub fn replay(opts: &ReplayOptions, models: Vec<Box<dyn Model>>) -> Result<Repla
     if processes > 1
         && let Some(patrols) = dataset.streams.iter().find(|f| f.table == Table::Patrols)
     {
-        read::read_unit_names(patrols, &dataset.reference.units)?;
+        load::read_unit_names(patrols, &dataset.reference.units)?;
     }
 
     let model_names: Arc<Vec<(String, String)>> = Arc::new(models.iter().map(|m| (m.name(), m.version())).collect());
@@ -602,19 +644,16 @@ pub fn replay(opts: &ReplayOptions, models: Vec<Box<dyn Model>>) -> Result<Repla
     let config = timely_config(opts.workers, opts.cluster.as_ref())?;
     let workers = opts.workers.max(1);
 
-    let progress = if opts.progress && process == 0 {
+    let progress: Arc<dyn Progress> = match &opts.progress {
+        Some(p) if process == 0 => Arc::clone(p),
+        _ => Arc::new(Silent),
+    };
+    {
         // This process's rows: those of its workers' shares.
         let peers = processes * workers;
         let mine = plan.shares.iter().enumerate().filter(|(i, _)| (i % peers) / workers == process);
-        let pb = indicatif::ProgressBar::new(mine.map(|(_, s)| s.rows).sum());
-        pb.set_style(
-            indicatif::ProgressStyle::with_template("{elapsed_precise} [{wide_bar}] {percent}% {msg}")
-                .expect("valid template"),
-        );
-        pb
-    } else {
-        indicatif::ProgressBar::hidden()
-    };
+        progress.start(mine.map(|(_, s)| s.rows).sum());
+    }
     let decoders = table_decoders(&mut dataset, TimeBounds { max_ahead_ms: opts.max_ahead_ms, max_behind_ms: None });
     let (receivers, sources) =
         spawn_sources(&plan, process * workers, processes * workers, decoders, workers, opts, &progress);
@@ -632,7 +671,7 @@ pub fn replay(opts: &ReplayOptions, models: Vec<Box<dyn Model>>) -> Result<Repla
     };
     // Workers finish (or fail) before we report anything.
     let joined: Vec<_> = guards.join();
-    progress.finish_and_clear();
+    progress.finish();
     for s in sources {
         s.join().map_err(|_| Error::Bug("a source thread panicked".into()))?;
     }
@@ -741,7 +780,7 @@ pub fn merged_events(opts: &ReplayOptions) -> Result<(Vec<Event>, Reference)> {
         events.extend_from_slice(&chunk.events);
     }
     events.sort_by_key(|e| (e.ts_ms(), e.seq()));
-    let mut pairing = share::Pairing::default();
+    let mut pairing = crate::admission::Pairing::default();
     events.retain(|e| match e {
         Event::Call(c) => pairing.check(c).is_ok(),
         _ => true,

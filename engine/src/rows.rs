@@ -3,7 +3,7 @@
 //!
 //! For small writers: test fixtures, golden scenarios, NDJSON ingest (parse
 //! lines into these structs, build a batch, decode it with the same
-//! [`crate::read::Decoder`] as replay, so both validate identically).
+//! [`crate::decode::Decoder`] as replay, so both validate identically).
 
 use std::path::Path;
 use std::sync::Arc;
@@ -250,5 +250,5 @@ pub fn write_table<R: ContractRow>(dir: &Path, rows: &[R]) -> Result<()> {
     if let Some(parent) = path.parent() {
         std::fs::create_dir_all(parent).map_err(|e| Error::io(parent, e))?;
     }
-    crate::read::write_parquet_batches(&path, R::TABLE.schema(), std::iter::once(R::to_batch(rows)))
+    crate::parquet_io::write_parquet_batches(&path, R::TABLE.schema(), std::iter::once(R::to_batch(rows)))
 }

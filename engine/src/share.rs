@@ -14,7 +14,8 @@
 //!   the file. Operators order by `(ts_ms, seq)`, so the order the models see
 //!   is event time, then place in the input, whatever the order of arrival;
 //! - `late`, and the time it travels at, from the share's own watermark
-//!   ([`crate::lateness`]): the largest event time among the share's earlier
+//!   ([`crate::admission::Admission`], one per open share;
+//!   [`crate::lateness`]): the largest event time among the share's earlier
 //!   rows minus the allowed lateness. Across shares nothing is late: the
 //!   progress of the input is timely's frontier, the least watermark over the
 //!   shares (and the lower bound of a share not opened yet).
@@ -28,9 +29,8 @@
 //!
 //! Call pairing (an `end` needs an open `start` before it) needs every row of
 //! a call, so it is checked in the dataflow after the calls are exchanged by
-//! `call_id` ([`Pairing`], `dataflow::build`).
+//! `call_id` ([`crate::admission::Pairing`], `dataflow::build`).
 
-use std::collections::HashSet;
 use std::fs::File;
 use std::path::Path;
 use std::sync::Arc;
@@ -42,10 +42,11 @@ use parquet::arrow::ProjectionMask;
 use parquet::arrow::arrow_reader::{ParquetRecordBatchReader, ParquetRecordBatchReaderBuilder};
 use parquet::file::statistics::Statistics;
 
-use crate::contract::{CallPhase, Table};
-use crate::event::{CallEvent, Event};
-use crate::lateness::Watermark;
-use crate::read::{self, ColumnMap, Decoder, RawBatch, TableFiles};
+use crate::admission::Admission;
+use crate::contract::Table;
+use crate::decode::{Decoder, RawBatch};
+use crate::event::Event;
+use crate::parquet_io::{self, ColumnMap, TableFiles};
 use crate::reject::Rejected;
 use crate::{Error, Result};
 
@@ -147,7 +148,7 @@ fn corrupt(path: &Path, table: Table, e: impl std::fmt::Display) -> Error {
     Error::Corrupt { file: path.to_owned(), table: table.name(), detail: e.to_string() }
 }
 
-/// Cuts the stream tables into shares (files already validated by [`read::check`]).
+/// Cuts the stream tables into shares (files already validated by [`parquet_io::check`]).
 pub fn plan(streams: &[TableFiles]) -> Result<Plan> {
     let mut plan = Plan::default();
     for files in streams {
@@ -290,7 +291,8 @@ struct OpenShare {
     reader: Rows,
     map: Arc<ColumnMap>,
     row: u64,
-    watermark: Watermark,
+    /// Source positions and the share's watermark.
+    admission: Admission,
     /// The next chunk, decoded and stamped.
     head: Option<Chunk>,
     /// No event of `head` or later travels before this.
@@ -389,21 +391,22 @@ impl Source {
         let share = self.pending.pop_front().expect("a pending share");
         let (reader, map) = match &share.log {
             None => {
-                let (reader, map) = read::open_row_group(&share.path, share.table, share.row_group)?;
+                let (reader, map) = parquet_io::open_row_group(&share.path, share.table, share.row_group)?;
                 (Rows::File(reader), map)
             }
             Some(log) => {
-                let map = read::validate_schema(&share.path, share.table, &crate::ndjson::schema(share.table))?;
+                let map = parquet_io::validate_schema(&share.path, share.table, &crate::ndjson::schema(share.table))?;
                 (Rows::Log(log.open()?), map)
             }
         };
+        let first_seq = position(share.table_index, share.file_index, share.row0);
         let mut s = OpenShare {
             row: share.row0,
             bound: share.lower,
             share,
             reader,
             map: Arc::new(map),
-            watermark: Watermark::new(self.lateness_ms),
+            admission: Admission::new(self.lateness_ms, first_seq),
             head: None,
         };
         self.fill(&mut s)?;
@@ -415,7 +418,7 @@ impl Source {
 
     /// Decodes and stamps the share's next record batch into its head.
     fn fill(&mut self, s: &mut OpenShare) -> Result<()> {
-        s.bound = s.bound.max(s.watermark.current());
+        s.bound = s.bound.max(s.admission.watermark());
         let (batch, faults) = match &mut s.reader {
             Rows::File(reader) => match reader.next() {
                 Some(batch) => (batch.map_err(|e| corrupt(&s.share.path, s.share.table, e))?, Vec::new()),
@@ -426,7 +429,10 @@ impl Source {
             },
             Rows::Log(reader) => match reader.next_run()? {
                 Some(run) => {
+                    // A run starts at its first offset (after a gap, later
+                    // than the row after the last run's).
                     s.row = run.first;
+                    s.admission.seek(position(s.share.table_index, s.share.file_index, run.first));
                     (run.batch, run.faults)
                 }
                 None => {
@@ -444,7 +450,7 @@ impl Source {
             // A record that is not a contract row is reported for what it is
             // (not JSON, a wrong type), not again for the nulls it decodes to.
             let (table, row0) = (s.share.table, s.row);
-            let faulty: HashSet<u64> = faults.iter().map(|f| row0 + f.row).collect();
+            let faulty: crate::hash::FastSet<u64> = faults.iter().map(|f| row0 + f.row).collect();
             chunk.rejects.retain(|r| !faulty.contains(&r.row));
             chunk.rejects.extend(
                 faults
@@ -460,18 +466,19 @@ impl Source {
         for e in &mut chunk.events {
             while bad.peek() == Some(&row) {
                 bad.next();
+                s.admission.skip();
                 row += 1;
             }
             let ts = e.ts_ms();
             c.range = Some(c.range.map_or((ts, ts), |(a, b)| (a.min(ts), b.max(ts))));
-            let (time, late) = s.watermark.admit(ts);
-            let time = time.max(s.bound);
             c.events += 1;
-            c.late += u64::from(late);
-            e.stamp(position(s.share.table_index, s.share.file_index, row), late);
-            e.set_ts(time);
-            chunk.first_ts = chunk.first_ts.min(time);
+            c.late += u64::from(s.admission.admit(e, s.bound));
+            chunk.first_ts = chunk.first_ts.min(e.ts_ms());
             row += 1;
+        }
+        // Rows rejected after the last event keep their positions too.
+        for _ in bad {
+            s.admission.skip();
         }
         s.row += n as u64;
         s.head = Some(chunk);
@@ -512,7 +519,7 @@ pub fn pump(
     source: &mut Source,
     batch_events: usize,
     pace: Option<f64>,
-    progress: &indicatif::ProgressBar,
+    progress: &dyn crate::replay::Progress,
     mut send: impl FnMut(Batch) -> bool,
 ) -> Result<()> {
     let started = Instant::now();
@@ -548,82 +555,11 @@ pub fn pump(
             batch.end = Some(source.counts);
         }
         let rows: u64 = source.counts.rows.iter().sum();
-        progress.inc(rows - rows_before);
+        progress.advance(rows - rows_before);
         rows_before = rows;
         batch_first = None;
         if !send(std::mem::take(&mut batch)) || end {
             return Ok(());
-        }
-    }
-}
-
-/// A hasher for call ids in the pairing set: one multiply (SipHash costs more
-/// than the rest of the check; call ids are not attacker-chosen keys here,
-/// and a skewed id set only slows the set down).
-#[derive(Default, Clone, Copy)]
-struct IdHasher(u64);
-
-impl std::hash::Hasher for IdHasher {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-    fn write(&mut self, bytes: &[u8]) {
-        for &b in bytes {
-            self.0 = (self.0.rotate_left(5) ^ u64::from(b)).wrapping_mul(0x9e37_79b9_7f4a_7c15);
-        }
-    }
-    fn write_u64(&mut self, id: u64) {
-        let h = (self.0 ^ id).wrapping_mul(0x9e37_79b9_7f4a_7c15);
-        self.0 = h ^ (h >> 32);
-    }
-}
-
-/// Why a call row was refused by [`Pairing`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Unpaired {
-    /// A `start` while the call already has an open start.
-    DuplicateStart,
-    /// An `end` with no open start before it.
-    EndWithoutStart,
-}
-
-impl Unpaired {
-    /// The dead-letter row for `call` (in `file`).
-    pub fn rejected(self, call: &CallEvent, file: &Path) -> Rejected {
-        let (_, _, row) = unpack(call.seq);
-        let (code, reason) = match self {
-            Unpaired::DuplicateStart => {
-                ("duplicate_start", format!("call_id {} already has an open start row", call.call_id))
-            }
-            Unpaired::EndWithoutStart => {
-                ("end_without_start", format!("end row of call_id {} has no open start row before it", call.call_id))
-            }
-        };
-        Rejected::new(Table::Calls, file, row, Some("call_id"), code, reason)
-    }
-}
-
-/// Call pairing over calls fed in `(ts_ms, seq)` order: an `end` needs an
-/// open `start` of its call before it, and a call has one open start at a time.
-#[derive(Default)]
-pub struct Pairing {
-    open: HashSet<u64, std::hash::BuildHasherDefault<IdHasher>>,
-}
-
-impl std::fmt::Debug for Pairing {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Pairing").field("open", &self.open.len()).finish()
-    }
-}
-
-impl Pairing {
-    /// Checks the next call row; `Err` when it is refused (and changes nothing).
-    #[inline]
-    pub fn check(&mut self, call: &CallEvent) -> std::result::Result<(), Unpaired> {
-        match call.phase {
-            CallPhase::Start if !self.open.insert(call.call_id) => Err(Unpaired::DuplicateStart),
-            CallPhase::End if !self.open.remove(&call.call_id) => Err(Unpaired::EndWithoutStart),
-            _ => Ok(()),
         }
     }
 }
@@ -641,16 +577,5 @@ mod tests {
             unpack(position(2, (1 << FILE_BITS) - 1, (1 << ROW_BITS) - 1)),
             (2, (1 << FILE_BITS) - 1, (1 << ROW_BITS) - 1)
         );
-    }
-
-    #[test]
-    fn pairing_refuses_ends_without_start_and_second_starts() {
-        let call = |id, phase| crate::testkit::call_event(id, phase, 0);
-        let mut p = Pairing::default();
-        assert_eq!(p.check(&call(1, CallPhase::End)), Err(Unpaired::EndWithoutStart));
-        assert_eq!(p.check(&call(1, CallPhase::Start)), Ok(()));
-        assert_eq!(p.check(&call(1, CallPhase::Start)), Err(Unpaired::DuplicateStart));
-        assert_eq!(p.check(&call(1, CallPhase::End)), Ok(()));
-        assert_eq!(p.check(&call(1, CallPhase::End)), Err(Unpaired::EndWithoutStart));
     }
 }

@@ -7,8 +7,9 @@ use arrow_array::cast::AsArray;
 use arrow_array::types::{Float64Type, Int64Type, UInt8Type, UInt32Type, UInt64Type};
 use arrow_array::{Array, RecordBatch};
 use citywatch_engine::contract::{ColumnType, Table};
+use citywatch_engine::decode::RawBatches;
 use citywatch_engine::event::stable_key;
-use citywatch_engine::read::{self, RawBatches};
+use citywatch_engine::parquet_io;
 use rskafka::client::partition::{Compression, PartitionClient};
 use rskafka::record::Record;
 use serde_json::{Map, Value};
@@ -56,8 +57,8 @@ pub fn publish(cfg: &LogConfig, opts: &PublishOptions) -> Result<PublishStats> {
         let client = connect(cfg).await?;
         let mut stats = PublishStats::default();
         for (ti, table) in Table::STREAMS.into_iter().enumerate() {
-            let Some(files) = read::locate(&opts.input, table)? else { continue };
-            read::check(&files)?;
+            let Some(files) = parquet_io::locate(&opts.input, table)? else { continue };
+            parquet_io::check(&files)?;
             let topic = cfg.topic(table.name());
             let partitions = match partitions_of(&client, &topic).await? {
                 Some(p) => p,

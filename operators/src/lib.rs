@@ -49,7 +49,6 @@
 #![deny(missing_docs)]
 
 pub mod deadline;
-pub mod fxhash;
 pub mod ordered;
 pub mod sliding_count;
 pub mod window_count;

@@ -26,10 +26,10 @@
 //!   counted in [`Tumbling::late`]. That only happens when the input breaks the
 //!   contract above (it sent a record below the watermark it had announced); the
 //!   engine's lateness handling sees such rows before they get here.
-//! - **State**: per open window, one `FxHashMap` from key to a slot holding the
+//! - **State**: per open window, one `FastMap` from key to a slot holding the
 //!   accumulator and, for the distinct variant, the key's first
 //!   [`INLINE_VALUES`] distinct values inline; a key's further values go to one
-//!   `FxHashSet<(u64, u64)>` of (key, value) pairs shared by all keys of the
+//!   `FastSet<(u64, u64)>` of (key, value) pairs shared by all keys of the
 //!   window. No per-key set, so no per-key allocation; and since most keys see
 //!   few distinct values in a window (a subscriber calls one or two numbers in
 //!   ten minutes), most records cost one probe of one table. Tables of emitted
@@ -53,7 +53,7 @@ use timely::dataflow::channels::pact::Exchange;
 use timely::dataflow::operators::Capability;
 use timely::dataflow::operators::generic::operator::Operator;
 
-use crate::fxhash::{FxHashMap, FxHashSet, spread};
+use citywatch_engine::hash::{FastMap, FastSet, spread};
 
 /// Which key and window a result belongs to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
@@ -210,7 +210,7 @@ impl<const N: usize> Default for Inline<N> {
 impl<const N: usize> Inline<N> {
     /// Records `value` of `key`; true if it is new for the key in this window.
     #[inline]
-    fn insert(&mut self, key: u64, value: u64, shared: &mut FxHashSet<(u64, u64)>) -> bool {
+    fn insert(&mut self, key: u64, value: u64, shared: &mut FastSet<(u64, u64)>) -> bool {
         if value != EMPTY {
             for v in &mut self.0 {
                 if *v == value {
@@ -240,13 +240,13 @@ struct Pane<A, const N: usize> {
     /// moved on.
     cap: Capability<EventTime>,
     /// One slot per key seen in the window.
-    slots: FxHashMap<u64, Slot<A, N>>,
+    slots: FastMap<u64, Slot<A, N>>,
     /// (key, value) pairs past the keys' inline values (distinct variant only).
-    seen: FxHashSet<(u64, u64)>,
+    seen: FastSet<(u64, u64)>,
 }
 
 /// A window's slot map and distinct set, kept for reuse once emitted.
-type Tables<A, const N: usize> = (FxHashMap<u64, Slot<A, N>>, FxHashSet<(u64, u64)>);
+type Tables<A, const N: usize> = (FastMap<u64, Slot<A, N>>, FastSet<(u64, u64)>);
 
 /// The operator behind both trait methods; `value` is `None` for the plain fold.
 fn fold_core<'s, const N: usize, D, A, O, KF, VF, FF, EF>(
@@ -322,8 +322,8 @@ where
                                         };
                                         let (slots, seen) = spare.pop().unwrap_or_else(|| {
                                             (
-                                                FxHashMap::with_capacity_and_hasher(most_keys, Default::default()),
-                                                FxHashSet::default(),
+                                                FastMap::with_capacity_and_hasher(most_keys, Default::default()),
+                                                FastSet::default(),
                                             )
                                         });
                                         let cap = cap.delayed(&end.max(time), output.output_index());
@@ -387,7 +387,7 @@ mod tests {
     fn inline_values_and_shared_set_count_each_value_once() {
         let values = [5, 5, 9, EMPTY, 9, 5, 0, EMPTY, 7, 0, 7, 3];
         for keys in [1u64, 3] {
-            let mut shared = FxHashSet::default();
+            let mut shared = FastSet::default();
             let mut slots = vec![Inline::<INLINE_VALUES>::default(); keys as usize];
             let mut reference = std::collections::BTreeSet::new();
             for (i, v) in values.iter().enumerate() {

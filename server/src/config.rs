@@ -223,8 +223,8 @@ impl ServerConfig {
     }
 
     /// The event times ingest accepts.
-    pub(crate) fn time_bounds(&self) -> citywatch_engine::read::TimeBounds {
-        citywatch_engine::read::TimeBounds {
+    pub(crate) fn time_bounds(&self) -> citywatch_engine::decode::TimeBounds {
+        citywatch_engine::decode::TimeBounds {
             max_ahead_ms: Some(self.max_clock_skew_ms),
             max_behind_ms: (self.max_event_age_ms > 0).then_some(self.max_event_age_ms),
         }

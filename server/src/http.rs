@@ -117,17 +117,19 @@ pub(crate) async fn run(
     });
 
     // The store thread: engine alerts -> SQLite -> broadcast.
-    let stopping = Arc::new(AtomicBool::new(false));
+    // Dropping `stop_threads` tells the store and checkpoint threads to stop:
+    // they wait on it (and on the alerts) instead of polling a flag, so an
+    // idle service does not wake them.
+    let (stop_threads, stop) = crossbeam_channel::bounded::<()>(0);
     let store_thread = {
         let app = app.clone();
-        let stopping = stopping.clone();
+        let stop = stop.clone();
         std::thread::Builder::new()
             .name("citywatch-store".into())
-            .spawn(move || store_loop(&app, &alerts, &stopping))
+            .spawn(move || store_loop(&app, &alerts, &stop))
             .map_err(|e| Error::Internal(format!("cannot start the store thread: {e}")))?
     };
     let checkpointer = {
-        let stopping = stopping.clone();
         let conn = rusqlite::Connection::open(&app.cfg.store_path)?;
         conn.busy_timeout(Duration::from_secs(5))?;
         let wal = {
@@ -138,14 +140,9 @@ pub(crate) async fn run(
         std::thread::Builder::new()
             .name("citywatch-checkpoint".into())
             .spawn(move || {
-                let mut last = std::time::Instant::now();
-                while !stopping.load(Ordering::SeqCst) {
-                    std::thread::sleep(Duration::from_millis(50));
-                    if last.elapsed() >= CHECKPOINT_EVERY {
-                        if let Err(e) = crate::store::checkpoint(&conn, &wal) {
-                            tracing::error!(error = %e, "WAL checkpoint failed");
-                        }
-                        last = std::time::Instant::now();
+                while let Err(crossbeam_channel::RecvTimeoutError::Timeout) = stop.recv_timeout(CHECKPOINT_EVERY) {
+                    if let Err(e) = crate::store::checkpoint(&conn, &wal) {
+                        tracing::error!(error = %e, "WAL checkpoint failed");
                     }
                 }
                 let _ = crate::store::checkpoint(&conn, &wal);
@@ -175,14 +172,16 @@ pub(crate) async fn run(
             );
         }
         Err(e) => {
-            stopping.store(true, Ordering::SeqCst);
+            drop(stop_threads);
             return Err(Error::Internal(format!("cannot restore the journal: {e}")));
         }
     }
+    // The log feed thread (when configured) polls this between batches.
+    let stopping = Arc::new(AtomicBool::new(false));
     let log_thread = match logfeed::spawn(&app, &stopping) {
         Ok(t) => t,
         Err(e) => {
-            stopping.store(true, Ordering::SeqCst);
+            drop(stop_threads);
             return Err(e);
         }
     };
@@ -205,6 +204,7 @@ pub(crate) async fn run(
     credentials.abort();
     refusals.abort();
     stopping.store(true, Ordering::SeqCst);
+    drop(stop_threads);
     let joined = tokio::task::spawn_blocking(move || {
         if let Some(t) = log_thread {
             let _ = t.join();
@@ -219,18 +219,23 @@ pub(crate) async fn run(
     }
 }
 
-fn store_loop(app: &App, alerts: &crossbeam_channel::Receiver<Alert>, stopping: &AtomicBool) {
+/// Stores the engine's alerts as they come. Once told to stop it keeps
+/// storing until no alert has come for 50 ms (the engine's last ones).
+fn store_loop(app: &App, alerts: &crossbeam_channel::Receiver<Alert>, stop: &crossbeam_channel::Receiver<()>) {
+    let mut stopping = false;
     loop {
-        let first = match alerts.recv_timeout(Duration::from_millis(50)) {
-            Ok(a) => a,
-            Err(crossbeam_channel::RecvTimeoutError::Timeout) => {
-                if stopping.load(Ordering::SeqCst) {
-                    return;
+        let next = if stopping {
+            alerts.recv_timeout(Duration::from_millis(50)).ok()
+        } else {
+            crossbeam_channel::select! {
+                recv(alerts) -> a => a.ok(),
+                recv(stop) -> _ => {
+                    stopping = true;
+                    continue;
                 }
-                continue;
             }
-            Err(crossbeam_channel::RecvTimeoutError::Disconnected) => return,
         };
+        let Some(first) = next else { return };
         let mut batch = vec![first];
         batch.extend(alerts.try_iter().take(STORE_BATCH - 1));
         app.alerts_waiting.store(alerts.len() as u64, Ordering::Relaxed);

@@ -16,10 +16,11 @@ use std::sync::{Arc, Mutex};
 use arrow_array::cast::AsArray;
 use arrow_array::{Array, ArrayRef, RecordBatch};
 use citywatch_engine::contract::Table;
+use citywatch_engine::decode::Decoder;
 use citywatch_engine::event::{Event, UnitToken};
 use citywatch_engine::ndjson;
+use citywatch_engine::parquet_io::validate_schema;
 use citywatch_engine::pseudonym::{Pseudonymiser, token_hex};
-use citywatch_engine::read::{Decoder, validate_schema};
 use citywatch_engine::reference::UnitDirectory;
 use citywatch_engine::reject::Rejected;
 

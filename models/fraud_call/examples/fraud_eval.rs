@@ -14,11 +14,12 @@ use std::time::Instant;
 
 use citywatch_engine::contract::Table;
 use citywatch_engine::model::Model;
+use citywatch_engine::parquet_io::require;
 use citywatch_engine::pseudonym::{DEMO_KEY, Pseudonymiser};
-use citywatch_engine::read::{read_fraud_labels, require};
 use citywatch_engine::replay::{ReplayOptions, replay};
 use citywatch_fraud_call::FraudCall;
 use citywatch_fraud_call::eval::evaluate;
+use citywatch_fraud_call::eval::read_fraud_labels;
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();

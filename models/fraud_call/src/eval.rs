@@ -29,10 +29,15 @@ use std::collections::{HashMap, HashSet};
 use std::fmt;
 use std::path::Path;
 
+use arrow_array::cast::AsArray;
+use arrow_array::types::{Int64Type, UInt64Type};
 use citywatch_engine::alert::Alert;
+use citywatch_engine::columns::{Strs, col, for_each_row, number_of, prim};
 use citywatch_engine::contract::{Role, Table};
-use citywatch_engine::pseudonym::{Pseudonymiser, token_hex};
-use citywatch_engine::read::{locate, read_fraud_labels, read_officers, require};
+use citywatch_engine::load::read_officers;
+use citywatch_engine::parquet_io::{TableFiles, locate, require};
+use citywatch_engine::pseudonym::{Pseudonymiser, Token, token_hex};
+use citywatch_engine::reject::Rejected;
 use citywatch_engine::{Error, Result};
 
 use crate::features::{KIND_EXPOSURE, KIND_IN_PROGRESS, KIND_NUMBER};
@@ -478,4 +483,52 @@ pub fn side_by_side(model: &FraudEval, rule: &FraudEval) -> String {
         );
     }
     out
+}
+
+/// One row of `labels/fraud_calls`, numbers pseudonymised.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FraudLabel {
+    /// The fraud call.
+    pub call_id: u64,
+    /// Fraudster's pseudonym.
+    pub caller: Token,
+    /// Victim's pseudonym.
+    pub victim: Token,
+    /// When money left the victim, if it did.
+    pub loss_ts_ms: Option<i64>,
+}
+
+/// Reads the fraud labels (this model's evaluation and training input; the
+/// engine never reads them).
+// A rejected row is the cold path: boxing it would only add an allocation.
+#[allow(clippy::result_large_err)]
+pub fn read_fraud_labels(
+    files: &TableFiles,
+    ps: &mut Pseudonymiser,
+    rejects: &mut Vec<Rejected>,
+) -> Result<Vec<FraudLabel>> {
+    let t = Table::FraudLabels;
+    let mut out = Vec::new();
+    for_each_row(files, |ctx, b, m| {
+        let call_id = col(b, m, t, "call_id").as_primitive::<UInt64Type>();
+        let caller = Strs::new(col(b, m, t, "caller"));
+        let victim = Strs::new(col(b, m, t, "victim"));
+        let loss = col(b, m, t, "loss_ts_ms").as_primitive::<Int64Type>();
+        for i in 0..b.num_rows() {
+            let row = (|| -> Result<FraudLabel, Rejected> {
+                let call_id = prim(call_id, i).ok_or_else(|| ctx.null(i, "call_id"))?;
+                let (caller, _) =
+                    number_of(ctx, i, "caller", caller.get(i), ps)?.ok_or_else(|| ctx.null(i, "caller"))?;
+                let (victim, _) =
+                    number_of(ctx, i, "victim", victim.get(i), ps)?.ok_or_else(|| ctx.null(i, "victim"))?;
+                Ok(FraudLabel { call_id, caller, victim, loss_ts_ms: prim(loss, i) })
+            })();
+            match row {
+                Ok(l) => out.push(l),
+                Err(r) => rejects.push(r),
+            }
+        }
+        Ok(())
+    })?;
+    Ok(out)
 }

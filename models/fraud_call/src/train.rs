@@ -13,12 +13,12 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use citywatch_engine::contract::Table;
+use citywatch_engine::parquet_io::require;
 use citywatch_engine::pseudonym::{Pseudonymiser, token_hex};
-use citywatch_engine::read::{read_fraud_labels, require};
 use citywatch_engine::replay::{ReplayOptions, replay};
 use citywatch_engine::{Error, Result};
 
-use crate::eval::read_families;
+use crate::eval::{read_families, read_fraud_labels};
 use crate::learned::{FitOptions, N, WeightsFile, fit, vector};
 use crate::{Config, FraudCall};
 

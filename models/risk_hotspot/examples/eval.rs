@@ -8,14 +8,12 @@
 //! ```
 //! `--config` may be given several times: each is evaluated in turn (for tuning).
 
-use citywatch_engine::lateness::days_from_civil;
+use citywatch_engine::lateness::parse_date_ms;
 use citywatch_risk_hotspot::Config;
 use citywatch_risk_hotspot::eval::{EvalOptions, evaluate, read_alarms};
 
 fn date_ms(s: &str) -> u64 {
-    let p: Vec<&str> = s.split('-').collect();
-    let (y, m, d) = (p[0].parse().unwrap(), p[1].parse().unwrap(), p[2].parse().unwrap());
-    days_from_civil(y, m, d) as u64 * 86_400_000
+    parse_date_ms(s).unwrap_or_else(|| panic!("'{s}' is not a date; use YYYY-MM-DD")) as u64
 }
 
 fn main() {

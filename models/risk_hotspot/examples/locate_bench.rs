@@ -10,9 +10,10 @@
 use std::time::Instant;
 
 use citywatch_engine::contract::{PatrolStatus, Table};
+use citywatch_engine::decode::{Decoder, TableReader};
 use citywatch_engine::event::Event;
+use citywatch_engine::parquet_io::locate;
 use citywatch_engine::pseudonym::Pseudonymiser;
-use citywatch_engine::read::{Decoder, TableReader, locate};
 use citywatch_engine::reference::UnitDirectory;
 use citywatch_risk_hotspot::locate::FixLocator;
 use h3o::Resolution;

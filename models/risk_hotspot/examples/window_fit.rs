@@ -13,8 +13,8 @@
 //! scored span (the eval's `oracle_span`), `local-oracle` each week's cells by
 //! their actual counts in the 8 weeks before and after it (the week left out).
 //! Research code for a one-off comparison: it is not the model.
-use citywatch_engine::lateness::days_from_civil;
-use citywatch_operators::fxhash::FxHashMap;
+use citywatch_engine::hash::FastMap;
+use citywatch_engine::lateness::parse_date_ms;
 use citywatch_risk_hotspot::Config;
 use citywatch_risk_hotspot::eval::{burglary_only, read_alarms};
 use citywatch_risk_hotspot::surface::{Params, Surface};
@@ -22,8 +22,7 @@ use h3o::{CellIndex, Resolution};
 
 const DAY: u64 = 86_400_000;
 fn date_ms(s: &str) -> u64 {
-    let p: Vec<&str> = s.split('-').collect();
-    days_from_civil(p[0].parse().unwrap(), p[1].parse().unwrap(), p[2].parse().unwrap()) as u64 * DAY
+    parse_date_ms(s).unwrap_or_else(|| panic!("'{s}' is not a date; use YYYY-MM-DD")) as u64
 }
 
 fn count(v: &[u64], lo: u64, hi: u64) -> u32 {
@@ -128,7 +127,7 @@ fn main() {
     let res = Resolution::Nine;
     let off = 5 * 3_600_000;
     // cell -> per category sorted times
-    let mut cells: FxHashMap<u64, usize> = FxHashMap::default();
+    let mut cells: FastMap<u64, usize> = FastMap::default();
     let mut times: Vec<[Vec<u64>; 5]> = Vec::new();
     let mut area = Vec::new();
     for a in &alarms {

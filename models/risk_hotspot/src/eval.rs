@@ -58,14 +58,15 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 
 use citywatch_engine::contract::{Category, Table};
+use citywatch_engine::decode::{Decoder, TableReader};
 use citywatch_engine::event::{AlarmEvent, Event};
+use citywatch_engine::hash::FastMap;
 use citywatch_engine::jurisdiction::Jurisdiction;
+use citywatch_engine::parquet_io::locate;
 use citywatch_engine::pseudonym::Pseudonymiser;
-use citywatch_engine::read::{Decoder, TableReader, locate};
 use citywatch_engine::reference::UnitDirectory;
 use citywatch_engine::replay::open_dataset;
 use citywatch_engine::{Error, Result};
-use citywatch_operators::fxhash::FxHashMap;
 use h3o::CellIndex;
 use rand::{Rng, SeedableRng};
 
@@ -339,18 +340,7 @@ pub fn is_baseline(method: &str) -> bool {
 }
 
 fn utc_day(ms: u64) -> String {
-    let days = (ms / DAY_MS) as i64;
-    // civil from days (Howard Hinnant's algorithm)
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    format!("{y:04}-{m:02}-{d:02}")
+    citywatch_engine::lateness::utc_date(i64::try_from(ms).unwrap_or(i64::MAX))
 }
 
 impl fmt::Display for HotspotEval {
@@ -636,7 +626,7 @@ pub fn evaluate(alarms: &[AlarmEvent], jurisdiction: &Jurisdiction, opts: &EvalO
             ),
         ));
     }
-    let index: FxHashMap<u64, usize> = area.iter().enumerate().map(|(i, c)| (*c, i)).collect();
+    let index: FastMap<u64, usize> = area.iter().enumerate().map(|(i, c)| (*c, i)).collect();
     let first = alarms.first().map_or(0, |a| a.ts_ms);
     let last = alarms.last().map_or(0, |a| a.ts_ms);
     let day0 = |t: u64| (t.saturating_sub(opts.day_offset_ms)).div_ceil(DAY_MS) * DAY_MS + opts.day_offset_ms;
@@ -761,7 +751,7 @@ fn score_crime(
     alarms: &[AlarmEvent],
     incidents: &[(u64, usize)],
     area: &[u64],
-    index: &FxHashMap<u64, usize>,
+    index: &FastMap<u64, usize>,
     from: u64,
     until: u64,
     opts: &EvalOptions,
@@ -964,7 +954,7 @@ fn near_repeat_capture(
     // Area x time under alert (overlaps counted twice, cells outside the area not at all).
     let end = alarms.last().map_or(0, |a| a.ts_ms);
     let span = end - alarms.first().map_or(0, |a| a.ts_ms);
-    let in_area: FxHashMap<u64, ()> = area.iter().map(|c| (*c, ())).collect();
+    let in_area: FastMap<u64, ()> = area.iter().map(|c| (*c, ())).collect();
     let mut covered = 0f64;
     for (t, cell) in &alerts {
         let Ok(c) = CellIndex::try_from(*cell) else { continue };

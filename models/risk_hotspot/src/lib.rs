@@ -43,11 +43,11 @@ use citywatch_engine::alert::{AlertDraft, RouteLevel, Severity};
 use citywatch_engine::contract::{Category, PatrolStatus};
 use citywatch_engine::event::{AlarmEvent, Event, PatrolEvent, Timed, UnitToken};
 use citywatch_engine::geo::Point;
+use citywatch_engine::hash::FastMap;
 use citywatch_engine::model::{self, Inputs, Model};
 use citywatch_engine::reference::{Reference, UnitDirectory};
 use citywatch_engine::{Error, EventTime, Result};
 use citywatch_operators::deadline::{Deadlines, Step};
-use citywatch_operators::fxhash::FxHashMap;
 use h3o::CellIndex;
 use timely::dataflow::StreamVec;
 use timely::dataflow::channels::pact::Pipeline;
@@ -484,13 +484,13 @@ struct State {
     surface: Surface,
     places: Places,
     near_repeat: NearRepeatWatch,
-    units: FxHashMap<UnitToken, UnitState>,
+    units: FastMap<UnitToken, UnitState>,
     /// Cell -> latest fix of an on-duty unit in it.
-    last_seen: FxHashMap<u64, u64>,
+    last_seen: FastMap<u64, u64>,
     /// Cell -> its coverage disk.
-    coverage_disks: FxHashMap<u64, Box<[u64]>>,
+    coverage_disks: FastMap<u64, Box<[u64]>>,
     /// Cell -> last hotspot alert time.
-    alerted: FxHashMap<u64, u64>,
+    alerted: FastMap<u64, u64>,
     next_tick: Option<u64>,
     handle: SurfaceHandle,
     scratch: Vec<(f64, u64)>,
@@ -728,10 +728,10 @@ impl Model for RiskHotspot {
             surface: Surface::new(Params::new(&config)),
             places: Places::new(inputs.reference.jurisdiction.clone(), scope.peers()),
             near_repeat: NearRepeatWatch::new(&config),
-            units: FxHashMap::default(),
-            last_seen: FxHashMap::default(),
-            coverage_disks: FxHashMap::default(),
-            alerted: FxHashMap::default(),
+            units: FastMap::default(),
+            last_seen: FastMap::default(),
+            coverage_disks: FastMap::default(),
+            alerted: FastMap::default(),
             next_tick: None,
             handle: self.surface.clone(),
             scratch: Vec::new(),

@@ -23,7 +23,7 @@
 
 use citywatch_engine::event::UnitToken;
 use citywatch_engine::geo::Point;
-use citywatch_operators::fxhash::FxHashMap;
+use citywatch_engine::hash::FastMap;
 use h3o::{CellIndex, LatLng, Resolution};
 
 /// Metres per degree of latitude (mean Earth radius).
@@ -82,13 +82,13 @@ fn distance_to_segment(a: (f64, f64), b: (f64, f64)) -> f64 {
 pub struct FixLocator {
     resolution: Resolution,
     /// Unit -> the disc of the cell of its last looked-up fix.
-    units: FxHashMap<UnitToken, Disc>,
+    units: FastMap<UnitToken, Disc>,
     /// Cell -> its disc: computing one (the cell's boundary) costs more than a
     /// lookup, and units keep coming back to the same cells.
-    discs: FxHashMap<u64, Disc>,
+    discs: FastMap<u64, Disc>,
     /// Cell -> its six neighbours: a unit that left its cell's disc is most
     /// often in a neighbour's, which is tested before a lookup.
-    neighbours: FxHashMap<u64, Box<[u64]>>,
+    neighbours: FastMap<u64, Box<[u64]>>,
     /// H3 lookups made (the cost the discs save).
     lookups: u64,
 }
@@ -98,9 +98,9 @@ impl FixLocator {
     pub fn new(resolution: Resolution) -> FixLocator {
         FixLocator {
             resolution,
-            units: FxHashMap::default(),
-            discs: FxHashMap::default(),
-            neighbours: FxHashMap::default(),
+            units: FastMap::default(),
+            discs: FastMap::default(),
+            neighbours: FastMap::default(),
             lookups: 0,
         }
     }

@@ -15,8 +15,8 @@ use std::sync::Arc;
 
 use citywatch_engine::alert::RouteLevel;
 use citywatch_engine::geo::Point;
+use citywatch_engine::hash::{FastMap, spread};
 use citywatch_engine::jurisdiction::Jurisdiction;
-use citywatch_operators::fxhash::{FxHashMap, spread};
 use h3o::CellIndex;
 
 /// "No community": the cell lies outside the city's grids.
@@ -53,7 +53,7 @@ pub struct OfficerGroup {
 pub struct Places {
     jurisdiction: Arc<Jurisdiction>,
     peers: usize,
-    cell_community: FxHashMap<u64, u32>,
+    cell_community: FastMap<u64, u32>,
     /// Communities, in registration order.
     pub communities: Vec<Community>,
     community_index: HashMap<String, u32>,
@@ -81,7 +81,7 @@ impl Places {
         Places {
             jurisdiction,
             peers: peers.max(1),
-            cell_community: FxHashMap::default(),
+            cell_community: FastMap::default(),
             communities: Vec::new(),
             community_index: HashMap::new(),
             officers: Vec::new(),
@@ -153,9 +153,9 @@ pub struct NearRepeatWatch {
     shift_ms: u64,
     shift_offset_ms: u64,
     /// Cell -> event time of the last near-repeat alert centred on it.
-    last: FxHashMap<u64, u64>,
+    last: FastMap<u64, u64>,
     /// Officer group -> (shift index, near-repeat alerts in it).
-    counts: FxHashMap<u32, (u64, u32)>,
+    counts: FastMap<u32, (u64, u32)>,
 }
 
 impl NearRepeatWatch {
@@ -167,8 +167,8 @@ impl NearRepeatWatch {
             cap: c.max_near_repeat_alerts_per_shift,
             shift_ms: c.shift_ms,
             shift_offset_ms: c.shift_offset_ms,
-            last: FxHashMap::default(),
-            counts: FxHashMap::default(),
+            last: FastMap::default(),
+            counts: FastMap::default(),
         }
     }
 

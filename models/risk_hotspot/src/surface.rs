@@ -24,7 +24,7 @@
 
 use citywatch_engine::contract::Category;
 use citywatch_engine::geo::Point;
-use citywatch_operators::fxhash::FxHashMap;
+use citywatch_engine::hash::FastMap;
 use h3o::{CellIndex, Resolution};
 
 use crate::Config;
@@ -91,16 +91,16 @@ pub type Parts = [f64; 3];
 #[derive(Debug, Clone)]
 pub struct Surface {
     p: Params,
-    cells: FxHashMap<u64, Parts>,
+    cells: FastMap<u64, Parts>,
     /// Disk of `max(smooth_rings, near_repeat_rings)` around a cell, with ring distances.
-    disks: FxHashMap<u64, Box<[(u64, u32)]>>,
+    disks: FastMap<u64, Box<[(u64, u32)]>>,
     ref_ms: Option<u64>,
 }
 
 impl Surface {
     /// An empty surface.
     pub fn new(p: Params) -> Surface {
-        Surface { p, cells: FxHashMap::default(), disks: FxHashMap::default(), ref_ms: None }
+        Surface { p, cells: FastMap::default(), disks: FastMap::default(), ref_ms: None }
     }
 
     /// The parameters.

@@ -1,0 +1,295 @@
+//! Loading the reference tables of a dataset folder (officers, grids,
+//! subscribers, and the unit names of a patrols table) into the read-only
+//! [`Reference`] every worker shares. Bad rows are returned as rejects, as
+//! for the stream tables; a table that makes routing ambiguous is an error.
+
+#![allow(clippy::result_large_err)]
+
+use std::collections::{BTreeMap, HashMap};
+use std::fs::File;
+use std::path::Path;
+use std::sync::Arc;
+
+use arrow_array::RecordBatch;
+use arrow_array::cast::AsArray;
+use arrow_array::types::{Float64Type, Int64Type, UInt8Type};
+use arrow_schema::DataType;
+use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+
+use crate::columns::{Strs, col, column_tokens, for_each_row, number_pre, point_of, prim, vocab};
+use crate::contract::{Role, Table};
+use crate::decode::MAX_UNIT_ID_BYTES;
+use crate::event::unit_token;
+use crate::jurisdiction::{AreaNames, GridInfo, Jurisdiction, Officer};
+use crate::parquet_io::{TableFiles, check, locate, type_name};
+use crate::pseudonym::{Pseudonymiser, Token};
+use crate::reference::{Reference, Subscriber, Subscribers, UnitDirectory};
+use crate::reject::Rejected;
+use crate::{Error, Result};
+
+/// Loads the reference tables of a dataset folder (officers, grids,
+/// subscribers; each optional, the default grid without grids) for live mode.
+/// Bad rows are returned as rejects, as in replay.
+pub fn reference(dir: &Path, pseudonymiser: &Pseudonymiser) -> Result<(Reference, Vec<Rejected>)> {
+    if !dir.is_dir() {
+        return Err(Error::config(
+            "reference folder",
+            format!(
+                "{} is not a folder; expected a dataset folder with grids/officers/subscribers tables",
+                dir.display()
+            ),
+        ));
+    }
+    let mut rejects = Vec::new();
+    let (jurisdiction, _) = jurisdiction(dir, &mut rejects)?;
+    let subscribers = match locate(dir, Table::Subscribers)? {
+        Some(f) => read_subscribers(&f, &mut pseudonymiser.clone(), &mut rejects)?,
+        None => Subscribers::default(),
+    };
+    Ok((
+        Reference {
+            subscribers: Arc::new(subscribers),
+            jurisdiction: Arc::new(jurisdiction),
+            units: UnitDirectory::default(),
+        },
+        rejects,
+    ))
+}
+
+/// Loads the officers and grids tables of a dataset folder into a
+/// [`Jurisdiction`] (the default grid without a grids table), with the rows
+/// read per table. Shared by replay and live mode.
+pub fn jurisdiction(dir: &Path, rejects: &mut Vec<Rejected>) -> Result<(Jurisdiction, BTreeMap<Table, u64>)> {
+    let mut rows = BTreeMap::new();
+    let officers = match locate(dir, Table::Officers)? {
+        Some(f) => {
+            rows.insert(Table::Officers, check(&f)?);
+            read_officers(&f, rejects)?
+        }
+        None => Vec::new(),
+    };
+    let jurisdiction = match locate(dir, Table::Grids)? {
+        Some(f) => {
+            rows.insert(Table::Grids, check(&f)?);
+            read_jurisdiction(&f, officers, rejects)?
+        }
+        None => Jurisdiction::default_grid(officers),
+    };
+    Ok((jurisdiction, rows))
+}
+
+/// Reads the officers table.
+pub fn read_officers(files: &TableFiles, rejects: &mut Vec<Rejected>) -> Result<Vec<Officer>> {
+    let mut out = Vec::new();
+    let t = Table::Officers;
+    for_each_row(files, |ctx, b, m| {
+        let [id, name, role, scope] = ["officer_id", "name", "role", "scope"].map(|c| Strs::new(col(b, m, t, c)));
+        for i in 0..b.num_rows() {
+            let row = (|| -> Result<Officer, Rejected> {
+                let officer_id = id.get(i).ok_or_else(|| ctx.null(i, "officer_id"))?.to_owned();
+                let name = name.get(i).ok_or_else(|| ctx.null(i, "name"))?.to_owned();
+                let role = vocab(ctx, i, "role", role.get(i), Role::parse, Role::expected)?;
+                let scope = scope.get(i).ok_or_else(|| ctx.null(i, "scope"))?.to_owned();
+                Ok(Officer { officer_id, name, role, scope })
+            })();
+            match row {
+                Ok(o) => out.push(o),
+                Err(r) => rejects.push(r),
+            }
+        }
+        Ok(())
+    })?;
+    Ok(out)
+}
+
+/// Reads the grids table into a [`Jurisdiction`] with the given officers.
+/// All cells must share one H3 resolution; a cell listed under two grids, or a
+/// grid under two communities, is an error (routing would be ambiguous).
+pub fn read_jurisdiction(
+    files: &TableFiles,
+    officers: Vec<Officer>,
+    rejects: &mut Vec<Rejected>,
+) -> Result<Jurisdiction> {
+    let t = Table::Grids;
+    let mut cells: Vec<(h3o::CellIndex, GridInfo)> = Vec::new();
+    let mut seen: HashMap<h3o::CellIndex, String> = HashMap::new();
+    let mut grid_parent: HashMap<String, (String, String, String)> = HashMap::new();
+    let mut resolution = None;
+    let mut names = AreaNames::default();
+    let first = files.files[0].clone();
+    for_each_row(files, |ctx, b, m| {
+        let [cell, grid, comm, street, dist] =
+            ["cell", "grid", "community", "street", "district"].map(|c| Strs::new(col(b, m, t, c)));
+        let name_cols = optional_strings(ctx.file, t, b, &AREA_NAME_COLUMNS)?;
+        for i in 0..b.num_rows() {
+            let row = (|| -> Result<(h3o::CellIndex, GridInfo), Rejected> {
+                let text = cell.get(i).ok_or_else(|| ctx.null(i, "cell"))?;
+                let c: h3o::CellIndex = text.parse().map_err(|_| {
+                    ctx.reject(
+                        i,
+                        Some("cell"),
+                        "not_an_h3_cell",
+                        format!("cell '{}' is not an H3 cell index in hex", text.chars().take(20).collect::<String>()),
+                    )
+                })?;
+                let g = |s: &Strs, n: &str| s.get(i).map(str::to_owned).ok_or_else(|| ctx.null(i, n));
+                Ok((
+                    c,
+                    GridInfo {
+                        grid: g(&grid, "grid")?,
+                        community: g(&comm, "community")?,
+                        street: g(&street, "street")?,
+                        district: g(&dist, "district")?,
+                    },
+                ))
+            })();
+            match row {
+                Err(r) => rejects.push(r),
+                Ok((c, info)) => {
+                    let res = *resolution.get_or_insert(c.resolution());
+                    if c.resolution() != res {
+                        return Err(Error::BadReference {
+                            file: ctx.file.to_owned(),
+                            detail: format!(
+                                "row {}: cell {c} has H3 resolution {}, earlier cells have {}; one resolution per grids file",
+                                ctx.row0 + i as u64,
+                                u8::from(c.resolution()),
+                                u8::from(res)
+                            ),
+                        });
+                    }
+                    if let Some(prev) = seen.insert(c, info.grid.clone())
+                        && prev != info.grid
+                    {
+                        return Err(Error::BadReference {
+                            file: ctx.file.to_owned(),
+                            detail: format!(
+                                "row {}: cell {c} is listed under grids {prev} and {}; each cell belongs to one grid",
+                                ctx.row0 + i as u64,
+                                info.grid
+                            ),
+                        });
+                    }
+                    let parents = (info.community.clone(), info.street.clone(), info.district.clone());
+                    if let Some(prev) = grid_parent.insert(info.grid.clone(), parents.clone())
+                        && prev != parents
+                    {
+                        return Err(Error::BadReference {
+                            file: ctx.file.to_owned(),
+                            detail: format!(
+                                "row {}: grid {} has two parents ({:?} and {:?}); each grid belongs to one community, street and district",
+                                ctx.row0 + i as u64,
+                                info.grid,
+                                prev,
+                                parents
+                            ),
+                        });
+                    }
+                    let maps = [&mut names.grid, &mut names.community, &mut names.street, &mut names.district];
+                    let ids = [&info.grid, &info.community, &info.street, &info.district];
+                    for ((col, map), id) in name_cols.iter().zip(maps).zip(ids) {
+                        if let Some(n) = col.as_ref().and_then(|c| c.get(i)).filter(|n| !n.trim().is_empty()) {
+                            map.entry(id.clone()).or_insert_with(|| n.trim().to_owned());
+                        }
+                    }
+                    cells.push((c, info));
+                }
+            }
+        }
+        Ok(())
+    })?;
+    let resolution = resolution.ok_or_else(|| Error::BadReference {
+        file: first,
+        detail: "the grids table has no valid rows; remove it to use the default grid".into(),
+    })?;
+    Ok(Jurisdiction::new(resolution, cells, officers).with_names(names))
+}
+
+/// The grids table's optional name columns, in level order (grid, community, street, district).
+pub const AREA_NAME_COLUMNS: [&str; 4] = ["grid_name", "community_name", "street_name", "district_name"];
+
+/// Optional string columns of a batch: `None` where absent, an error naming
+/// the file when present with another type.
+fn optional_strings<'b, const N: usize>(
+    file: &Path,
+    table: Table,
+    b: &'b RecordBatch,
+    names: &[&'static str; N],
+) -> Result<[Option<Strs<'b>>; N]> {
+    let mut out: [Option<Strs<'b>>; N] = std::array::from_fn(|_| None);
+    for (slot, name) in out.iter_mut().zip(names) {
+        if let Some(a) = b.column_by_name(name) {
+            if !matches!(a.data_type(), DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View) {
+                return Err(Error::WrongType {
+                    file: file.to_owned(),
+                    table: table.name(),
+                    column: name,
+                    expected: "utf8".to_owned(),
+                    found: type_name(a.data_type()),
+                });
+            }
+            *slot = Some(Strs::new(a.as_ref()));
+        }
+    }
+    Ok(out)
+}
+
+/// Reads the subscribers table, keyed by pseudonym.
+pub fn read_subscribers(
+    files: &TableFiles,
+    ps: &mut Pseudonymiser,
+    rejects: &mut Vec<Rejected>,
+) -> Result<Subscribers> {
+    let t = Table::Subscribers;
+    // Sized up front from the files' metadata: no regrowth for a million rows.
+    let mut out = Vec::with_capacity(check(files)? as usize);
+    let mut scratch = Vec::new();
+    for_each_row(files, |ctx, b, m| {
+        let number = Strs::new(col(b, m, t, "number"));
+        let age = col(b, m, t, "age").as_primitive::<UInt8Type>();
+        let lat = col(b, m, t, "home_lat").as_primitive::<Float64Type>();
+        let lon = col(b, m, t, "home_lon").as_primitive::<Float64Type>();
+        let act = col(b, m, t, "activated_ms").as_primitive::<Int64Type>();
+        let tokens = column_tokens(&number, b.num_rows(), ps, &mut scratch);
+        for (i, &pre) in tokens.iter().enumerate() {
+            let row = (|| -> Result<(Token, Subscriber), Rejected> {
+                let (tok, _) =
+                    number_pre(ctx, i, "number", number.get(i), pre)?.ok_or_else(|| ctx.null(i, "number"))?;
+                let home = point_of(ctx, i, "home_lat", "home_lon", prim(lat, i), prim(lon, i), true)?;
+                Ok((tok, Subscriber { age: prim(age, i), home, activated_ms: prim(act, i) }))
+            })();
+            match row {
+                Ok(row) => out.push(row),
+                Err(r) => rejects.push(r),
+            }
+        }
+        Ok(())
+    })?;
+    Ok(Subscribers::from_rows(out))
+}
+
+/// Reads the unit names of a patrols table (its `unit_id` column only) into
+/// `units`. A process of a cluster reads only its share of the patrols rows,
+/// but the models name the units they alert about wherever the alert is made.
+pub fn read_unit_names(files: &TableFiles, units: &UnitDirectory) -> Result<()> {
+    for path in &files.files {
+        let corrupt = |e: &dyn std::fmt::Display| Error::Corrupt {
+            file: path.clone(),
+            table: files.table.name(),
+            detail: e.to_string(),
+        };
+        let f = File::open(path).map_err(|e| Error::io(path, e))?;
+        let builder = ParquetRecordBatchReaderBuilder::try_new(f).map_err(|e| corrupt(&e))?;
+        let mask = parquet::arrow::ProjectionMask::columns(builder.parquet_schema(), ["unit_id"]);
+        for batch in builder.with_projection(mask).build().map_err(|e| corrupt(&e))? {
+            let batch = batch.map_err(|e| corrupt(&e))?;
+            let names = Strs::new(batch.column(0).as_ref());
+            for i in 0..batch.num_rows() {
+                if let Some(name) = names.get(i).filter(|s| !s.is_empty() && s.len() <= MAX_UNIT_ID_BYTES) {
+                    units.insert(unit_token(name), name);
+                }
+            }
+        }
+    }
+    Ok(())
+}
