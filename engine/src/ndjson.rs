@@ -13,6 +13,7 @@ use arrow_array::builder::{Float64Builder, Int64Builder, StringBuilder, UInt8Bui
 use arrow_array::{ArrayRef, RecordBatch};
 
 use crate::contract::{ColumnType, Table};
+use crate::rows::{AlarmRow, CallRow, ContractRow, PatrolRow};
 
 /// What is wrong with one record, by its index among the records given.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -126,6 +127,31 @@ pub fn schema(table: Table) -> arrow_schema::SchemaRef {
 /// and the faults of the records that are not what the contract says. Empty
 /// (all-blank) records are skipped and not counted.
 pub fn records_to_batch<'a>(table: Table, records: impl IntoIterator<Item = &'a [u8]>) -> (RecordBatch, Vec<RowFault>) {
+    let records: Vec<&[u8]> = records.into_iter().filter(|r| !r.iter().all(u8::is_ascii_whitespace)).collect();
+    // Fast path: every record parses as the table's row type (no value tree
+    // per record). The first that does not sends the whole run through the
+    // checking path, which says what is wrong with each; both accept and
+    // refuse the same records.
+    let typed = match table {
+        Table::Calls => typed::<CallRow>(&records),
+        Table::Alarms => typed::<AlarmRow>(&records),
+        Table::Patrols => typed::<PatrolRow>(&records),
+        _ => None,
+    };
+    match typed {
+        Some(batch) => (batch, Vec::new()),
+        None => checked(table, records),
+    }
+}
+
+/// The records as rows of `R`, or `None` at the first that is not one.
+fn typed<R: ContractRow + serde::de::DeserializeOwned>(records: &[&[u8]]) -> Option<RecordBatch> {
+    let rows: Option<Vec<R>> = records.iter().map(|r| serde_json::from_slice::<R>(r).ok()).collect();
+    rows.map(|rows| R::to_batch(&rows))
+}
+
+/// The checking path: each record through a JSON value, column by column.
+fn checked(table: Table, records: Vec<&[u8]>) -> (RecordBatch, Vec<RowFault>) {
     let cols = table.columns();
     let mut builders: Vec<Builder> = cols.iter().map(|c| Builder::new(c.data_type)).collect();
     let mut faults = Vec::new();

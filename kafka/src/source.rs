@@ -16,7 +16,7 @@ use crate::{LogConfig, connect, offsets, partition_client, partitions_of, runtim
 pub const MAX_RECORD_BYTES: usize = 64 * 1024;
 
 /// Bytes asked for per fetch.
-const FETCH_BYTES: i32 = 4 << 20;
+const FETCH_BYTES: i32 = 2 << 20;
 
 /// Most records per run handed to the engine (one record batch).
 const RUN_RECORDS: usize = 8192;
@@ -103,22 +103,35 @@ impl LogPartition for KafkaPartition {
             partition_client(&client, &self.topic, self.partition).await
         });
         let client = client.map_err(|e| engine_error(&self.name, e))?;
-        Ok(Box::new(KafkaReader {
-            table: self.table,
+        // Fetching runs on a thread of its own, a fetch or two ahead of the
+        // decoding (the engine's source thread), so the two overlap.
+        let (tx, rx) = std::sync::mpsc::sync_channel(1);
+        let mut fetcher = Fetcher {
             rt,
             client,
             name: self.name.clone(),
             max_wait_ms: self.cfg.max_wait_ms,
             next: self.start,
             end: self.end,
-            buffered: VecDeque::new(),
-        }))
+        };
+        std::thread::Builder::new()
+            .name(format!("fetch-{}", self.name))
+            .spawn(move || {
+                while fetcher.next < fetcher.end {
+                    let fetched = fetcher.fetch();
+                    let failed = fetched.is_err();
+                    if tx.send(fetched).is_err() || failed {
+                        return;
+                    }
+                }
+            })
+            .map_err(|e| engine_error(&self.name, format!("cannot start a fetch thread: {e}")))?;
+        Ok(Box::new(KafkaReader { table: self.table, fetched: rx, buffered: VecDeque::new() }))
     }
 }
 
-/// Reads a partition's range fetch by fetch.
-struct KafkaReader {
-    table: Table,
+/// Fetches a partition's range in order.
+struct Fetcher {
     rt: tokio::runtime::Runtime,
     client: PartitionClient,
     name: String,
@@ -126,26 +139,24 @@ struct KafkaReader {
     /// The next offset to fetch.
     next: u64,
     end: u64,
-    /// Fetched records not handed out yet, in offset order.
-    buffered: VecDeque<RecordAndOffset>,
 }
 
-impl KafkaReader {
-    /// Fetches records from `next` into the buffer (at least one, or an error).
-    fn fetch(&mut self) -> citywatch_engine::Result<()> {
+impl Fetcher {
+    /// The records from `next` on (some, or none when the range skips ahead).
+    fn fetch(&mut self) -> citywatch_engine::Result<Vec<RecordAndOffset>> {
         let (records, high) = self
             .rt
             .block_on(self.client.fetch_records(self.next as i64, 1..FETCH_BYTES, self.max_wait_ms))
             .map_err(|e| engine_error(&self.name, format!("fetch at offset {}: {e}", self.next)))?;
-        let before = self.buffered.len();
+        let mut out = Vec::with_capacity(records.len());
         for r in records {
             let o = r.offset.max(0) as u64;
             if o >= self.next && o < self.end {
                 self.next = o + 1;
-                self.buffered.push_back(r);
+                out.push(r);
             }
         }
-        if self.buffered.len() == before {
+        if out.is_empty() {
             // Nothing readable at `next`: compacted away or control records
             // up to the high watermark. Skip to it rather than spin.
             let high = high.max(0) as u64;
@@ -157,17 +168,27 @@ impl KafkaReader {
             }
             self.next = high.min(self.end);
         }
-        Ok(())
+        Ok(out)
     }
+}
+
+/// Hands out a partition's records in runs of consecutive offsets.
+struct KafkaReader {
+    table: Table,
+    /// Fetched records, in offset order; closed after the last.
+    fetched: std::sync::mpsc::Receiver<citywatch_engine::Result<Vec<RecordAndOffset>>>,
+    /// Records received and not handed out yet.
+    buffered: VecDeque<RecordAndOffset>,
 }
 
 impl LogReader for KafkaReader {
     fn next_run(&mut self) -> citywatch_engine::Result<Option<LogRun>> {
         while self.buffered.is_empty() {
-            if self.next >= self.end {
-                return Ok(None);
+            match self.fetched.recv() {
+                Ok(records) => self.buffered.extend(records?),
+                // The fetch thread is done: the range is read.
+                Err(_) => return Ok(None),
             }
-            self.fetch()?;
         }
         // A run: records at consecutive offsets (a gap starts the next run).
         let first = self.buffered.front().map_or(0, |r| r.offset.max(0) as u64);
