@@ -47,6 +47,14 @@ impl citywatch_server::Pipeline for ServedPipeline {
         self.live.ingest_keyed(key, events)
     }
 
+    fn ingest_log(
+        &self,
+        key: &str,
+        events: Vec<citywatch_engine::event::Event>,
+    ) -> std::result::Result<citywatch_server::Applied, citywatch_server::PipelineRefusal> {
+        self.live.ingest_log(key, events)
+    }
+
     fn restore(&self) -> std::result::Result<String, String> {
         self.live.restore()
     }

@@ -301,7 +301,27 @@ impl LiveEngine {
     /// before (in this process or in the journal) is [`Outcome::Duplicate`]
     /// and nothing is applied. With a journal the request is on disk (per
     /// its fsync policy) before this returns `Ok`.
-    pub fn ingest_keyed(&self, key: Option<&str>, mut events: Vec<Event>) -> std::result::Result<Outcome, Refused> {
+    pub fn ingest_keyed(&self, key: Option<&str>, events: Vec<Event>) -> std::result::Result<Outcome, Refused> {
+        self.ingest_with(key, events, true)
+    }
+
+    /// [`LiveEngine::ingest_keyed`] for a message-log feed (`key`: its
+    /// position, [`LOG_KEY_PREFIX`]): applied and journaled, but not waited
+    /// for on disk. Nobody is answered, and nothing is lost by not waiting:
+    /// a journal cut short by a crash ends at an earlier position, and the
+    /// feed resumes there and reads the same records again (the same
+    /// batches, the same alert ids, which the store keeps once). So the feed
+    /// does not pay one sync per batch.
+    pub fn ingest_log(&self, key: &str, events: Vec<Event>) -> std::result::Result<Outcome, Refused> {
+        self.ingest_with(Some(key), events, false)
+    }
+
+    fn ingest_with(
+        &self,
+        key: Option<&str>,
+        mut events: Vec<Event>,
+        wait_sync: bool,
+    ) -> std::result::Result<Outcome, Refused> {
         let mut guard = self.feed.lock().expect("feed lock");
         let Some(feed) = guard.as_mut() else { return Err(Refused::Unavailable("the engine is shut down".to_owned())) };
         if feed.unopened.is_some() {
@@ -366,7 +386,7 @@ impl LiveEngine {
         drop(guard);
         // Group commit: wait for the sync outside the lock, so the requests
         // that arrive meanwhile share the next one.
-        if let (Some(sync), Some(lsn)) = (sync, lsn) {
+        if let (Some(sync), Some(lsn), true) = (sync, lsn, wait_sync) {
             sync.sync_to(lsn).map_err(|e| Refused::Unavailable(format!("the journal cannot be synced: {e}")))?;
         }
         Ok(Outcome::Applied(Ingested { events: n, late }))

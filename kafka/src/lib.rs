@@ -28,7 +28,7 @@ mod source;
 use std::time::Duration;
 
 pub use feed::{FEED_BATCH, FeedBatch, LogFeed, StartAt, parse_position};
-pub use publish::{PublishOptions, PublishStats, produce_values, publish};
+pub use publish::{LogProducer, PublishOptions, PublishStats, produce_values, publish};
 pub use sink::AlertSink;
 pub use source::KafkaSource;
 

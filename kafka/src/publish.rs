@@ -167,30 +167,51 @@ fn value_at(a: &dyn Array, ty: ColumnType, r: usize) -> Option<Value> {
     })
 }
 
-/// Appends raw records `(timestamp ms, value)` to one partition of `topic`
-/// (created with `partitions` partitions when missing): for feeding a log by
-/// hand, and for tests of what the source does with records that are not
-/// contract rows.
-pub fn produce_values(
-    cfg: &LogConfig,
-    topic: &str,
-    partitions: i32,
-    partition: i32,
-    values: Vec<(i64, Vec<u8>)>,
-) -> Result<()> {
-    let rt = runtime()?;
-    rt.block_on(async {
-        let client = connect(cfg).await?;
-        if partitions_of(&client, topic).await?.is_none() {
-            let controller = client
-                .controller_client()
-                .map_err(|e| Error::Topic { topic: topic.to_owned(), detail: e.to_string() })?;
-            controller
-                .create_topic(topic.to_owned(), partitions.max(1), 1, 5_000)
-                .await
-                .map_err(|e| Error::Topic { topic: topic.to_owned(), detail: format!("create: {e}") })?;
+/// A producer that keeps its connection: raw records `(timestamp ms,
+/// value)` appended to partitions of topics (created when missing). For
+/// feeding a log by hand, load generators, and tests of what the source
+/// does with records that are not contract rows.
+pub struct LogProducer {
+    rt: tokio::runtime::Runtime,
+    client: rskafka::client::Client,
+    partitions: std::collections::HashMap<(String, i32), PartitionClient>,
+}
+
+impl std::fmt::Debug for LogProducer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LogProducer").field("partitions", &self.partitions.len()).finish_non_exhaustive()
+    }
+}
+
+impl LogProducer {
+    /// Connects to the log.
+    pub fn open(cfg: &LogConfig) -> Result<LogProducer> {
+        let rt = runtime()?;
+        let client = rt.block_on(connect(cfg))?;
+        Ok(LogProducer { rt, client, partitions: Default::default() })
+    }
+
+    /// Appends records to `partition` of `topic`, creating the topic with
+    /// `partitions` partitions when it is missing.
+    pub fn send(&mut self, topic: &str, partitions: i32, partition: i32, values: Vec<(i64, Vec<u8>)>) -> Result<()> {
+        let key = (topic.to_owned(), partition);
+        if !self.partitions.contains_key(&key) {
+            let client = &self.client;
+            let pc = self.rt.block_on(async {
+                if partitions_of(client, topic).await?.is_none() {
+                    let controller = client
+                        .controller_client()
+                        .map_err(|e| Error::Topic { topic: topic.to_owned(), detail: e.to_string() })?;
+                    controller
+                        .create_topic(topic.to_owned(), partitions.max(1), 1, 5_000)
+                        .await
+                        .map_err(|e| Error::Topic { topic: topic.to_owned(), detail: format!("create: {e}") })?;
+                }
+                partition_client(client, topic, partition).await
+            })?;
+            self.partitions.insert(key.clone(), pc);
         }
-        let pc = partition_client(&client, topic, partition).await?;
+        let pc = &self.partitions[&key];
         let records = values
             .into_iter()
             .map(|(ts, v)| Record {
@@ -200,6 +221,17 @@ pub fn produce_values(
                 timestamp: chrono::DateTime::from_timestamp_millis(ts).unwrap_or_default(),
             })
             .collect();
-        produce(&pc, records).await
-    })
+        self.rt.block_on(produce(pc, records))
+    }
+}
+
+/// [`LogProducer::send`] on a connection of its own.
+pub fn produce_values(
+    cfg: &LogConfig,
+    topic: &str,
+    partitions: i32,
+    partition: i32,
+    values: Vec<(i64, Vec<u8>)>,
+) -> Result<()> {
+    LogProducer::open(cfg)?.send(topic, partitions, partition, values)
 }

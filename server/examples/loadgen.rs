@@ -26,7 +26,11 @@
 //! timeout, default 20000); `LOADGEN_KEEP_NUMBERS=0` (no number vault);
 //! `LOADGEN_JOURNAL_MAX_MB` (the journal's byte bound, default 1024, as `serve`);
 //! `LOADGEN_CALLERS` (distinct calling numbers, default 2000);
-//! `LOADGEN_DIR` (keep the store and journal there instead of a temporary folder).
+//! `LOADGEN_DIR` (keep the store and journal there instead of a temporary folder);
+//! `LOADGEN_BROKERS` (`host:port` of a Kafka-protocol broker: the events are
+//! produced to topics `lg<pid>.calls`, `lg<pid>.patrols`, `lg<pid>.alarms` instead of
+//! posted, and the server reads them with its log feed; the "ingest answer"
+//! figures are then the produce times).
 
 /// The allocator `citywatch serve` runs with, so RSS is measured as in production.
 #[global_allocator]
@@ -243,7 +247,19 @@ fn main() {
     let mut creds = CredentialsFile::default();
     let token = creds.issue("an").unwrap();
     creds.save(&dir.join("credentials.json")).unwrap();
+    let brokers = std::env::var("LOADGEN_BROKERS").ok();
+    // Topics of this run only (a broker keeps earlier runs' records).
+    let prefix = format!("lg{}.", std::process::id());
+    let mut producer = brokers.as_ref().map(|b| {
+        let mut p = citywatch_kafka::LogProducer::open(&citywatch_kafka::LogConfig::new(b, &prefix)).unwrap();
+        for t in ["calls", "patrols", "alarms"] {
+            p.send(&format!("{prefix}{t}"), 1, 0, Vec::new()).unwrap(); // the topics exist before the feed opens
+        }
+        p
+    });
     let cfg = ServerConfig {
+        log_brokers: brokers.clone(),
+        log_topic_prefix: prefix.clone(),
         store_path: dir.join("store.sqlite"),
         credentials_path: dir.join("credentials.json"),
         keep_numbers: env("LOADGEN_KEEP_NUMBERS", "1") != "0",
@@ -385,6 +401,13 @@ fn main() {
             ("/api/v1/ingest/patrols", &patrols),
             ("/api/v1/ingest/alarms", &alarm_rows),
         ] {
+            if let Some(p) = producer.as_mut() {
+                let sent = Instant::now();
+                let values = body.lines().map(|l| (ts, l.as_bytes().to_vec())).collect();
+                p.send(&path.replace("/api/v1/ingest/", &prefix), 1, 0, values).unwrap();
+                answers.push(sent.elapsed().as_secs_f64() * 1e3);
+                continue;
+            }
             let (status, ms) = post(addr, &token, path, body);
             refused += u32::from(status != 200);
             answers.push(ms);

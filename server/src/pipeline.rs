@@ -41,6 +41,13 @@ pub trait Pipeline: Send + Sync + 'static {
         let _ = key;
         self.ingest(events).map(|late| Applied::New { late })
     }
+    /// A batch of a message-log feed, its position as the key: applied
+    /// without waiting for the journal's sync (see
+    /// [`citywatch_engine::live::LiveEngine::ingest_log`]). The default is
+    /// [`Pipeline::ingest_keyed`].
+    fn ingest_log(&self, key: &str, events: Vec<Event>) -> Result<Applied, PipelineRefusal> {
+        self.ingest_keyed(Some(key), events)
+    }
     /// Restores the model state a previous run journaled, before any ingest;
     /// `serve` calls it once, with the store draining alerts (the restored
     /// dataflow fires them again; the store keeps each alert id once).
@@ -104,6 +111,13 @@ impl Pipeline for LivePipeline {
 
     fn ingest_keyed(&self, key: Option<&str>, events: Vec<Event>) -> Result<Applied, PipelineRefusal> {
         Ok(match self.engine.ingest_keyed(key, events)? {
+            Outcome::Applied(i) => Applied::New { late: i.late },
+            Outcome::Duplicate => Applied::Duplicate,
+        })
+    }
+
+    fn ingest_log(&self, key: &str, events: Vec<Event>) -> Result<Applied, PipelineRefusal> {
+        Ok(match self.engine.ingest_log(key, events)? {
             Outcome::Applied(i) => Applied::New { late: i.late },
             Outcome::Duplicate => Applied::Duplicate,
         })

@@ -25,7 +25,10 @@ use crate::pipeline::{Applied, PipelineRefusal};
 pub(super) fn spawn(app: &Shared, stopping: &Arc<AtomicBool>) -> Result<Option<std::thread::JoinHandle<()>>> {
     let Some(brokers) = app.cfg.log_brokers.clone() else { return Ok(None) };
     let start: StartAt = app.cfg.log_start.parse().map_err(|e: String| Error::Internal(format!("log_start: {e}")))?;
-    let cfg = LogConfig::new(&brokers, &app.cfg.log_topic_prefix);
+    let mut cfg = LogConfig::new(&brokers, &app.cfg.log_topic_prefix);
+    // An idle feed waits this long on a fetch: bounds how late a record that
+    // arrives on another partition meanwhile is read.
+    cfg.max_wait_ms = 10;
     let position = app.pipeline.log_position();
     let (app, stopping) = (app.clone(), stopping.clone());
     // The feed runs its own runtime: it is opened on its thread, not here
@@ -89,7 +92,7 @@ fn apply(app: &Shared, batch: FeedBatch, stopping: &AtomicBool) {
     app.metrics.note_ingest_times(events.iter().map(|e| e.ts_ms() as i64));
     loop {
         let applying = app.applying.start();
-        let applied = app.pipeline.ingest_keyed(Some(&batch.key), events.clone());
+        let applied = app.pipeline.ingest_log(&batch.key, events.clone());
         drop(applying);
         match applied {
             Ok(Applied::New { late }) => {
