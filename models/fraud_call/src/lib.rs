@@ -689,6 +689,8 @@ impl Model for FraudCall {
         // 2. Risk: every call row by caller; notices everywhere.
         let config = self.config.clone();
         let tap = self.tap.clone();
+        // Neither alert fires below this: a decision's walk of the trees stops once it cannot reach it.
+        let floor = config.threshold().min(config.high_threshold());
         let risk = rows.deadlines_touching(
             notices,
             Exchange::new(|r: &Row| r.key()),
@@ -781,7 +783,6 @@ impl Model for FraudCall {
                     Step::Timer { at_ms, key } => {
                         let Some(start) = state.open.remove(&key) else { return };
                         let f = state.features(&config, &subs, start.caller, at_ms, Some(start.call_id));
-                        let risk = config.score(&f, at_ms);
                         if let Some(tap) = &tap {
                             tap.lock().expect("tap").push(Decision {
                                 call_id: start.call_id,
@@ -790,6 +791,7 @@ impl Model for FraudCall {
                                 features: f,
                             });
                         }
+                        let Some(risk) = config.model.prob_at_least(&f, at_ms, floor) else { return };
                         if risk >= config.threshold() {
                             ctx.emit(draft_in_progress(&config, &subs, &start, at_ms, &f, risk));
                         }
