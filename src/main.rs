@@ -285,6 +285,10 @@ struct TrainArgs {
     /// the trees certain of small leaves of rare fraud rows).
     #[arg(long, default_value_t = 1.0)]
     l2: f64,
+    /// Largest leaf value before shrinkage, either way (0: unbounded; a leaf of fraud decisions
+    /// only would otherwise take its whole, unbounded Newton step in one tree).
+    #[arg(long, default_value_t = 0.0)]
+    max_step: f64,
     /// The trees see every fraud decision and one other decision in this many, weighted by it (1: all).
     #[arg(long, default_value_t = 4)]
     negative_stride: u64,
@@ -699,8 +703,8 @@ fn run_train(args: TrainArgs) -> Result<()> {
             args.shrinkage
         );
     }
-    if !(args.l2 >= 0.0 && args.l2.is_finite()) {
-        bail!("--l2 {}: give a penalty of 0 or more", args.l2);
+    if !(args.l2 >= 0.0 && args.l2.is_finite() && args.max_step >= 0.0 && args.max_step.is_finite()) {
+        bail!("--l2 {} --max-step {}: give values of 0 or more", args.l2, args.max_step);
     }
     if let Some(p) = args.prevalence
         && !(p > 0.0 && p < 1.0)
@@ -724,6 +728,7 @@ fn run_train(args: TrainArgs) -> Result<()> {
             negative_stride: args.negative_stride.max(1),
             min_leaf: args.min_leaf.max(1),
             l2: args.l2,
+            max_step: args.max_step,
             precision_target: args.precision,
             number_precision_target: args.number_precision,
             ..Default::default()
@@ -733,7 +738,7 @@ fn run_train(args: TrainArgs) -> Result<()> {
         prevalence: args.prevalence,
     };
     let file = citywatch_fraud_call::train::train(&opts)?;
-    std::fs::write(&args.out, serde_json::to_string_pretty(&file)? + "\n")
+    std::fs::write(&args.out, file.to_text().map_err(anyhow::Error::msg)?)
         .with_context(|| format!("writing {}", args.out.display()))?;
     println!("wrote {}: {}", args.out.display(), file.training);
     Ok(())

@@ -42,8 +42,9 @@ use citywatch_engine::pseudonym::NumberClass;
 
 use crate::features::Features;
 
-/// Number of features.
+/// Number of features (at most 32: the tree walk masks feature indices to 5 bits).
 pub const N: usize = 29;
+const _: () = assert!(N <= 32);
 
 /// Feature names, in vector order (the weights file must list the same).
 pub const NAMES: [&str; N] = [
@@ -85,7 +86,13 @@ pub const IDENTITY: usize = 21;
 pub const YOUNG_DAYS: u32 = 90;
 
 fn ln1p(x: u32) -> f32 {
-    f64::from(x).ln_1p() as f32
+    /// `ln(1 + n)` of the small counts most features hold, computed once (the same values).
+    static SMALL: std::sync::LazyLock<[f32; 256]> =
+        std::sync::LazyLock::new(|| std::array::from_fn(|n| (n as f64).ln_1p() as f32));
+    match SMALL.get(x as usize) {
+        Some(&v) => v,
+        None => f64::from(x).ln_1p() as f32,
+    }
 }
 
 fn share(a: u32, b: u32) -> f32 {
@@ -211,8 +218,8 @@ struct Split {
 /// `2i + 2`), so a walk is `depth` steps of index arithmetic with no branch
 /// to mispredict, over 8-byte nodes that sit next to each other (a leaf
 /// above the full depth becomes inner nodes that always go left, over copies
-/// of its value). The sum is the same, tree by tree, as the walk of
-/// [`Learned::nodes`].
+/// of its value). The trees are walked largest leaf first (`order`); the
+/// sum is the same, tree by tree, as the walk of [`Learned::nodes`] in that order.
 #[derive(Debug, Clone, PartialEq)]
 struct Forest {
     depth: u32,
@@ -223,6 +230,8 @@ struct Forest {
     /// `reach[t]`: the most that trees `t..` can add (the sum of their
     /// largest leaves); `reach[trees] = 0`.
     reach: Vec<f64>,
+    /// The root (in [`Learned::nodes`]) of each tree, in the order walked.
+    order: Vec<u32>,
 }
 
 /// A walk that may stop early checks whether it still can reach its floor every this many trees.
@@ -241,10 +250,24 @@ impl Forest {
             splits: vec![Split { split: f32::INFINITY, feature: 0 }; inner * roots.len()],
             leaves: vec![0.0; (inner + 1) * roots.len()],
             reach: vec![0.0; roots.len() + 1],
+            order: Vec::new(),
         };
+        // Trees with the largest leaves first: what the trees left can add then
+        // shrinks fastest, so a walk that cannot reach its floor stops soonest.
+        let most = |root: u32| {
+            let mut stack = vec![root];
+            let mut most = f64::MIN;
+            while let Some(i) = stack.pop() {
+                let n = &nodes[i as usize];
+                if n.left == 0 { most = most.max(n.value) } else { stack.extend([n.left, n.right]) }
+            }
+            most
+        };
+        let mut order: Vec<(f64, u32)> = roots.iter().map(|&r| (most(r), r)).collect();
+        order.sort_by(|a, b| b.0.total_cmp(&a.0));
         // (node, position in the complete tree, level)
         let mut stack = Vec::new();
-        for (t, &root) in roots.iter().enumerate() {
+        for (t, &(_, root)) in order.iter().enumerate() {
             stack.push((root, 0usize, 0u32));
             while let Some((i, pos, level)) = stack.pop() {
                 let n = &nodes[i as usize];
@@ -262,16 +285,20 @@ impl Forest {
             }
         }
         for t in (0..roots.len()).rev() {
-            let most = forest.leaves[t * (inner + 1)..(t + 1) * (inner + 1)].iter().copied().fold(f64::MIN, f64::max);
-            forest.reach[t] = forest.reach[t + 1] + most;
+            forest.reach[t] = forest.reach[t + 1] + order[t].0;
         }
+        forest.order = order.iter().map(|&(_, root)| root).collect();
         forest
     }
 
-    /// The sum of the trees' leaves for `x`, tree by tree in file order,
+    /// The sum of the trees' leaves for `x`, tree by tree in `order`,
     /// added to `z`; `None` as soon as it cannot reach `floor` any more.
     #[inline]
     fn sum(&self, x: &[f32; N], mut z: f64, floor: f64) -> Option<f64> {
+        // Padded to a power of two, so that masking the feature index (always
+        // below N: checked at load) stands in for a bounds check at every step.
+        let mut padded = [0.0f32; 32];
+        padded[..N].copy_from_slice(x);
         let inner = (1usize << self.depth) - 1;
         for (t, leaves) in self.leaves.chunks_exact(inner + 1).enumerate() {
             if t % REACH_EVERY == 0 && z + self.reach[t] < floor {
@@ -281,7 +308,7 @@ impl Forest {
             let mut i = 0usize;
             for _ in 0..self.depth {
                 let s = splits[i];
-                i = 2 * i + 1 + usize::from(x[s.feature as usize] >= s.split);
+                i = 2 * i + 1 + usize::from(padded[s.feature as usize & 31] >= s.split);
             }
             z += leaves[i - inner];
         }
@@ -521,6 +548,9 @@ pub struct FitOptions {
     /// damped as if it held this much more weight of rows already scored
     /// right); 0: the crate's unregularised step.
     pub l2: f64,
+    /// Largest leaf value before shrinkage (0: no bound): a leaf of fraud
+    /// rows only has an unbounded Newton step, which one tree would take whole.
+    pub max_step: f64,
     /// Precision target for the in-progress threshold.
     pub precision_target: f64,
     /// Precision target for the number threshold.
@@ -542,6 +572,7 @@ impl Default for FitOptions {
             shrinkage: 0.1,
             min_leaf: 20,
             l2: 1.0,
+            max_step: 0.0,
             precision_target: 0.9,
             number_precision_target: 0.98,
             used: [true; N],
@@ -620,7 +651,8 @@ fn path_of(tree: &TreeFile, x: &[f32], path: &mut Vec<usize>) {
 /// Log-likelihood boosting (Friedman's TreeBoost for labels ±1, the
 /// crate's loss) with the crate's tree learner: each tree is grown by
 /// `gbdt` on the rows' gradients, and its node values are then set here to
-/// the regularised Newton step `Σ w·g / (Σ w·|g|(2 - |g|) + l2)`. The
+/// the regularised Newton step `Σ w·g / (Σ w·|g|(2 - |g|) + l2)`, at most
+/// `max_step` either way when set. The
 /// crate's own step has no `l2`: a leaf of fraud rows that the trees so far
 /// score far below zero gets a step of tens to thousands (the curvature
 /// there is near 0), so the model becomes certain of rare rows, and more so
@@ -666,7 +698,8 @@ fn boost(mut data: Vec<gbdt::decision_tree::Data>, opts: &FitOptions) -> Result<
             }
         }
         for (v, &(sg, sh)) in file.value.iter_mut().zip(&sums) {
-            *v = (sg / (sh + opts.l2)) as f32;
+            let step = sg / (sh + opts.l2);
+            *v = if opts.max_step > 0.0 { step.clamp(-opts.max_step, opts.max_step) } else { step } as f32;
         }
         for (d, f) in data.iter().zip(score.iter_mut()) {
             path_of(&file, &d.feature, &mut path);
@@ -779,7 +812,7 @@ pub fn fit(
         m.insert(
             "trees".into(),
             serde_json::json!({ "trees": opts.trees, "depth": opts.depth, "shrinkage": opts.shrinkage,
-                "min_leaf": opts.min_leaf, "l2": opts.l2, "negative_stride": stride, "trained_rows": trained_rows,
+                "min_leaf": opts.min_leaf, "l2": opts.l2, "max_step": opts.max_step, "negative_stride": stride, "trained_rows": trained_rows,
                 "crate": "gbdt 0.1.3, loss LogLikelyhood" }),
         );
     }
@@ -799,6 +832,21 @@ pub const TARGETS: [f64; 18] =
     [0.5, 0.55, 0.6, 0.65, 0.7, 0.75, 0.8, 0.85, 0.9, 0.91, 0.92, 0.93, 0.94, 0.95, 0.96, 0.97, 0.98, 0.99];
 
 impl WeightsFile {
+    /// The file's text as `citywatch train` writes it: indented JSON with
+    /// one tree a line (a number a line would triple its size).
+    pub fn to_text(&self) -> Result<String, String> {
+        let head = WeightsFile { trees: Vec::new(), ..self.clone() };
+        let head = serde_json::to_string_pretty(&head).map_err(|e| format!("writing the weights: {e}"))?;
+        let mut trees = Vec::with_capacity(self.trees.len());
+        for t in &self.trees {
+            trees.push(format!("    {}", serde_json::to_string(t).map_err(|e| format!("writing a tree: {e}"))?));
+        }
+        let list = format!("\"trees\": [\n{}\n  ]", trees.join(",\n"));
+        head.contains("\"trees\": []")
+            .then(|| head.replacen("\"trees\": []", &list, 1) + "\n")
+            .ok_or_else(|| "writing the weights: no tree list in the file's text".to_owned())
+    }
+
     /// The threshold chosen on the training decisions for a precision of at
     /// least `target` (the row of the smallest listed target at or above it).
     pub fn threshold_for_precision(&self, target: f64) -> Option<f64> {
@@ -858,6 +906,13 @@ mod tests {
         let opts = FitOptions { trees: 30, depth: 3, ..FitOptions::default() };
         let ones = vec![1.0; rows.len()];
         let a = fit(&rows, &labels, &ones, &opts, "t", serde_json::json!({})).unwrap();
+        // The written text reads back as the same file (its trees exactly; other floats to within
+        // serde_json's parsing), one tree a line.
+        let text = a.to_text().unwrap();
+        let back = serde_json::from_str::<WeightsFile>(&text).unwrap();
+        assert_eq!(back.trees, a.trees);
+        assert!((back.threshold - a.threshold).abs() < 1e-12 && back.thresholds.len() == a.thresholds.len());
+        assert_eq!(text.lines().count(), a.trees.len() + text.lines().filter(|l| !l.starts_with("    {")).count());
         let b = fit(&rows, &labels, &ones, &opts, "t", serde_json::json!({})).unwrap();
         assert_eq!(serde_json::to_string(&a).unwrap(), serde_json::to_string(&b).unwrap());
         let m = Learned::from_file(a.clone(), "t").unwrap();
@@ -948,7 +1003,7 @@ mod tests {
         let m = Learned::committed();
         let by_nodes = |x: &[f32; N]| {
             let mut z = f64::from(m.file.bias);
-            for &root in &m.roots {
+            for &root in &m.forest.order {
                 let mut node = &m.nodes[root as usize];
                 while node.left != 0 {
                     let next = if x[usize::from(node.feature)] < node.split { node.left } else { node.right };
@@ -958,6 +1013,9 @@ mod tests {
             }
             z
         };
+        let mut roots = m.forest.order.clone();
+        roots.sort_unstable();
+        assert_eq!(roots, m.roots, "every tree walked once");
         let full = (2usize << m.forest.depth) - 1;
         let sizes: Vec<usize> = m.file.trees.iter().map(|t| t.feature.len()).collect();
         assert!(sizes.iter().any(|&n| n < full), "some tree has a leaf above the full depth: {sizes:?}");
