@@ -257,8 +257,9 @@ struct TrainArgs {
     /// The weights file to write (JSON).
     #[arg(long)]
     out: PathBuf,
-    /// Precision the in-progress threshold is chosen for, on the training decisions.
-    #[arg(long, default_value_t = 0.9)]
+    /// Precision the in-progress threshold is chosen for, on the training decisions (weighted to
+    /// `--prevalence` when given); the model's `precision_target` setting picks another row.
+    #[arg(long, default_value_t = 0.6)]
     precision: f64,
     /// Precision the number threshold is chosen for.
     #[arg(long, default_value_t = 0.98)]

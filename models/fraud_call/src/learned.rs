@@ -1064,6 +1064,6 @@ mod tests {
         assert!(stopped > 0);
         let bytes = m.forest.splits.len() * size_of::<Split>() + m.forest.leaves.len() * size_of::<f64>();
         println!("{} trees of depth {}: {bytes} B", m.roots.len(), m.forest.depth);
-        assert!(bytes <= 128 * 1024, "{bytes} B of trees to walk per decision");
+        assert!(bytes <= 64 * 1024, "{bytes} B of trees to walk per decision");
     }
 }

@@ -63,9 +63,9 @@ use crate::features::{Features, NumberReason, PastCall, day_of, draft_exposure, 
 pub use crate::learned::Learned;
 
 /// The default `precision_target`: the in-progress threshold is the one the
-/// weights file lists for this precision on its training decisions (see the
-/// card, "Threshold").
-pub const DEFAULT_PRECISION_TARGET: f64 = 0.9;
+/// weights file lists for this precision on its training decisions weighted
+/// to today's fraud rate (see the card, "Threshold").
+pub const DEFAULT_PRECISION_TARGET: f64 = 0.6;
 
 /// Settings, with the defaults the card explains.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -76,12 +76,12 @@ pub struct Config {
     /// Probability at or above which an open call raises `fraud_in_progress`.
     /// Unset: the weights file's threshold for `precision_target`.
     pub in_progress_threshold: Option<f64>,
-    /// Precision on the training decisions that the in-progress threshold is
+    /// Precision on the training decisions, weighted to the deployment's fraud
+    /// rate (the weights file's `prevalence`), that the in-progress threshold is
     /// chosen for (one of the weights file's `thresholds` rows: the smallest
     /// listed target at or above it), when `in_progress_threshold` is unset.
-    /// Default [`DEFAULT_PRECISION_TARGET`]; the training cities carry 20x the
-    /// generator's default fraud rate, so precision at today's rate is lower
-    /// (the card gives both).
+    /// Default [`DEFAULT_PRECISION_TARGET`]; in a city with more fraud per call
+    /// the same threshold gives higher precision (the card gives both).
     pub precision_target: f64,
     /// Probability at or above which the number is raised as `fraud_number`
     /// (and the in-progress alert is `severe`). Unset: the weights file's.
