@@ -1,8 +1,9 @@
 //! Micro-benchmark of one `fraud_call` decision: the committed trees'
 //! probability for a caller's features (the feature vector and the walk of
-//! every tree), as the dataflow computes it at each call still open at
-//! `open_s`. Two callers: an ordinary one (one call, an old local number)
-//! and a call-list caller (30 calls today, most hung up, nobody calling back).
+//! the trees), `all_trees` (training, explanations) and `to_threshold` (the
+//! dataflow's check at each call still open at `open_s`: the walk stops once
+//! the default threshold is out of reach). Two callers: an ordinary one (one
+//! call) and a call-list caller (30 calls today, most hung up, nobody calling back).
 //!
 //! `cargo bench -p citywatch-bench --bench fraud_call` (about 10 s).
 
@@ -33,13 +34,21 @@ fn decision(c: &mut Criterion) {
         out_only_callees: 28,
         ..Features::default()
     };
+    // The dataflow's decision stops walking once the default threshold is out of reach.
+    let floor = citywatch_fraud_call::Config::default().threshold();
     let mut group = c.benchmark_group("fraud_call");
-    for (name, f) in [("decision/ordinary", ordinary), ("decision/call_list", call_list)] {
+    for (name, f) in [("ordinary", ordinary), ("call_list", call_list)] {
         let mut at = 1_772_409_721_146u64;
-        group.bench_function(name, |b| {
+        group.bench_function(format!("all_trees/{name}"), |b| {
             b.iter(|| {
                 at += 1_000;
                 model.prob(std::hint::black_box(&f), at)
+            })
+        });
+        group.bench_function(format!("to_threshold/{name}"), |b| {
+            b.iter(|| {
+                at += 1_000;
+                model.prob_at_least(std::hint::black_box(&f), at, floor)
             })
         });
     }

@@ -22,18 +22,23 @@
 //! service, service), registration known, young (< 90 days), and registration
 //! age. The ablation trains without the identity block.
 //!
-//! **Inference** walks each tree from flat arrays built when the file is
-//! loaded (split feature, threshold, children, leaf value with the shrinkage
-//! folded in): a fixed-size feature array on the stack and a few hundred
-//! comparisons, no allocation. Explanations (the strongest reasons, in words)
-//! are computed only for alerts, from each feature's contribution along the
-//! decision paths (the change of the node value at each split it decides).
+//! **Inference** walks the trees from arrays built when the file is loaded
+//! (each tree complete to the forest's depth, breadth first: `Forest`): a
+//! fixed-size feature array on the stack, a branch-free walk, no
+//! allocation; the dataflow's check stops as soon as the trees left cannot
+//! reach its threshold ([`Learned::prob_at_least`]). Explanations (the
+//! strongest reasons, in words) are computed only for alerts, from each
+//! feature's contribution along the decision paths (the change of the node
+//! value at each split it decides).
 //!
-//! **Training** ([`fit`]): the `gbdt` crate's log-likelihood boosting (labels
-//! ±1, probability `1 / (1 + e^(-2F))`), exact splits, all rows and all
-//! features at every tree: no randomness, single-threaded, so the same rows in
-//! the same order (the trainer sorts them by call id) give the same file. The
-//! alert threshold is the lowest probability at which the training
+//! **Training** ([`fit`]): log-likelihood boosting (labels ±1, probability
+//! `1 / (1 + e^(-2F))`) with the `gbdt` crate's tree learner (exact splits,
+//! all rows and all features at every tree) and leaf values set here, the
+//! Newton step with an L2 penalty (`boost`): no randomness,
+//! single-threaded, so the same rows in the same order (the trainer sorts
+//! them by call id) give the same file. Rows carry weights (the trainer
+//! weights other decisions to the deployment's fraud rate), and the alert
+//! threshold is the lowest probability at which the weighted training
 //! decisions' precision is still at least the stated target.
 
 use std::sync::{Arc, OnceLock};
