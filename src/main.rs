@@ -271,7 +271,7 @@ struct TrainArgs {
     #[arg(long)]
     no_identity: bool,
     /// Trees to grow.
-    #[arg(long, default_value_t = 120)]
+    #[arg(long, default_value_t = 60)]
     trees: usize,
     /// Depth of each tree.
     #[arg(long, default_value_t = 5)]
@@ -284,7 +284,7 @@ struct TrainArgs {
     min_leaf: usize,
     /// L2 penalty on leaf values, in decisions' weight (0: the unregularised Newton step, which makes
     /// the trees certain of small leaves of rare fraud rows).
-    #[arg(long, default_value_t = 1.0)]
+    #[arg(long, default_value_t = 10.0)]
     l2: f64,
     /// Largest leaf value before shrinkage, either way (0: unbounded; a leaf of fraud decisions
     /// only would otherwise take its whole, unbounded Newton step in one tree).

@@ -572,13 +572,13 @@ pub struct FitOptions {
 impl Default for FitOptions {
     fn default() -> Self {
         FitOptions {
-            trees: 120,
+            trees: 60,
             depth: 5,
             shrinkage: 0.1,
             min_leaf: 20,
-            l2: 1.0,
+            l2: 10.0,
             max_step: 0.0,
-            precision_target: 0.9,
+            precision_target: 0.6,
             number_precision_target: 0.98,
             used: [true; N],
             negative_stride: 4,
@@ -908,7 +908,7 @@ mod tests {
             labels.push(if rng.random::<f64>() < 0.05 { !y } else { y });
             rows.push(r);
         }
-        let opts = FitOptions { trees: 30, depth: 3, ..FitOptions::default() };
+        let opts = FitOptions { trees: 30, depth: 3, precision_target: 0.9, ..FitOptions::default() };
         let ones = vec![1.0; rows.len()];
         let a = fit(&rows, &labels, &ones, &opts, "t", serde_json::json!({})).unwrap();
         // The written text reads back as the same file (its trees exactly; other floats to within
