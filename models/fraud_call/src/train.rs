@@ -14,7 +14,7 @@
 //! probabilities, and precision at any threshold, are those of the training
 //! mix. Given the deployment's share of fraud among decisions
 //! (`--prevalence`), each dataset's other decisions are weighted so that its
-//! fraud share, weighted, is that share: the trees then learn from the
+//! fraud share (counted before any family is left out), weighted, is that share: the trees then learn from the
 //! ordinary callers as many times as the deployment meets them per fraud
 //! call, their probabilities are the deployment's, and so are the
 //! thresholds' precisions.
@@ -88,6 +88,9 @@ pub fn add_dataset(
     let families = read_families(dir, pseudonym_key)?;
     let name = dir.file_name().map_or_else(|| dir.display().to_string(), |n| n.to_string_lossy().into_owned());
     let first = set.rows.len();
+    // The city's own mix, held-out families included: their rows leave, the weight stays the city's.
+    let pos = decisions.iter().filter(|d| fraud.contains(&d.call_id)).count();
+    let neg = decisions.len() - pos;
     for d in decisions {
         let fam = families.get(&token_hex(d.caller)).map(String::as_str);
         let fam = fam.unwrap_or(if fraud.contains(&d.call_id) { "standard" } else { "everyday" });
@@ -102,8 +105,6 @@ pub fn add_dataset(
         set.labels.push(fraud.contains(&d.call_id));
     }
     let labels = &set.labels[first..];
-    let pos = labels.iter().filter(|&&y| y).count();
-    let neg = labels.len() - pos;
     let weight = match prevalence {
         None => 1.0,
         Some(p) if pos > 0 && neg > 0 => pos as f64 * (1.0 - p) / (p * neg as f64),
