@@ -300,8 +300,9 @@ struct TrainArgs {
     /// The weights file to write (JSON).
     #[arg(long)]
     out: PathBuf,
-    /// Precision the in-progress threshold is chosen for, on the training decisions.
-    #[arg(long, default_value_t = 0.9)]
+    /// Precision the in-progress threshold is chosen for, on the training decisions (weighted to
+    /// `--prevalence` when given); the model's `precision_target` setting picks another row.
+    #[arg(long, default_value_t = 0.6)]
     precision: f64,
     /// Precision the number threshold is chosen for.
     #[arg(long, default_value_t = 0.98)]
@@ -313,7 +314,7 @@ struct TrainArgs {
     #[arg(long)]
     no_identity: bool,
     /// Trees to grow.
-    #[arg(long, default_value_t = 120)]
+    #[arg(long, default_value_t = 60)]
     trees: usize,
     /// Depth of each tree.
     #[arg(long, default_value_t = 5)]
@@ -324,12 +325,25 @@ struct TrainArgs {
     /// Fewest training decisions in a leaf (larger: smoother, less confident trees).
     #[arg(long, default_value_t = 20)]
     min_leaf: usize,
+    /// L2 penalty on leaf values, in decisions' weight (0: the unregularised Newton step, which makes
+    /// the trees certain of small leaves of rare fraud rows).
+    #[arg(long, default_value_t = 10.0)]
+    l2: f64,
+    /// Largest leaf value before shrinkage, either way (0: unbounded; a leaf of fraud decisions
+    /// only would otherwise take its whole, unbounded Newton step in one tree).
+    #[arg(long, default_value_t = 0.0)]
+    max_step: f64,
     /// The trees see every fraud decision and one other decision in this many, weighted by it (1: all).
     #[arg(long, default_value_t = 4)]
     negative_stride: u64,
     /// Also write the training decisions to this CSV file (keys, family, label, features), for analysis.
     #[arg(long)]
     dump: Option<PathBuf>,
+    /// The share of fraud calls among the decisions where the model will run (e.g. 0.00026 at the
+    /// generator's default rate): each input's other decisions are weighted so that its fraud share
+    /// is this, and thresholds are chosen for precision at it. Unset: every decision weighs 1.
+    #[arg(long)]
+    prevalence: Option<f64>,
     /// Version written into the file (the alerts' model_version carries it).
     #[arg(long, default_value = "dev")]
     version: String,
@@ -760,6 +774,14 @@ fn run_train(args: TrainArgs) -> Result<()> {
             args.shrinkage
         );
     }
+    if !(args.l2 >= 0.0 && args.l2.is_finite() && args.max_step >= 0.0 && args.max_step.is_finite()) {
+        bail!("--l2 {} --max-step {}: give values of 0 or more", args.l2, args.max_step);
+    }
+    if let Some(p) = args.prevalence
+        && !(p > 0.0 && p < 1.0)
+    {
+        bail!("--prevalence {p}: give the deployment's fraud share of decisions, in (0, 1)");
+    }
     let known = ["standard", "aged_sim", "sim_farm", "legit_virtual", "legit_fanout", "everyday"];
     if let Some(f) = args.exclude_family.iter().find(|f| !known.contains(&f.as_str())) {
         bail!("--exclude-family: unknown family `{f}`; use {}", known.join(", "));
@@ -776,15 +798,18 @@ fn run_train(args: TrainArgs) -> Result<()> {
             shrinkage: args.shrinkage,
             negative_stride: args.negative_stride.max(1),
             min_leaf: args.min_leaf.max(1),
+            l2: args.l2,
+            max_step: args.max_step,
             precision_target: args.precision,
             number_precision_target: args.number_precision,
             ..Default::default()
         },
         version: args.version,
         dump: args.dump,
+        prevalence: args.prevalence,
     };
     let file = citywatch_fraud_call::train::train(&opts)?;
-    std::fs::write(&args.out, serde_json::to_string_pretty(&file)? + "\n")
+    std::fs::write(&args.out, file.to_text().map_err(anyhow::Error::msg)?)
         .with_context(|| format!("writing {}", args.out.display()))?;
     println!("wrote {}: {}", args.out.display(), file.training);
     Ok(())

@@ -22,18 +22,23 @@
 //! service, service), registration known, young (< 90 days), and registration
 //! age. The ablation trains without the identity block.
 //!
-//! **Inference** walks each tree from flat arrays built when the file is
-//! loaded (split feature, threshold, children, leaf value with the shrinkage
-//! folded in): a fixed-size feature array on the stack and a few hundred
-//! comparisons, no allocation. Explanations (the strongest reasons, in words)
-//! are computed only for alerts, from each feature's contribution along the
-//! decision paths (the change of the node value at each split it decides).
+//! **Inference** walks the trees from arrays built when the file is loaded
+//! (each tree complete to the forest's depth, breadth first: `Forest`): a
+//! fixed-size feature array on the stack, a branch-free walk, no
+//! allocation; the dataflow's check stops as soon as the trees left cannot
+//! reach its threshold ([`Learned::prob_at_least`]). Explanations (the
+//! strongest reasons, in words) are computed only for alerts, from each
+//! feature's contribution along the decision paths (the change of the node
+//! value at each split it decides).
 //!
-//! **Training** ([`fit`]): the `gbdt` crate's log-likelihood boosting (labels
-//! ±1, probability `1 / (1 + e^(-2F))`), exact splits, all rows and all
-//! features at every tree: no randomness, single-threaded, so the same rows in
-//! the same order (the trainer sorts them by call id) give the same file. The
-//! alert threshold is the lowest probability at which the training
+//! **Training** ([`fit`]): log-likelihood boosting (labels ±1, probability
+//! `1 / (1 + e^(-2F))`) with the `gbdt` crate's tree learner (exact splits,
+//! all rows and all features at every tree) and leaf values set here, the
+//! Newton step with an L2 penalty (`boost`): no randomness,
+//! single-threaded, so the same rows in the same order (the trainer sorts
+//! them by call id) give the same file. Rows carry weights (the trainer
+//! weights other decisions to the deployment's fraud rate), and the alert
+//! threshold is the lowest probability at which the weighted training
 //! decisions' precision is still at least the stated target.
 
 use std::sync::{Arc, OnceLock};
@@ -42,8 +47,9 @@ use citywatch_engine::pseudonym::NumberClass;
 
 use crate::features::Features;
 
-/// Number of features.
+/// Number of features (at most 32: the tree walk masks feature indices to 5 bits).
 pub const N: usize = 29;
+const _: () = assert!(N <= 32);
 
 /// Feature names, in vector order (the weights file must list the same).
 pub const NAMES: [&str; N] = [
@@ -85,7 +91,13 @@ pub const IDENTITY: usize = 21;
 pub const YOUNG_DAYS: u32 = 90;
 
 fn ln1p(x: u32) -> f32 {
-    f64::from(x).ln_1p() as f32
+    /// `ln(1 + n)` of the small counts most features hold, computed once (the same values).
+    static SMALL: std::sync::LazyLock<[f32; 256]> =
+        std::sync::LazyLock::new(|| std::array::from_fn(|n| (n as f64).ln_1p() as f32));
+    match SMALL.get(x as usize) {
+        Some(&v) => v,
+        None => f64::from(x).ln_1p() as f32,
+    }
 }
 
 fn share(a: u32, b: u32) -> f32 {
@@ -197,15 +209,129 @@ struct Node {
     value: f64,
 }
 
+/// One inner node of [`Forest`]: a row goes right when its feature
+/// `feature` is at least `split` (features are never NaN, so this is the
+/// file's "left when below").
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct Split {
+    split: f32,
+    feature: u32,
+}
+
+/// The trees for scoring: each one padded to a complete tree of the forest's
+/// depth and laid out breadth first (node `i`'s children are `2i + 1` and
+/// `2i + 2`), so a walk is `depth` steps of index arithmetic with no branch
+/// to mispredict, over 8-byte nodes that sit next to each other (a leaf
+/// above the full depth becomes inner nodes that always go left, over copies
+/// of its value). The trees are walked largest leaf first (`order`); the
+/// sum is the same, tree by tree, as the walk of [`Learned::nodes`] in that order.
+#[derive(Debug, Clone, PartialEq)]
+struct Forest {
+    depth: u32,
+    /// `2^depth - 1` inner nodes per tree, tree after tree.
+    splits: Vec<Split>,
+    /// `2^depth` leaf values (times the shrinkage) per tree, tree after tree.
+    leaves: Vec<f64>,
+    /// `reach[t]`: the most that trees `t..` can add (the sum of their
+    /// largest leaves); `reach[trees] = 0`.
+    reach: Vec<f64>,
+    /// The root (in [`Learned::nodes`]) of each tree, in the order walked.
+    order: Vec<u32>,
+}
+
+/// A walk that may stop early checks whether it still can reach its floor every this many trees.
+const REACH_EVERY: usize = 8;
+
+impl Forest {
+    fn of(nodes: &[Node], roots: &[u32]) -> Forest {
+        fn depth(nodes: &[Node], i: u32) -> u32 {
+            let n = &nodes[i as usize];
+            if n.left == 0 { 0 } else { 1 + depth(nodes, n.left).max(depth(nodes, n.right)) }
+        }
+        let depth = roots.iter().map(|&r| depth(nodes, r)).max().unwrap_or(0);
+        let inner = (1usize << depth) - 1;
+        let mut forest = Forest {
+            depth,
+            splits: vec![Split { split: f32::INFINITY, feature: 0 }; inner * roots.len()],
+            leaves: vec![0.0; (inner + 1) * roots.len()],
+            reach: vec![0.0; roots.len() + 1],
+            order: Vec::new(),
+        };
+        // Trees with the largest leaves first: what the trees left can add then
+        // shrinks fastest, so a walk that cannot reach its floor stops soonest.
+        let most = |root: u32| {
+            let mut stack = vec![root];
+            let mut most = f64::MIN;
+            while let Some(i) = stack.pop() {
+                let n = &nodes[i as usize];
+                if n.left == 0 { most = most.max(n.value) } else { stack.extend([n.left, n.right]) }
+            }
+            most
+        };
+        let mut order: Vec<(f64, u32)> = roots.iter().map(|&r| (most(r), r)).collect();
+        order.sort_by(|a, b| b.0.total_cmp(&a.0));
+        // (node, position in the complete tree, level)
+        let mut stack = Vec::new();
+        for (t, &(_, root)) in order.iter().enumerate() {
+            stack.push((root, 0usize, 0u32));
+            while let Some((i, pos, level)) = stack.pop() {
+                let n = &nodes[i as usize];
+                if n.left != 0 {
+                    forest.splits[t * inner + pos] = Split { split: n.split, feature: u32::from(n.feature) };
+                    stack.push((n.left, 2 * pos + 1, level + 1));
+                    stack.push((n.right, 2 * pos + 2, level + 1));
+                } else {
+                    // A leaf at `level`: the leaves of the complete tree under it hold its value.
+                    let below = depth - level;
+                    let first = ((pos + 1) << below) - 1 - inner;
+                    let base = t * (inner + 1);
+                    forest.leaves[base + first..base + first + (1 << below)].fill(n.value);
+                }
+            }
+        }
+        for t in (0..roots.len()).rev() {
+            forest.reach[t] = forest.reach[t + 1] + order[t].0;
+        }
+        forest.order = order.iter().map(|&(_, root)| root).collect();
+        forest
+    }
+
+    /// The sum of the trees' leaves for `x`, tree by tree in `order`,
+    /// added to `z`; `None` as soon as it cannot reach `floor` any more.
+    #[inline]
+    fn sum(&self, x: &[f32; N], mut z: f64, floor: f64) -> Option<f64> {
+        // Padded to a power of two, so that masking the feature index (always
+        // below N: checked at load) stands in for a bounds check at every step.
+        let mut padded = [0.0f32; 32];
+        padded[..N].copy_from_slice(x);
+        let inner = (1usize << self.depth) - 1;
+        for (t, leaves) in self.leaves.chunks_exact(inner + 1).enumerate() {
+            if t % REACH_EVERY == 0 && z + self.reach[t] < floor {
+                return None;
+            }
+            let splits = &self.splits[t * inner..(t + 1) * inner];
+            let mut i = 0usize;
+            for _ in 0..self.depth {
+                let s = splits[i];
+                i = 2 * i + 1 + usize::from(padded[s.feature as usize & 31] >= s.split);
+            }
+            z += leaves[i - inner];
+        }
+        Some(z)
+    }
+}
+
 /// A loaded model: the file, and the forest flattened for inference.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Learned {
     /// The file as read.
     pub file: WeightsFile,
-    /// All trees' nodes, one tree after another.
+    /// All trees' nodes, one tree after another (for explanations).
     nodes: Vec<Node>,
     /// Index of each tree's root in `nodes`.
     roots: Vec<u32>,
+    /// The same trees laid out for scoring.
+    forest: Forest,
 }
 
 /// The weights committed with the model (`weights/fraud_call.json`).
@@ -268,7 +394,8 @@ impl Learned {
                 });
             }
         }
-        Ok(Learned { file, nodes, roots })
+        let forest = Forest::of(&nodes, &roots);
+        Ok(Learned { file, nodes, roots, forest })
     }
 
     /// The committed model (parsed once).
@@ -281,24 +408,9 @@ impl Learned {
             .clone()
     }
 
-    /// The leaf a feature vector reaches from `root`.
-    #[inline]
-    fn leaf(&self, x: &[f32; N], root: u32) -> &Node {
-        let mut node = &self.nodes[root as usize];
-        while node.left != 0 {
-            let next = if x[usize::from(node.feature)] < node.split { node.left } else { node.right };
-            node = &self.nodes[next as usize];
-        }
-        node
-    }
-
     /// The raw score of a feature vector (the probability is `1 / (1 + e^(-2F))`).
     fn raw(&self, x: &[f32; N]) -> f64 {
-        let mut z = f64::from(self.file.bias);
-        for &root in &self.roots {
-            z += self.leaf(x, root).value;
-        }
-        z
+        self.forest.sum(x, f64::from(self.file.bias), f64::NEG_INFINITY).expect("no floor")
     }
 
     /// Probability of a raw score, rounded to 1e-6 (so that the dataflow and
@@ -313,6 +425,22 @@ impl Learned {
     #[inline]
     pub fn prob(&self, f: &Features, at_ms: u64) -> f64 {
         Learned::prob_of(self.raw(&vector(f, at_ms)))
+    }
+
+    /// [`Learned::prob`] when it is at least `floor`; `None` when it is
+    /// surely below: the walk stops as soon as the trees left cannot lift
+    /// the score to `floor` even with their largest leaves (most calls of
+    /// ordinary callers stop after a few trees). Exact: `None` only when
+    /// `prob` is below `floor`.
+    #[inline]
+    pub fn prob_at_least(&self, f: &Features, at_ms: u64, floor: f64) -> Option<f64> {
+        // The raw score whose probability, before rounding to 1e-6, is a
+        // little below `floor` (so the rounding cannot lift a stopped walk over it).
+        let q = floor - 2e-6;
+        let z_floor = if q <= 0.0 { f64::NEG_INFINITY } else { (q / (1.0 - q)).ln() / 2.0 };
+        let z = self.forest.sum(&vector(f, at_ms), f64::from(self.file.bias), z_floor - 1e-9)?;
+        let p = Learned::prob_of(z);
+        (p >= floor).then_some(p)
     }
 
     /// Each feature's contribution to the score: along each tree's path, the
@@ -421,6 +549,13 @@ pub struct FitOptions {
     pub shrinkage: f32,
     /// Fewest training rows in a leaf.
     pub min_leaf: usize,
+    /// L2 penalty on leaf values (in row weights: a leaf's Newton step is
+    /// damped as if it held this much more weight of rows already scored
+    /// right); 0: the crate's unregularised step.
+    pub l2: f64,
+    /// Largest leaf value before shrinkage (0: no bound): a leaf of fraud
+    /// rows only has an unbounded Newton step, which one tree would take whole.
+    pub max_step: f64,
     /// Precision target for the in-progress threshold.
     pub precision_target: f64,
     /// Precision target for the number threshold.
@@ -437,11 +572,13 @@ pub struct FitOptions {
 impl Default for FitOptions {
     fn default() -> Self {
         FitOptions {
-            trees: 120,
+            trees: 60,
             depth: 5,
             shrinkage: 0.1,
             min_leaf: 20,
-            precision_target: 0.9,
+            l2: 10.0,
+            max_step: 0.0,
+            precision_target: 0.6,
             number_precision_target: 0.98,
             used: [true; N],
             negative_stride: 4,
@@ -450,6 +587,7 @@ impl Default for FitOptions {
 }
 
 /// The crate's model as it serialises (only what we read).
+#[cfg(test)]
 #[derive(serde::Deserialize)]
 struct CrateModel {
     trees: Vec<CrateTree>,
@@ -481,42 +619,127 @@ struct CrateValue {
     is_leaf: bool,
 }
 
-/// The crate's trees as [`TreeFile`]s (its node vector, root first; children by index).
+/// One of the crate's trees as a [`TreeFile`] (its node vector, root first; children by index).
+fn tree_file(nodes: &[CrateNode]) -> TreeFile {
+    let mut tree =
+        TreeFile { feature: Vec::new(), split: Vec::new(), left: Vec::new(), right: Vec::new(), value: Vec::new() };
+    for n in nodes {
+        let leaf = n.value.is_leaf;
+        tree.feature.push(if leaf { 0 } else { n.value.feature_index as u16 });
+        tree.split.push(if leaf { 0.0 } else { n.value.feature_value });
+        tree.left.push(if leaf { 0 } else { n.left as u32 });
+        tree.right.push(if leaf { 0 } else { n.right as u32 });
+        tree.value.push(n.value.pred);
+    }
+    tree
+}
+
+/// The crate's boosted trees as [`TreeFile`]s, and its bias.
+#[cfg(test)]
 fn trees_of(model: &gbdt::gradient_boost::GBDT) -> Result<(Vec<TreeFile>, f32), String> {
     let json = serde_json::to_value(model).map_err(|e| format!("serialising the trained trees: {e}"))?;
     let m: CrateModel = serde_json::from_value(json).map_err(|e| format!("reading the trained trees: {e}"))?;
-    let mut out = Vec::with_capacity(m.trees.len());
-    for t in m.trees {
-        let nodes = t.tree.tree;
-        let mut tree =
-            TreeFile { feature: Vec::new(), split: Vec::new(), left: Vec::new(), right: Vec::new(), value: Vec::new() };
-        for n in &nodes {
-            let leaf = n.value.is_leaf;
-            tree.feature.push(if leaf { 0 } else { n.value.feature_index as u16 });
-            tree.split.push(if leaf { 0.0 } else { n.value.feature_value });
-            tree.left.push(if leaf { 0 } else { n.left as u32 });
-            tree.right.push(if leaf { 0 } else { n.right as u32 });
-            tree.value.push(n.value.pred);
-        }
-        out.push(tree);
-    }
-    Ok((out, m.bias))
+    Ok((m.trees.iter().map(|t| tree_file(&t.tree.tree)).collect(), m.bias))
 }
 
-/// Fits the model on feature rows and labels (true: a fraud call). Rows
-/// must come in a fixed order (the crate's sorts and sums follow it).
-/// `version` and `training` go into the file.
+/// The node path of a row in a [`TreeFile`], root first, into `path`.
+fn path_of(tree: &TreeFile, x: &[f32], path: &mut Vec<usize>) {
+    path.clear();
+    let mut i = 0usize;
+    path.push(i);
+    while tree.left[i] != 0 {
+        i = if x[usize::from(tree.feature[i])] < tree.split[i] { tree.left[i] } else { tree.right[i] } as usize;
+        path.push(i);
+    }
+}
+
+/// Log-likelihood boosting (Friedman's TreeBoost for labels ±1, the
+/// crate's loss) with the crate's tree learner: each tree is grown by
+/// `gbdt` on the rows' gradients, and its node values are then set here to
+/// the regularised Newton step `Σ w·g / (Σ w·|g|(2 - |g|) + l2)`, at most
+/// `max_step` either way when set. The
+/// crate's own step has no `l2`: a leaf of fraud rows that the trees so far
+/// score far below zero gets a step of tens to thousands (the curvature
+/// there is near 0), so the model becomes certain of rare rows, and more so
+/// the rarer fraud is in the (weighted) training mix. Returns the trees and
+/// the bias (half the weighted log-odds, as the crate's).
+fn boost(mut data: Vec<gbdt::decision_tree::Data>, opts: &FitOptions) -> Result<(Vec<TreeFile>, f32), String> {
+    use gbdt::decision_tree::{DecisionTree, TrainingCache};
+    let (mut s, mut c) = (0.0f64, 0.0f64);
+    for d in data.iter() {
+        s += f64::from(d.label) * f64::from(d.weight);
+        c += f64::from(d.weight);
+    }
+    let mean = s / c;
+    let bias = (((1.0 + mean) / (1.0 - mean)).ln() / 2.0) as f32;
+    let mut score = vec![f64::from(bias); data.len()];
+    let subset: Vec<usize> = (0..data.len()).collect();
+    let mut cache = TrainingCache::get_cache(N, &data, 2);
+    let mut trees = Vec::with_capacity(opts.trees);
+    let mut path = Vec::new();
+    let shrinkage = f64::from(opts.shrinkage);
+    for _ in 0..opts.trees {
+        for (d, &f) in data.iter_mut().zip(&score) {
+            let y = f64::from(d.label);
+            d.target = (2.0 * y / (1.0 + (2.0 * y * f).exp())) as f32;
+        }
+        let mut tree = DecisionTree::new();
+        tree.set_feature_size(N);
+        tree.set_max_depth(opts.depth);
+        tree.set_min_leaf_size(opts.min_leaf);
+        tree.set_feature_sample_ratio(1.0);
+        tree.set_loss(gbdt::config::Loss::LogLikelyhood);
+        tree.fit_n(&data, &subset, &mut cache);
+        let json = serde_json::to_value(&tree).map_err(|e| format!("serialising a trained tree: {e}"))?;
+        let nodes: CrateTree = serde_json::from_value(json).map_err(|e| format!("reading a trained tree: {e}"))?;
+        let mut file = tree_file(&nodes.tree.tree);
+        let mut sums = vec![(0.0f64, 0.0f64); file.value.len()];
+        for d in &data {
+            path_of(&file, &d.feature, &mut path);
+            let (g, w) = (f64::from(d.target), f64::from(d.weight));
+            for &i in &path {
+                sums[i].0 += w * g;
+                sums[i].1 += w * g.abs() * (2.0 - g.abs());
+            }
+        }
+        for (v, &(sg, sh)) in file.value.iter_mut().zip(&sums) {
+            let step = sg / (sh + opts.l2);
+            *v = if opts.max_step > 0.0 { step.clamp(-opts.max_step, opts.max_step) } else { step } as f32;
+        }
+        for (d, f) in data.iter().zip(score.iter_mut()) {
+            path_of(&file, &d.feature, &mut path);
+            *f += f64::from(file.value[*path.last().expect("a path has a leaf")]) * shrinkage;
+        }
+        trees.push(file);
+    }
+    Ok((trees, bias))
+}
+
+/// Fits the model on feature rows, labels (true: a fraud call) and row
+/// weights (how many decisions of the deployment each row stands for: see
+/// [`crate::train`]'s prevalence). Rows must come in a fixed order (the
+/// crate's sorts and sums follow it). `version` and `training` go into the
+/// file. Thresholds are chosen on the weighted rows, so their precisions are
+/// the deployment's.
 pub fn fit(
     rows: &[[f32; N]],
     labels: &[bool],
+    weights: &[f32],
     opts: &FitOptions,
     version: &str,
     training: serde_json::Value,
 ) -> Result<WeightsFile, String> {
     use gbdt::decision_tree::Data;
     let n = rows.len();
-    if n == 0 || n != labels.len() {
-        return Err(format!("{n} rows and {} labels: need the same, at least one", labels.len()));
+    if n == 0 || n != labels.len() || n != weights.len() {
+        return Err(format!(
+            "{n} rows, {} labels and {} weights: need the same, at least one",
+            labels.len(),
+            weights.len()
+        ));
+    }
+    if let Some(w) = weights.iter().find(|w| !(w.is_finite() && **w > 0.0)) {
+        return Err(format!("row weight {w}: need finite weights above 0"));
     }
     let pos = labels.iter().filter(|&&l| l).count();
     if pos == 0 || pos == n {
@@ -526,31 +749,20 @@ pub fn fit(
         return Err("need at least one tree of depth >= 1 and a shrinkage in (0, 1]".into());
     }
     let stride = opts.negative_stride.max(1);
-    let mut data: Vec<Data> = rows
+    let data: Vec<Data> = rows
         .iter()
         .zip(labels)
+        .zip(weights)
         .enumerate()
-        .filter(|&(i, (_, &y))| y || mix(i as u64).is_multiple_of(stride))
-        .map(|(_, (r, &y))| {
+        .filter(|&(i, ((_, &y), _))| y || mix(i as u64).is_multiple_of(stride))
+        .map(|(_, ((r, &y), &w))| {
             let x = (0..N).map(|j| if opts.used[j] { r[j] } else { 0.0 }).collect();
-            let weight = if y { 1.0 } else { stride as f32 };
+            let weight = if y { w } else { w * stride as f32 };
             Data::new_training_data(x, weight, if y { 1.0 } else { -1.0 }, None)
         })
         .collect();
-    let mut cfg = gbdt::config::Config::new();
-    cfg.set_feature_size(N);
-    cfg.set_max_depth(opts.depth);
-    cfg.set_iterations(opts.trees);
-    cfg.set_shrinkage(opts.shrinkage);
-    cfg.set_min_leaf_size(opts.min_leaf);
-    cfg.set_loss("LogLikelyhood");
-    // All rows and all features at every tree: the crate then draws no random numbers.
-    cfg.set_data_sample_ratio(1.0);
-    cfg.set_feature_sample_ratio(1.0);
-    cfg.set_training_optimization_level(2);
-    let mut model = gbdt::gradient_boost::GBDT::new(&cfg);
-    model.fit(&mut data);
-    let (trees, bias) = trees_of(&model)?;
+    let trained_rows = data.len();
+    let (trees, bias) = boost(data, opts)?;
     let mut file = WeightsFile {
         format: FORMAT.to_owned(),
         version: version.to_owned(),
@@ -566,12 +778,17 @@ pub fn fit(
         training,
     };
     let learned = Learned::from_file(file.clone(), "fitted trees")?;
-    let mut scored: Vec<(f64, bool)> =
-        rows.iter().zip(labels).map(|(r, &y)| (Learned::prob_of(learned.raw(r)), y)).collect();
+    let mut scored: Vec<Scored> = rows
+        .iter()
+        .zip(labels)
+        .zip(weights)
+        .map(|((r, &y), &w)| (Learned::prob_of(learned.raw(r)), y, f64::from(w)))
+        .collect();
     scored.sort_by(|a, b| b.0.total_cmp(&a.0));
     file.threshold = threshold_for(&scored, opts.precision_target);
     file.number_threshold = threshold_for(&scored, opts.number_precision_target).max(file.threshold);
-    let recall_at = |t: f64| scored.iter().filter(|&&(p, y)| y && p >= t).count() as f64 / pos as f64;
+    let pos_w: f64 = scored.iter().filter(|s| s.1).map(|s| s.2).sum();
+    let recall_at = |t: f64| scored.iter().filter(|&&(p, y, _)| y && p >= t).map(|s| s.2).sum::<f64>() / pos_w;
     file.thresholds = TARGETS
         .iter()
         .map(|&target| {
@@ -581,14 +798,17 @@ pub fn fit(
         .collect();
     if let serde_json::Value::Object(m) = &mut file.training {
         let at = |t: f64| {
-            let (mut tp, mut all) = (0usize, 0usize);
-            for &(p, y) in &scored {
+            let (mut tp, mut all, mut tp_w, mut all_w) = (0usize, 0usize, 0.0, 0.0);
+            for &(p, y, w) in &scored {
                 if p >= t {
                     all += 1;
                     tp += usize::from(y);
+                    all_w += w;
+                    tp_w += if y { w } else { 0.0 };
                 }
             }
-            serde_json::json!({ "threshold": t, "alerts": all, "true": tp, "recall": tp as f64 / pos as f64 })
+            serde_json::json!({ "threshold": t, "alerts": all, "true": tp, "recall": tp as f64 / pos as f64,
+                "weighted_precision": (tp_w / all_w * 1e4).round() / 1e4 })
         };
         m.insert("at_threshold".into(), at(file.threshold));
         m.insert("at_number_threshold".into(), at(file.number_threshold));
@@ -597,7 +817,7 @@ pub fn fit(
         m.insert(
             "trees".into(),
             serde_json::json!({ "trees": opts.trees, "depth": opts.depth, "shrinkage": opts.shrinkage,
-                "min_leaf": opts.min_leaf, "negative_stride": stride, "trained_rows": data.len(),
+                "min_leaf": opts.min_leaf, "l2": opts.l2, "max_step": opts.max_step, "negative_stride": stride, "trained_rows": trained_rows,
                 "crate": "gbdt 0.1.3, loss LogLikelyhood" }),
         );
     }
@@ -617,6 +837,21 @@ pub const TARGETS: [f64; 18] =
     [0.5, 0.55, 0.6, 0.65, 0.7, 0.75, 0.8, 0.85, 0.9, 0.91, 0.92, 0.93, 0.94, 0.95, 0.96, 0.97, 0.98, 0.99];
 
 impl WeightsFile {
+    /// The file's text as `citywatch train` writes it: indented JSON with
+    /// one tree a line (a number a line would triple its size).
+    pub fn to_text(&self) -> Result<String, String> {
+        let head = WeightsFile { trees: Vec::new(), ..self.clone() };
+        let head = serde_json::to_string_pretty(&head).map_err(|e| format!("writing the weights: {e}"))?;
+        let mut trees = Vec::with_capacity(self.trees.len());
+        for t in &self.trees {
+            trees.push(format!("    {}", serde_json::to_string(t).map_err(|e| format!("writing a tree: {e}"))?));
+        }
+        let list = format!("\"trees\": [\n{}\n  ]", trees.join(",\n"));
+        head.contains("\"trees\": []")
+            .then(|| head.replacen("\"trees\": []", &list, 1) + "\n")
+            .ok_or_else(|| "writing the weights: no tree list in the file's text".to_owned())
+    }
+
     /// The threshold chosen on the training decisions for a precision of at
     /// least `target` (the row of the smallest listed target at or above it).
     pub fn threshold_for_precision(&self, target: f64) -> Option<f64> {
@@ -624,20 +859,25 @@ impl WeightsFile {
     }
 }
 
-/// The lowest score at which the precision of the rows scoring at least it
-/// is still at least `target` (scores sorted high to low); the top score if
-/// no cut reaches the target.
-fn threshold_for(scored: &[(f64, bool)], target: f64) -> f64 {
-    let (mut tp, mut best) = (0usize, scored.first().map_or(1.0, |s| s.0));
+/// A training row scored: probability, label, weight.
+type Scored = (f64, bool, f64);
+
+/// The lowest score at which the weighted precision of the rows scoring at
+/// least it is still at least `target` (scores sorted high to low); the top
+/// score if no cut reaches the target.
+fn threshold_for(scored: &[Scored], target: f64) -> f64 {
+    let (mut tp, mut all, mut best) = (0.0, 0.0, scored.first().map_or(1.0, |s| s.0));
     let mut i = 0;
     while i < scored.len() {
         // Rows with the same score are all in or all out.
         let p = scored[i].0;
         while i < scored.len() && scored[i].0 == p {
-            tp += usize::from(scored[i].1);
+            let (_, y, w) = scored[i];
+            all += w;
+            tp += if y { w } else { 0.0 };
             i += 1;
         }
-        if tp as f64 >= target * i as f64 {
+        if tp >= target * all {
             best = p;
         }
     }
@@ -668,9 +908,17 @@ mod tests {
             labels.push(if rng.random::<f64>() < 0.05 { !y } else { y });
             rows.push(r);
         }
-        let opts = FitOptions { trees: 30, depth: 3, ..FitOptions::default() };
-        let a = fit(&rows, &labels, &opts, "t", serde_json::json!({})).unwrap();
-        let b = fit(&rows, &labels, &opts, "t", serde_json::json!({})).unwrap();
+        let opts = FitOptions { trees: 30, depth: 3, precision_target: 0.9, ..FitOptions::default() };
+        let ones = vec![1.0; rows.len()];
+        let a = fit(&rows, &labels, &ones, &opts, "t", serde_json::json!({})).unwrap();
+        // The written text reads back as the same file (its trees exactly; other floats to within
+        // serde_json's parsing), one tree a line.
+        let text = a.to_text().unwrap();
+        let back = serde_json::from_str::<WeightsFile>(&text).unwrap();
+        assert_eq!(back.trees, a.trees);
+        assert!((back.threshold - a.threshold).abs() < 1e-12 && back.thresholds.len() == a.thresholds.len());
+        assert_eq!(text.lines().count(), a.trees.len() + text.lines().filter(|l| !l.starts_with("    {")).count());
+        let b = fit(&rows, &labels, &ones, &opts, "t", serde_json::json!({})).unwrap();
         assert_eq!(serde_json::to_string(&a).unwrap(), serde_json::to_string(&b).unwrap());
         let m = Learned::from_file(a.clone(), "t").unwrap();
         let correct = rows.iter().zip(&labels).filter(|(r, y)| (Learned::prob_of(m.raw(r)) >= 0.5) == **y).count();
@@ -681,7 +929,7 @@ mod tests {
         // Leaving a feature out: no tree splits on it.
         let mut used = [true; N];
         used[1] = false;
-        let c = fit(&rows, &labels, &FitOptions { used, ..opts }, "t", serde_json::json!({})).unwrap();
+        let c = fit(&rows, &labels, &ones, &FitOptions { used, ..opts }, "t", serde_json::json!({})).unwrap();
         assert!(c.trees.iter().all(|t| t.feature.iter().zip(&t.left).all(|(&f, &l)| l == 0 || f != 1)));
     }
 
@@ -750,32 +998,77 @@ mod tests {
         assert!(Learned::parse("{}", "x").is_err());
     }
 
-    /// A decision is a walk of fixed-size trees over a stack array: time a
-    /// million (printed; the bound only catches a gross regression, e.g. an
-    /// allocation per call, in a debug build on a loaded machine: 18 us
-    /// there at load 15; a release build was not timed separately).
+    /// The scoring layout (complete trees, breadth first) gives exactly the
+    /// sum of the trees as the file has them, on the committed trees (whose
+    /// leaves sit at several depths) and on random vectors and the training
+    /// vectors' edge values; and stays small enough to live in a core's L2
+    /// cache (its speed is `cargo bench -p citywatch-bench --bench fraud_call`).
     #[test]
-    fn a_decision_costs_about_a_microsecond() {
+    fn the_scoring_layout_sums_the_trees_exactly_and_is_compact() {
         let m = Learned::committed();
-        let f = Features {
-            calls_1h: 5,
-            fanout_1h: 4,
-            calls_24h: 30,
-            fanout_24h: 28,
-            completed_24h: 25,
-            short_24h: 20,
-            very_short_24h: 12,
-            contacts: 28,
-            out_only_callees: 28,
-            ..Features::default()
+        let by_nodes = |x: &[f32; N]| {
+            let mut z = f64::from(m.file.bias);
+            for &root in &m.forest.order {
+                let mut node = &m.nodes[root as usize];
+                while node.left != 0 {
+                    let next = if x[usize::from(node.feature)] < node.split { node.left } else { node.right };
+                    node = &m.nodes[next as usize];
+                }
+                z += node.value;
+            }
+            z
         };
-        let t = std::time::Instant::now();
-        let mut acc = 0.0;
-        for i in 0..1_000_000u64 {
-            acc += m.prob(&f, i * 1_000);
+        let mut roots = m.forest.order.clone();
+        roots.sort_unstable();
+        assert_eq!(roots, m.roots, "every tree walked once");
+        let full = (2usize << m.forest.depth) - 1;
+        let sizes: Vec<usize> = m.file.trees.iter().map(|t| t.feature.len()).collect();
+        assert!(sizes.iter().any(|&n| n < full), "some tree has a leaf above the full depth: {sizes:?}");
+        let mut rng = ChaCha8Rng::seed_from_u64(9);
+        for i in 0..20_000 {
+            let mut x = [0.0f32; N];
+            for v in x.iter_mut() {
+                *v = match i % 3 {
+                    0 => rng.random::<f32>() * 6.0,
+                    1 => f32::from(rng.random::<u8>() % 3) / 2.0,
+                    _ => m.nodes[rng.random_range(0..m.nodes.len())].split,
+                };
+            }
+            assert_eq!(m.raw(&x).to_bits(), by_nodes(&x).to_bits(), "vector {x:?}");
         }
-        let ns = t.elapsed().as_nanos() as f64 / 1e6;
-        println!("{ns:.0} ns per decision (sum {acc:.1})");
-        assert!(ns < 100_000.0, "{ns} ns per decision");
+        // Stopping early never hides a probability at or above the floor.
+        let mut stopped = 0;
+        for i in 0..20_000u32 {
+            let f = Features {
+                calls_1h: i % 7,
+                fanout_1h: i % 5,
+                calls_24h: i % 31,
+                fanout_24h: i % 29,
+                completed_24h: i % 13,
+                very_short_24h: i % 11 % (i % 13 + 1),
+                contacts: i % 17,
+                out_only_callees: i % 17 % (i % 9 + 1),
+                answered: i % 3 == 0,
+                seen_h: i % 100,
+                class: NumberClass::classify(if i % 4 == 0 { "+442079460000" } else { "13800138000" }, "86"),
+                age_days: (i % 5 != 0).then_some(i % 4000),
+                ..Features::default()
+            };
+            let at = 1_772_409_721_146 + u64::from(i) * 97_000;
+            let p = m.prob(&f, at);
+            for floor in [0.0, 0.01, 0.3, p, m.file.threshold, 0.99, 1.0] {
+                match m.prob_at_least(&f, at, floor) {
+                    Some(q) => assert!(q == p && p >= floor, "{q} for {p} at floor {floor}"),
+                    None => {
+                        assert!(p < floor, "stopped below {floor} at probability {p}");
+                        stopped += 1;
+                    }
+                }
+            }
+        }
+        assert!(stopped > 0);
+        let bytes = m.forest.splits.len() * size_of::<Split>() + m.forest.leaves.len() * size_of::<f64>();
+        println!("{} trees of depth {}: {bytes} B", m.roots.len(), m.forest.depth);
+        assert!(bytes <= 64 * 1024, "{bytes} B of trees to walk per decision");
     }
 }

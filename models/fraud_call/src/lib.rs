@@ -63,9 +63,9 @@ use crate::features::{Features, NumberReason, PastCall, day_of, draft_exposure, 
 pub use crate::learned::Learned;
 
 /// The default `precision_target`: the in-progress threshold is the one the
-/// weights file lists for this precision on its training decisions (see the
-/// card, "Threshold").
-pub const DEFAULT_PRECISION_TARGET: f64 = 0.9;
+/// weights file lists for this precision on its training decisions weighted
+/// to today's fraud rate (see the card, "Threshold").
+pub const DEFAULT_PRECISION_TARGET: f64 = 0.6;
 
 /// Settings, with the defaults the card explains.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -76,12 +76,12 @@ pub struct Config {
     /// Probability at or above which an open call raises `fraud_in_progress`.
     /// Unset: the weights file's threshold for `precision_target`.
     pub in_progress_threshold: Option<f64>,
-    /// Precision on the training decisions that the in-progress threshold is
+    /// Precision on the training decisions, weighted to the deployment's fraud
+    /// rate (the weights file's `prevalence`), that the in-progress threshold is
     /// chosen for (one of the weights file's `thresholds` rows: the smallest
     /// listed target at or above it), when `in_progress_threshold` is unset.
-    /// Default [`DEFAULT_PRECISION_TARGET`]; the training cities carry 20x the
-    /// generator's default fraud rate, so precision at today's rate is lower
-    /// (the card gives both).
+    /// Default [`DEFAULT_PRECISION_TARGET`]; in a city with more fraud per call
+    /// the same threshold gives higher precision (the card gives both).
     pub precision_target: f64,
     /// Probability at or above which the number is raised as `fraud_number`
     /// (and the in-progress alert is `severe`). Unset: the weights file's.
@@ -361,6 +361,7 @@ struct Exposure {
     /// reported numbers have any: a map of its own costs no field in every
     /// caller's entry.
     exposed: FastMap<Token, Vec<(Token, u64)>>,
+    next_sweep_ms: u64,
 }
 
 /// One caller's ended calls for exposure: 48 bytes (`exposure_state_is_compact`),
@@ -470,6 +471,68 @@ impl Exposure {
     fn touch(&self, end: &CallEvent) {
         std::hint::black_box(self.history.get(&end.caller).and_then(|h| h.last()).map(|p| p.end_ms));
     }
+
+    /// Drops expired history and exposures, every [`SWEEP_MS`] of event time.
+    fn sweep_if_due(&mut self, c: &Config, now: u64) {
+        if now < self.next_sweep_ms {
+            return;
+        }
+        let window = c.exposure_window_h * HOUR_MS;
+        self.history.retain(|_, h| {
+            trim_front(h, c.exposure_cap, |p| p.end_ms + window <= now);
+            !h.is_empty()
+        });
+        self.exposed.retain(|_, v| {
+            v.retain(|&(_, t)| t + window > now);
+            !v.is_empty()
+        });
+        self.next_sweep_ms = now + SWEEP_MS;
+    }
+
+    /// An ended call joins its caller's history.
+    fn on_end(&mut self, c: &Config, end: &CallEvent, now: u64) {
+        let window = c.exposure_window_h * HOUR_MS;
+        let h = self.history.entry(end.caller).or_default();
+        h.push(PastCall {
+            call_id: end.call_id,
+            callee: end.callee,
+            end_ms: end.ts_ms,
+            duration_s: talk_s(end),
+            callee_pos: end.callee_pos,
+        });
+        trim_front(h, c.exposure_cap, |p| p.end_ms + window <= now);
+    }
+
+    /// A report naming a number: a link for each of its callees in the
+    /// window, and an exposure alert for each who talked long enough (once
+    /// per number and callee within the window).
+    fn on_report(
+        &mut self,
+        c: &Config,
+        subs: &Subscribers,
+        report: &AlarmEvent,
+        now: u64,
+        emit: &mut impl FnMut(ExposureOut),
+    ) {
+        let window = c.exposure_window_h * HOUR_MS;
+        let Some(number) = report.suspect else { return };
+        let Some(history) = self.history.get(&number) else { return };
+        let mut exposed = self.exposed.remove(&number).unwrap_or_default();
+        exposed.retain(|&(_, t)| t + window > now);
+        for p in history.iter().filter(|p| p.end_ms + window > now) {
+            emit(ExposureOut::Link(Notice::Link { ts_ms: report.ts_ms, seq: report.seq, callee: p.callee, number }));
+            if p.duration_s >= c.exposure_min_talk_s
+                && Some(p.callee) != report.reporter
+                && !exposed.iter().any(|&(callee, _)| callee == p.callee)
+            {
+                exposed.push((p.callee, now));
+                emit(ExposureOut::Alert(draft_exposure(c, subs, number, p, report.ts_ms, report.alarm_id)));
+            }
+        }
+        if !exposed.is_empty() {
+            self.exposed.insert(number, exposed);
+        }
+    }
 }
 
 impl Risk {
@@ -564,6 +627,140 @@ impl Risk {
     }
 }
 
+/// The risk operator's steps, one per kind of row (`build` dispatches).
+impl Risk {
+    fn sweep_if_due(&mut self, c: &Config, now: u64) {
+        if now >= self.next_sweep_ms {
+            self.sweep(c, now);
+            self.next_sweep_ms = now + SWEEP_MS;
+        }
+    }
+
+    /// `number` answered a call.
+    fn on_received(&mut self, number: Token, now: u64) {
+        self.received.insert(number, now);
+    }
+
+    /// A call starts: the caller's contacts and recent calls, and a check
+    /// `open_s` later (through `set_timer`) when the call is still open.
+    fn on_start(&mut self, c: &Config, e: &CallEvent, now: u64, set_timer: &mut impl FnMut(u64, u64)) {
+        let idle = c.idle_ms();
+        let st = self.callers.entry(e.caller).or_insert_with(|| Caller::new(e.caller_class, now));
+        if st.last_start_ms() + idle <= now {
+            *st = Caller::new(e.caller_class, now);
+        }
+        let memory = c.contact_memory_h * HOUR_MS;
+        // Touch the callee: move it (or the evicted least
+        // recently called one's slot) to the back, stamped now.
+        let new_callee = match st.contacts.iter().position(|&(callee, _)| callee == e.callee) {
+            Some(i) => {
+                let known = st.contacts[i].1 + memory > now;
+                st.contacts[i..].rotate_left(1);
+                !known
+            }
+            None => {
+                if st.contacts.len() < c.contacts {
+                    st.contacts.push((e.callee, now));
+                } else {
+                    st.contacts.rotate_left(1);
+                }
+                true
+            }
+        };
+        *st.contacts.last_mut().expect("just touched") = (e.callee, now);
+        // Empty unless an end row came before its start: skip the lookup then.
+        let early = if self.early_ends.is_empty() { None } else { self.early_ends.remove(&e.call_id) };
+        let dur_s = early.map_or(OPEN, |(d, _)| d);
+        let near = features::nearness(e);
+        st.recent.push(Recent { ts_ms: now, callee: e.callee, call_id: e.call_id, dur_s, new_callee, near });
+        trim_front(&mut st.recent, c.recent_cap, |r| r.ts_ms + 24 * HOUR_MS <= now);
+        if dur_s == OPEN {
+            self.open.insert(e.call_id, *e);
+            set_timer(now + c.open_s * 1000, e.call_id);
+        }
+    }
+
+    /// A call ends: no check for it, and its talk time joins the caller's
+    /// recent calls (or waits for its start row when that comes later).
+    fn on_end(&mut self, e: &CallEvent, now: u64) {
+        self.open.remove(&e.call_id);
+        let found = self
+            .callers
+            .get_mut(&e.caller)
+            .and_then(|st| st.recent.iter_mut().rev().find(|r| r.call_id == e.call_id && r.callee == e.callee));
+        match found {
+            Some(r) => r.dur_s = talk_s(e),
+            None => {
+                self.early_ends.insert(e.call_id, (talk_s(e), now));
+            }
+        }
+    }
+
+    /// A report naming `suspect`: remembered, and the number raised (once
+    /// per UTC day) when it called recently.
+    fn on_report(
+        &mut self,
+        c: &Config,
+        subs: &Subscribers,
+        suspect: Token,
+        now: u64,
+        emit: &mut impl FnMut(AlertDraft),
+    ) {
+        self.reports.entry(suspect).or_default().push(now);
+        let fresh = self.callers.get(&suspect).is_some_and(|s| s.last_start_ms() + c.idle_ms() > now);
+        if fresh {
+            let f = self.features(c, subs, suspect, now, None);
+            let risk = c.score(&f, now);
+            let st = self.callers.get_mut(&suspect).expect("fresh caller");
+            if st.mark_number_day(now) {
+                emit(draft_number(c, suspect, now, &f, risk, NumberReason::Reported, None));
+            }
+        }
+    }
+
+    /// `callee` was also called by the reported `number`.
+    fn on_link(&mut self, callee: Token, number: Token, now: u64) {
+        self.links.entry(callee).or_default().push((number, now));
+    }
+
+    /// The check of call `key` at `at_ms`, when it is still open: the
+    /// caller's features (recorded by the training tap), and the alerts when
+    /// the probability reaches the thresholds (the walk of the trees stops
+    /// below `floor`, the lower of the two).
+    #[allow(clippy::too_many_arguments)]
+    fn on_check(
+        &mut self,
+        c: &Config,
+        subs: &Subscribers,
+        tap: Option<&Tap>,
+        floor: f64,
+        at_ms: u64,
+        key: u64,
+        emit: &mut impl FnMut(AlertDraft),
+    ) {
+        let Some(start) = self.open.remove(&key) else { return };
+        let f = self.features(c, subs, start.caller, at_ms, Some(start.call_id));
+        if let Some(tap) = tap {
+            tap.lock().expect("tap").push(Decision {
+                call_id: start.call_id,
+                caller: start.caller,
+                at_ms,
+                features: f,
+            });
+        }
+        let Some(risk) = c.model.prob_at_least(&f, at_ms, floor) else { return };
+        if risk >= c.threshold() {
+            emit(draft_in_progress(c, subs, &start, at_ms, &f, risk));
+        }
+        if risk >= c.high_threshold()
+            && let Some(st) = self.callers.get_mut(&start.caller)
+            && st.mark_number_day(at_ms)
+        {
+            emit(draft_number(c, start.caller, at_ms, &f, risk, NumberReason::HighRisk, Some(start.call_id)));
+        }
+    }
+}
+
 impl Model for FraudCall {
     fn name(&self) -> String {
         "fraud_call".to_owned()
@@ -610,7 +807,6 @@ impl Model for FraudCall {
         // 1. Exposure: ended calls and reports, both by the number.
         let (ends, rows) = split_calls(inputs.calls.clone());
         let (config, subs_a) = (self.config.clone(), subs.clone());
-        let mut next_sweep_a = 0u64;
         let exposure = ends.deadlines_touching(
             reports.clone(),
             Exchange::new(|e: &CallEvent| e.caller),
@@ -619,62 +815,11 @@ impl Model for FraudCall {
             Exposure::default(),
             |state: &Exposure, end: &CallEvent| state.touch(end),
             move |state, step: Step<'_, CallEvent, AlarmEvent>, ctx| {
-                let window = config.exposure_window_h * HOUR_MS;
                 let now = ctx.now_ms();
-                if now >= next_sweep_a {
-                    state.history.retain(|_, h| {
-                        trim_front(h, config.exposure_cap, |p| p.end_ms + window <= now);
-                        !h.is_empty()
-                    });
-                    state.exposed.retain(|_, v| {
-                        v.retain(|&(_, t)| t + window > now);
-                        !v.is_empty()
-                    });
-                    next_sweep_a = now + SWEEP_MS;
-                }
+                state.sweep_if_due(&config, now);
                 match step {
-                    Step::Left(end) => {
-                        let h = state.history.entry(end.caller).or_default();
-                        h.push(PastCall {
-                            call_id: end.call_id,
-                            callee: end.callee,
-                            end_ms: end.ts_ms,
-                            duration_s: talk_s(end),
-                            callee_pos: end.callee_pos,
-                        });
-                        trim_front(h, config.exposure_cap, |p| p.end_ms + window <= now);
-                    }
-                    Step::Right(report) => {
-                        let Some(number) = report.suspect else { return };
-                        let Some(history) = state.history.get(&number) else { return };
-                        let mut exposed = state.exposed.remove(&number).unwrap_or_default();
-                        exposed.retain(|&(_, t)| t + window > now);
-                        for p in history.iter().filter(|p| p.end_ms + window > now) {
-                            ctx.emit(ExposureOut::Link(Notice::Link {
-                                ts_ms: report.ts_ms,
-                                seq: report.seq,
-                                callee: p.callee,
-                                number,
-                            }));
-                            if p.duration_s >= config.exposure_min_talk_s
-                                && Some(p.callee) != report.reporter
-                                && !exposed.iter().any(|&(c, _)| c == p.callee)
-                            {
-                                exposed.push((p.callee, now));
-                                ctx.emit(ExposureOut::Alert(draft_exposure(
-                                    &config,
-                                    &subs_a,
-                                    number,
-                                    p,
-                                    report.ts_ms,
-                                    report.alarm_id,
-                                )));
-                            }
-                        }
-                        if !exposed.is_empty() {
-                            state.exposed.insert(number, exposed);
-                        }
-                    }
+                    Step::Left(end) => state.on_end(&config, end, now),
+                    Step::Right(report) => state.on_report(&config, &subs_a, report, now, &mut |o| ctx.emit(o)),
                     Step::Timer { .. } => {}
                 }
             },
@@ -689,6 +834,8 @@ impl Model for FraudCall {
         // 2. Risk: every call row by caller; notices everywhere.
         let config = self.config.clone();
         let tap = self.tap.clone();
+        // Neither alert fires below this: a decision's walk of the trees stops once it cannot reach it.
+        let floor = config.threshold().min(config.high_threshold());
         let risk = rows.deadlines_touching(
             notices,
             Exchange::new(|r: &Row| r.key()),
@@ -698,115 +845,19 @@ impl Model for FraudCall {
             |state: &Risk, row: &Row| state.touch(row),
             move |state: &mut Risk, step: Step<'_, Row, Notice>, ctx| {
                 let now = ctx.now_ms();
-                if now >= state.next_sweep_ms {
-                    state.sweep(&config, now);
-                    state.next_sweep_ms = now + SWEEP_MS;
-                }
+                state.sweep_if_due(&config, now);
                 match step {
-                    Step::Left(Row::Received { number, .. }) => {
-                        state.received.insert(*number, now);
-                    }
+                    Step::Left(Row::Received { number, .. }) => state.on_received(*number, now),
                     Step::Left(Row::Call(e)) if e.phase == CallPhase::Start => {
-                        let idle = config.idle_ms();
-                        let st = state.callers.entry(e.caller).or_insert_with(|| Caller::new(e.caller_class, now));
-                        if st.last_start_ms() + idle <= now {
-                            *st = Caller::new(e.caller_class, now);
-                        }
-                        let memory = config.contact_memory_h * HOUR_MS;
-                        // Touch the callee: move it (or the evicted least
-                        // recently called one's slot) to the back, stamped now.
-                        let new_callee = match st.contacts.iter().position(|&(c, _)| c == e.callee) {
-                            Some(i) => {
-                                let known = st.contacts[i].1 + memory > now;
-                                st.contacts[i..].rotate_left(1);
-                                !known
-                            }
-                            None => {
-                                if st.contacts.len() < config.contacts {
-                                    st.contacts.push((e.callee, now));
-                                } else {
-                                    st.contacts.rotate_left(1);
-                                }
-                                true
-                            }
-                        };
-                        *st.contacts.last_mut().expect("just touched") = (e.callee, now);
-                        // Empty unless an end row came before its start: skip the lookup then.
-                        let early =
-                            if state.early_ends.is_empty() { None } else { state.early_ends.remove(&e.call_id) };
-                        let dur_s = early.map_or(OPEN, |(d, _)| d);
-                        let near = features::nearness(e);
-                        st.recent.push(Recent {
-                            ts_ms: now,
-                            callee: e.callee,
-                            call_id: e.call_id,
-                            dur_s,
-                            new_callee,
-                            near,
-                        });
-                        trim_front(&mut st.recent, config.recent_cap, |r| r.ts_ms + 24 * HOUR_MS <= now);
-                        if dur_s == OPEN {
-                            state.open.insert(e.call_id, *e);
-                            ctx.set_timer(now + config.open_s * 1000, e.call_id);
-                        }
+                        state.on_start(&config, e, now, &mut |at, key| ctx.set_timer(at, key));
                     }
-                    Step::Left(Row::Call(e)) => {
-                        state.open.remove(&e.call_id);
-                        let found = state.callers.get_mut(&e.caller).and_then(|st| {
-                            st.recent.iter_mut().rev().find(|r| r.call_id == e.call_id && r.callee == e.callee)
-                        });
-                        match found {
-                            Some(r) => r.dur_s = talk_s(e),
-                            None => {
-                                state.early_ends.insert(e.call_id, (talk_s(e), now));
-                            }
-                        }
-                    }
+                    Step::Left(Row::Call(e)) => state.on_end(e, now),
                     Step::Right(Notice::Report { suspect, .. }) => {
-                        state.reports.entry(*suspect).or_default().push(now);
-                        let fresh =
-                            state.callers.get(suspect).is_some_and(|s| s.last_start_ms() + config.idle_ms() > now);
-                        if fresh {
-                            let f = state.features(&config, &subs, *suspect, now, None);
-                            let risk = config.score(&f, now);
-                            let st = state.callers.get_mut(suspect).expect("fresh caller");
-                            if st.mark_number_day(now) {
-                                ctx.emit(draft_number(&config, *suspect, now, &f, risk, NumberReason::Reported, None));
-                            }
-                        }
+                        state.on_report(&config, &subs, *suspect, now, &mut |d| ctx.emit(d));
                     }
-                    Step::Right(Notice::Link { callee, number, .. }) => {
-                        state.links.entry(*callee).or_default().push((*number, now));
-                    }
+                    Step::Right(Notice::Link { callee, number, .. }) => state.on_link(*callee, *number, now),
                     Step::Timer { at_ms, key } => {
-                        let Some(start) = state.open.remove(&key) else { return };
-                        let f = state.features(&config, &subs, start.caller, at_ms, Some(start.call_id));
-                        let risk = config.score(&f, at_ms);
-                        if let Some(tap) = &tap {
-                            tap.lock().expect("tap").push(Decision {
-                                call_id: start.call_id,
-                                caller: start.caller,
-                                at_ms,
-                                features: f,
-                            });
-                        }
-                        if risk >= config.threshold() {
-                            ctx.emit(draft_in_progress(&config, &subs, &start, at_ms, &f, risk));
-                        }
-                        if risk >= config.high_threshold()
-                            && let Some(st) = state.callers.get_mut(&start.caller)
-                            && st.mark_number_day(at_ms)
-                        {
-                            ctx.emit(draft_number(
-                                &config,
-                                start.caller,
-                                at_ms,
-                                &f,
-                                risk,
-                                NumberReason::HighRisk,
-                                Some(start.call_id),
-                            ));
-                        }
+                        state.on_check(&config, &subs, tap.as_ref(), floor, at_ms, key, &mut |d| ctx.emit(d));
                     }
                 }
             },

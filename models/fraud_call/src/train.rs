@@ -7,6 +7,17 @@
 //! is positive when its call is in `labels/fraud_calls`. Decisions are sorted
 //! by call id within a dataset and datasets taken in the order given, so the
 //! same inputs give the same rows in the same order, and the same file.
+//!
+//! **Prevalence.** Training cities carry many times the fraud rate of the
+//! city the model serves (so that there are enough fraud calls to learn
+//! from), and a model fitted to them believes fraud is that common: its
+//! probabilities, and precision at any threshold, are those of the training
+//! mix. Given the deployment's share of fraud among decisions
+//! (`--prevalence`), each dataset's other decisions are weighted so that its
+//! fraud share (counted before any family is left out), weighted, is that share: the trees then learn from the
+//! ordinary callers as many times as the deployment meets them per fraud
+//! call, their probabilities are the deployment's, and so are the
+//! thresholds' precisions.
 
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
@@ -29,6 +40,10 @@ pub struct TrainingSet {
     pub rows: Vec<[f32; N]>,
     /// Whether each row's call is a labelled fraud call.
     pub labels: Vec<bool>,
+    /// How many deployment decisions each row stands for (1 for fraud calls).
+    pub weights: Vec<f32>,
+    /// Each dataset's name and the weight of its other decisions.
+    pub negative_weights: Vec<(String, f64)>,
     /// Decisions left out because their caller's family was held out.
     pub held_out: usize,
     /// One line per row (`dataset,call_id,at_ms,family,label`), when asked for (`--dump`).
@@ -36,7 +51,8 @@ pub struct TrainingSet {
 }
 
 /// Replays `dir` and appends its decisions to `set`, leaving out callers of
-/// the families in `exclude` (`labels/families.json`).
+/// the families in `exclude` (`labels/families.json`), its other decisions
+/// weighted to the fraud share `prevalence` when given (see the module doc).
 pub fn add_dataset(
     set: &mut TrainingSet,
     dir: &Path,
@@ -44,6 +60,7 @@ pub fn add_dataset(
     pseudonym_key: &str,
     workers: usize,
     exclude: &[String],
+    prevalence: Option<f64>,
 ) -> Result<()> {
     let tap = Arc::new(Mutex::new(Vec::new()));
     let model = FraudCall { config: config.clone(), tap: Some(tap.clone()) };
@@ -70,6 +87,10 @@ pub fn add_dataset(
     let fraud: HashSet<u64> = labels.iter().map(|l| l.call_id).collect();
     let families = read_families(dir, pseudonym_key)?;
     let name = dir.file_name().map_or_else(|| dir.display().to_string(), |n| n.to_string_lossy().into_owned());
+    let first = set.rows.len();
+    // The city's own mix, held-out families included: their rows leave, the weight stays the city's.
+    let pos = decisions.iter().filter(|d| fraud.contains(&d.call_id)).count();
+    let neg = decisions.len() - pos;
     for d in decisions {
         let fam = families.get(&token_hex(d.caller)).map(String::as_str);
         let fam = fam.unwrap_or(if fraud.contains(&d.call_id) { "standard" } else { "everyday" });
@@ -83,6 +104,22 @@ pub fn add_dataset(
         set.rows.push(vector(&d.features, d.at_ms));
         set.labels.push(fraud.contains(&d.call_id));
     }
+    let labels = &set.labels[first..];
+    let weight = match prevalence {
+        None => 1.0,
+        Some(p) if pos > 0 && neg > 0 => pos as f64 * (1.0 - p) / (p * neg as f64),
+        Some(p) => {
+            return Err(Error::config(
+                format!("training input {}", dir.display()),
+                format!(
+                    "{pos} fraud and {neg} other decisions: weighting to prevalence {p} needs both; \
+                     give a labelled city with fraud calls"
+                ),
+            ));
+        }
+    };
+    set.weights.extend(labels.iter().map(|&y| if y { 1.0 } else { weight as f32 }));
+    set.negative_weights.push((name, (weight * 1e3).round() / 1e3));
     Ok(())
 }
 
@@ -105,6 +142,9 @@ pub struct TrainOptions {
     pub version: String,
     /// Also write the training rows here as CSV (keys, label, features), for analysis.
     pub dump: Option<PathBuf>,
+    /// The deployment's share of fraud calls among decisions: each dataset's
+    /// other decisions are weighted to it (None: every row weighs 1).
+    pub prevalence: Option<f64>,
 }
 
 /// Builds the training set of `opts.inputs` and fits the model.
@@ -112,7 +152,7 @@ pub fn train(opts: &TrainOptions) -> Result<WeightsFile> {
     let mut set = TrainingSet { keys: opts.dump.as_ref().map(|_| Vec::new()), ..TrainingSet::default() };
     let config = Config::default();
     for dir in &opts.inputs {
-        add_dataset(&mut set, dir, &config, &opts.pseudonym_key, opts.workers, &opts.exclude)?;
+        add_dataset(&mut set, dir, &config, &opts.pseudonym_key, opts.workers, &opts.exclude, opts.prevalence)?;
     }
     let mut fit_opts = opts.fit.clone();
     if opts.no_identity {
@@ -131,6 +171,8 @@ pub fn train(opts: &TrainOptions) -> Result<WeightsFile> {
         "held_out_rows": set.held_out,
         "identity_features": !opts.no_identity,
         "open_s": config.open_s,
+        "prevalence": opts.prevalence,
+        "negative_weights": set.negative_weights.iter().map(|(d, w)| serde_json::json!([d, w])).collect::<Vec<_>>(),
     });
     if let (Some(path), Some(keys)) = (&opts.dump, &set.keys) {
         let mut csv = format!("dataset,call_id,at_ms,family,label,{}\n", crate::learned::NAMES.join(","));
@@ -143,6 +185,6 @@ pub fn train(opts: &TrainOptions) -> Result<WeightsFile> {
         }
         std::fs::write(path, csv).map_err(|e| Error::config(format!("--dump {}", path.display()), e.to_string()))?;
     }
-    fit(&set.rows, &set.labels, &fit_opts, &opts.version, training)
+    fit(&set.rows, &set.labels, &set.weights, &fit_opts, &opts.version, training)
         .map_err(|e| Error::config("citywatch train fraud_call", e))
 }
