@@ -218,13 +218,20 @@ fn serve_from_the_log_killed_at_random_loses_no_alert_and_repeats_none() {
             }
         }
     }
-    for (p, rows) in alarms.into_iter().enumerate() {
-        citywatch_kafka::produce_values(&cfg, "live.alarms", 2, p as i32, rows).unwrap();
+    // The same records under one prefix per run: each run writes its own
+    // alerts topic (`<prefix>alerts`).
+    let mut producer = citywatch_kafka::LogProducer::open(&cfg).unwrap();
+    for prefix in ["ref.", "k1.", "k2."] {
+        for (p, rows) in alarms.iter().enumerate() {
+            producer.send(&format!("{prefix}alarms"), 2, p as i32, rows.clone()).unwrap();
+        }
+        producer.send(&format!("{prefix}patrols"), 1, 0, patrols.clone()).unwrap();
     }
-    citywatch_kafka::produce_values(&cfg, "live.patrols", 1, 0, patrols).unwrap();
-    let lines = format!("log_brokers = \"{}\"\nlog_topic_prefix = \"live.\"\nlog_batch = 4\n", broker.addr);
-
-    let run = |dir: &Path, kills: usize, seed: u64| -> usize {
+    let run = |dir: &Path, kills: usize, seed: u64, prefix: &str| -> usize {
+        let lines = format!(
+            "log_brokers = \"{}\"\nlog_topic_prefix = \"{prefix}\"\nlog_batch = 4\nlog_alerts = true\n",
+            broker.addr
+        );
         let c = city_with(dir, &lines);
         let server = Arc::new(Mutex::new(start_server(&c)));
         wait_up(&c, &server);
@@ -247,14 +254,31 @@ fn serve_from_the_log_killed_at_random_loses_no_alert_and_repeats_none() {
         killed
     };
     let ref_dir = tempfile::tempdir().unwrap();
-    run(ref_dir.path(), 0, 0);
+    run(ref_dir.path(), 0, 0, "ref.");
     let want = alerts(&ref_dir.path().join("store.sqlite"));
     assert!(want.len() >= 150, "the stream raises alerts: {}", want.len());
     let mut kills = 0;
-    for seed in [1u64, 2] {
+    for (seed, prefix) in [(1u64, "k1."), (2, "k2.")] {
         let dir = tempfile::tempdir().unwrap();
-        kills += run(dir.path(), 6, seed);
+        kills += run(dir.path(), 6, seed, prefix);
         assert_same_alerts(&want, dir.path(), &format!("seed {seed}"));
+        // The alerts topic holds the store's change log once, in order,
+        // though the sink was killed with the service.
+        let db = rusqlite::Connection::open(dir.path().join("store.sqlite")).unwrap();
+        let mut q = db.prepare("SELECT seq, alert_id, change FROM changes ORDER BY seq").unwrap();
+        let log: Vec<(i64, String, String)> =
+            q.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?))).unwrap().map(Result::unwrap).collect();
+        let topic: Vec<(i64, String, String)> = citywatch_kafka::read_values(&cfg, &format!("{prefix}alerts"), 0)
+            .unwrap()
+            .into_iter()
+            .map(|(_, v)| {
+                let v: serde_json::Value = serde_json::from_slice(&v).unwrap();
+                let id = v["alert"]["alert_id"].as_str().unwrap().to_owned();
+                (v["seq"].as_i64().unwrap(), id, v["change"].as_str().unwrap().to_owned())
+            })
+            .collect();
+        assert!(!log.is_empty());
+        assert_eq!(topic, log, "seed {seed}: the alerts topic is the change log, each change once");
     }
     assert!(kills >= 6, "{kills} kills landed on a running service");
     eprintln!("kafka live: {kills} SIGKILLs, {} alerts, 0 lost, 0 repeated", want.len());

@@ -28,8 +28,8 @@ mod source;
 use std::time::Duration;
 
 pub use feed::{FEED_BATCH, FeedBatch, LogFeed, StartAt, parse_position};
-pub use publish::{LogProducer, PublishOptions, PublishStats, produce_values, publish};
-pub use sink::AlertSink;
+pub use publish::{LogProducer, PublishOptions, PublishStats, produce_values, publish, read_values};
+pub use sink::{AlertSink, ChangeSink};
 pub use source::KafkaSource;
 
 /// Where the log is.
@@ -118,6 +118,21 @@ async fn partition_client(
         .partition_client(topic.to_owned(), partition, rskafka::client::partition::UnknownTopicHandling::Error)
         .await
         .map_err(|e| Error::Topic { topic: topic.to_owned(), detail: format!("partition {partition}: {e}") })
+}
+
+/// The partitions of a topic, creating it with `partitions` partitions
+/// (replication 1) when the log has no such topic.
+async fn ensure_topic(client: &rskafka::client::Client, topic: &str, partitions: i32) -> Result<Vec<i32>> {
+    if let Some(p) = partitions_of(client, topic).await? {
+        return Ok(p);
+    }
+    let err = |detail: String| Error::Topic { topic: topic.to_owned(), detail };
+    let controller = client.controller_client().map_err(|e| err(e.to_string()))?;
+    controller
+        .create_topic(topic.to_owned(), partitions.max(1), 1, 5_000)
+        .await
+        .map_err(|e| err(format!("create: {e}")))?;
+    Ok((0..partitions.max(1)).collect())
 }
 
 /// The partitions of a topic, sorted; `None` when the log has no such topic.

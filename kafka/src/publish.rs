@@ -14,7 +14,7 @@ use rskafka::client::partition::{Compression, PartitionClient};
 use rskafka::record::Record;
 use serde_json::{Map, Value};
 
-use crate::{Error, LogConfig, Result, connect, partition_client, partitions_of, runtime};
+use crate::{Error, LogConfig, Result, connect, ensure_topic, partition_client, runtime};
 
 /// What to publish.
 #[derive(Debug, Clone)]
@@ -60,19 +60,7 @@ pub fn publish(cfg: &LogConfig, opts: &PublishOptions) -> Result<PublishStats> {
             let Some(files) = parquet_io::locate(&opts.input, table)? else { continue };
             parquet_io::check(&files)?;
             let topic = cfg.topic(table.name());
-            let partitions = match partitions_of(&client, &topic).await? {
-                Some(p) => p,
-                None => {
-                    let controller = client
-                        .controller_client()
-                        .map_err(|e| Error::Topic { topic: topic.clone(), detail: e.to_string() })?;
-                    controller
-                        .create_topic(topic.clone(), opts.partitions.max(1), 1, 5_000)
-                        .await
-                        .map_err(|e| Error::Topic { topic: topic.clone(), detail: format!("create: {e}") })?;
-                    (0..opts.partitions.max(1)).collect()
-                }
-            };
+            let partitions = ensure_topic(&client, &topic, opts.partitions).await?;
             let mut clients = Vec::with_capacity(partitions.len());
             for &p in &partitions {
                 clients.push(partition_client(&client, &topic, p).await?);
@@ -198,15 +186,7 @@ impl LogProducer {
         if !self.partitions.contains_key(&key) {
             let client = &self.client;
             let pc = self.rt.block_on(async {
-                if partitions_of(client, topic).await?.is_none() {
-                    let controller = client
-                        .controller_client()
-                        .map_err(|e| Error::Topic { topic: topic.to_owned(), detail: e.to_string() })?;
-                    controller
-                        .create_topic(topic.to_owned(), partitions.max(1), 1, 5_000)
-                        .await
-                        .map_err(|e| Error::Topic { topic: topic.to_owned(), detail: format!("create: {e}") })?;
-                }
+                ensure_topic(client, topic, partitions).await?;
                 partition_client(client, topic, partition).await
             })?;
             self.partitions.insert(key.clone(), pc);
@@ -234,4 +214,26 @@ pub fn produce_values(
     values: Vec<(i64, Vec<u8>)>,
 ) -> Result<()> {
     LogProducer::open(cfg)?.send(topic, partitions, partition, values)
+}
+
+/// Every record value of partition `partition` of `topic`, with its offset,
+/// from the earliest offset to the high watermark (for inspecting a topic,
+/// and for tests).
+pub fn read_values(cfg: &LogConfig, topic: &str, partition: i32) -> Result<Vec<(u64, Vec<u8>)>> {
+    let rt = runtime()?;
+    rt.block_on(async {
+        let client = connect(cfg).await?;
+        let pc = partition_client(&client, topic, partition).await?;
+        let (mut next, end) = crate::offsets(&pc).await?;
+        let mut out = Vec::new();
+        while next < end {
+            let (records, _) = pc.fetch_records(next, 1..(4 << 20), cfg.max_wait_ms).await.map_err(|e| {
+                Error::Topic { topic: topic.to_owned(), detail: format!("fetch at offset {next}: {e}") }
+            })?;
+            let Some(last) = records.last().map(|r| r.offset) else { break };
+            out.extend(records.into_iter().map(|r| (r.offset.max(0) as u64, r.record.value.unwrap_or_default())));
+            next = last + 1;
+        }
+        Ok(out)
+    })
 }

@@ -6,7 +6,7 @@ use citywatch_engine::alert::Alert;
 use rskafka::client::partition::{Compression, PartitionClient};
 use rskafka::record::Record;
 
-use crate::{Error, LogConfig, Result, connect, offsets, partition_client, partitions_of, runtime};
+use crate::{Error, LogConfig, Result, connect, ensure_topic, offsets, partition_client, runtime};
 
 /// Writes alerts to `{prefix}alerts` (created with one partition when
 /// missing, so that its order is the alerts' order), as the JSON of
@@ -31,15 +31,7 @@ impl AlertSink {
         let topic = cfg.topic("alerts");
         let (client, sent) = rt.block_on(async {
             let client = connect(cfg).await?;
-            if partitions_of(&client, &topic).await?.is_none() {
-                let controller = client
-                    .controller_client()
-                    .map_err(|e| Error::Topic { topic: topic.clone(), detail: e.to_string() })?;
-                controller
-                    .create_topic(topic.clone(), 1, 1, 5_000)
-                    .await
-                    .map_err(|e| Error::Topic { topic: topic.clone(), detail: format!("create: {e}") })?;
-            }
+            ensure_topic(&client, &topic, 1).await?;
             let pc = partition_client(&client, &topic, 0).await?;
             let sent = read_keys(&pc, cfg.max_wait_ms).await?;
             Ok::<_, Error>((pc, sent))
@@ -110,4 +102,93 @@ async fn read_keys(pc: &PartitionClient, max_wait_ms: i32) -> Result<HashSet<Str
         next = last + 1;
     }
     Ok(keys)
+}
+
+/// The live service's alert changes into `{prefix}alerts` (one partition,
+/// created when missing): each record is one change of the store's change
+/// log (`{"seq", "change", "alert"}`, as the event stream sends it), keyed by
+/// alert id, so a compacted topic keeps each alert's latest state. The store
+/// is the outbox: the sink sends the changes after the newest `seq` the
+/// topic holds, so a restart (or a broker that was down) resumes without a
+/// change missing or repeated.
+#[derive(Debug)]
+pub struct ChangeSink {
+    rt: tokio::runtime::Runtime,
+    client: PartitionClient,
+    /// The newest change seq the topic holds.
+    pub last_seq: i64,
+}
+
+impl ChangeSink {
+    /// Opens (or creates) the topic and reads the newest `seq` it holds.
+    pub fn open(cfg: &LogConfig) -> Result<ChangeSink> {
+        let rt = runtime()?;
+        let topic = cfg.topic("alerts");
+        let (client, last_seq) = rt.block_on(async {
+            let client = connect(cfg).await?;
+            ensure_topic(&client, &topic, 1).await?;
+            let pc = partition_client(&client, &topic, 0).await?;
+            let last = last_seq(&pc, cfg.max_wait_ms).await?;
+            Ok::<_, Error>((pc, last))
+        })?;
+        Ok(ChangeSink { rt, client, last_seq })
+    }
+
+    /// Sends changes `(alert id, seq, JSON)` with seq past [`ChangeSink::last_seq`], in order.
+    pub fn send(&mut self, changes: Vec<(String, i64, Vec<u8>)>) -> Result<usize> {
+        let after = self.last_seq;
+        let mut newest = after;
+        let records: Vec<Record> = changes
+            .into_iter()
+            .filter(|(_, seq, _)| *seq > after)
+            .map(|(id, seq, value)| {
+                newest = newest.max(seq);
+                Record {
+                    key: Some(id.into_bytes()),
+                    value: Some(value),
+                    headers: Default::default(),
+                    timestamp: chrono::Utc::now(),
+                }
+            })
+            .collect();
+        let n = records.len();
+        if n > 0 {
+            self.rt
+                .block_on(self.client.produce(records, Compression::NoCompression))
+                .map_err(|e| Error::Topic { topic: self.client.topic().to_owned(), detail: format!("produce: {e}") })?;
+        }
+        // Only once the broker has them: a failed send is sent again.
+        self.last_seq = newest;
+        Ok(n)
+    }
+}
+
+/// The `seq` of the partition's last record (0 when empty). A broker may
+/// answer a fetch only from a stored batch's start, so this asks from ever
+/// earlier offsets until the last record comes back.
+async fn last_seq(pc: &PartitionClient, max_wait_ms: i32) -> Result<i64> {
+    let (start, end) = offsets(pc).await?;
+    if end <= start {
+        return Ok(0);
+    }
+    let mut back = 1;
+    loop {
+        let at = (end - back).max(start);
+        let (records, _) = pc.fetch_records(at, 1..(4 << 20), max_wait_ms).await.map_err(|e| Error::Topic {
+            topic: pc.topic().to_owned(),
+            detail: format!("reading the last change at offset {at}: {e}"),
+        })?;
+        if let Some(r) = records.iter().find(|r| r.offset == end - 1) {
+            let v: serde_json::Value = serde_json::from_slice(r.record.value.as_deref().unwrap_or_default())
+                .map_err(|e| Error::Topic { topic: pc.topic().to_owned(), detail: format!("last record: {e}") })?;
+            return Ok(v["seq"].as_i64().unwrap_or(0));
+        }
+        if at == start {
+            return Err(Error::Topic {
+                topic: pc.topic().to_owned(),
+                detail: format!("the last record (offset {}) could not be read", end - 1),
+            });
+        }
+        back *= 2;
+    }
 }

@@ -134,6 +134,10 @@ pub struct ServerConfig {
     /// Most records of the log applied as one batch (one journal record,
     /// one sync). Default 2000.
     pub log_batch: usize,
+    /// Also write every alert change of the store (new, updated,
+    /// acknowledged, resolved, escalated) to `<log_topic_prefix>alerts`,
+    /// keyed by alert id. Default false.
+    pub log_alerts: bool,
 }
 
 impl Default for ServerConfig {
@@ -176,6 +180,7 @@ impl Default for ServerConfig {
             log_topic_prefix: "citywatch.".into(),
             log_start: "earliest".into(),
             log_batch: citywatch_kafka::FEED_BATCH,
+            log_alerts: false,
         }
     }
 }

@@ -185,6 +185,13 @@ pub(crate) async fn run(
             return Err(e);
         }
     };
+    let sink_thread = match logfeed::spawn_alert_sink(&app, &stopping) {
+        Ok(t) => t,
+        Err(e) => {
+            drop(stop_threads);
+            return Err(e);
+        }
+    };
     let sweeper = tokio::spawn(escalation_loop(app.clone()));
     let clock = tokio::spawn(clock_loop(app.clone()));
     let credentials = tokio::spawn(credentials_loop(app.clone()));
@@ -207,6 +214,9 @@ pub(crate) async fn run(
     drop(stop_threads);
     let joined = tokio::task::spawn_blocking(move || {
         if let Some(t) = log_thread {
+            let _ = t.join();
+        }
+        if let Some(t) = sink_thread {
             let _ = t.join();
         }
         (store_thread.join(), checkpointer.join())

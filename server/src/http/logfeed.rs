@@ -13,7 +13,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use citywatch_kafka::{FeedBatch, LogConfig, LogFeed, StartAt};
+use citywatch_kafka::{ChangeSink, FeedBatch, LogConfig, LogFeed, StartAt};
 
 use super::Shared;
 use crate::error::{Error, Result};
@@ -153,5 +153,86 @@ fn report(app: &Shared, batch: &FeedBatch, table: citywatch_engine::contract::Ta
             reason = e.reason,
             "a record of the log was rejected"
         );
+    }
+}
+
+/// Starts the thread that copies the store's change log into the log's
+/// `alerts` topic (`log_alerts`), resuming after the newest change the topic
+/// holds ([`ChangeSink`]): the store is the outbox, so a broker that is down
+/// delays the topic, never the officers' alerts, and nothing is sent twice.
+pub(super) fn spawn_alert_sink(
+    app: &Shared,
+    stopping: &Arc<AtomicBool>,
+) -> Result<Option<std::thread::JoinHandle<()>>> {
+    let (Some(brokers), true) = (app.cfg.log_brokers.clone(), app.cfg.log_alerts) else { return Ok(None) };
+    let cfg = LogConfig::new(&brokers, &app.cfg.log_topic_prefix);
+    let (app, stopping) = (app.clone(), stopping.clone());
+    let handle = std::thread::Builder::new()
+        .name("citywatch-alert-sink".into())
+        .spawn(move || copy_changes(&app, &cfg, &stopping))
+        .map_err(|e| Error::Internal(format!("cannot start the alert sink thread: {e}")))?;
+    Ok(Some(handle))
+}
+
+/// Changes read from the store per send.
+const SINK_BATCH: u32 = 500;
+
+fn copy_changes(app: &Shared, cfg: &LogConfig, stopping: &AtomicBool) {
+    let everything = crate::store::Visibility { scope: "city".into(), officer_id: String::new() };
+    let mut sink: Option<ChangeSink> = None;
+    loop {
+        let stop = stopping.load(Ordering::SeqCst);
+        let Some(s) = sink.as_mut() else {
+            match ChangeSink::open(cfg) {
+                Ok(s) => {
+                    tracing::info!(
+                        topic = cfg.topic("alerts"),
+                        after_seq = s.last_seq,
+                        "writing alert changes to the log"
+                    );
+                    sink = Some(s);
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "the alert topic cannot be opened; retrying in 1 s");
+                    if stop {
+                        return;
+                    }
+                    std::thread::sleep(Duration::from_secs(1));
+                }
+            }
+            continue;
+        };
+        let changes = match app.store.lock() {
+            Ok(store) => store.changes_since(&everything, s.last_seq, SINK_BATCH),
+            Err(_) => return,
+        };
+        let changes = match changes {
+            Ok(c) => c,
+            Err(e) => {
+                tracing::error!(error = %e, "the change log cannot be read for the alert topic");
+                std::thread::sleep(Duration::from_secs(1));
+                continue;
+            }
+        };
+        if changes.is_empty() {
+            // Drained: done when stopping, else wait for more.
+            if stop {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+            continue;
+        }
+        let records = changes
+            .iter()
+            .map(|c| (c.alert.alert.alert_id.clone(), c.seq, c.to_json().to_string().into_bytes()))
+            .collect();
+        if let Err(e) = s.send(records) {
+            tracing::warn!(error = %e, "alert changes could not be written to the log; retrying in 1 s");
+            sink = None;
+            if stop {
+                return;
+            }
+            std::thread::sleep(Duration::from_secs(1));
+        }
     }
 }
