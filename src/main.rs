@@ -195,6 +195,9 @@ struct ReplayArgs {
     /// Also write the alerts to the topic `<topic-prefix>alerts`, keyed by alert id (ids already there are skipped).
     #[arg(long, requires = "brokers")]
     alerts_to_log: bool,
+    /// What the topics' record values hold: `json` (one row each) or `arrow` (an Arrow IPC stream of rows).
+    #[arg(long, default_value = "json", requires = "brokers")]
+    log_format: citywatch_kafka::ValueFormat,
     #[command(flatten)]
     engine: EngineArgs,
 }
@@ -213,6 +216,9 @@ struct PublishArgs {
     /// Partitions of each topic created (an existing topic keeps its own).
     #[arg(long, default_value_t = 4)]
     partitions: i32,
+    /// Record values: `json` (one row each, as the ingest API's NDJSON lines) or `arrow` (an Arrow IPC stream of a batch's rows per partition).
+    #[arg(long, default_value = "json")]
+    log_format: citywatch_kafka::ValueFormat,
 }
 
 #[derive(Args, Debug)]
@@ -549,7 +555,10 @@ fn run_replay(args: ReplayArgs) -> Result<()> {
         (n, Some(h)) => Some(Cluster { processes: n, process: args.process, hostfile: h.clone() }),
         (_, None) => bail!("--processes {} needs --hostfile (one host:port line per process)", args.processes),
     };
-    let log = args.brokers.as_deref().map(|b| citywatch_kafka::LogConfig::new(b, &args.topic_prefix));
+    let log = args.brokers.as_deref().map(|b| citywatch_kafka::LogConfig {
+        format: args.log_format,
+        ..citywatch_kafka::LogConfig::new(b, &args.topic_prefix)
+    });
     let opts = ReplayOptions {
         input: args.input,
         out: Some(args.out.clone()),
@@ -580,7 +589,10 @@ fn run_replay(args: ReplayArgs) -> Result<()> {
 }
 
 fn run_publish(args: PublishArgs) -> Result<()> {
-    let cfg = citywatch_kafka::LogConfig::new(&args.brokers, &args.topic_prefix);
+    let cfg = citywatch_kafka::LogConfig {
+        format: args.log_format,
+        ..citywatch_kafka::LogConfig::new(&args.brokers, &args.topic_prefix)
+    };
     let started = std::time::Instant::now();
     let opts = citywatch_kafka::PublishOptions { input: args.input, partitions: args.partitions };
     let stats = citywatch_kafka::publish(&cfg, &opts)?;

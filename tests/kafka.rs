@@ -124,6 +124,19 @@ fn replay_from_topics_gives_the_bytes_of_replay_from_parquet_for_any_partitions_
         assert_eq!(a["events"], b["events"], "every event read from the log");
         assert_eq!(a["late_events"], b["late_events"]);
     }
+    // Arrow IPC values: a record per partition and batch of rows.
+    let input_s = input.to_str().unwrap();
+    let args =
+        ["publish", "--input", input_s, "--brokers", &broker.addr, "--topic-prefix", "a.", "--log-format", "arrow"];
+    ok(common::citywatch_within(&args, LIMIT), "publish as Arrow");
+    for w in [1, 2] {
+        let out_dir = dir.path().join(format!("arrow-{w}"));
+        replay_log(&broker, &input, &out_dir, "a.", w, &["--log-format", "arrow"]);
+        assert!(
+            std::fs::read(out_dir.join("alerts.ndjson")).unwrap() == alerts,
+            "alerts from Arrow records with {w} workers differ from the Parquet replay's"
+        );
+    }
 }
 
 #[test]
@@ -174,6 +187,34 @@ fn bad_records_are_rejected_with_reasons_and_the_partition_goes_on() {
     assert_eq!(codes[4], (5, "not_an_object"), "{rejected}");
     assert!(rows.iter().all(|r| r["file"] == "kafka:bad.alarms/0"), "{rejected}");
     assert!(rows[1]["reason"].as_str().unwrap().contains("alarm_id"), "names the column: {rejected}");
+
+    // A topic read as Arrow: a value that is not an Arrow IPC stream is one
+    // rejected row, and the good record after it is read.
+    let good = {
+        let rows = [citywatch_engine::rows::AlarmRow {
+            alarm_id: 9,
+            ts_ms: t0,
+            category: "theft".into(),
+            priority: 2,
+            lat: 36.07,
+            lon: 120.38,
+            reporter: None,
+            suspect_number: None,
+            source: "110".into(),
+        }];
+        let batch = <citywatch_engine::rows::AlarmRow as citywatch_engine::rows::ContractRow>::to_batch(&rows);
+        let mut w = arrow_ipc::writer::StreamWriter::try_new(Vec::new(), &batch.schema()).unwrap();
+        w.write(&batch).unwrap();
+        w.into_inner().unwrap()
+    };
+    let values = vec![(t0, b"not an arrow stream".to_vec()), (t0, good)];
+    citywatch_kafka::produce_values(&cfg, "arrow.alarms", 1, 0, values).unwrap();
+    let out = dir.path().join("out-arrow");
+    replay_log(&broker, &reference, &out, "arrow.", 1, &["--log-format", "arrow"]);
+    let summary = common::json(&out.join("summary.json"));
+    assert_eq!(summary["events"], 1, "{summary}");
+    let rejected = std::fs::read_to_string(out.join("rejected.ndjson")).unwrap();
+    assert!(rejected.contains("\"code\":\"bad_arrow\"") && rejected.contains("kafka:arrow.alarms/0"), "{rejected}");
 }
 
 #[test]

@@ -1,6 +1,6 @@
 //! JSON records (one object per line of an ingest body, or one per message
 //! of a log) into one Arrow record batch with the contract's schema, so that
-//! they go through the same [`crate::read::Decoder`] as replayed files.
+//! they go through the same [`crate::decode::Decoder`] as replayed files.
 //!
 //! A value of the wrong JSON type becomes a null in the batch and a
 //! [`RowFault`] naming the column, what it found and what was expected. A

@@ -433,6 +433,24 @@ impl Source {
                     // than the row after the last run's).
                     s.row = run.first;
                     s.admission.seek(position(s.share.table_index, s.share.file_index, run.first));
+                    // Each run brings its own schema (a producer's Arrow
+                    // record may order or type its columns its own way).
+                    match parquet_io::validate_schema(&s.share.path, s.share.table, &run.batch.schema()) {
+                        Ok(map) => s.map = Arc::new(map),
+                        Err(e) => {
+                            let why = Rejected::new(
+                                s.share.table,
+                                &s.share.path,
+                                run.first,
+                                None,
+                                "bad_schema",
+                                e.to_string(),
+                            );
+                            self.counts.rows[s.share.table_index] += run.batch.num_rows().max(1) as u64;
+                            s.head = Some(Chunk { events: Vec::new(), rejects: vec![why], first_ts: s.bound });
+                            return Ok(());
+                        }
+                    }
                     (run.batch, run.faults)
                 }
                 None => {

@@ -31,6 +31,7 @@ pub use feed::{FEED_BATCH, FeedBatch, LogFeed, StartAt, parse_position};
 pub use publish::{LogProducer, PublishOptions, PublishStats, produce_values, publish, read_values};
 pub use sink::{AlertSink, ChangeSink};
 pub use source::KafkaSource;
+pub use source::ROWS_SHIFT;
 
 /// Where the log is.
 #[derive(Debug, Clone)]
@@ -41,6 +42,34 @@ pub struct LogConfig {
     pub topic_prefix: String,
     /// Longest a fetch waits for records (ms).
     pub max_wait_ms: i32,
+    /// What a record's value holds.
+    pub format: ValueFormat,
+}
+
+/// What a record's value holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ValueFormat {
+    /// One row as one JSON object (the ingest API's NDJSON line).
+    #[default]
+    Json,
+    /// An Arrow IPC stream of rows with the table's contract schema (at most
+    /// [`MAX_ROWS_PER_RECORD`] rows; replay only). A row's source position
+    /// is `offset * 2^16 + row`, so offsets up to 2^26 are read.
+    Arrow,
+}
+
+/// Most rows in one Arrow record.
+pub const MAX_ROWS_PER_RECORD: usize = 1 << 16;
+
+impl std::str::FromStr for ValueFormat {
+    type Err = String;
+    fn from_str(s: &str) -> std::result::Result<Self, String> {
+        match s {
+            "json" => Ok(ValueFormat::Json),
+            "arrow" => Ok(ValueFormat::Arrow),
+            other => Err(format!("value format `{other}`: expected json or arrow")),
+        }
+    }
 }
 
 impl LogConfig {
@@ -50,6 +79,7 @@ impl LogConfig {
             brokers: brokers.split(',').map(str::trim).filter(|b| !b.is_empty()).map(str::to_owned).collect(),
             topic_prefix: topic_prefix.to_owned(),
             max_wait_ms: 100,
+            format: ValueFormat::Json,
         }
     }
 

@@ -14,7 +14,7 @@ use rskafka::client::partition::{Compression, PartitionClient};
 use rskafka::record::Record;
 use serde_json::{Map, Value};
 
-use crate::{Error, LogConfig, Result, connect, ensure_topic, partition_client, runtime};
+use crate::{Error, LogConfig, Result, ValueFormat, connect, ensure_topic, partition_client, runtime};
 
 /// What to publish.
 #[derive(Debug, Clone)]
@@ -68,7 +68,11 @@ pub fn publish(cfg: &LogConfig, opts: &PublishOptions) -> Result<PublishStats> {
             let mut pending: Vec<Vec<Record>> = vec![Vec::new(); clients.len()];
             let mut batches = RawBatches::new(files);
             while let Some(raw) = batches.next_batch()? {
-                for (key, record) in rows_as_records(table, &raw.batch) {
+                let records = match cfg.format {
+                    ValueFormat::Json => rows_as_records(table, &raw.batch),
+                    ValueFormat::Arrow => batch_as_records(table, &raw.batch, clients.len())?,
+                };
+                for (key, record) in records {
                     let p = (stable_key(&key) % clients.len() as u64) as usize;
                     pending[p].push(record);
                     if pending[p].len() >= PRODUCE_RECORDS {
@@ -95,6 +99,50 @@ async fn produce(client: &PartitionClient, records: Vec<Record>) -> Result<()> {
         detail: format!("partition {}: produce failed after {:?}: {e}", client.partition(), started.elapsed()),
     })?;
     Ok(())
+}
+
+/// A contract batch as Arrow records, one per partition its rows go to (by
+/// the key column's stable hash, as JSON records), each an Arrow IPC stream
+/// of those rows in order; returned as `(a key of that partition, record)`.
+fn batch_as_records(table: Table, batch: &RecordBatch, partitions: usize) -> Result<Vec<(String, Record)>> {
+    let keys: Vec<(String, Record)> = rows_as_records(table, batch);
+    let mut rows: Vec<Vec<u32>> = vec![Vec::new(); partitions];
+    let mut key_of: Vec<Option<String>> = vec![None; partitions];
+    let mut ts_of: Vec<i64> = vec![0; partitions];
+    for (i, (key, record)) in keys.into_iter().enumerate() {
+        let p = (stable_key(&key) % partitions as u64) as usize;
+        if key_of[p].is_none() {
+            key_of[p] = Some(key);
+            ts_of[p] = record.timestamp.timestamp_millis();
+        }
+        rows[p].push(i as u32);
+    }
+    let bad =
+        |e: arrow_schema::ArrowError| Error::Topic { topic: table.name().into(), detail: format!("Arrow record: {e}") };
+    let mut out = Vec::new();
+    for (p, idx) in rows.into_iter().enumerate() {
+        for chunk in idx.chunks(crate::MAX_ROWS_PER_RECORD) {
+            let indices = arrow_array::UInt32Array::from(chunk.to_vec());
+            let columns = batch
+                .columns()
+                .iter()
+                .map(|c| arrow_select::take::take(c.as_ref(), &indices, None))
+                .collect::<std::result::Result<Vec<_>, _>>()
+                .map_err(bad)?;
+            let part = RecordBatch::try_new(batch.schema(), columns).map_err(bad)?;
+            let mut w = arrow_ipc::writer::StreamWriter::try_new(Vec::new(), &batch.schema()).map_err(bad)?;
+            w.write(&part).map_err(bad)?;
+            let value = w.into_inner().map_err(bad)?;
+            let record = Record {
+                key: None,
+                value: Some(value),
+                headers: Default::default(),
+                timestamp: chrono::DateTime::from_timestamp_millis(ts_of[p]).unwrap_or_default(),
+            };
+            out.push((key_of[p].clone().unwrap_or_default(), record));
+        }
+    }
+    Ok(out)
 }
 
 /// Each row of a contract batch as `(key, record)`: a JSON object of the

@@ -9,11 +9,14 @@ use citywatch_engine::share::{LogPartition, LogReader, LogRun, LogShare, LogSour
 use rskafka::client::partition::PartitionClient;
 use rskafka::record::RecordAndOffset;
 
-use crate::{LogConfig, connect, offsets, partition_client, partitions_of, runtime};
+use crate::{LogConfig, MAX_ROWS_PER_RECORD, ValueFormat, connect, offsets, partition_client, partitions_of, runtime};
 
 /// Largest record value read as a row (bytes); a larger one is rejected
 /// (`too_large`) without being parsed. Contract rows are under 1 KiB.
 pub const MAX_RECORD_BYTES: usize = 64 * 1024;
+
+/// An Arrow record's rows are numbered `offset << ROWS_SHIFT | row`.
+pub const ROWS_SHIFT: u32 = 16;
 
 /// Bytes asked for per fetch.
 const FETCH_BYTES: i32 = 2 << 20;
@@ -67,7 +70,25 @@ impl LogSource for KafkaSource {
                         start,
                         end,
                     });
-                    shares.push(LogShare { name, start, records: end.saturating_sub(start), lower: 0, partition });
+                    let first_row = match self.cfg.format {
+                        ValueFormat::Json => start,
+                        ValueFormat::Arrow => {
+                            if end >= 1 << (42 - ROWS_SHIFT) {
+                                return Err(engine_error(
+                                    &name,
+                                    "offsets past 2^26 cannot number Arrow rows; read it as JSON or start a new topic",
+                                ));
+                            }
+                            start << ROWS_SHIFT
+                        }
+                    };
+                    shares.push(LogShare {
+                        name,
+                        start: first_row,
+                        records: end.saturating_sub(start),
+                        lower: 0,
+                        partition,
+                    });
                 }
                 tables.push((table, shares));
             }
@@ -126,7 +147,7 @@ impl LogPartition for KafkaPartition {
                 }
             })
             .map_err(|e| engine_error(&self.name, format!("cannot start a fetch thread: {e}")))?;
-        Ok(Box::new(KafkaReader { table: self.table, fetched: rx, buffered: VecDeque::new() }))
+        Ok(Box::new(KafkaReader { table: self.table, format: self.cfg.format, fetched: rx, buffered: VecDeque::new() }))
     }
 }
 
@@ -175,6 +196,7 @@ impl Fetcher {
 /// Hands out a partition's records in runs of consecutive offsets.
 struct KafkaReader {
     table: Table,
+    format: ValueFormat,
     /// Fetched records, in offset order; closed after the last.
     fetched: std::sync::mpsc::Receiver<citywatch_engine::Result<Vec<RecordAndOffset>>>,
     /// Records received and not handed out yet.
@@ -189,6 +211,11 @@ impl LogReader for KafkaReader {
                 // The fetch thread is done: the range is read.
                 Err(_) => return Ok(None),
             }
+        }
+        if self.format == ValueFormat::Arrow {
+            // One record, one run: its rows at `offset << ROWS_SHIFT` on.
+            let r = self.buffered.pop_front().expect("a buffered record");
+            return Ok(Some(arrow_run(self.table, &r)));
         }
         // A run: records at consecutive offsets (a gap starts the next run).
         let first = self.buffered.front().map_or(0, |r| r.offset.max(0) as u64);
@@ -229,4 +256,35 @@ fn to_run(table: Table, first: u64, records: &[RecordAndOffset]) -> LogRun {
         faults.sort_by_key(|f| f.row);
     }
     LogRun { first, batch, faults }
+}
+
+/// An Arrow record as a run: its rows, or (a value that is not an Arrow IPC
+/// stream of the table's schema, or too many rows) one row of nulls and a
+/// fault that says why.
+fn arrow_run(table: Table, r: &RecordAndOffset) -> LogRun {
+    let first = (r.offset.max(0) as u64) << ROWS_SHIFT;
+    let bad = |code: &'static str, reason: String| LogRun {
+        first,
+        batch: ndjson::records_to_batch(table, [&b"{}"[..]]).0,
+        faults: vec![RowFault { row: 0, column: None, code, reason }],
+    };
+    let value = r.record.value.as_deref().unwrap_or_default();
+    // arrow-ipc panics on some malformed streams (found by the ingest fuzzer):
+    // a bad record must be a rejected row, not a failed source thread.
+    let read = std::panic::catch_unwind(|| -> Result<arrow_array::RecordBatch, String> {
+        let reader = arrow_ipc::reader::StreamReader::try_new(std::io::Cursor::new(value), None)
+            .map_err(|e| format!("not an Arrow IPC stream: {e}"))?;
+        let schema = reader.schema();
+        let batches: Vec<_> = reader.collect::<Result<_, _>>().map_err(|e| format!("bad Arrow IPC stream: {e}"))?;
+        arrow_select::concat::concat_batches(&schema, &batches).map_err(|e| format!("bad Arrow IPC stream: {e}"))
+    });
+    match read {
+        Ok(Ok(batch)) if batch.num_rows() == 0 => bad("bad_arrow", "an Arrow record with no rows".into()),
+        Ok(Ok(batch)) if batch.num_rows() > MAX_ROWS_PER_RECORD => {
+            bad("too_large", format!("an Arrow record of {} rows; at most {MAX_ROWS_PER_RECORD}", batch.num_rows()))
+        }
+        Ok(Ok(batch)) => LogRun { first, batch, faults: Vec::new() },
+        Ok(Err(reason)) => bad("bad_arrow", reason),
+        Err(_) => bad("bad_arrow", "the Arrow IPC reader failed on a malformed message".into()),
+    }
 }
