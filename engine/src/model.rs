@@ -86,12 +86,14 @@ pub trait Model: Send + Sync {
     }
 
     /// The effective configuration, as JSON (for summaries and `citywatch models`).
+    /// [`config_field!`](crate::config_field) writes it with [`Model::configure`].
     fn config(&self) -> serde_json::Value {
         serde_json::Value::Null
     }
 
     /// Applies settings from the config file's section for this model.
-    /// The default accepts no settings.
+    /// The default accepts no settings; [`config_field!`](crate::config_field)
+    /// writes it for settings held in one serde struct.
     fn configure(&mut self, settings: &serde_json::Value) -> Result<()> {
         match settings {
             serde_json::Value::Null => Ok(()),
