@@ -6,7 +6,9 @@
 //! [`Model::name`] and [`Model::build`] are required (the name is hashed into
 //! every alert id, so it is spelt out rather than derived from the type's
 //! name); version, card, configuration and the single-threaded
-//! [`Model::reference`] have defaults. The engine stamps each draft with the
+//! [`Model::reference`] have defaults. A model whose settings are one serde
+//! struct writes its configuration methods with one line,
+//! [`config_field!`](crate::config_field). The engine stamps each draft with the
 //! model's name and version, gives it its deterministic id, routes it, and
 //! writes or pushes it.
 //!
@@ -84,12 +86,14 @@ pub trait Model: Send + Sync {
     }
 
     /// The effective configuration, as JSON (for summaries and `citywatch models`).
+    /// [`config_field!`](crate::config_field) writes it with [`Model::configure`].
     fn config(&self) -> serde_json::Value {
         serde_json::Value::Null
     }
 
     /// Applies settings from the config file's section for this model.
-    /// The default accepts no settings.
+    /// The default accepts no settings; [`config_field!`](crate::config_field)
+    /// writes it for settings held in one serde struct.
     fn configure(&mut self, settings: &serde_json::Value) -> Result<()> {
         match settings {
             serde_json::Value::Null => Ok(()),
@@ -111,6 +115,111 @@ pub trait Model: Send + Sync {
         let _ = (events, reference);
         None
     }
+}
+
+/// Writes [`Model::config`] and [`Model::configure`] for a model whose
+/// settings are one serde struct in one of its fields: inside `impl Model`,
+/// `citywatch_engine::config_field!(config);` or, to check or complete the
+/// settings once read, `citywatch_engine::config_field!(config, Config::check);`
+/// where the check is a `fn(&mut Config) -> Result<()>` (a `fn(&Config)`
+/// also fits) whose error names the setting.
+///
+/// `config` is [`config_json`] of the field; `configure` reads the config
+/// file's `[models.NAME]` table with [`configure_from`] (so a serde error
+/// names the model), runs the check, and only then replaces the field: a
+/// rejected section leaves the model as it was.
+///
+/// ```
+/// use citywatch_engine::alert::AlertDraft;
+/// use citywatch_engine::model::{Inputs, Model};
+/// use citywatch_engine::{Error, EventTime, Result};
+/// use serde_json::json;
+/// use timely::dataflow::StreamVec;
+/// use timely::dataflow::operators::vec::{Filter, Map};
+///
+/// #[derive(Debug, serde::Serialize, serde::Deserialize)]
+/// #[serde(default, deny_unknown_fields)]
+/// struct Config {
+///     min_alarms: usize,
+/// }
+///
+/// impl Default for Config {
+///     fn default() -> Self {
+///         Config { min_alarms: 3 }
+///     }
+/// }
+///
+/// impl Config {
+///     fn check(&self) -> Result<()> {
+///         match self.min_alarms {
+///             0 => Err(Error::config("settings of model `bursts`", "min_alarms must be at least 1")),
+///             _ => Ok(()),
+///         }
+///     }
+/// }
+///
+/// struct Bursts {
+///     config: Config,
+/// }
+///
+/// impl Model for Bursts {
+///     fn name(&self) -> String {
+///         "bursts".to_owned()
+///     }
+///
+///     citywatch_engine::config_field!(config, Config::check);
+///
+///     fn build<'s>(&self, inputs: &Inputs<'s>) -> StreamVec<'s, EventTime, AlertDraft> {
+///         inputs.alarms.clone().filter(|_| false).map(|_| unreachable!())
+///     }
+/// }
+///
+/// let mut model = Bursts { config: Config::default() };
+/// model.configure(&json!({ "min_alarms": 5 }))?;
+/// assert_eq!(model.config(), json!({ "min_alarms": 5 }));
+/// // A misspelt key and a failed check are errors naming the model, and
+/// // leave the settings as they were.
+/// let typo = model.configure(&json!({ "min_alarm": 2 })).unwrap_err().to_string();
+/// assert!(typo.contains("settings of model `bursts`") && typo.contains("unknown field `min_alarm`"), "{typo}");
+/// let zero = model.configure(&json!({ "min_alarms": 0 })).unwrap_err().to_string();
+/// assert!(zero.contains("min_alarms must be at least 1"), "{zero}");
+/// assert_eq!(model.config(), json!({ "min_alarms": 5 }));
+/// // No section at all: the defaults.
+/// model.configure(&serde_json::Value::Null)?;
+/// assert_eq!(model.config(), json!({ "min_alarms": 3 }));
+/// # Ok::<(), citywatch_engine::Error>(())
+/// ```
+///
+/// It is a macro rather than a second trait with a `Config` associated type
+/// because such a trait still needs two accessors per model (`&self.config`,
+/// `&mut self.config`), which cost as many lines as the two methods they
+/// would replace.
+#[macro_export]
+macro_rules! config_field {
+    ($field:ident) => {
+        $crate::config_field!($field, $crate::model::accept_settings);
+    };
+    ($field:ident, $check:expr) => {
+        fn config(&self) -> $crate::model::serde_json::Value {
+            $crate::model::config_json(&self.$field)
+        }
+
+        fn configure(&mut self, settings: &$crate::model::serde_json::Value) -> $crate::Result<()> {
+            let mut config = $crate::model::configure_from(&$crate::model::Model::name(self), settings)?;
+            ($check)(&mut config)?;
+            self.$field = config;
+            Ok(())
+        }
+    };
+}
+
+#[doc(hidden)]
+pub use serde_json;
+
+/// The check of [`config_field!`] when a model gives none: every setting
+/// serde accepts is accepted.
+pub fn accept_settings<C>(_: &mut C) -> Result<()> {
+    Ok(())
 }
 
 /// [`Model::config`] for a model whose configuration is one serialisable struct.

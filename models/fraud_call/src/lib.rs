@@ -213,6 +213,18 @@ impl Config {
         }
         Ok(())
     }
+
+    /// `configure`'s check: loads `weights_file` if one is given, then
+    /// checks the thresholds and capacities against it.
+    fn load_and_check(&mut self) -> Result<()> {
+        let what = "settings of model `fraud_call`";
+        if let Some(path) = &self.weights_file {
+            let text =
+                std::fs::read_to_string(path).map_err(|e| Error::config(what, format!("weights_file {path}: {e}")))?;
+            self.model = Arc::new(Learned::parse(&text, path).map_err(|e| Error::config(what, e))?);
+        }
+        self.check().map_err(|e| Error::config(what, e))
+    }
 }
 
 /// The model.
@@ -774,26 +786,7 @@ impl Model for FraudCall {
         format!("0.2.0+{}", self.config.model.file.version)
     }
 
-    fn config(&self) -> serde_json::Value {
-        serde_json::to_value(&self.config).expect("config serialises")
-    }
-
-    fn configure(&mut self, settings: &serde_json::Value) -> Result<()> {
-        let what = "settings of model `fraud_call`";
-        let config: Config = match settings {
-            serde_json::Value::Null => Config::default(),
-            s => serde_json::from_value(s.clone()).map_err(|e| Error::config(what, e.to_string()))?,
-        };
-        let mut config = config;
-        if let Some(path) = &config.weights_file {
-            let text =
-                std::fs::read_to_string(path).map_err(|e| Error::config(what, format!("weights_file {path}: {e}")))?;
-            config.model = Arc::new(Learned::parse(&text, path).map_err(|e| Error::config(what, e))?);
-        }
-        config.check().map_err(|e| Error::config(what, e))?;
-        self.config = config;
-        Ok(())
-    }
+    citywatch_engine::config_field!(config, Config::load_and_check);
 
     fn reference(&self, events: &[Event], reference: &Reference) -> Option<Vec<AlertDraft>> {
         Some(reference::run(&self.config, events, &reference.subscribers))

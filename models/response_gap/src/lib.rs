@@ -20,13 +20,13 @@ pub mod reference;
 
 use std::collections::HashMap;
 
+use citywatch_engine::EventTime;
 use citywatch_engine::alert::{AlertDraft, RouteLevel, Severity};
 use citywatch_engine::contract::PatrolStatus;
 use citywatch_engine::event::{AlarmEvent, Event, PatrolEvent, UnitToken};
 use citywatch_engine::geo::Point;
-use citywatch_engine::model::{self, Inputs, Model};
+use citywatch_engine::model::{Inputs, Model};
 use citywatch_engine::reference::{Reference, UnitDirectory};
-use citywatch_engine::{EventTime, Result};
 use citywatch_operators::deadline::{Deadlines, Step};
 use timely::dataflow::StreamVec;
 use timely::dataflow::channels::pact::{Exchange, Pipeline};
@@ -203,14 +203,7 @@ impl Model for ResponseGap {
         include_str!("../README.md")
     }
 
-    fn config(&self) -> serde_json::Value {
-        model::config_json(&self.config)
-    }
-
-    fn configure(&mut self, settings: &serde_json::Value) -> Result<()> {
-        self.config = model::configure_from(&self.name(), settings)?;
-        Ok(())
-    }
+    citywatch_engine::config_field!(config);
 
     fn reference(&self, events: &[Event], reference: &Reference) -> Option<Vec<AlertDraft>> {
         Some(reference::run(&self.config, events, &reference.units))

@@ -44,7 +44,7 @@ use citywatch_engine::contract::{Category, PatrolStatus};
 use citywatch_engine::event::{AlarmEvent, Event, PatrolEvent, Timed, UnitToken};
 use citywatch_engine::geo::Point;
 use citywatch_engine::hash::FastMap;
-use citywatch_engine::model::{self, Inputs, Model};
+use citywatch_engine::model::{Inputs, Model};
 use citywatch_engine::reference::{Reference, UnitDirectory};
 use citywatch_engine::{Error, EventTime, Result};
 use citywatch_operators::deadline::{Deadlines, Step};
@@ -704,16 +704,7 @@ impl Model for RiskHotspot {
         include_str!("../README.md")
     }
 
-    fn config(&self) -> serde_json::Value {
-        model::config_json(&self.config)
-    }
-
-    fn configure(&mut self, settings: &serde_json::Value) -> Result<()> {
-        let config: Config = model::configure_from(&self.name(), settings)?;
-        config.validate()?;
-        self.config = config;
-        Ok(())
-    }
+    citywatch_engine::config_field!(config, Config::validate);
 
     fn reference(&self, events: &[Event], reference: &Reference) -> Option<Vec<AlertDraft>> {
         Some(reference::run(&self.config, events, reference))

@@ -16,7 +16,7 @@
 use citywatch_engine::alert::{AlertDraft, RouteLevel, Severity};
 use citywatch_engine::event::{AlarmEvent, Event};
 use citywatch_engine::jurisdiction::Jurisdiction;
-use citywatch_engine::model::{self, Inputs, Model};
+use citywatch_engine::model::{Inputs, Model};
 use citywatch_engine::reference::Reference;
 use citywatch_engine::{EventTime, Result};
 use citywatch_operators::{Burst, SlidingCount};
@@ -46,6 +46,20 @@ impl Default for Config {
 impl Config {
     fn window_ms(&self) -> u64 {
         self.window_min * 60_000
+    }
+
+    /// The ranges serde cannot check (`configure` runs it).
+    fn check(&self) -> Result<()> {
+        if self.min_alarms < 2 || self.window_min == 0 {
+            return Err(citywatch_engine::Error::config(
+                "settings of model `model_template`",
+                format!(
+                    "min_alarms must be at least 2 and window_min above 0, got {} and {}",
+                    self.min_alarms, self.window_min
+                ),
+            ));
+        }
+        Ok(())
     }
 }
 
@@ -113,24 +127,7 @@ impl Model for ModelTemplate {
         include_str!("../README.md")
     }
 
-    fn config(&self) -> serde_json::Value {
-        model::config_json(&self.config)
-    }
-
-    fn configure(&mut self, settings: &serde_json::Value) -> Result<()> {
-        let config: Config = model::configure_from(&self.name(), settings)?;
-        if config.min_alarms < 2 || config.window_min == 0 {
-            return Err(citywatch_engine::Error::config(
-                "settings of model `model_template`",
-                format!(
-                    "min_alarms must be at least 2 and window_min above 0, got {} and {}",
-                    config.min_alarms, config.window_min
-                ),
-            ));
-        }
-        self.config = config;
-        Ok(())
-    }
+    citywatch_engine::config_field!(config, Config::check);
 
     fn reference(&self, events: &[Event], reference: &Reference) -> Option<Vec<AlertDraft>> {
         Some(reference::run(&self.config, events, reference))
