@@ -108,7 +108,7 @@ pub enum Error {
         detail: String,
     },
     /// A message log could not be read.
-    #[error("{source_name}: reading the log failed: {detail}; check that the broker is up and the topic exists")]
+    #[error("{source_name}: reading the log failed: {detail}")]
     Log {
         /// The partition (`kafka:TOPIC/PARTITION`).
         source_name: String,

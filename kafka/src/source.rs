@@ -168,7 +168,9 @@ impl Fetcher {
         let (records, high) = self
             .rt
             .block_on(self.client.fetch_records(self.next as i64, 1..FETCH_BYTES, self.max_wait_ms))
-            .map_err(|e| engine_error(&self.name, format!("fetch at offset {}: {e}", self.next)))?;
+            .map_err(|e| {
+                engine_error(&self.name, format!("fetch at offset {}: {e}; check that the broker is up", self.next))
+            })?;
         let mut out = Vec::with_capacity(records.len());
         for r in records {
             let o = r.offset.max(0) as u64;
