@@ -7,8 +7,6 @@
 //! generator writes them; every step sends, per table, the rows whose event
 //! time falls in the next slice, then sleeps to keep `speed` x real time.
 
-use std::io::{Read, Write};
-use std::net::TcpStream;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
@@ -56,19 +54,34 @@ fn post(addr: &str, path: &str, token: &str, body: &[u8]) -> Result<(u16, String
     request(addr, "POST", path, token, body)
 }
 
+/// One request to the service (plain HTTP on the given address, no proxy);
+/// an answer of any status is returned, not an error.
 fn request(addr: &str, method: &str, path: &str, token: &str, body: &[u8]) -> Result<(u16, String)> {
-    let mut s = TcpStream::connect(addr).with_context(|| format!("connecting to {addr}"))?;
-    write!(
-        s,
-        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {token}\r\nContent-Type: application/vnd.apache.arrow.stream\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
-        body.len()
-    )?;
-    s.write_all(body)?;
-    let mut resp = String::new();
-    s.read_to_string(&mut resp)?;
-    let status = resp.split_whitespace().nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
-    let body = resp.split("\r\n\r\n").nth(1).unwrap_or("").to_owned();
-    Ok((status, body))
+    static AGENT: std::sync::OnceLock<ureq::Agent> = std::sync::OnceLock::new();
+    let agent = AGENT.get_or_init(|| {
+        ureq::Agent::config_builder()
+            .proxy(None)
+            .http_status_as_error(false)
+            .timeout_global(Some(Duration::from_secs(60)))
+            .build()
+            .into()
+    });
+    let url = format!("http://{addr}{path}");
+    let auth = format!("Bearer {token}");
+    // No token (the health check): no Authorization header to fail.
+    let answer = match (method, token.is_empty()) {
+        ("GET", true) => agent.get(&url).call(),
+        ("GET", false) => agent.get(&url).header("Authorization", &auth).call(),
+        _ => agent
+            .post(&url)
+            .header("Authorization", &auth)
+            .content_type("application/vnd.apache.arrow.stream")
+            .send(body),
+    };
+    let answer = answer.with_context(|| format!("{method} {url}"))?;
+    let status = answer.status().as_u16();
+    let text = answer.into_body().read_to_string().with_context(|| format!("reading the answer to {method} {url}"))?;
+    Ok((status, text))
 }
 
 /// New alerts so far by model, from the server's `/metrics`
@@ -92,12 +105,8 @@ pub fn alerts_by_model(addr: &str, token: &str) -> Result<Vec<(String, u64)>> {
 pub fn wait_for(addr: &str, timeout: Duration) -> Result<()> {
     let start = Instant::now();
     while start.elapsed() < timeout {
-        if let Ok(mut s) = TcpStream::connect(addr) {
-            let _ = write!(s, "GET /healthz HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
-            let mut r = String::new();
-            if s.read_to_string(&mut r).is_ok() && r.starts_with("HTTP/1.1 200") {
-                return Ok(());
-            }
+        if request(addr, "GET", "/healthz", "", b"").is_ok_and(|(status, _)| status == 200) {
+            return Ok(());
         }
         std::thread::sleep(Duration::from_millis(100));
     }
