@@ -196,3 +196,61 @@ fn checked(table: Table, records: Vec<&[u8]>) -> (RecordBatch, Vec<RowFault>) {
 pub fn count_records<'a>(records: impl IntoIterator<Item = &'a [u8]>) -> usize {
     records.into_iter().filter(|r| !r.iter().all(u8::is_ascii_whitespace)).count()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Rows of each stream table, nulls and extra keys included.
+    fn records(table: Table) -> Vec<&'static [u8]> {
+        match table {
+            Table::Calls => vec![
+                br#"{"call_id":1,"event":"start","ts_ms":1000,"caller":"+8613800000001","callee":"+8613900000002","caller_lat":36.1,"caller_lon":120.4,"callee_lat":null,"callee_lon":null,"duration_s":null}"#,
+                br#"{"call_id":1,"event":"end","ts_ms":61000,"caller":"+8613800000001","callee":"+8613900000002","duration_s":60,"extra":"ignored"}"#,
+            ],
+            Table::Alarms => vec![
+                br#"{"alarm_id":7,"ts_ms":5,"category":"theft","priority":2,"lat":36.07,"lon":120.38,"source":"110"}"#,
+                br#"{"alarm_id":8,"ts_ms":6,"category":"fire","priority":1,"lat":36,"lon":120,"reporter":"+8613800000003","suspect_number":null,"source":"app"}"#,
+            ],
+            _ => vec![
+                br#"{"unit_id":"car-1","ts_ms":9,"lat":36.0,"lon":120.0,"status":"available","alarm_id":null}"#,
+                br#"{"unit_id":"car-2","ts_ms":10,"lat":36.5,"lon":120.5,"status":"dispatched","alarm_id":7}"#,
+            ],
+        }
+    }
+
+    #[test]
+    fn the_typed_path_gives_the_checking_paths_columns() {
+        for table in Table::STREAMS {
+            let rows = records(table);
+            let (fast, faults) = records_to_batch(table, rows.iter().copied());
+            assert!(faults.is_empty(), "{table:?}: {faults:?}");
+            let (checked, faults) = checked(table, rows.clone());
+            assert!(faults.is_empty(), "{table:?}: {faults:?}");
+            assert_eq!(fast.num_rows(), rows.len());
+            for (i, c) in table.columns().iter().enumerate() {
+                assert_eq!(
+                    fast.column(i).as_ref(),
+                    checked.column(i).as_ref(),
+                    "{table:?}.{}: the two paths differ",
+                    c.name
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn one_bad_record_sends_the_run_through_the_checking_path_with_its_reason() {
+        let mut rows = records(Table::Alarms);
+        rows.insert(
+            1,
+            br#"{"alarm_id":"seven","ts_ms":5,"category":"theft","priority":2,"lat":1,"lon":2,"source":"110"}"#,
+        );
+        rows.push(b"[1,2]");
+        let (batch, faults) = records_to_batch(Table::Alarms, rows.iter().copied());
+        assert_eq!(batch.num_rows(), 4, "one row per record, the bad ones null");
+        let got: Vec<(u64, Option<&str>, &str)> = faults.iter().map(|f| (f.row, f.column, f.code)).collect();
+        assert_eq!(got, vec![(1, Some("alarm_id"), "wrong_type"), (3, None, "not_an_object")]);
+        assert!(batch.column(0).is_valid(0) && batch.column(0).is_null(1) && batch.column(0).is_valid(2));
+    }
+}
