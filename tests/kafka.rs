@@ -324,3 +324,46 @@ fn serve_from_the_log_killed_at_random_loses_no_alert_and_repeats_none() {
     assert!(kills >= 6, "{kills} kills landed on a running service");
     eprintln!("kafka live: {kills} SIGKILLs, {} alerts, 0 lost, 0 repeated", want.len());
 }
+
+/// `log_start`: a feed with no position in its journal starts at the first
+/// record at or after the given time (the broker's timestamp index), or at
+/// the end (`latest`).
+#[test]
+fn a_new_feed_starts_where_log_start_says() {
+    use common::crash::{city_with, post, start_server, wait_up};
+    use std::sync::Mutex;
+
+    let Some(broker) = broker() else { return };
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as i64;
+    let alarm = |id: u64, ts: i64| {
+        let row = format!(
+            r#"{{"alarm_id":{id},"ts_ms":{ts},"category":"theft","priority":3,"lat":36.07,"lon":120.38,"source":"110"}}"#
+        );
+        (ts, row.into_bytes())
+    };
+    let cfg = citywatch_kafka::LogConfig::new(&broker.addr, "st.");
+    let early = now - 3_600_000;
+    let values = vec![alarm(1, early), alarm(2, early + 1_000), alarm(3, now - 60_000), alarm(4, now - 30_000)];
+    citywatch_kafka::produce_values(&cfg, "st.alarms", 1, 0, values).unwrap();
+    for (start, want) in [("earliest", 4), (&*(now - 120_000).to_string(), 2), ("latest", 0)] {
+        let dir = tempfile::tempdir().unwrap();
+        let lines = format!("log_brokers = \"{}\"\nlog_topic_prefix = \"st.\"\nlog_start = \"{start}\"\n", broker.addr);
+        let c = city_with(dir.path(), &lines);
+        let server = Mutex::new(start_server(&c));
+        wait_up(&c, &server);
+        let read = || {
+            let (_, m) = post(&c.addr, "/metrics", &c.token, None, "").unwrap_or_default();
+            m.lines()
+                .find_map(|l| l.strip_prefix("citywatch_events_in_total{table=\"alarms\"} "))
+                .and_then(|n| n.trim().parse::<u64>().ok())
+                .unwrap_or(0)
+        };
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while read() < want && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        std::thread::sleep(Duration::from_millis(500)); // nothing more comes
+        assert_eq!(read(), want, "log_start = {start}");
+        let _ = server.lock().unwrap().kill();
+    }
+}

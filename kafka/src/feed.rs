@@ -92,11 +92,15 @@ struct Part {
     /// The next offset to hand out (the committed position once applied).
     next: u64,
     buffered: VecDeque<RecordAndOffset>,
+    /// With `log_start` a time: records before it are passed over until the
+    /// first at or after it (a broker's timestamp index may answer too early;
+    /// tansu 0.6 answers the earliest offset).
+    skip_before: Option<i64>,
 }
 
 impl Part {
     fn new(table: Table, name: String, client: PartitionClient, at: u64) -> Part {
-        Part { table, name, client, fetch_at: at, next: at, buffered: VecDeque::new() }
+        Part { table, name, client, fetch_at: at, next: at, buffered: VecDeque::new(), skip_before: None }
     }
 }
 
@@ -163,7 +167,11 @@ impl LogFeed {
                             o.max(0) as u64
                         }
                     };
-                    parts.push(Part::new(table, name, pc, at));
+                    let mut part = Part::new(table, name, pc, at);
+                    if let (StartAt::Timestamp(ms), false) = (start, committed.iter().any(|(n, _)| *n == part.name)) {
+                        part.skip_before = Some(ms);
+                    }
+                    parts.push(part);
                 }
             }
             Ok::<_, Error>(parts)
@@ -215,7 +223,13 @@ impl LogFeed {
                     let o = r.offset.max(0) as u64;
                     if o >= p.fetch_at {
                         p.fetch_at = o + 1;
-                        p.buffered.push_back(r);
+                        match p.skip_before {
+                            Some(t) if r.record.timestamp.timestamp_millis() < t => p.next = o + 1,
+                            _ => {
+                                p.skip_before = None;
+                                p.buffered.push_back(r);
+                            }
+                        }
                     }
                 }
                 if p.fetch_at >= high.max(0) as u64 {
