@@ -30,6 +30,7 @@ pub mod error;
 pub mod event;
 pub mod geo;
 pub mod hash;
+pub mod ipc;
 pub mod journal;
 pub mod jurisdiction;
 pub mod lateness;

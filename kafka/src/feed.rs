@@ -28,7 +28,7 @@ use citywatch_engine::live::LOG_KEY_PREFIX;
 use rskafka::client::partition::{OffsetAt, PartitionClient};
 use rskafka::record::RecordAndOffset;
 
-use crate::{Error, LogConfig, Result, connect, offsets, partition_client, partitions_of, runtime};
+use crate::{Error, LogConfig, Result, connect, fetch_from, offsets, partition_client, partitions_of, runtime};
 
 /// Most records in one batch, by default.
 pub const FEED_BATCH: usize = 2000;
@@ -36,9 +36,6 @@ pub const FEED_BATCH: usize = 2000;
 /// Fetches of a partition that has records (by its high watermark) that may
 /// answer none before it is treated as idle for this round.
 const EMPTY_FETCHES: usize = 50;
-
-/// Bytes asked for per fetch and partition.
-const FETCH_BYTES: i32 = 1 << 20;
 
 /// Where a feed with no committed position starts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -204,41 +201,26 @@ impl LogFeed {
         let any = self.parts.iter().any(|p| !p.buffered.is_empty());
         for (i, p) in self.parts.iter_mut().enumerate() {
             let mut wait = if any || i > 0 { 0 } else { self.max_wait_ms };
-            // How far before the cursor to ask from: a broker may answer a
-            // fetch only from the start of a stored batch (tansu 0.6 answers
-            // nothing mid-batch, where Kafka sends the whole batch), which is
-            // where a resumed feed can stand; records before the cursor are
-            // dropped.
-            let mut back = 0u64;
             for _ in 0..EMPTY_FETCHES {
                 if !p.buffered.is_empty() {
                     break;
                 }
-                let at = p.fetch_at.saturating_sub(back);
-                let (records, high) =
-                    self.rt.block_on(p.client.fetch_records(at as i64, 1..FETCH_BYTES, wait)).map_err(|e| {
-                        Error::Topic { topic: p.name.clone(), detail: format!("fetch at offset {at}: {e}") }
-                    })?;
+                let (records, high) = self.rt.block_on(fetch_from(&p.client, p.fetch_at, 0, wait))?;
                 for r in records {
-                    let o = r.offset.max(0) as u64;
-                    if o >= p.fetch_at {
-                        p.fetch_at = o + 1;
-                        match p.skip_before {
-                            Some(t) if r.record.timestamp.timestamp_millis() < t => p.next = o + 1,
-                            _ => {
-                                p.skip_before = None;
-                                p.buffered.push_back(r);
-                            }
+                    let o = r.offset as u64;
+                    p.fetch_at = o + 1;
+                    match p.skip_before {
+                        Some(t) if r.record.timestamp.timestamp_millis() < t => p.next = o + 1,
+                        _ => {
+                            p.skip_before = None;
+                            p.buffered.push_back(r);
                         }
                     }
                 }
-                if p.fetch_at >= high.max(0) as u64 {
+                if p.fetch_at >= high {
                     break;
                 }
-                if p.buffered.is_empty() {
-                    back = if back >= p.fetch_at { back } else { (back * 2).max(1) };
-                    wait = 10;
-                }
+                wait = 10;
             }
         }
         Ok(())

@@ -176,6 +176,67 @@ async fn partitions_of(client: &rskafka::client::Client, topic: &str) -> Result<
     }))
 }
 
+/// Bytes asked for per fetch (a broker sends at least one whole batch).
+const FETCH_BYTES: i32 = 2 << 20;
+
+/// Records at or after `offset`, and the partition's high watermark. A
+/// broker may answer a fetch only from the start of a stored batch (tansu
+/// 0.6 answers nothing when asked mid-batch, where Kafka sends the whole
+/// batch), which is where a resumed feed or a cut fetch can stand: when
+/// nothing at or after `offset` comes back though the high watermark is past
+/// it, this asks again from 1, 2, 4, ... offsets earlier (not before `floor`,
+/// the earliest offset known to be kept) and drops what precedes `offset`.
+/// Only the first ask waits (up to `wait_ms`) for records to arrive.
+async fn fetch_from(
+    pc: &rskafka::client::partition::PartitionClient,
+    offset: u64,
+    floor: u64,
+    wait_ms: i32,
+) -> Result<(Vec<rskafka::record::RecordAndOffset>, u64)> {
+    let mut back = 0u64;
+    loop {
+        let at = offset.saturating_sub(back).max(floor.min(offset));
+        let answer = pc.fetch_records(at as i64, 1..FETCH_BYTES, if back == 0 { wait_ms } else { 0 }).await;
+        let (records, high) = match answer {
+            Ok(a) => a,
+            // Asked from before what the broker keeps: nothing earlier to find.
+            Err(_) if back > 0 => return Ok((Vec::new(), offset)),
+            Err(e) => {
+                return Err(Error::Topic {
+                    topic: pc.topic().to_owned(),
+                    detail: format!("partition {}: fetch at offset {at}: {e}", pc.partition()),
+                });
+            }
+        };
+        let high = high.max(0) as u64;
+        let records: Vec<_> = records.into_iter().filter(|r| r.offset >= 0 && r.offset as u64 >= offset).collect();
+        if !records.is_empty() || offset >= high || at <= floor.min(offset) {
+            return Ok((records, high));
+        }
+        back = (back * 2).max(1);
+    }
+}
+
+/// Calls `f` on every record of a partition, from its earliest offset to its
+/// high watermark.
+async fn for_each_record(
+    pc: &rskafka::client::partition::PartitionClient,
+    mut f: impl FnMut(rskafka::record::RecordAndOffset) -> Result<()>,
+) -> Result<()> {
+    let (start, end) = offsets(pc).await?;
+    let (start, end) = (start.max(0) as u64, end.max(0) as u64);
+    let mut next = start;
+    while next < end {
+        let (records, _) = fetch_from(pc, next, start, 0).await?;
+        let Some(last) = records.last().map(|r| r.offset as u64) else { break };
+        for r in records {
+            f(r)?;
+        }
+        next = last + 1;
+    }
+    Ok(())
+}
+
 /// The earliest offset of a partition and its high watermark (the offset
 /// the next record will get). The high watermark is read from a fetch, not
 /// from ListOffsets: one broker tried here (tansu 0.6) answers "latest" with

@@ -105,15 +105,14 @@ async fn produce(client: &PartitionClient, records: Vec<Record>) -> Result<()> {
 /// the key column's stable hash, as JSON records), each an Arrow IPC stream
 /// of those rows in order; returned as `(a key of that partition, record)`.
 fn batch_as_records(table: Table, batch: &RecordBatch, partitions: usize) -> Result<Vec<(String, Record)>> {
-    let keys: Vec<(String, Record)> = rows_as_records(table, batch);
     let mut rows: Vec<Vec<u32>> = vec![Vec::new(); partitions];
     let mut key_of: Vec<Option<String>> = vec![None; partitions];
     let mut ts_of: Vec<i64> = vec![0; partitions];
-    for (i, (key, record)) in keys.into_iter().enumerate() {
+    for (i, (key, ts)) in keys_and_times(table, batch).into_iter().enumerate() {
         let p = (stable_key(&key) % partitions as u64) as usize;
         if key_of[p].is_none() {
             key_of[p] = Some(key);
-            ts_of[p] = record.timestamp.timestamp_millis();
+            ts_of[p] = ts;
         }
         rows[p].push(i as u32);
     }
@@ -147,7 +146,7 @@ fn batch_as_records(table: Table, batch: &RecordBatch, partitions: usize) -> Res
 
 /// Each row of a contract batch as `(key, record)`: a JSON object of the
 /// contract's columns (nulls left out).
-pub(crate) fn rows_as_records(table: Table, batch: &RecordBatch) -> Vec<(String, Record)> {
+fn rows_as_records(table: Table, batch: &RecordBatch) -> Vec<(String, Record)> {
     let schema = batch.schema();
     let cols: Vec<(&'static str, ColumnType, Option<&dyn Array>)> = table
         .columns()
@@ -178,6 +177,26 @@ pub(crate) fn rows_as_records(table: Table, batch: &RecordBatch) -> Vec<(String,
                 timestamp: chrono::DateTime::from_timestamp_millis(ts).unwrap_or_default(),
             };
             (key, record)
+        })
+        .collect()
+}
+
+/// Each row's key (as [`rows_as_records`] writes it) and `ts_ms`.
+fn keys_and_times(table: Table, batch: &RecordBatch) -> Vec<(String, i64)> {
+    let column = |name: &str| {
+        let ty = table.columns().iter().find(|c| c.name == name).map(|c| c.data_type);
+        batch.schema().index_of(name).ok().zip(ty).map(|(i, ty)| (batch.column(i).as_ref(), ty))
+    };
+    let (key, ts) = (column(key_column(table)), column("ts_ms"));
+    let at = |c: Option<(&dyn Array, ColumnType)>, r| c.and_then(|(a, ty)| value_at(a, ty, r));
+    (0..batch.num_rows())
+        .map(|r| {
+            let key = match at(key, r) {
+                Some(Value::String(s)) => s,
+                Some(v) => v.to_string(),
+                None => String::new(),
+            };
+            (key, at(ts, r).and_then(|v| v.as_i64()).unwrap_or(0))
         })
         .collect()
 }
@@ -272,16 +291,12 @@ pub fn read_values(cfg: &LogConfig, topic: &str, partition: i32) -> Result<Vec<(
     rt.block_on(async {
         let client = connect(cfg).await?;
         let pc = partition_client(&client, topic, partition).await?;
-        let (mut next, end) = crate::offsets(&pc).await?;
         let mut out = Vec::new();
-        while next < end {
-            let (records, _) = pc.fetch_records(next, 1..(4 << 20), cfg.max_wait_ms).await.map_err(|e| {
-                Error::Topic { topic: topic.to_owned(), detail: format!("fetch at offset {next}: {e}") }
-            })?;
-            let Some(last) = records.last().map(|r| r.offset) else { break };
-            out.extend(records.into_iter().map(|r| (r.offset.max(0) as u64, r.record.value.unwrap_or_default())));
-            next = last + 1;
-        }
+        crate::for_each_record(&pc, |r| {
+            out.push((r.offset as u64, r.record.value.unwrap_or_default()));
+            Ok(())
+        })
+        .await?;
         Ok(out)
     })
 }

@@ -6,7 +6,9 @@ use citywatch_engine::alert::Alert;
 use rskafka::client::partition::{Compression, PartitionClient};
 use rskafka::record::Record;
 
-use crate::{Error, LogConfig, Result, connect, ensure_topic, offsets, partition_client, runtime};
+use crate::{
+    Error, LogConfig, Result, connect, ensure_topic, fetch_from, for_each_record, offsets, partition_client, runtime,
+};
 
 /// Writes alerts to `{prefix}alerts` (created with one partition when
 /// missing, so that its order is the alerts' order), as the JSON of
@@ -27,15 +29,7 @@ pub const MAX_REMEMBERED: usize = 10_000_000;
 impl AlertSink {
     /// Opens (or creates) the alerts topic and reads the ids it holds.
     pub fn open(cfg: &LogConfig) -> Result<AlertSink> {
-        let rt = runtime()?;
-        let topic = cfg.topic("alerts");
-        let (client, sent) = rt.block_on(async {
-            let client = connect(cfg).await?;
-            ensure_topic(&client, &topic, 1).await?;
-            let pc = partition_client(&client, &topic, 0).await?;
-            let sent = read_keys(&pc, cfg.max_wait_ms).await?;
-            Ok::<_, Error>((pc, sent))
-        })?;
+        let (rt, client, sent) = open_alerts(cfg, read_keys)?;
         Ok(AlertSink { rt, client, sent })
     }
 
@@ -78,20 +72,12 @@ impl AlertSink {
     }
 }
 
-/// The keys of every record of a partition.
-async fn read_keys(pc: &PartitionClient, max_wait_ms: i32) -> Result<HashSet<String>> {
-    let (mut next, end) = offsets(pc).await?;
+/// The keys of every record of a partition (at most [`MAX_REMEMBERED`]).
+async fn read_keys(pc: &PartitionClient) -> Result<HashSet<String>> {
     let mut keys = HashSet::new();
-    while next < end {
-        let (records, _) = pc.fetch_records(next, 1..(4 << 20), max_wait_ms).await.map_err(|e| Error::Topic {
-            topic: pc.topic().to_owned(),
-            detail: format!("reading alert ids at offset {next}: {e}"),
-        })?;
-        let Some(last) = records.last().map(|r| r.offset) else { break };
-        for r in records {
-            if let Some(k) = r.record.key {
-                keys.insert(String::from_utf8_lossy(&k).into_owned());
-            }
+    for_each_record(pc, |r| {
+        if let Some(k) = r.record.key {
+            keys.insert(String::from_utf8_lossy(&k).into_owned());
         }
         if keys.len() > MAX_REMEMBERED {
             return Err(Error::Topic {
@@ -99,9 +85,29 @@ async fn read_keys(pc: &PartitionClient, max_wait_ms: i32) -> Result<HashSet<Str
                 detail: format!("holds more than {MAX_REMEMBERED} alerts; start a new topic prefix"),
             });
         }
-        next = last + 1;
-    }
+        Ok(())
+    })
+    .await?;
     Ok(keys)
+}
+
+/// The runtime and partition 0 of `{prefix}alerts` (created with one
+/// partition when missing, so that its order is the alerts' order), and
+/// what `read` makes of the records it holds.
+fn open_alerts<T>(
+    cfg: &LogConfig,
+    read: impl AsyncFnOnce(&PartitionClient) -> Result<T>,
+) -> Result<(tokio::runtime::Runtime, PartitionClient, T)> {
+    let rt = runtime()?;
+    let topic = cfg.topic("alerts");
+    let (pc, held) = rt.block_on(async {
+        let client = connect(cfg).await?;
+        ensure_topic(&client, &topic, 1).await?;
+        let pc = partition_client(&client, &topic, 0).await?;
+        let held = read(&pc).await?;
+        Ok::<_, Error>((pc, held))
+    })?;
+    Ok((rt, pc, held))
 }
 
 /// The live service's alert changes into `{prefix}alerts` (one partition,
@@ -122,15 +128,7 @@ pub struct ChangeSink {
 impl ChangeSink {
     /// Opens (or creates) the topic and reads the newest `seq` it holds.
     pub fn open(cfg: &LogConfig) -> Result<ChangeSink> {
-        let rt = runtime()?;
-        let topic = cfg.topic("alerts");
-        let (client, last_seq) = rt.block_on(async {
-            let client = connect(cfg).await?;
-            ensure_topic(&client, &topic, 1).await?;
-            let pc = partition_client(&client, &topic, 0).await?;
-            let last = last_seq(&pc, cfg.max_wait_ms).await?;
-            Ok::<_, Error>((pc, last))
-        })?;
+        let (rt, client, last_seq) = open_alerts(cfg, last_seq)?;
         Ok(ChangeSink { rt, client, last_seq })
     }
 
@@ -163,32 +161,20 @@ impl ChangeSink {
     }
 }
 
-/// The `seq` of the partition's last record (0 when empty). A broker may
-/// answer a fetch only from a stored batch's start, so this asks from ever
-/// earlier offsets until the last record comes back.
-async fn last_seq(pc: &PartitionClient, max_wait_ms: i32) -> Result<i64> {
+/// The `seq` of the partition's last record (0 when empty).
+async fn last_seq(pc: &PartitionClient) -> Result<i64> {
     let (start, end) = offsets(pc).await?;
     if end <= start {
         return Ok(0);
     }
-    let mut back = 1;
-    loop {
-        let at = (end - back).max(start);
-        let (records, _) = pc.fetch_records(at, 1..(4 << 20), max_wait_ms).await.map_err(|e| Error::Topic {
+    let (records, _) = fetch_from(pc, end as u64 - 1, start as u64, 0).await?;
+    let Some(r) = records.first() else {
+        return Err(Error::Topic {
             topic: pc.topic().to_owned(),
-            detail: format!("reading the last change at offset {at}: {e}"),
-        })?;
-        if let Some(r) = records.iter().find(|r| r.offset == end - 1) {
-            let v: serde_json::Value = serde_json::from_slice(r.record.value.as_deref().unwrap_or_default())
-                .map_err(|e| Error::Topic { topic: pc.topic().to_owned(), detail: format!("last record: {e}") })?;
-            return Ok(v["seq"].as_i64().unwrap_or(0));
-        }
-        if at == start {
-            return Err(Error::Topic {
-                topic: pc.topic().to_owned(),
-                detail: format!("the last record (offset {}) could not be read", end - 1),
-            });
-        }
-        back *= 2;
-    }
+            detail: format!("the last record (offset {}) could not be read", end - 1),
+        });
+    };
+    let v: serde_json::Value = serde_json::from_slice(r.record.value.as_deref().unwrap_or_default())
+        .map_err(|e| Error::Topic { topic: pc.topic().to_owned(), detail: format!("last record: {e}") })?;
+    Ok(v["seq"].as_i64().unwrap_or(0))
 }

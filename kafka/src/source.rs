@@ -4,12 +4,15 @@ use std::collections::VecDeque;
 use std::sync::Arc;
 
 use citywatch_engine::contract::Table;
+use citywatch_engine::ipc::IpcError;
 use citywatch_engine::ndjson::{self, RowFault};
 use citywatch_engine::share::{LogPartition, LogReader, LogRun, LogShare, LogSource};
 use rskafka::client::partition::PartitionClient;
 use rskafka::record::RecordAndOffset;
 
-use crate::{LogConfig, MAX_ROWS_PER_RECORD, ValueFormat, connect, offsets, partition_client, partitions_of, runtime};
+use crate::{
+    LogConfig, MAX_ROWS_PER_RECORD, ValueFormat, connect, fetch_from, offsets, partition_client, partitions_of, runtime,
+};
 
 /// Largest record value read as a row (bytes); a larger one is rejected
 /// (`too_large`) without being parsed. Contract rows are under 1 KiB.
@@ -17,9 +20,6 @@ pub const MAX_RECORD_BYTES: usize = 64 * 1024;
 
 /// An Arrow record's rows are numbered `offset << ROWS_SHIFT | row`.
 pub const ROWS_SHIFT: u32 = 16;
-
-/// Bytes asked for per fetch.
-const FETCH_BYTES: i32 = 2 << 20;
 
 /// Most records per run handed to the engine (one record batch).
 const RUN_RECORDS: usize = 8192;
@@ -132,6 +132,7 @@ impl LogPartition for KafkaPartition {
             client,
             name: self.name.clone(),
             max_wait_ms: self.cfg.max_wait_ms,
+            start: self.start,
             next: self.start,
             end: self.end,
         };
@@ -157,6 +158,8 @@ struct Fetcher {
     client: PartitionClient,
     name: String,
     max_wait_ms: i32,
+    /// The range's first offset (the earliest kept when the replay started).
+    start: u64,
     /// The next offset to fetch.
     next: u64,
     end: u64,
@@ -167,14 +170,12 @@ impl Fetcher {
     fn fetch(&mut self) -> citywatch_engine::Result<Vec<RecordAndOffset>> {
         let (records, high) = self
             .rt
-            .block_on(self.client.fetch_records(self.next as i64, 1..FETCH_BYTES, self.max_wait_ms))
-            .map_err(|e| {
-                engine_error(&self.name, format!("fetch at offset {}: {e}; check that the broker is up", self.next))
-            })?;
+            .block_on(fetch_from(&self.client, self.next, self.start, self.max_wait_ms))
+            .map_err(|e| engine_error(&self.name, format!("{e}; check that the broker is up")))?;
         let mut out = Vec::with_capacity(records.len());
         for r in records {
-            let o = r.offset.max(0) as u64;
-            if o >= self.next && o < self.end {
+            let o = r.offset as u64;
+            if o < self.end {
                 self.next = o + 1;
                 out.push(r);
             }
@@ -182,7 +183,6 @@ impl Fetcher {
         if out.is_empty() {
             // Nothing readable at `next`: compacted away or control records
             // up to the high watermark. Skip to it rather than spin.
-            let high = high.max(0) as u64;
             if high <= self.next {
                 return Err(engine_error(
                     &self.name,
@@ -271,22 +271,17 @@ fn arrow_run(table: Table, r: &RecordAndOffset) -> LogRun {
         faults: vec![RowFault { row: 0, column: None, code, reason }],
     };
     let value = r.record.value.as_deref().unwrap_or_default();
-    // arrow-ipc panics on some malformed streams (found by the ingest fuzzer):
-    // a bad record must be a rejected row, not a failed source thread.
-    let read = std::panic::catch_unwind(|| -> Result<arrow_array::RecordBatch, String> {
-        let reader = arrow_ipc::reader::StreamReader::try_new(std::io::Cursor::new(value), None)
-            .map_err(|e| format!("not an Arrow IPC stream: {e}"))?;
-        let schema = reader.schema();
-        let batches: Vec<_> = reader.collect::<Result<_, _>>().map_err(|e| format!("bad Arrow IPC stream: {e}"))?;
-        arrow_select::concat::concat_batches(&schema, &batches).map_err(|e| format!("bad Arrow IPC stream: {e}"))
+    let read = citywatch_engine::ipc::read_stream(value, MAX_ROWS_PER_RECORD, |_| Ok(())).and_then(|batches| {
+        let schema = batches.first().map(|b| b.schema()).unwrap_or_else(|| ndjson::schema(table));
+        arrow_select::concat::concat_batches(&schema, &batches)
+            .map_err(|e| IpcError::Bad(format!("bad Arrow IPC stream: {e}")))
     });
     match read {
-        Ok(Ok(batch)) if batch.num_rows() == 0 => bad("bad_arrow", "an Arrow record with no rows".into()),
-        Ok(Ok(batch)) if batch.num_rows() > MAX_ROWS_PER_RECORD => {
-            bad("too_large", format!("an Arrow record of {} rows; at most {MAX_ROWS_PER_RECORD}", batch.num_rows()))
+        Ok(batch) if batch.num_rows() == 0 => bad("bad_arrow", "an Arrow record with no rows".into()),
+        Ok(batch) => LogRun { first, batch, faults: Vec::new() },
+        Err(IpcError::Bad(reason)) => bad("bad_arrow", reason),
+        Err(IpcError::TooManyRows) => {
+            bad("too_large", format!("more than {MAX_ROWS_PER_RECORD} rows in one Arrow record"))
         }
-        Ok(Ok(batch)) => LogRun { first, batch, faults: Vec::new() },
-        Ok(Err(reason)) => bad("bad_arrow", reason),
-        Err(_) => bad("bad_arrow", "the Arrow IPC reader failed on a malformed message".into()),
     }
 }

@@ -9,7 +9,6 @@
 //! positions.
 
 use std::collections::{HashMap, HashSet};
-use std::io::Cursor;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 
@@ -18,6 +17,7 @@ use arrow_array::{Array, ArrayRef, RecordBatch};
 use citywatch_engine::contract::Table;
 use citywatch_engine::decode::Decoder;
 use citywatch_engine::event::{Event, UnitToken};
+use citywatch_engine::ipc::{self, IpcError};
 use citywatch_engine::ndjson;
 use citywatch_engine::parquet_io::validate_schema;
 use citywatch_engine::pseudonym::{Pseudonymiser, token_hex};
@@ -202,12 +202,8 @@ impl Ingest {
     pub fn decode(&self, table: Table, body: &[u8], arrow: bool) -> Result<Decoded, Refusal> {
         let Some(i) = slot(table) else { return Err(Refusal::Body(format!("{} is not a stream", table.name()))) };
         let (batches, mut row_errors) = if arrow {
-            // arrow-ipc 60 panics on some malformed streams (a buffer length
-            // past the message: found by fuzz_corpus.rs); a bad body must be
-            // a 400, not a failed worker thread.
-            std::panic::catch_unwind(|| arrow_batches(table, body, self.max_rows)).unwrap_or_else(|_| {
-                Err(Refusal::Body("bad Arrow IPC stream: the reader failed on a malformed message".into()))
-            })?
+            // A malformed stream is a 400, never a failed thread (ipc::read_stream).
+            arrow_batches(table, body, self.max_rows)?
         } else {
             ndjson_batch(table, body, self.max_rows)?
         };
@@ -371,18 +367,10 @@ fn too_many_rows(max_rows: usize) -> Refusal {
 }
 
 fn arrow_batches(table: Table, body: &[u8], max_rows: usize) -> Result<(Vec<RecordBatch>, Vec<RowError>), Refusal> {
-    let reader = arrow_ipc::reader::StreamReader::try_new(Cursor::new(body), None)
-        .map_err(|e| Refusal::Body(format!("not an Arrow IPC stream: {e}")))?;
-    validate_schema(Path::new(SOURCE), table, &reader.schema()).map_err(|e| Refusal::Body(e.to_string()))?;
-    let mut batches = Vec::new();
-    let mut rows = 0;
-    for b in reader {
-        let b = b.map_err(|e| Refusal::Body(format!("bad Arrow IPC stream: {e}")))?;
-        rows += b.num_rows();
-        if rows > max_rows {
-            return Err(too_many_rows(max_rows));
-        }
-        batches.push(b);
+    let check = |schema: &_| validate_schema(Path::new(SOURCE), table, schema).map(drop).map_err(|e| e.to_string());
+    match ipc::read_stream(body, max_rows, check) {
+        Ok(batches) => Ok((batches, Vec::new())),
+        Err(IpcError::Bad(reason)) => Err(Refusal::Body(reason)),
+        Err(IpcError::TooManyRows) => Err(too_many_rows(max_rows)),
     }
-    Ok((batches, Vec::new()))
 }
