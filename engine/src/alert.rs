@@ -464,7 +464,47 @@ pub fn to_cap_xml(a: &Alert, sender: &str) -> String {
 /// [`to_cap_xml`] with the area described in words (e.g. "community 'Taidong
 /// 3', street 'Taidong', district 'Shinan'") instead of the ids.
 pub fn to_cap_xml_in(a: &Alert, sender: &str, area: Option<&str>) -> String {
-    let sent = crate::lateness::utc_rfc3339(a.event_ts_ms);
+    to_cap_message(a, sender, area, &CapMessage::Alert)
+}
+
+/// Which CAP message of an alert's life: the alert itself, or a later
+/// change to it (acknowledged, escalated, resolved, updated by a duplicate).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CapMessage {
+    /// The first message (`msgType` Alert, `identifier` the alert id, `sent`
+    /// its event time).
+    Alert,
+    /// A change (`msgType` Update): `identifier` is `ALERT_ID.SEQ` (unique per
+    /// change), `references` names the first message, `note` says what
+    /// changed, `sent` is when it changed.
+    Update {
+        /// The change's sequence number (the store's change log).
+        seq: i64,
+        /// What changed, in words (`acknowledged by officer-7`).
+        note: String,
+        /// When it changed (ms since the epoch).
+        sent_ms: i64,
+    },
+}
+
+/// The alert as one CAP 1.2 message of its life ([`CapMessage`]); `area` as
+/// in [`to_cap_xml_in`].
+pub fn to_cap_message(a: &Alert, sender: &str, area: Option<&str>, msg: &CapMessage) -> String {
+    let first_sent = crate::lateness::utc_rfc3339(a.event_ts_ms);
+    let (identifier, sent, msg_type, extra) = match msg {
+        CapMessage::Alert => (a.alert_id.clone(), first_sent, "Alert", String::new()),
+        CapMessage::Update { seq, note, sent_ms } => (
+            format!("{}.{seq}", a.alert_id),
+            crate::lateness::utc_rfc3339(*sent_ms),
+            "Update",
+            format!(
+                "  <note>{}</note>\n  <references>{},{},{first_sent}</references>\n",
+                xml_escape(note),
+                xml_escape(sender),
+                xml_escape(&a.alert_id)
+            ),
+        ),
+    };
     let urgency = match a.severity.as_str() {
         "extreme" | "severe" => "Immediate",
         _ => "Expected",
@@ -493,10 +533,10 @@ pub fn to_cap_xml_in(a: &Alert, sender: &str, area: Option<&str>) -> String {
   <sender>{sender}</sender>\n\
   <sent>{sent}</sent>\n\
   <status>Actual</status>\n\
-  <msgType>Alert</msgType>\n\
+  <msgType>{msg_type}</msgType>\n\
   <scope>Restricted</scope>\n\
   <restriction>police use only; assignee {assignee}</restriction>\n\
-  <info>\n\
+{extra}  <info>\n\
     <category>Security</category>\n\
     <event>{kind}</event>\n\
     <urgency>{urgency}</urgency>\n\
@@ -513,7 +553,7 @@ pub fn to_cap_xml_in(a: &Alert, sender: &str, area: Option<&str>) -> String {
 {circle}    </area>\n\
   </info>\n\
 </alert>\n",
-        id = xml_escape(&a.alert_id),
+        id = xml_escape(&identifier),
         sender = xml_escape(sender),
         assignee = xml_escape(assignee),
         kind = xml_escape(&a.kind),
@@ -605,6 +645,23 @@ mod tests {
             named.contains("<areaDesc>community &apos;Taidong 3&apos;</areaDesc>")
                 || named.contains("<areaDesc>community 'Taidong 3'</areaDesc>"),
             "{named}"
+        );
+        let first = to_cap_message(&a, "citywatch", None, &CapMessage::Alert);
+        assert_eq!(first, xml, "the first message is the alert's CAP");
+        assert!(!first.contains("<references>") && first.contains("<msgType>Alert</msgType>"));
+        let update = CapMessage::Update { seq: 42, note: "acknowledged by o<7>".into(), sent_ms: 60_000 };
+        let up = to_cap_message(&a, "citywatch", None, &update);
+        assert!(up.contains("<identifier>ab.42</identifier>"), "one identifier per change: {up}");
+        assert!(up.contains("<msgType>Update</msgType>"));
+        assert!(up.contains("<sent>1970-01-01T00:01:00+00:00</sent>"), "sent when it changed");
+        assert!(up.contains("<note>acknowledged by o&lt;7&gt;</note>"));
+        assert!(up.contains("<references>citywatch,ab,1970-01-01T00:00:00+00:00</references>"));
+        // CAP 1.2 order: restriction, note, references, then info.
+        let at = |tag: &str| up.find(tag).unwrap_or_else(|| panic!("{tag} in {up}"));
+        assert!(
+            at("<restriction>") < at("<note>")
+                && at("<note>") < at("<references>")
+                && at("<references>") < at("<info>")
         );
     }
 
