@@ -198,6 +198,15 @@ struct ReplayArgs {
     /// What the topics' record values hold: `json` (one row each) or `arrow` (an Arrow IPC stream of rows).
     #[arg(long, default_value = "json", requires = "brokers")]
     log_format: citywatch_kafka::ValueFormat,
+    /// Name a table's topic outright, TABLE=TOPIC (calls, alarms, patrols, alerts); repeatable.
+    #[arg(long = "topic", value_name = "TABLE=TOPIC", requires = "brokers")]
+    topics: Vec<String>,
+    /// What --alerts-to-log writes: `json` (a row of alerts.ndjson) or `cap` (a CAP 1.2 message).
+    #[arg(long, default_value = "json", requires = "alerts_to_log")]
+    alerts_format: citywatch_kafka::AlertFormat,
+    /// CAP `<sender>` of the alert messages (with --alerts-format cap).
+    #[arg(long, default_value = "citywatch@localhost", requires = "alerts_to_log")]
+    cap_sender: String,
     #[command(flatten)]
     engine: EngineArgs,
 }
@@ -219,6 +228,13 @@ struct PublishArgs {
     /// Record values: `json` (one row each, as the ingest API's NDJSON lines) or `arrow` (an Arrow IPC stream of a batch's rows per partition).
     #[arg(long, default_value = "json")]
     log_format: citywatch_kafka::ValueFormat,
+    /// Name a table's topic outright, TABLE=TOPIC (calls, alarms, patrols); repeatable.
+    #[arg(long = "topic", value_name = "TABLE=TOPIC")]
+    topics: Vec<String>,
+    /// `max` (as fast as the broker takes them), or a multiple of real time (e.g. 60): the tables
+    /// merged in event time, each record produced when it falls due (JSON values only).
+    #[arg(long, default_value = "max")]
+    speed: String,
 }
 
 #[derive(Args, Debug)]
@@ -555,10 +571,19 @@ fn run_replay(args: ReplayArgs) -> Result<()> {
         (n, Some(h)) => Some(Cluster { processes: n, process: args.process, hostfile: h.clone() }),
         (_, None) => bail!("--processes {} needs --hostfile (one host:port line per process)", args.processes),
     };
-    let log = args.brokers.as_deref().map(|b| citywatch_kafka::LogConfig {
-        format: args.log_format,
-        ..citywatch_kafka::LogConfig::new(b, &args.topic_prefix)
-    });
+    let log = match args.brokers.as_deref() {
+        Some(b) => Some(
+            citywatch_kafka::LogConfig {
+                format: args.log_format,
+                alert_format: args.alerts_format,
+                cap_sender: args.cap_sender.clone(),
+                ..citywatch_kafka::LogConfig::new(b, &args.topic_prefix)
+            }
+            .with_topics(&args.topics.join(","))
+            .map_err(|e| anyhow::anyhow!("--topic {e}"))?,
+        ),
+        None => None,
+    };
     let opts = ReplayOptions {
         input: args.input,
         out: Some(args.out.clone()),
@@ -592,9 +617,15 @@ fn run_publish(args: PublishArgs) -> Result<()> {
     let cfg = citywatch_kafka::LogConfig {
         format: args.log_format,
         ..citywatch_kafka::LogConfig::new(&args.brokers, &args.topic_prefix)
+    }
+    .with_topics(&args.topics.join(","))
+    .map_err(|e| anyhow::anyhow!("--topic {e}"))?;
+    let speed = match args.speed.parse::<Speed>()? {
+        Speed::Max => None,
+        Speed::Times(x) => Some(x),
     };
     let started = std::time::Instant::now();
-    let opts = citywatch_kafka::PublishOptions { input: args.input, partitions: args.partitions };
+    let opts = citywatch_kafka::PublishOptions { input: args.input, partitions: args.partitions, speed };
     let stats = citywatch_kafka::publish(&cfg, &opts)?;
     let secs = started.elapsed().as_secs_f64();
     for (t, n) in Table::STREAMS.iter().zip(stats.records) {

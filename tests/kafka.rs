@@ -234,30 +234,52 @@ fn alerts_written_to_the_log_twice_are_there_once() {
     assert!(second.contains(&format!("0 sent, {total} already there ({total} ids before)")), "{second}");
 }
 
+type Records = Vec<(i64, Vec<u8>)>;
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as i64
+}
+
+/// The stream of tests/issue_16.rs (`alarms` urgent alarms from `base_ms`
+/// and their patrol fixes), row by row: `(ts_ms, NDJSON line)` of alarms and
+/// of patrols.
+fn stream_records(base_ms: i64, alarms: u64) -> (Records, Records) {
+    let (mut a, mut p): (Records, Records) = Default::default();
+    for (table, body) in common::crash::stream(base_ms, alarms) {
+        for line in body.lines() {
+            let ts = serde_json::from_str::<serde_json::Value>(line).unwrap()["ts_ms"].as_i64().unwrap();
+            let to = if table == "alarms" { &mut a } else { &mut p };
+            to.push((ts, line.as_bytes().to_vec()));
+        }
+    }
+    (a, p)
+}
+
+/// A store's change log: `(seq, alert_id, change)` in order.
+fn change_log(store: &Path) -> Vec<(i64, String, String)> {
+    let db = rusqlite::Connection::open(store).unwrap();
+    let mut q = db.prepare("SELECT seq, alert_id, change FROM changes ORDER BY seq").unwrap();
+    q.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?))).unwrap().map(Result::unwrap).collect()
+}
+
 /// The live service reads the log; it is SIGKILLed at random moments while it
 /// does and restarted on the same store and journal. Its alerts must equal
 /// those of an uninterrupted run: none lost, none repeated (the feed's
 /// offsets are committed in the journal with the state they made).
 #[test]
 fn serve_from_the_log_killed_at_random_loses_no_alert_and_repeats_none() {
-    use common::crash::{alerts, assert_same_alerts, city_with, settle, start_server, stream, wait_up};
+    use common::crash::{alerts, assert_same_alerts, city_with, settle, start_server, wait_up};
     use rand::{Rng, SeedableRng};
     use std::sync::{Arc, Mutex};
 
     let Some(broker) = broker() else { return };
-    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as i64;
+    let now = now_ms();
     let cfg = citywatch_kafka::LogConfig::new(&broker.addr, "live.");
     // The stream of tests/issue_16.rs, row by row: alarms over 2 partitions.
-    type Records = Vec<(i64, Vec<u8>)>;
-    let (mut alarms, mut patrols): ([Records; 2], Records) = Default::default();
-    for (table, body) in stream(now - 2 * 3_600_000, 200) {
-        for line in body.lines() {
-            let ts = serde_json::from_str::<serde_json::Value>(line).unwrap()["ts_ms"].as_i64().unwrap();
-            match table {
-                "alarms" => alarms[(ts / 5_000 % 2) as usize].push((ts, line.as_bytes().to_vec())),
-                _ => patrols.push((ts, line.as_bytes().to_vec())),
-            }
-        }
+    let (all_alarms, patrols) = stream_records(now - 2 * 3_600_000, 200);
+    let mut alarms: [Records; 2] = Default::default();
+    for (ts, row) in all_alarms {
+        alarms[(ts / 5_000 % 2) as usize].push((ts, row));
     }
     // The same records under one prefix per run: each run writes its own
     // alerts topic (`<prefix>alerts`).
@@ -305,10 +327,7 @@ fn serve_from_the_log_killed_at_random_loses_no_alert_and_repeats_none() {
         assert_same_alerts(&want, dir.path(), &format!("seed {seed}"));
         // The alerts topic holds the store's change log once, in order,
         // though the sink was killed with the service.
-        let db = rusqlite::Connection::open(dir.path().join("store.sqlite")).unwrap();
-        let mut q = db.prepare("SELECT seq, alert_id, change FROM changes ORDER BY seq").unwrap();
-        let log: Vec<(i64, String, String)> =
-            q.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?))).unwrap().map(Result::unwrap).collect();
+        let log = change_log(&dir.path().join("store.sqlite"));
         let topic: Vec<(i64, String, String)> = citywatch_kafka::read_values(&cfg, &format!("{prefix}alerts"), 0)
             .unwrap()
             .into_iter()
@@ -334,7 +353,7 @@ fn a_new_feed_starts_where_log_start_says() {
     use std::sync::Mutex;
 
     let Some(broker) = broker() else { return };
-    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as i64;
+    let now = now_ms();
     let alarm = |id: u64, ts: i64| {
         let row = format!(
             r#"{{"alarm_id":{id},"ts_ms":{ts},"category":"theft","priority":3,"lat":36.07,"lon":120.38,"source":"110"}}"#
@@ -366,4 +385,146 @@ fn a_new_feed_starts_where_log_start_says() {
         assert_eq!(read(), want, "log_start = {start}");
         let _ = server.lock().unwrap().kill();
     }
+}
+
+/// `rows` (NDJSON lines of one table) as Arrow IPC record values of `per`
+/// rows each, stamped with their first row's time.
+fn arrow_values(table: citywatch_engine::contract::Table, rows: &[(i64, Vec<u8>)], per: usize) -> Vec<(i64, Vec<u8>)> {
+    rows.chunks(per)
+        .map(|chunk| {
+            let (batch, faults) = citywatch_engine::ndjson::records_to_batch(table, chunk.iter().map(|r| &r.1[..]));
+            assert!(faults.is_empty(), "{faults:?}");
+            let mut w = arrow_ipc::writer::StreamWriter::try_new(Vec::new(), &batch.schema()).unwrap();
+            w.write(&batch).unwrap();
+            (chunk[0].0, w.into_inner().unwrap())
+        })
+        .collect()
+}
+
+/// What a CAP message of the alerts topic says: `(identifier, msgType)`.
+fn cap_fields(xml: &[u8]) -> (String, String) {
+    let xml = std::str::from_utf8(xml).unwrap();
+    assert!(xml.contains("urn:oasis:names:tc:emergency:cap:1.2"), "a CAP 1.2 message: {xml}");
+    let tag = |t: &str| {
+        let open = format!("<{t}>");
+        let at = xml.find(&open).unwrap_or_else(|| panic!("<{t}> in {xml}")) + open.len();
+        xml[at..at + xml[at..].find('<').unwrap()].to_owned()
+    };
+    (tag("identifier"), tag("msgType"))
+}
+
+/// The live feed reads Arrow IPC record values from topics a city named
+/// itself (`[log_topics]`), passes over a record that is not Arrow (counted
+/// as rejected), raises the alerts the JSON feed raises, and writes every
+/// alert change to its alerts topic as a CAP message: an Alert per alert,
+/// an Update per later change, each once.
+#[test]
+fn the_live_feed_reads_arrow_from_named_topics_and_writes_cap_changes() {
+    use citywatch_engine::contract::Table;
+    use common::crash::{alerts, assert_same_alerts, city_with, post, settle, start_server, wait_up};
+    use std::sync::Mutex;
+
+    let Some(broker) = broker() else { return };
+    let now = now_ms();
+    let cfg = citywatch_kafka::LogConfig::new(&broker.addr, "unused.");
+    let (alarms, patrols) = stream_records(now - 2 * 3_600_000, 120);
+    let mut producer = citywatch_kafka::LogProducer::open(&cfg).unwrap();
+    producer.send("j.alarms", 1, 0, alarms.clone()).unwrap();
+    producer.send("j.patrols", 1, 0, patrols.clone()).unwrap();
+    let mut arrow_alarms = arrow_values(Table::Alarms, &alarms, 3);
+    arrow_alarms.insert(5, (arrow_alarms[5].0, b"{\"not\": \"arrow\"}".to_vec()));
+    producer.send("dispatch.110.v1", 1, 0, arrow_alarms).unwrap();
+    producer.send("units.gps.v1", 1, 0, arrow_values(Table::Patrols, &patrols, 3)).unwrap();
+
+    let run = |dir: &Path, lines: &str| {
+        let c = city_with(dir, &format!("log_brokers = \"{}\"\n{lines}", broker.addr));
+        let server = Mutex::new(start_server(&c));
+        wait_up(&c, &server);
+        settle(&c, &server);
+        let (_, metrics) = post(&c.addr, "/metrics", &c.token, None, "").unwrap();
+        let _ = Command::new("kill").args(["-TERM", &server.lock().unwrap().id().to_string()]).status();
+        assert!(server.lock().unwrap().wait().unwrap().success(), "SIGTERM drains and exits 0");
+        metrics
+    };
+    let json_dir = tempfile::tempdir().unwrap();
+    run(json_dir.path(), "log_topic_prefix = \"j.\"\n");
+    let want = alerts(&json_dir.path().join("store.sqlite"));
+    assert!(want.len() >= 50, "the stream raises alerts: {}", want.len());
+
+    let dir = tempfile::tempdir().unwrap();
+    let metrics = run(
+        dir.path(),
+        "log_format = \"arrow\"\nlog_alerts = true\nlog_alerts_format = \"cap\"\n\
+         [log_topics]\nalarms = \"dispatch.110.v1\"\npatrols = \"units.gps.v1\"\nalerts = \"police.alerts.cap\"\n",
+    );
+    assert_same_alerts(&want, dir.path(), "Arrow records from named topics");
+    assert!(
+        metrics.lines().any(|l| l.starts_with("citywatch_rejected_rows_total{table=\"alarms\"} 1")),
+        "the record that is not Arrow is counted: {metrics}"
+    );
+
+    // Every change once, in order, as CAP.
+    let log = change_log(&dir.path().join("store.sqlite"));
+    let topic = citywatch_kafka::read_values(&cfg, "police.alerts.cap", 0).unwrap();
+    assert_eq!(topic.len(), log.len(), "one CAP message per change");
+    for ((_, value), (seq, id, change)) in topic.iter().zip(&log) {
+        let (identifier, msg_type) = cap_fields(value);
+        if change == "new" {
+            assert_eq!((identifier.as_str(), msg_type.as_str()), (id.as_str(), "Alert"));
+        } else {
+            assert_eq!((identifier, msg_type), (format!("{id}.{seq}"), "Update".to_owned()), "{change}");
+        }
+    }
+    let news = log.iter().filter(|c| c.2 == "new").count();
+    assert_eq!(news, want.len(), "one Alert message per alert");
+}
+
+/// `publish --speed` paces the records in event time into topics named
+/// outright (`--topic`); a replay of those topics gives the Parquet replay's
+/// alerts, and `--alerts-format cap` writes them as CAP messages.
+#[test]
+fn a_paced_publish_into_named_topics_replays_the_same_and_alerts_go_out_as_cap() {
+    let Some(broker) = broker() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("city");
+    dataset(&input, None);
+    let from_files = dir.path().join("files");
+    common::replay_ok(&input, &from_files, 1, &[]);
+    let alerts = std::fs::read_to_string(from_files.join("alerts.ndjson")).unwrap();
+
+    let names = ["--topic", "calls=telco.cdr", "--topic", "alarms=dispatch.110", "--topic", "patrols=units.gps"];
+    let speed = 14_400.0; // the 4-hour city in about a second
+    let started = Instant::now();
+    let args = ["publish", "--input", input.to_str().unwrap(), "--brokers", &broker.addr, "--partitions", "2"];
+    let out = ok(common::citywatch_within(&[&args[..], &names, &["--speed", "14400"]].concat(), LIMIT), "publish");
+    let took = started.elapsed();
+    assert!(out.contains("records -> telco.cdr"), "{out}");
+    // Paced: no faster than the event-time span allows.
+    let cfg = citywatch_kafka::LogConfig::new(&broker.addr, "");
+    let times: Vec<i64> = (0..2)
+        .flat_map(|p| citywatch_kafka::read_values(&cfg, "telco.cdr", p).unwrap())
+        .map(|(_, v)| serde_json::from_slice::<serde_json::Value>(&v).unwrap()["ts_ms"].as_i64().unwrap())
+        .collect();
+    let span_ms = times.iter().max().unwrap() - times.iter().min().unwrap();
+    let least = Duration::from_secs_f64(span_ms as f64 / 1000.0 / speed);
+    assert!(least > Duration::from_millis(500), "the city spans {span_ms} ms");
+    assert!(took >= least.mul_f64(0.95), "published in {took:?}, the span at x{speed} takes {least:?}");
+
+    let out_dir = dir.path().join("log");
+    let extra = [&names[..], &["--alerts-to-log", "--alerts-format", "cap", "--topic", "alerts=police.cap"]].concat();
+    replay_log(&broker, &input, &out_dir, "unused.", 2, &extra);
+    assert_eq!(std::fs::read_to_string(out_dir.join("alerts.ndjson")).unwrap(), alerts, "paced records, same alerts");
+    let ids: Vec<String> = alerts
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["alert_id"].as_str().unwrap().to_owned())
+        .collect();
+    let cap: Vec<(String, String)> =
+        citywatch_kafka::read_values(&cfg, "police.cap", 0).unwrap().iter().map(|(_, v)| cap_fields(v)).collect();
+    assert_eq!(cap.iter().map(|c| c.0.clone()).collect::<Vec<_>>(), ids, "one CAP message per alert, in order");
+    assert!(cap.iter().all(|c| c.1 == "Alert"));
+
+    // Arrow values cannot be paced: refused with what to do.
+    let arrow = [&args[..], &["--speed", "60", "--log-format", "arrow", "--topic-prefix", "z."]].concat();
+    let o = common::citywatch_within(&arrow, LIMIT);
+    assert!(!o.status.success() && common::stderr(&o).contains("leave out --speed"), "{}", common::stderr(&o));
 }

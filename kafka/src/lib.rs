@@ -44,7 +44,40 @@ pub struct LogConfig {
     pub max_wait_ms: i32,
     /// What a record's value holds.
     pub format: ValueFormat,
+    /// What the alerts topic's record values hold.
+    pub alert_format: AlertFormat,
+    /// CAP `<sender>` of the alerts topic's messages ([`AlertFormat::Cap`]).
+    pub cap_sender: String,
+    /// Topics named outright, `(table, topic)`, instead of `{prefix}{table}`
+    /// (a city's own topic names).
+    pub topics: Vec<(String, String)>,
 }
+
+/// What the alerts topic's record values hold.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum AlertFormat {
+    /// The alert's JSON (replay: a row of `alerts.ndjson`; live: a change of
+    /// the store's change log, as the event stream sends it).
+    #[default]
+    Json,
+    /// A CAP 1.2 XML message (OASIS Common Alerting Protocol): `msgType`
+    /// Alert for a new alert, Update (referencing it) for each later change.
+    Cap,
+}
+
+impl std::str::FromStr for AlertFormat {
+    type Err = String;
+    fn from_str(s: &str) -> std::result::Result<Self, String> {
+        match s {
+            "json" => Ok(AlertFormat::Json),
+            "cap" => Ok(AlertFormat::Cap),
+            other => Err(format!("alert format `{other}`: expected json or cap")),
+        }
+    }
+}
+
+/// Header of an alerts-topic record that carries its change `seq` (live).
+pub const SEQ_HEADER: &str = "citywatch-seq";
 
 /// What a record's value holds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -80,13 +113,49 @@ impl LogConfig {
             topic_prefix: topic_prefix.to_owned(),
             max_wait_ms: 100,
             format: ValueFormat::Json,
+            alert_format: AlertFormat::Json,
+            cap_sender: "citywatch@localhost".into(),
+            topics: Vec::new(),
         }
     }
 
-    /// The topic of a table.
+    /// The topic of a table: the one named for it, else `{prefix}{table}`.
     pub fn topic(&self, table: &str) -> String {
-        format!("{}{table}", self.topic_prefix)
+        match self.topics.iter().find(|(t, _)| t == table) {
+            Some((_, topic)) => topic.clone(),
+            None => format!("{}{table}", self.topic_prefix),
+        }
     }
+
+    /// Names topics outright from `TABLE=TOPIC` pairs (comma-separated);
+    /// the tables are `calls`, `alarms`, `patrols` and `alerts`.
+    pub fn with_topics(mut self, pairs: &str) -> std::result::Result<Self, String> {
+        for pair in pairs.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+            let Some((table, topic)) = pair.split_once('=') else {
+                return Err(format!("topic `{pair}`: expected TABLE=TOPIC, e.g. calls=telco.cdr"));
+            };
+            let (table, topic) = (table.trim(), topic.trim());
+            if !["calls", "alarms", "patrols", "alerts"].contains(&table) {
+                return Err(format!("topic `{pair}`: table `{table}` is not one of calls, alarms, patrols, alerts"));
+            }
+            if !valid_topic(topic) {
+                return Err(format!(
+                    "topic `{pair}`: `{topic}` is not a Kafka topic name (1-249 of a-z A-Z 0-9 . _ -)"
+                ));
+            }
+            self.topics.retain(|(t, _)| t != table);
+            self.topics.push((table.to_owned(), topic.to_owned()));
+        }
+        Ok(self)
+    }
+}
+
+/// Kafka's rule for topic names.
+fn valid_topic(name: &str) -> bool {
+    (1..=249).contains(&name.len())
+        && name != "."
+        && name != ".."
+        && name.bytes().all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b))
 }
 
 /// What can go wrong talking to the log.
@@ -250,4 +319,40 @@ async fn offsets(pc: &rskafka::client::partition::PartitionClient) -> Result<(i6
     let start = pc.get_offset(OffsetAt::Earliest).await.map_err(err)?;
     let (_, high) = pc.fetch_records(start, 1..1024, 0).await.map_err(err)?;
     Ok((start, high.max(start)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn topics_named_outright_replace_the_prefix() {
+        let cfg = LogConfig::new("b:9092", "city.").with_topics("calls=telco.cdr, alerts = police.alerts").unwrap();
+        assert_eq!(cfg.topic("calls"), "telco.cdr");
+        assert_eq!(cfg.topic("alerts"), "police.alerts");
+        assert_eq!(cfg.topic("alarms"), "city.alarms", "the others keep the prefix");
+        let again = cfg.with_topics("calls=telco.cdr.v2").unwrap();
+        assert_eq!(again.topic("calls"), "telco.cdr.v2", "the last naming wins");
+    }
+
+    #[test]
+    fn bad_topic_names_say_what_to_give() {
+        let cfg = || LogConfig::new("b:9092", "city.");
+        let e = cfg().with_topics("calls").unwrap_err();
+        assert!(e.contains("TABLE=TOPIC"), "{e}");
+        let e = cfg().with_topics("subscribers=x").unwrap_err();
+        assert!(e.contains("`subscribers` is not one of"), "{e}");
+        let e = cfg().with_topics("calls=a b").unwrap_err();
+        assert!(e.contains("not a Kafka topic name"), "{e}");
+        assert!(cfg().with_topics("calls=..").is_err());
+        assert!(cfg().with_topics(&format!("calls={}", "x".repeat(250))).is_err());
+    }
+
+    #[test]
+    fn formats_parse_or_say_what_is_expected() {
+        assert_eq!("cap".parse::<AlertFormat>(), Ok(AlertFormat::Cap));
+        assert_eq!("json".parse::<AlertFormat>(), Ok(AlertFormat::Json));
+        assert!("xml".parse::<AlertFormat>().unwrap_err().contains("expected json or cap"));
+        assert_eq!("arrow".parse::<ValueFormat>(), Ok(ValueFormat::Arrow));
+    }
 }

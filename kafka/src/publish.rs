@@ -1,7 +1,8 @@
 //! `citywatch publish`: a dataset folder's stream tables into topics.
 
+use std::collections::VecDeque;
 use std::path::PathBuf;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use arrow_array::cast::AsArray;
 use arrow_array::types::{Float64Type, Int64Type, UInt8Type, UInt32Type, UInt64Type};
@@ -23,6 +24,11 @@ pub struct PublishOptions {
     pub input: PathBuf,
     /// Partitions of each topic created (an existing topic keeps its own).
     pub partitions: i32,
+    /// `None`: as fast as the broker takes them, table after table. A
+    /// multiple of real time: the three tables merged in event time and
+    /// each record produced when its event time falls due (a live feed for
+    /// a demo or a latency test). JSON values only.
+    pub speed: Option<f64>,
 }
 
 /// What was published.
@@ -46,17 +52,64 @@ fn key_column(table: Table) -> &'static str {
     }
 }
 
+/// One stream table being published: its topic's partitions and what waits
+/// to be produced to each.
+struct Out {
+    index: usize,
+    table: Table,
+    clients: Vec<PartitionClient>,
+    pending: Vec<Vec<Record>>,
+}
+
+impl Out {
+    /// Queues a record for the partition of its key; produces a full batch.
+    async fn push(&mut self, key: &str, record: Record) -> Result<()> {
+        let p = (stable_key(key) % self.clients.len() as u64) as usize;
+        self.pending[p].push(record);
+        if self.pending[p].len() >= PRODUCE_RECORDS {
+            produce(&self.clients[p], std::mem::take(&mut self.pending[p])).await?;
+        }
+        Ok(())
+    }
+
+    /// Produces everything queued.
+    async fn flush(&mut self) -> Result<()> {
+        for (c, records) in self.clients.iter().zip(&mut self.pending) {
+            produce(c, std::mem::take(records)).await?;
+        }
+        Ok(())
+    }
+}
+
 /// Writes each stream table of `opts.input` to its topic (creating it with
 /// `opts.partitions` partitions when missing), one JSON object per record,
 /// keyed by [`key_column`] and partitioned by its stable hash; the record
 /// timestamp is the row's `ts_ms`. Rows go in file order, so a partition
-/// holds its rows in the dataset's order.
+/// holds its rows in the dataset's order. With `opts.speed`, paced in event
+/// time ([`PublishOptions::speed`]).
 pub fn publish(cfg: &LogConfig, opts: &PublishOptions) -> Result<PublishStats> {
+    if let Some(speed) = opts.speed {
+        if !(speed.is_finite() && speed > 0.0) {
+            return Err(Error::Topic {
+                topic: String::new(),
+                detail: format!("speed {speed}: give a multiple of real time above 0"),
+            });
+        }
+        if cfg.format == ValueFormat::Arrow {
+            return Err(Error::Topic {
+                topic: String::new(),
+                detail: "a paced publish writes JSON records (an Arrow record holds many rows, of many times); \
+                         leave out --speed or --log-format arrow"
+                    .into(),
+            });
+        }
+    }
     let rt = runtime()?;
     rt.block_on(async {
         let client = connect(cfg).await?;
-        let mut stats = PublishStats::default();
-        for (ti, table) in Table::STREAMS.into_iter().enumerate() {
+        let mut outs = Vec::new();
+        let mut sources = Vec::new();
+        for (index, table) in Table::STREAMS.into_iter().enumerate() {
             let Some(files) = parquet_io::locate(&opts.input, table)? else { continue };
             parquet_io::check(&files)?;
             let topic = cfg.topic(table.name());
@@ -65,28 +118,85 @@ pub fn publish(cfg: &LogConfig, opts: &PublishOptions) -> Result<PublishStats> {
             for &p in &partitions {
                 clients.push(partition_client(&client, &topic, p).await?);
             }
-            let mut pending: Vec<Vec<Record>> = vec![Vec::new(); clients.len()];
-            let mut batches = RawBatches::new(files);
-            while let Some(raw) = batches.next_batch()? {
-                let records = match cfg.format {
-                    ValueFormat::Json => rows_as_records(table, &raw.batch),
-                    ValueFormat::Arrow => batch_as_records(table, &raw.batch, clients.len())?,
-                };
-                for (key, record) in records {
-                    let p = (stable_key(&key) % clients.len() as u64) as usize;
-                    pending[p].push(record);
-                    if pending[p].len() >= PRODUCE_RECORDS {
-                        produce(&clients[p], std::mem::take(&mut pending[p])).await?;
-                    }
-                    stats.records[ti] += 1;
-                }
-            }
-            for (c, records) in clients.iter().zip(pending) {
-                produce(c, records).await?;
+            let pending = vec![Vec::new(); clients.len()];
+            outs.push(Out { index, table, clients, pending });
+            sources.push(RawBatches::new(files));
+        }
+        match opts.speed {
+            None => bulk(cfg, &mut outs, sources).await,
+            Some(speed) => paced(&mut outs, sources, speed).await,
+        }
+    })
+}
+
+/// Table after table, as fast as the broker takes them.
+async fn bulk(cfg: &LogConfig, outs: &mut [Out], sources: Vec<RawBatches>) -> Result<PublishStats> {
+    let mut stats = PublishStats::default();
+    for (out, mut batches) in outs.iter_mut().zip(sources) {
+        while let Some(raw) = batches.next_batch()? {
+            let records = match cfg.format {
+                ValueFormat::Json => rows_as_records(out.table, &raw.batch),
+                ValueFormat::Arrow => batch_as_records(out.table, &raw.batch, out.clients.len())?,
+            };
+            for (key, record) in records {
+                out.push(&key, record).await?;
+                stats.records[out.index] += 1;
             }
         }
-        Ok(stats)
-    })
+        out.flush().await?;
+    }
+    Ok(stats)
+}
+
+/// Produces early by at most this much (one produce request carries the
+/// records that fall due within it).
+const PACE_SLACK: Duration = Duration::from_millis(5);
+
+/// The tables merged in event time (the earliest head first; ties in table
+/// order), each record produced once `(ts - first ts) / speed` has passed.
+/// A table whose rows go back in time is merged as it comes (its late rows
+/// are produced at once).
+async fn paced(outs: &mut [Out], mut sources: Vec<RawBatches>, speed: f64) -> Result<PublishStats> {
+    let mut stats = PublishStats::default();
+    let mut queues: Vec<VecDeque<(i64, String, Record)>> = vec![VecDeque::new(); outs.len()];
+    let tables: Vec<Table> = outs.iter().map(|o| o.table).collect();
+    let refill = |i: usize, queues: &mut Vec<VecDeque<(i64, String, Record)>>, sources: &mut Vec<RawBatches>| {
+        while queues[i].is_empty() {
+            let Some(raw) = sources[i].next_batch()? else { break };
+            let records = rows_as_records(tables[i], &raw.batch);
+            queues[i].extend(records.into_iter().map(|(k, r)| (r.timestamp.timestamp_millis(), k, r)));
+        }
+        Ok::<_, Error>(())
+    };
+    for i in 0..outs.len() {
+        refill(i, &mut queues, &mut sources)?;
+    }
+    let Some(t0) = queues.iter().filter_map(|q| q.front().map(|r| r.0)).min() else { return Ok(stats) };
+    let started = Instant::now();
+    loop {
+        let Some(i) = (0..queues.len()).filter(|&i| !queues[i].is_empty()).min_by_key(|&i| (queues[i][0].0, i)) else {
+            break;
+        };
+        let ts = queues[i][0].0;
+        let due = started + Duration::from_secs_f64(((ts - t0).max(0) as f64 / 1000.0) / speed);
+        let now = Instant::now();
+        if due > now + PACE_SLACK {
+            for out in outs.iter_mut() {
+                out.flush().await?;
+            }
+            tokio::time::sleep_until(due.into()).await;
+        }
+        let (_, key, record) = queues[i].pop_front().expect("a head record");
+        outs[i].push(&key, record).await?;
+        stats.records[outs[i].index] += 1;
+        if queues[i].is_empty() {
+            refill(i, &mut queues, &mut sources)?;
+        }
+    }
+    for out in outs.iter_mut() {
+        out.flush().await?;
+    }
+    Ok(stats)
 }
 
 async fn produce(client: &PartitionClient, records: Vec<Record>) -> Result<()> {

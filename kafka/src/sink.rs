@@ -2,17 +2,19 @@
 
 use std::collections::HashSet;
 
-use citywatch_engine::alert::Alert;
+use citywatch_engine::alert::{Alert, CapMessage, to_cap_message};
 use rskafka::client::partition::{Compression, PartitionClient};
 use rskafka::record::Record;
 
 use crate::{
-    Error, LogConfig, Result, connect, ensure_topic, fetch_from, for_each_record, offsets, partition_client, runtime,
+    AlertFormat, Error, LogConfig, Result, SEQ_HEADER, connect, ensure_topic, fetch_from, for_each_record, offsets,
+    partition_client, runtime,
 };
 
 /// Writes alerts to `{prefix}alerts` (created with one partition when
 /// missing, so that its order is the alerts' order), as the JSON of
-/// `alerts.ndjson`, keyed by `alert_id`. Ids already in the topic are
+/// `alerts.ndjson` or as CAP 1.2 XML ([`LogConfig::alert_format`]), keyed by
+/// `alert_id`. Ids already in the topic are
 /// skipped: a rerun or a restart that sends the same alerts again adds
 /// nothing (alert ids are deterministic).
 #[derive(Debug)]
@@ -20,6 +22,8 @@ pub struct AlertSink {
     rt: tokio::runtime::Runtime,
     client: PartitionClient,
     sent: HashSet<String>,
+    format: AlertFormat,
+    cap_sender: String,
 }
 
 /// Most alert ids remembered from the topic at open; past it the sink
@@ -30,7 +34,7 @@ impl AlertSink {
     /// Opens (or creates) the alerts topic and reads the ids it holds.
     pub fn open(cfg: &LogConfig) -> Result<AlertSink> {
         let (rt, client, sent) = open_alerts(cfg, read_keys)?;
-        Ok(AlertSink { rt, client, sent })
+        Ok(AlertSink { rt, client, sent, format: cfg.alert_format, cap_sender: cfg.cap_sender.clone() })
     }
 
     /// Alert ids the topic holds.
@@ -46,7 +50,10 @@ impl AlertSink {
             if !self.sent.insert(a.alert_id.clone()) {
                 continue;
             }
-            let value = serde_json::to_vec(a).expect("alerts serialise");
+            let value = match self.format {
+                AlertFormat::Json => serde_json::to_vec(a).expect("alerts serialise"),
+                AlertFormat::Cap => to_cap_message(a, &self.cap_sender, None, &CapMessage::Alert).into_bytes(),
+            };
             batch.push(Record {
                 key: Some(a.alert_id.clone().into_bytes()),
                 value: Some(value),
@@ -112,8 +119,10 @@ fn open_alerts<T>(
 
 /// The live service's alert changes into `{prefix}alerts` (one partition,
 /// created when missing): each record is one change of the store's change
-/// log (`{"seq", "change", "alert"}`, as the event stream sends it), keyed by
-/// alert id, so a compacted topic keeps each alert's latest state. The store
+/// log (the caller renders it: `{"seq", "change", "alert"}` as the event
+/// stream sends it, or a CAP message), keyed by alert id, so a compacted
+/// topic keeps each alert's latest state, with its `seq` in the header
+/// [`SEQ_HEADER`]. The store
 /// is the outbox: the sink sends the changes after the newest `seq` the
 /// topic holds, so a restart (or a broker that was down) resumes without a
 /// change missing or repeated.
@@ -144,7 +153,7 @@ impl ChangeSink {
                 Record {
                     key: Some(id.into_bytes()),
                     value: Some(value),
-                    headers: Default::default(),
+                    headers: [(SEQ_HEADER.to_owned(), seq.to_string().into_bytes())].into(),
                     timestamp: chrono::Utc::now(),
                 }
             })
@@ -161,7 +170,9 @@ impl ChangeSink {
     }
 }
 
-/// The `seq` of the partition's last record (0 when empty).
+/// The `seq` of the partition's last record (0 when empty): its
+/// [`SEQ_HEADER`], or the `seq` of its JSON value (topics written before the
+/// header).
 async fn last_seq(pc: &PartitionClient) -> Result<i64> {
     let (start, end) = offsets(pc).await?;
     if end <= start {
@@ -174,7 +185,17 @@ async fn last_seq(pc: &PartitionClient) -> Result<i64> {
             detail: format!("the last record (offset {}) could not be read", end - 1),
         });
     };
-    let v: serde_json::Value = serde_json::from_slice(r.record.value.as_deref().unwrap_or_default())
-        .map_err(|e| Error::Topic { topic: pc.topic().to_owned(), detail: format!("last record: {e}") })?;
+    let bad = |detail: String| Error::Topic { topic: pc.topic().to_owned(), detail };
+    if let Some(h) = r.record.headers.get(SEQ_HEADER) {
+        return std::str::from_utf8(h)
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .ok_or_else(|| bad(format!("the last record's {SEQ_HEADER} header is not a number")));
+    }
+    let v: serde_json::Value = serde_json::from_slice(r.record.value.as_deref().unwrap_or_default()).map_err(|e| {
+        bad(format!(
+            "the last record has no {SEQ_HEADER} header and is not JSON ({e}); give log_alerts a topic of its own"
+        ))
+    })?;
     Ok(v["seq"].as_i64().unwrap_or(0))
 }

@@ -138,6 +138,19 @@ pub struct ServerConfig {
     /// acknowledged, resolved, escalated) to `<log_topic_prefix>alerts`,
     /// keyed by alert id. Default false.
     pub log_alerts: bool,
+    /// What the stream topics' record values hold: `json` (one contract row
+    /// as a JSON object, the ingest API's NDJSON line) or `arrow` (an Arrow
+    /// IPC stream of rows, as `citywatch publish --log-format arrow` writes).
+    /// Default `json`.
+    pub log_format: String,
+    /// Topics named outright, table to topic (`calls`, `alarms`, `patrols`,
+    /// `alerts`), for a city whose topics have names of their own; a table
+    /// not named keeps `<log_topic_prefix><table>`. Default none.
+    pub log_topics: std::collections::BTreeMap<String, String>,
+    /// What `log_alerts` writes: `json` (the change log's JSON) or `cap` (a
+    /// CAP 1.2 message per change: Alert, then Updates that reference it).
+    /// Default `json`.
+    pub log_alerts_format: String,
 }
 
 impl Default for ServerConfig {
@@ -181,6 +194,9 @@ impl Default for ServerConfig {
             log_start: "earliest".into(),
             log_batch: citywatch_kafka::FEED_BATCH,
             log_alerts: false,
+            log_format: "json".into(),
+            log_topics: Default::default(),
+            log_alerts_format: "json".into(),
         }
     }
 }
@@ -204,11 +220,36 @@ impl ServerConfig {
             source,
         })?;
         let bad = |reason: String| Error::Config { path: path.to_owned(), reason };
-        if path.extension().is_some_and(|e| e == "toml") {
-            toml::from_str(&text).map_err(|e| bad(e.to_string()))
+        let cfg: ServerConfig = if path.extension().is_some_and(|e| e == "toml") {
+            toml::from_str(&text).map_err(|e| bad(e.to_string()))?
         } else {
-            serde_json::from_str(&text).map_err(|e| bad(e.to_string()))
+            serde_json::from_str(&text).map_err(|e| bad(e.to_string()))?
+        };
+        // Log settings are checked at load, where the file can be named.
+        cfg.log_config().map_err(bad)?;
+        Ok(cfg)
+    }
+
+    /// The message log's settings (`log_*`), checked: `None` without
+    /// `log_brokers`; a setting that is wrong is named with what to give.
+    pub fn log_config(
+        &self,
+    ) -> std::result::Result<Option<(citywatch_kafka::LogConfig, citywatch_kafka::StartAt)>, String> {
+        let Some(brokers) = self.log_brokers.as_deref() else { return Ok(None) };
+        let start = self.log_start.parse().map_err(|e: String| format!("log_start: {e}"))?;
+        let pairs: Vec<String> = self.log_topics.iter().map(|(t, topic)| format!("{t}={topic}")).collect();
+        let cfg = citywatch_kafka::LogConfig {
+            format: self.log_format.parse().map_err(|e: String| format!("log_format: {e}"))?,
+            alert_format: self.log_alerts_format.parse().map_err(|e: String| format!("log_alerts_format: {e}"))?,
+            cap_sender: self.cap_sender.clone(),
+            ..citywatch_kafka::LogConfig::new(brokers, &self.log_topic_prefix)
         }
+        .with_topics(&pairs.join(","))
+        .map_err(|e| format!("log_topics: {e}"))?;
+        if cfg.brokers.is_empty() {
+            return Err("log_brokers: no broker given; give host:port[,host:port...]".into());
+        }
+        Ok(Some((cfg, start)))
     }
 
     /// The engine's journal settings.
@@ -282,5 +323,37 @@ mod tests {
         assert_eq!(ServerConfig::load(&j).unwrap().reveal_roles, vec!["analyst".to_string()]);
         std::fs::write(&j, r#"{"adr": "x"}"#).unwrap();
         assert!(matches!(ServerConfig::load(&j), Err(Error::Config { .. })));
+    }
+
+    #[test]
+    fn log_settings_are_checked_at_load() {
+        let dir = tempfile::tempdir().unwrap();
+        let t = dir.path().join("c.toml");
+        let load = |text: &str| {
+            std::fs::write(&t, text).unwrap();
+            ServerConfig::load(&t)
+        };
+        let c = load(
+            "log_brokers = \"b:9092\"\nlog_format = \"arrow\"\nlog_alerts_format = \"cap\"\n\
+             [log_topics]\ncalls = \"telco.cdr\"\n",
+        )
+        .unwrap();
+        let (log, _) = c.log_config().unwrap().unwrap();
+        assert_eq!(log.topic("calls"), "telco.cdr");
+        assert_eq!(log.topic("alarms"), "citywatch.alarms");
+        assert_eq!(log.format, citywatch_kafka::ValueFormat::Arrow);
+        assert_eq!(log.alert_format, citywatch_kafka::AlertFormat::Cap);
+        for (text, says) in [
+            ("log_brokers = \"b:9092\"\nlog_format = \"avro\"\n", "log_format: value format `avro`"),
+            ("log_brokers = \"b:9092\"\nlog_alerts_format = \"xml\"\n", "log_alerts_format: alert format `xml`"),
+            ("log_brokers = \"b:9092\"\nlog_start = \"soon\"\n", "log_start: start `soon`"),
+            ("log_brokers = \"b:9092\"\n[log_topics]\nunits = \"x\"\n", "log_topics: topic `units=x`"),
+            ("log_brokers = \" , \"\n", "log_brokers: no broker given"),
+        ] {
+            let e = load(text).unwrap_err().to_string();
+            assert!(e.contains(says) && e.contains("c.toml"), "{text}: {e}");
+        }
+        // Without brokers nothing of the log is read.
+        assert!(load("log_format = \"arrow\"\n").unwrap().log_config().unwrap().is_none());
     }
 }

@@ -132,6 +132,9 @@ pub struct LogDecoded {
     pub rows: Vec<usize>,
     /// The bad records' errors (`row`: the record's index), by record.
     pub errors: Vec<RowError>,
+    /// Rows rejected (a JSON record is one row; an Arrow record holds many,
+    /// and a record that is not an Arrow stream counts as one).
+    pub rejected: u64,
     /// `(token hex, real number)` of numbers not kept yet.
     pub numbers: Vec<(String, String)>,
 }
@@ -262,7 +265,70 @@ impl Ingest {
         debug_assert_eq!(rows.len(), events.len(), "one event per good record");
         let numbers =
             if self.keep_numbers { self.new_numbers(table, std::slice::from_ref(&batch)) } else { Vec::new() };
-        Ok(LogDecoded { events, rows, errors, numbers })
+        let rejected = bad.len() as u64;
+        Ok(LogDecoded { events, rows, errors, rejected, numbers })
+    }
+
+    /// Decodes records of a message log whose values are Arrow IPC streams
+    /// of the table's rows (as `citywatch publish --log-format arrow` writes
+    /// them), record by record: a value that is not such a stream, or whose
+    /// schema is wrong, is one error for its record (`bad_arrow`,
+    /// `bad_schema`), a bad row inside a good one is an error for that row
+    /// alone (its reason says which row of the record), and everything else
+    /// decodes. `rows` and the errors' `row` are record indices, as in
+    /// [`Ingest::decode_records`].
+    pub fn decode_arrow_records(&self, table: Table, values: &[&[u8]]) -> Result<LogDecoded, Refusal> {
+        let Some(i) = slot(table) else { return Err(Refusal::Body(format!("{} is not a stream", table.name()))) };
+        let (mut events, mut rows, mut errors, mut rejected) = (Vec::new(), Vec::new(), Vec::new(), 0);
+        let mut kept_batches = Vec::new();
+        let mut dec = self.decoders[i].lock().map_err(|_| Refusal::Body("decoder lock poisoned".into()))?;
+        for (record, value) in values.iter().enumerate() {
+            let whole =
+                |code: &str, reason: String| RowError { row: record as u64, column: None, code: code.into(), reason };
+            let schema_refused = std::cell::Cell::new(false);
+            let check = |schema: &_| {
+                validate_schema(Path::new(SOURCE), table, schema).map(drop).map_err(|e| {
+                    schema_refused.set(true);
+                    e.to_string()
+                })
+            };
+            let batches = match ipc::read_stream(value, self.max_rows, check) {
+                Ok(batches) => batches,
+                Err(IpcError::Bad(reason)) => {
+                    let code = if schema_refused.get() { "bad_schema" } else { "bad_arrow" };
+                    errors.push(whole(code, reason));
+                    rejected += 1;
+                    continue;
+                }
+                Err(IpcError::TooManyRows) => {
+                    errors.push(whole("too_large", format!("more than {} rows in one record", self.max_rows)));
+                    rejected += 1;
+                    continue;
+                }
+            };
+            let (mut row0, mut rejects, good_before) = (0u64, Vec::new(), rows.len());
+            for b in &batches {
+                let map =
+                    validate_schema(Path::new(SOURCE), table, &b.schema()).map_err(|e| Refusal::Body(e.to_string()))?;
+                let before = events.len();
+                dec.decode(Path::new(SOURCE), row0, b, &map, &mut events, &mut rejects);
+                rows.extend(std::iter::repeat_n(record, events.len() - before));
+                row0 += b.num_rows() as u64;
+            }
+            let bad_rows: HashSet<u64> = rejects.iter().map(|r| r.row).collect();
+            debug_assert_eq!(rows.len() - good_before + bad_rows.len(), row0 as usize, "one event per good row");
+            rejected += bad_rows.len() as u64;
+            errors.extend(rejects.iter().map(|r| {
+                let mut e = RowError::from(r);
+                e.reason = format!("row {} of the record: {}", e.row, e.reason);
+                e.row = record as u64;
+                e
+            }));
+            kept_batches.extend(batches);
+        }
+        drop(dec);
+        let numbers = if self.keep_numbers { self.new_numbers(table, &kept_batches) } else { Vec::new() };
+        Ok(LogDecoded { events, rows, errors, rejected, numbers })
     }
 
     fn new_numbers(&self, table: Table, batches: &[RecordBatch]) -> Vec<(String, String)> {

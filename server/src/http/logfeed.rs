@@ -6,14 +6,15 @@
 //! resumes where the journal ends: nothing lost, nothing applied twice.
 //!
 //! A log cannot be answered `400`: a bad record is counted and logged
-//! (`citywatch_ingest_rejected_total`, a warning with its partition, offset
+//! (`citywatch_rejected_rows_total`, a warning with its partition, offset
 //! and reason) and the rest of its batch is applied.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use citywatch_kafka::{ChangeSink, FeedBatch, LogConfig, LogFeed, StartAt};
+use citywatch_engine::alert::{CapMessage, to_cap_message};
+use citywatch_kafka::{AlertFormat, ChangeSink, FeedBatch, LogConfig, LogFeed, StartAt, ValueFormat};
 
 use super::Shared;
 use crate::error::{Error, Result};
@@ -23,9 +24,7 @@ use crate::pipeline::{Applied, PipelineRefusal};
 /// Starts the feed thread when the config names brokers (after the journal
 /// was restored: the feed resumes at its newest position).
 pub(super) fn spawn(app: &Shared, stopping: &Arc<AtomicBool>) -> Result<Option<std::thread::JoinHandle<()>>> {
-    let Some(brokers) = app.cfg.log_brokers.clone() else { return Ok(None) };
-    let start: StartAt = app.cfg.log_start.parse().map_err(|e: String| Error::Internal(format!("log_start: {e}")))?;
-    let mut cfg = LogConfig::new(&brokers, &app.cfg.log_topic_prefix);
+    let Some((mut cfg, start)) = log_config(app)? else { return Ok(None) };
     // An idle feed waits this long on a fetch: bounds how late a record that
     // arrives on another partition meanwhile is read.
     cfg.max_wait_ms = 10;
@@ -45,7 +44,7 @@ pub(super) fn spawn(app: &Shared, stopping: &Arc<AtomicBool>) -> Result<Option<s
                     "reading the message log"
                 );
                 let _ = opened_tx.send(Ok(()));
-                run(&app, feed, &stopping);
+                run(&app, feed, cfg.format, &stopping);
             }
             Err(e) => {
                 let _ = opened_tx.send(Err(e.to_string()));
@@ -60,10 +59,15 @@ pub(super) fn spawn(app: &Shared, stopping: &Arc<AtomicBool>) -> Result<Option<s
     Ok(Some(handle))
 }
 
-fn run(app: &Shared, mut feed: LogFeed, stopping: &AtomicBool) {
+/// The config's log settings (checked when the file was loaded).
+fn log_config(app: &Shared) -> Result<Option<(LogConfig, StartAt)>> {
+    app.cfg.log_config().map_err(|e| Error::Internal(format!("the config's log settings: {e}")))
+}
+
+fn run(app: &Shared, mut feed: LogFeed, format: ValueFormat, stopping: &AtomicBool) {
     while !stopping.load(Ordering::SeqCst) {
         match feed.next_batch() {
-            Ok(Some(batch)) => apply(app, batch, stopping),
+            Ok(Some(batch)) => apply(app, batch, format, stopping),
             // Nothing to read: the fetch already waited; the clock tick
             // moves event time meanwhile.
             Ok(None) => {}
@@ -77,17 +81,21 @@ fn run(app: &Shared, mut feed: LogFeed, stopping: &AtomicBool) {
 
 /// Applies one batch until the engine takes it (or the service stops: the
 /// batch is then not committed, and a restart reads it again).
-fn apply(app: &Shared, batch: FeedBatch, stopping: &AtomicBool) {
+fn apply(app: &Shared, batch: FeedBatch, format: ValueFormat, stopping: &AtomicBool) {
     let table = batch.table;
     let values: Vec<&[u8]> = batch.values.iter().map(Vec::as_slice).collect();
-    let decoded = match app.ingest.decode_records(table, &values) {
+    let decoded = match format {
+        ValueFormat::Json => app.ingest.decode_records(table, &values),
+        ValueFormat::Arrow => app.ingest.decode_arrow_records(table, &values),
+    };
+    let decoded = match decoded {
         Ok(d) => d,
         Err(e) => {
             tracing::error!(source = batch.source, error = ?e, "a batch of the log could not be decoded at all");
             return;
         }
     };
-    report(app, &batch, table, &decoded.errors);
+    report(app, &batch, table, decoded.rejected, &decoded.errors);
     let (mut events, mut rows) = (decoded.events, decoded.rows);
     app.metrics.note_ingest_times(events.iter().map(|e| e.ts_ms() as i64));
     loop {
@@ -109,7 +117,7 @@ fn apply(app: &Shared, batch: FeedBatch, stopping: &AtomicBool) {
                     .into_iter()
                     .map(|(i, reason)| RowError { row: rows[i] as u64, column: None, code: "refused".into(), reason })
                     .collect();
-                report(app, &batch, table, &errors);
+                report(app, &batch, table, gone.len() as u64, &errors);
                 let keep = |i: &usize| !gone.contains(i);
                 events = events.iter().enumerate().filter(|(i, _)| keep(i)).map(|(_, e)| *e).collect();
                 rows = rows.iter().enumerate().filter(|(i, _)| keep(i)).map(|(_, r)| *r).collect();
@@ -137,12 +145,11 @@ fn apply(app: &Shared, batch: FeedBatch, stopping: &AtomicBool) {
 }
 
 /// Counts and logs bad records (the first three of a batch in words).
-fn report(app: &Shared, batch: &FeedBatch, table: citywatch_engine::contract::Table, errors: &[RowError]) {
+fn report(app: &Shared, batch: &FeedBatch, table: citywatch_engine::contract::Table, rows: u64, errors: &[RowError]) {
     if errors.is_empty() {
         return;
     }
-    let rows: std::collections::BTreeSet<u64> = errors.iter().map(|e| e.row).collect();
-    app.metrics.rejected(table, rows.len() as u64);
+    app.metrics.rejected(table, rows);
     app.metrics.rejected_reasons(table, errors.iter().map(|e| (e.column.as_deref(), e.code.as_str(), 1)));
     for e in errors.iter().take(3) {
         let offset = batch.offsets.get(e.row as usize).copied().unwrap_or_default();
@@ -164,8 +171,7 @@ pub(super) fn spawn_alert_sink(
     app: &Shared,
     stopping: &Arc<AtomicBool>,
 ) -> Result<Option<std::thread::JoinHandle<()>>> {
-    let (Some(brokers), true) = (app.cfg.log_brokers.clone(), app.cfg.log_alerts) else { return Ok(None) };
-    let cfg = LogConfig::new(&brokers, &app.cfg.log_topic_prefix);
+    let (Some((cfg, _)), true) = (log_config(app)?, app.cfg.log_alerts) else { return Ok(None) };
     let (app, stopping) = (app.clone(), stopping.clone());
     let handle = std::thread::Builder::new()
         .name("citywatch-alert-sink".into())
@@ -222,10 +228,7 @@ fn copy_changes(app: &Shared, cfg: &LogConfig, stopping: &AtomicBool) {
             std::thread::sleep(Duration::from_millis(100));
             continue;
         }
-        let records = changes
-            .iter()
-            .map(|c| (c.alert.alert.alert_id.clone(), c.seq, c.to_json().to_string().into_bytes()))
-            .collect();
+        let records = changes.iter().map(|c| (c.alert.alert.alert_id.clone(), c.seq, render(app, cfg, c))).collect();
         if let Err(e) = s.send(records) {
             tracing::warn!(error = %e, "alert changes could not be written to the log; retrying in 1 s");
             sink = None;
@@ -234,5 +237,41 @@ fn copy_changes(app: &Shared, cfg: &LogConfig, stopping: &AtomicBool) {
             }
             std::thread::sleep(Duration::from_secs(1));
         }
+    }
+}
+
+/// A change as the alerts topic holds it: the change log's JSON, or a CAP
+/// message (the alert for `new`; an Update that references it otherwise).
+fn render(app: &Shared, cfg: &LogConfig, c: &crate::store::Change) -> Vec<u8> {
+    match cfg.alert_format {
+        AlertFormat::Json => c.to_json().to_string().into_bytes(),
+        AlertFormat::Cap => {
+            let stored = &c.alert;
+            let msg = match c.change.as_str() {
+                "new" => CapMessage::Alert,
+                change => {
+                    CapMessage::Update { seq: c.seq, note: change_note(stored, change), sent_ms: stored.updated_ms }
+                }
+            };
+            let area = super::place_words(&app.jurisdiction, &stored.alert);
+            to_cap_message(&stored.alert, &cfg.cap_sender, area.as_deref(), &msg).into_bytes()
+        }
+    }
+}
+
+/// What a change did, in words, for a CAP Update's `note`.
+fn change_note(stored: &crate::store::StoredAlert, change: &str) -> String {
+    let who = |w: &Option<String>| w.as_deref().map(|w| format!(" by {w}")).unwrap_or_default();
+    match change {
+        "acknowledged" => format!("acknowledged{}", who(&stored.acked_by)),
+        "resolved" => {
+            let note = stored.note.as_deref().map(|n| format!(": {n}")).unwrap_or_default();
+            format!("resolved{}{note}", who(&stored.resolved_by))
+        }
+        "escalated" => {
+            format!("escalated to {} ({})", stored.level, stored.alert.assignee.as_deref().unwrap_or("unassigned"))
+        }
+        "updated" => format!("updated by a repeat of the alert ({} so far)", stored.updates),
+        other => other.to_owned(),
     }
 }
