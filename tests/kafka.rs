@@ -528,3 +528,38 @@ fn a_paced_publish_into_named_topics_replays_the_same_and_alerts_go_out_as_cap()
     let o = common::citywatch_within(&arrow, LIMIT);
     assert!(!o.status.success() && common::stderr(&o).contains("leave out --speed"), "{}", common::stderr(&o));
 }
+
+/// Two timely processes share the partitions of the log between them and
+/// give the alerts of a one-process replay of the files.
+#[test]
+fn two_processes_share_the_partitions_and_match_one() {
+    let Some(broker) = broker() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("city");
+    dataset(&input, None);
+    let from_files = dir.path().join("files");
+    common::replay_ok(&input, &from_files, 1, &[]);
+    publish(&broker, &input, "c.", 3);
+
+    let port = || TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let hostfile = dir.path().join("hosts");
+    std::fs::write(&hostfile, format!("127.0.0.1:{}\n127.0.0.1:{}\n", port(), port())).unwrap();
+    let out = dir.path().join("cluster");
+    let spawn = |process: usize| {
+        Command::new(env!("CARGO_BIN_EXE_citywatch"))
+            .args(["replay", "--quiet", "--workers", "2", "--processes", "2"])
+            .args(["--process", &process.to_string(), "--hostfile", hostfile.to_str().unwrap()])
+            .args(["--input", input.to_str().unwrap(), "--out", out.to_str().unwrap()])
+            .args(["--brokers", &broker.addr, "--topic-prefix", "c."])
+            .stdout(Stdio::null())
+            .spawn()
+            .unwrap()
+    };
+    let (mut p1, mut p0) = (spawn(1), spawn(0));
+    assert!(p0.wait().unwrap().success(), "process 0 failed");
+    assert!(p1.wait().unwrap().success(), "process 1 failed");
+    let alerts = std::fs::read(from_files.join("alerts.ndjson")).unwrap();
+    assert!(std::fs::read(out.join("alerts.ndjson")).unwrap() == alerts, "2 processes x 2 workers differ from files");
+    let (a, b) = (common::json(&from_files.join("summary.json")), common::json(&out.join("summary.json")));
+    assert_eq!(a["events"], b["events"], "every event read once");
+}

@@ -283,13 +283,37 @@ pub fn read_unit_names(files: &TableFiles, units: &UnitDirectory) -> Result<()> 
         let mask = parquet::arrow::ProjectionMask::columns(builder.parquet_schema(), ["unit_id"]);
         for batch in builder.with_projection(mask).build().map_err(|e| corrupt(&e))? {
             let batch = batch.map_err(|e| corrupt(&e))?;
-            let names = Strs::new(batch.column(0).as_ref());
-            for i in 0..batch.num_rows() {
-                if let Some(name) = names.get(i).filter(|s| !s.is_empty() && s.len() <= MAX_UNIT_ID_BYTES) {
-                    units.insert(unit_token(name), name);
-                }
+            name_units(batch.column(0).as_ref(), units);
+        }
+    }
+    Ok(())
+}
+
+/// Every unit a patrol log names, as [`read_unit_names`] does for files:
+/// in a cluster each process decodes only its own shares, and must still
+/// name the units the others decode.
+pub fn read_log_unit_names(patrols: &[crate::share::LogShare], units: &UnitDirectory) -> Result<()> {
+    for share in patrols {
+        let mut reader = share.partition.open()?;
+        while let Some(run) = reader.next_run()? {
+            // A run whose unit_id is not text is refused when decoded (bad_schema).
+            let text = |c: &&arrow_array::ArrayRef| {
+                matches!(c.data_type(), DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View)
+            };
+            if let Some(ids) = run.batch.column_by_name("unit_id").filter(text) {
+                name_units(ids.as_ref(), units);
             }
         }
     }
     Ok(())
+}
+
+/// Names the units of a `unit_id` column (ids that decode would refuse are left out).
+fn name_units(ids: &dyn arrow_array::Array, units: &UnitDirectory) {
+    let names = Strs::new(ids);
+    for i in 0..ids.len() {
+        if let Some(name) = names.get(i).filter(|s| !s.is_empty() && s.len() <= MAX_UNIT_ID_BYTES) {
+            units.insert(unit_token(name), name);
+        }
+    }
 }

@@ -623,10 +623,14 @@ pub fn replay(opts: &ReplayOptions, models: Vec<Box<dyn Model>>) -> Result<Repla
     let plan = match &opts.log {
         None => share::plan(&dataset.streams)?,
         Some(log) => {
-            if processes > 1 {
-                return Err(Error::config("--brokers", "a replay from a log runs in one process (use --workers)"));
-            }
+            // Every process lists the partitions and their offsets itself:
+            // the same plan as long as nobody writes to the topics meanwhile.
             let tables = log.tables()?;
+            if processes > 1
+                && let Some((_, patrols)) = tables.iter().find(|(t, _)| *t == Table::Patrols)
+            {
+                load::read_log_unit_names(patrols, &dataset.reference.units)?;
+            }
             dataset.streams.clear();
             dataset.stream_rows = tables.iter().map(|(t, parts)| (*t, parts.iter().map(|p| p.records).sum())).collect();
             share::log_plan(tables)?
