@@ -5,25 +5,17 @@
 
 mod common;
 
-use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
 use citywatch_engine::rows::{OfficerRow, write_table};
 
-fn request(addr: &str, method: &str, path: &str, token: &str, body: &str) -> (u16, String) {
-    let mut s = TcpStream::connect(addr).unwrap();
-    write!(
-        s,
-        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {token}\r\nContent-Type: application/x-ndjson\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-        body.len()
-    )
-    .unwrap();
-    let mut resp = String::new();
-    s.read_to_string(&mut resp).unwrap();
-    let status = resp.split_whitespace().nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
-    (status, resp.split("\r\n\r\n").nth(1).unwrap_or("").to_owned())
+/// One request (GET when `body` is empty, else POST of NDJSON); panics if the
+/// service does not answer.
+fn request(addr: &str, path: &str, token: &str, body: &str) -> (u16, String) {
+    common::http(addr, path, token, &[("Content-Type", "application/x-ndjson")], body)
+        .unwrap_or_else(|| panic!("{path}: no answer"))
 }
 
 struct Server(Child);
@@ -76,7 +68,7 @@ fn serve_token_ingest_alert_and_audit() {
         assert!(start.elapsed() < Duration::from_secs(20), "serve did not come up");
         std::thread::sleep(Duration::from_millis(100));
     }
-    assert_eq!(request(&addr, "GET", "/api/v1/alerts", "wrong", "").0, 401);
+    assert_eq!(request(&addr, "/api/v1/alerts", "wrong", "").0, 401);
 
     // An urgent alarm received now; with a 2 s dispatch limit (from the config's
     // model section) the wall clock alone makes its deadline pass.
@@ -85,22 +77,22 @@ fn serve_token_ingest_alert_and_audit() {
         "{{\"alarm_id\": 1, \"ts_ms\": {}, \"category\": \"robbery\", \"priority\": 1, \"lat\": 36.07, \"lon\": 120.38, \"reporter\": null, \"suspect_number\": null, \"source\": \"110\"}}\n",
         now_ms - 500
     );
-    let (status, body) = request(&addr, "POST", "/api/v1/ingest/alarms", &token, &alarm);
+    let (status, body) = request(&addr, "/api/v1/ingest/alarms", &token, &alarm);
     assert_eq!(status, 200, "{body}");
     let bad = alarm.replace("robbery", "arson");
-    let (status, body) = request(&addr, "POST", "/api/v1/ingest/alarms", &token, &bad);
+    let (status, body) = request(&addr, "/api/v1/ingest/alarms", &token, &bad);
     assert!(status == 400 && body.contains("arson"), "{status} {body}");
 
     let mut seen = String::new();
     while Instant::now() - start < Duration::from_secs(30) {
-        seen = request(&addr, "GET", "/api/v1/alerts", &token, "").1;
+        seen = request(&addr, "/api/v1/alerts", &token, "").1;
         if seen.contains("no_dispatch") {
             break;
         }
         std::thread::sleep(Duration::from_millis(200));
     }
     assert!(seen.contains("no_dispatch") && seen.contains("alarm:1"), "{seen}");
-    let hidden = request(&addr, "GET", "/api/v1/alerts", &other, "").1;
+    let hidden = request(&addr, "/api/v1/alerts", &other, "").1;
     assert!(!hidden.contains("alarm:1"), "a community officer elsewhere must not see it: {hidden}");
 
     drop(server);

@@ -37,7 +37,7 @@
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 use std::collections::{HashMap, VecDeque};
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{BufRead, BufReader, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -135,31 +135,36 @@ fn engine_options(journal: &str, dir: &Path) -> LiveOptions {
     LiveOptions { workers: 2, lateness_ms: 0, journal }
 }
 
-/// Sends one request on a new connection; (status, seconds to the answer).
+/// The HTTP client: a new connection for each request (as many independent
+/// feeders would), no proxy, an answer of any status returned.
+fn client() -> &'static ureq::Agent {
+    static AGENT: std::sync::OnceLock<ureq::Agent> = std::sync::OnceLock::new();
+    AGENT.get_or_init(|| {
+        ureq::Agent::config_builder().proxy(None).http_status_as_error(false).max_idle_connections(0).build().into()
+    })
+}
+
+/// Sends one request on a new connection; (status, 0 if it failed; ms to the answer).
 fn post(addr: SocketAddr, token: &str, path: &str, body: &str) -> (u16, f64) {
     let t = Instant::now();
-    let mut s = TcpStream::connect(addr).unwrap();
-    let req = format!(
-        "POST {path} HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {token}\r\nConnection: close\r\n\
-         Content-Type: application/x-ndjson\r\nContent-Length: {}\r\n\r\n",
-        body.len()
-    );
-    s.write_all(req.as_bytes()).unwrap();
-    s.write_all(body.as_bytes()).unwrap();
-    let mut out = Vec::new();
-    let _ = s.read_to_end(&mut out);
-    let status = String::from_utf8_lossy(&out).split(' ').nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
+    let status = client()
+        .post(format!("http://{addr}{path}"))
+        .header("Authorization", format!("Bearer {token}"))
+        .content_type("application/x-ndjson")
+        .send(body)
+        .and_then(|mut answer| answer.body_mut().read_to_vec().map(|_| answer.status().as_u16()))
+        .unwrap_or(0);
     (status, t.elapsed().as_secs_f64() * 1e3)
 }
 
+/// The body of a GET (empty if it failed).
 fn get(addr: SocketAddr, token: &str, path: &str) -> String {
-    let mut s = TcpStream::connect(addr).unwrap();
-    let req =
-        format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {token}\r\nConnection: close\r\n\r\n");
-    s.write_all(req.as_bytes()).unwrap();
-    let mut out = String::new();
-    let _ = s.read_to_string(&mut out);
-    out
+    client()
+        .get(format!("http://{addr}{path}"))
+        .header("Authorization", format!("Bearer {token}"))
+        .call()
+        .and_then(|answer| answer.into_body().read_to_string())
+        .unwrap_or_default()
 }
 
 fn dir_bytes(p: &Path) -> u64 {
@@ -187,6 +192,8 @@ fn percentiles(mut l: Vec<f64>) -> String {
 }
 
 /// Reads the SSE stream; for each `new` response_gap alert, the deadline-to-receipt latency.
+/// A raw socket on purpose: it reads with a short timeout to notice `done`
+/// between events, and ureq's body reader cannot be read again after a timeout.
 fn read_stream(
     addr: SocketAddr,
     token: &str,

@@ -108,19 +108,16 @@ fn browser_programs() -> Option<(PathBuf, PathBuf)> {
 /// Whether chromedriver answers `GET /status` at `addr` with `"ready": true`
 /// (any other answer, a refused or reset connection: no).
 fn driver_ready(addr: SocketAddr) -> bool {
-    use std::io::{Read, Write};
-    let Ok(mut s) = std::net::TcpStream::connect_timeout(&addr, Duration::from_millis(500)) else { return false };
-    let _ = s.set_read_timeout(Some(Duration::from_secs(2)));
-    let req = format!("GET /status HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
-    if s.write_all(req.as_bytes()).is_err() {
-        return false;
-    }
-    let mut text = String::new();
-    let _ = s.read_to_string(&mut text);
-    let body = text.split_once("\r\n\r\n").map_or("", |(_, b)| b);
-    let body = body.find('{').map_or("", |i| &body[i..]);
-    let body = body.rfind('}').map_or("", |j| &body[..=j]);
-    serde_json::from_str::<Value>(body).is_ok_and(|v| v["value"]["ready"] == json!(true))
+    let answer = common::client()
+        .get(format!("http://{addr}/status"))
+        .config()
+        .timeout_connect(Some(Duration::from_millis(500)))
+        .timeout_global(Some(Duration::from_secs(2)))
+        .build()
+        .call();
+    let Ok(answer) = answer else { return false };
+    let body = answer.into_body().read_to_string().unwrap_or_default();
+    serde_json::from_str::<Value>(&body).is_ok_and(|v| v["value"]["ready"] == json!(true))
 }
 
 /// Starts chromedriver and a headless Chromium session: a desktop window of

@@ -3,7 +3,6 @@
 //! back (tests/issue_16.rs over HTTP, tests/kafka.rs over a message log).
 
 use std::collections::BTreeMap;
-use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -117,22 +116,11 @@ pub fn start_server(c: &City) -> Child {
         .unwrap()
 }
 
-/// One HTTP request; `None` when the connection failed or was cut (the server died).
+/// One HTTP request (GET when `body` is empty); `None` when the connection
+/// failed or was cut (the server died).
 pub fn post(addr: &str, path: &str, token: &str, key: Option<&str>, body: &str) -> Option<(u16, String)> {
-    let mut s = TcpStream::connect(addr).ok()?;
-    s.set_read_timeout(Some(Duration::from_secs(20))).ok()?;
-    let key = key.map(|k| format!("Idempotency-Key: {k}\r\n")).unwrap_or_default();
-    let method = if body.is_empty() { "GET" } else { "POST" };
-    write!(
-        s,
-        "{method} {path} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {token}\r\n{key}Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
-        body.len()
-    )
-    .ok()?;
-    let mut resp = String::new();
-    s.read_to_string(&mut resp).ok()?;
-    let status = resp.split_whitespace().nth(1)?.parse().ok()?;
-    Some((status, resp.split_once("\r\n\r\n").map(|x| x.1.to_owned()).unwrap_or_default()))
+    let key: Vec<(&str, &str)> = key.map(|k| ("Idempotency-Key", k)).into_iter().collect();
+    super::http(addr, path, token, &key, body)
 }
 
 /// Waits until the store's change log stops growing (the engine has fired

@@ -45,6 +45,42 @@ pub fn replay_ok(input: &Path, out: &Path, workers: usize, extra: &[&str]) -> Ou
     o
 }
 
+/// One HTTP request to a service at `addr` through `ureq`: bearer `token`,
+/// extra `headers`, and `body` (GET when empty, else POST). A fresh connection
+/// each time (no pool: the server may have been killed and restarted between
+/// two requests), no proxy, a 20 s bound; an answer of any status is
+/// `Some((status, body))`, a refused or cut connection `None`.
+pub fn http(addr: &str, path: &str, token: &str, headers: &[(&str, &str)], body: &str) -> Option<(u16, String)> {
+    static AGENT: std::sync::OnceLock<ureq::Agent> = std::sync::OnceLock::new();
+    let agent = AGENT.get_or_init(|| {
+        ureq::Agent::config_builder()
+            .proxy(None)
+            .http_status_as_error(false)
+            .max_idle_connections(0)
+            .timeout_global(Some(std::time::Duration::from_secs(20)))
+            .build()
+            .into()
+    });
+    let url = format!("http://{addr}{path}");
+    let auth = format!("Bearer {token}");
+    let answer = if body.is_empty() {
+        let mut r = agent.get(&url).header("Authorization", &auth);
+        for (k, v) in headers {
+            r = r.header(*k, *v);
+        }
+        r.call()
+    } else {
+        let mut r = agent.post(&url).header("Authorization", &auth);
+        for (k, v) in headers {
+            r = r.header(*k, *v);
+        }
+        r.send(body)
+    };
+    let answer = answer.ok()?;
+    let status = answer.status().as_u16();
+    Some((status, answer.into_body().read_to_string().ok()?))
+}
+
 /// Stderr as text.
 pub fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()

@@ -1,5 +1,5 @@
-//! Test harness: a small city, a fake pipeline, a server on a free port, and a
-//! minimal HTTP/1.1 + SSE client over std's TcpStream (no client crate needed).
+//! Test harness: a small city, a fake pipeline, a server on a free port,
+//! requests through the `ureq` client, and an SSE reader over std's TcpStream.
 #![allow(dead_code)]
 
 use std::collections::HashMap;
@@ -305,6 +305,25 @@ impl Response {
     }
 }
 
+/// The tests' HTTP client: a fresh connection for each request (no pool, as
+/// `curl` would), no proxy, no redirects followed, and an answer of any
+/// status returned rather than an error.
+pub fn client() -> &'static ureq::Agent {
+    static AGENT: std::sync::OnceLock<ureq::Agent> = std::sync::OnceLock::new();
+    AGENT.get_or_init(|| {
+        ureq::Agent::config_builder()
+            .proxy(None)
+            .http_status_as_error(false)
+            .max_redirects(0)
+            .max_idle_connections(0)
+            .timeout_global(Some(Duration::from_secs(30)))
+            .build()
+            .into()
+    })
+}
+
+/// One request through [`client`]; the whole answer. Header names in the
+/// [`Response`] are lower case.
 pub fn request(
     addr: SocketAddr,
     method: &str,
@@ -313,58 +332,34 @@ pub fn request(
     headers: &[(&str, &str)],
     body: &[u8],
 ) -> Response {
-    let mut s = TcpStream::connect(addr).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-    let mut req =
-        format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Length: {}\r\n", body.len());
+    let agent = client();
+    let mut req = ureq::http::Request::builder().method(method).uri(format!("http://{addr}{path}"));
     if let Some(t) = token {
-        req.push_str(&format!("Authorization: Bearer {t}\r\n"));
+        req = req.header("Authorization", format!("Bearer {t}"));
     }
     for (k, v) in headers {
-        req.push_str(&format!("{k}: {v}\r\n"));
+        req = req.header(*k, *v);
     }
-    req.push_str("\r\n");
-    s.write_all(req.as_bytes()).unwrap();
-    s.write_all(body).unwrap();
-    // Read the head, then the body by Content-Length (some peers keep the
-    // connection open despite `Connection: close`), else to the end.
-    let mut raw = Vec::new();
-    let mut buf = [0u8; 16384];
-    let split = loop {
-        if let Some(p) = raw.windows(4).position(|w| w == b"\r\n\r\n") {
-            break p;
-        }
-        let n = s.read(&mut buf).unwrap();
-        assert!(n > 0, "connection closed before the response head");
-        raw.extend_from_slice(&buf[..n]);
+    // GET and DELETE go without a body (and without a Content-Length).
+    let answer = if body.is_empty() && !matches!(method, "POST" | "PUT" | "PATCH") {
+        agent.run(req.body(()).unwrap())
+    } else {
+        agent.run(req.body(body).unwrap())
     };
-    let head_text = String::from_utf8_lossy(&raw[..split]).to_lowercase();
-    let length =
-        head_text.lines().find_map(|l| l.strip_prefix("content-length:")).and_then(|v| v.trim().parse::<usize>().ok());
-    match length {
-        Some(len) => {
-            while raw.len() < split + 4 + len {
-                let n = s.read(&mut buf).unwrap();
-                if n == 0 {
-                    break;
-                }
-                raw.extend_from_slice(&buf[..n]);
-            }
-        }
-        None => {
-            s.read_to_end(&mut raw).unwrap();
-        }
-    }
-    let head = String::from_utf8_lossy(&raw[..split]).to_string();
-    let mut lines = head.split("\r\n");
-    let status: u16 = lines.next().unwrap().split(' ').nth(1).unwrap().parse().unwrap();
-    let headers: Vec<(String, String)> =
-        lines.filter_map(|l| l.split_once(':').map(|(k, v)| (k.trim().to_lowercase(), v.trim().to_owned()))).collect();
-    let mut body = raw[split + 4..].to_vec();
-    if headers.iter().any(|(k, v)| k == "transfer-encoding" && v.contains("chunked")) {
-        body = Dechunker { raw: body }.drain();
-    }
-    Response { status, headers, body: String::from_utf8_lossy(&body).to_string() }
+    let answer = answer.unwrap_or_else(|e| panic!("{method} {path}: {e}"));
+    let status = answer.status().as_u16();
+    let headers = answer
+        .headers()
+        .iter()
+        .map(|(k, v)| (k.as_str().to_owned(), String::from_utf8_lossy(v.as_bytes()).into_owned()))
+        .collect();
+    let body = answer
+        .into_body()
+        .with_config()
+        .limit(1 << 30)
+        .read_to_vec()
+        .unwrap_or_else(|e| panic!("{method} {path}: reading the answer: {e}"));
+    Response { status, headers, body: String::from_utf8_lossy(&body).into_owned() }
 }
 
 /// Incremental `Transfer-Encoding: chunked` decoder.
@@ -400,7 +395,11 @@ pub struct Sse {
     pub data: serde_json::Value,
 }
 
-/// A live SSE connection.
+/// A live SSE connection, over a raw socket on purpose: [`SseClient::next`]
+/// waits a different time on each call and then goes on reading, and dropping
+/// the client closes the connection at once (tests count the stream slot freed
+/// and the `stream_closed` audit row). ureq's body reader has one timeout for
+/// the whole body and cannot be read again after it fires.
 pub struct SseClient {
     stream: TcpStream,
     chunks: Dechunker,
