@@ -173,10 +173,7 @@ async fn paced(outs: &mut [Out], mut sources: Vec<RawBatches>, speed: f64) -> Re
     }
     let Some(t0) = queues.iter().filter_map(|q| q.front().map(|r| r.0)).min() else { return Ok(stats) };
     let started = Instant::now();
-    loop {
-        let Some(i) = (0..queues.len()).filter(|&i| !queues[i].is_empty()).min_by_key(|&i| (queues[i][0].0, i)) else {
-            break;
-        };
+    while let Some(i) = (0..queues.len()).filter(|&i| !queues[i].is_empty()).min_by_key(|&i| (queues[i][0].0, i)) {
         let ts = queues[i][0].0;
         let due = started + Duration::from_secs_f64(((ts - t0).max(0) as f64 / 1000.0) / speed);
         let now = Instant::now();
