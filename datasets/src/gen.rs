@@ -405,7 +405,10 @@ fn run(opts: &GenOptions) -> Result<GenSummary> {
         .rows
         .insert("grids".into(), write_file(&out.join("grids.parquet"), crate::city::grids_schema(), [Ok(grids)])?);
     let (officers, schema) = if opts.shifts {
-        (crate::roster::shifts_batch(&city.officers(), opts.start_ms, opts.days)?, Table::Officers.schema_with_optional())
+        (
+            crate::roster::shifts_batch(&city.officers(), opts.start_ms, opts.days)?,
+            Table::Officers.schema_with_optional(),
+        )
     } else {
         (officers_batch(&city.officers())?, Table::Officers.schema())
     };

@@ -108,7 +108,9 @@ impl ReferenceLog {
             for (i, line) in lines.iter().enumerate() {
                 match serde_json::from_str::<ReferenceChange>(line) {
                     Ok(c) => changes.push(c),
-                    Err(_) if i == last => tracing::warn!(file = %path.display(), "a torn last reference change was dropped"),
+                    Err(_) if i == last => {
+                        tracing::warn!(file = %path.display(), "a torn last reference change was dropped")
+                    }
                     Err(e) => {
                         return Err(Error::Runtime(format!(
                             "{}: line {} is not a reference change ({e}); the file was damaged: restore it or move it away knowingly",

@@ -150,7 +150,10 @@ impl Roster {
         let mut touched = BTreeSet::new();
         for row in rows {
             let o = row.officer;
-            match self.officers.binary_search_by(|x| (&x.officer_id, x.role, &x.scope).cmp(&(&o.officer_id, o.role, &o.scope))) {
+            match self
+                .officers
+                .binary_search_by(|x| (&x.officer_id, x.role, &x.scope).cmp(&(&o.officer_id, o.role, &o.scope)))
+            {
                 Ok(i) => self.officers[i].name = o.name.clone(),
                 Err(i) => self.officers.insert(i, o.clone()),
             }
@@ -599,9 +602,15 @@ mod tests {
         );
         // A hand-over sent live reaches every clone, from its time on.
         let clone = j.clone();
-        j.post(vec![row(16 * H, "d-comm", Role::Community, "c1", false), row(16 * H, "e-comm", Role::Community, "c1", true)]);
+        j.post(vec![
+            row(16 * H, "d-comm", Role::Community, "c1", false),
+            row(16 * H, "e-comm", Role::Community, "c1", true),
+        ]);
         assert_eq!(clone.route_at(Some(p), None, RouteLevel::Community, 16 * H).assignee.as_deref(), Some("e-comm"));
-        assert_eq!(clone.route_at(Some(p), None, RouteLevel::Community, 16 * H - 1).assignee.as_deref(), Some("d-comm"));
+        assert_eq!(
+            clone.route_at(Some(p), None, RouteLevel::Community, 16 * H - 1).assignee.as_deref(),
+            Some("d-comm")
+        );
         assert_eq!(j.officers().len(), 6, "one entry per officer and post");
         assert_eq!(j.officer("n-comm").map(|o| o.role), Some(Role::Community));
     }
@@ -610,11 +619,19 @@ mod tests {
     fn a_reassigned_cell_routes_by_the_grid_in_force() {
         let p = Point::from_degrees(36.0671, 120.3826).unwrap();
         let c = p.cell(Resolution::Nine);
-        let g = |n: &str| GridInfo { grid: n.into(), community: format!("c-{n}"), street: "s".into(), district: "d".into() };
+        let g = |n: &str| GridInfo {
+            grid: n.into(),
+            community: format!("c-{n}"),
+            street: "s".into(),
+            district: "d".into(),
+        };
         let j = Jurisdiction::versioned(
             Resolution::Nine,
             vec![(c, ALWAYS, g("g1")), (c, 10 * H, g("g2"))],
-            vec![RosterRow::always(officer("o1", Role::Community, "c-g1")), RosterRow::always(officer("o2", Role::Community, "c-g2"))],
+            vec![
+                RosterRow::always(officer("o1", Role::Community, "c-g1")),
+                RosterRow::always(officer("o2", Role::Community, "c-g2")),
+            ],
         );
         assert!(j.grids_change());
         let r = |at| j.route_at(Some(p), None, RouteLevel::Community, at);

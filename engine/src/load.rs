@@ -15,8 +15,8 @@ use std::path::Path;
 use std::sync::Arc;
 
 use arrow_array::cast::AsArray;
-use arrow_array::{PrimitiveArray, RecordBatch};
 use arrow_array::types::{Float64Type, Int64Type, UInt8Type};
+use arrow_array::{PrimitiveArray, RecordBatch};
 use arrow_schema::DataType;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 

@@ -366,15 +366,10 @@ mod tests {
         let subs = Subscribers::from_versions(rows);
         assert_eq!((subs.len(), subs.versioned()), (3, 2));
         let seen = |t: Token, at: u64| subs.get_at(&t, at).and_then(|s| s.age);
-        assert_eq!([99, 100, 199, 200, 299, 300, 10_000].map(|at| seen(7, at)), [
-            None,
-            Some(1),
-            Some(1),
-            None,
-            None,
-            Some(3),
-            Some(3)
-        ]);
+        assert_eq!(
+            [99, 100, 199, 200, 299, 300, 10_000].map(|at| seen(7, at)),
+            [None, Some(1), Some(1), None, None, Some(3), Some(3)]
+        );
         assert_eq!([0, 149, 150].map(|at| seen(9, at)), [Some(4), Some(4), Some(5)]);
         assert_eq!(seen(3, 0), Some(6));
         // Two rows for one number and time: the later in file order wins.

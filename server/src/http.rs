@@ -860,15 +860,19 @@ async fn reference_change(
         let change = match a.ingest.decode_reference(table, &body, arrow) {
             Ok(change) => change,
             Err(Refusal::Body(msg)) => {
-                return Err(ApiError::new(StatusCode::BAD_REQUEST, format!("{msg}; nothing of this request was applied")));
+                return Err(ApiError::new(
+                    StatusCode::BAD_REQUEST,
+                    format!("{msg}; nothing of this request was applied"),
+                ));
             }
             Err(Refusal::Rows(rows)) => return Err(rows_refused(&rows)),
         };
         a.pipeline.update_reference(change).map_err(|r| match r {
             PipelineRefusal::Rows(_) => ApiError::new(StatusCode::BAD_REQUEST, "refused"),
-            PipelineRefusal::Unavailable(e) => {
-                ApiError::new(StatusCode::SERVICE_UNAVAILABLE, format!("the pipeline cannot take reference changes now: {e}"))
-            }
+            PipelineRefusal::Unavailable(e) => ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                format!("the pipeline cannot take reference changes now: {e}"),
+            ),
         })
     })
     .await

@@ -20,11 +20,11 @@ use citywatch_engine::contract::Table;
 use citywatch_engine::decode::Decoder;
 use citywatch_engine::event::{Event, UnitToken};
 use citywatch_engine::ipc::{self, IpcError};
-use citywatch_engine::{load, ndjson};
 use citywatch_engine::parquet_io::validate_schema;
 use citywatch_engine::pseudonym::{Pseudonymiser, token_hex};
 use citywatch_engine::reference::UnitDirectory;
 use citywatch_engine::reject::Rejected;
+use citywatch_engine::{load, ndjson};
 
 /// The pseudo file name rejected rows of live ingest carry.
 const SOURCE: &str = "ingest";
@@ -247,7 +247,8 @@ impl Ingest {
         let mut scratch = Vec::new();
         let mut row0 = 0u64;
         for b in &batches {
-            let map = validate_schema(Path::new(SOURCE), table, &b.schema()).map_err(|e| Refusal::Body(e.to_string()))?;
+            let map =
+                validate_schema(Path::new(SOURCE), table, &b.schema()).map_err(|e| Refusal::Body(e.to_string()))?;
             let ctx = RowCtx::whole(table, Path::new(SOURCE), row0);
             let read = match table {
                 Table::Subscribers => {

@@ -106,14 +106,19 @@ fn write_subscribers(dir: &Path, registered: bool) {
         activated.push(T_REG);
     }
     let n = numbers.len();
-    write(dir, "subscribers.parquet", dated_schema(Table::Subscribers, false), vec![
-        Arc::new(StringArray::from(numbers)),
-        Arc::new(UInt8Array::from(vec![Some(40u8); n])),
-        Arc::new(Float64Array::from(vec![Some(HOME.0); n])),
-        Arc::new(Float64Array::from(vec![Some(HOME.1); n])),
-        Arc::new(Int64Array::from(activated)),
-        Arc::new(Int64Array::from(from)),
-    ]);
+    write(
+        dir,
+        "subscribers.parquet",
+        dated_schema(Table::Subscribers, false),
+        vec![
+            Arc::new(StringArray::from(numbers)),
+            Arc::new(UInt8Array::from(vec![Some(40u8); n])),
+            Arc::new(Float64Array::from(vec![Some(HOME.0); n])),
+            Arc::new(Float64Array::from(vec![Some(HOME.1); n])),
+            Arc::new(Int64Array::from(activated)),
+            Arc::new(Int64Array::from(from)),
+        ],
+    );
 }
 
 /// The residents' community (the default grid's cell of their home).
@@ -144,14 +149,19 @@ fn write_officers(dir: &Path, handover: bool) {
             rows.push((r.officer.officer_id, r.officer.role, r.officer.scope, Some(r.from_ms), Some(status)));
         }
     }
-    write(dir, "officers.parquet", dated_schema(Table::Officers, true), vec![
-        Arc::new(StringArray::from(rows.iter().map(|r| r.0.clone()).collect::<Vec<_>>())),
-        Arc::new(StringArray::from(rows.iter().map(|r| r.0.clone()).collect::<Vec<_>>())),
-        Arc::new(StringArray::from(rows.iter().map(|r| r.1.as_str()).collect::<Vec<_>>())),
-        Arc::new(StringArray::from(rows.iter().map(|r| r.2.clone()).collect::<Vec<_>>())),
-        Arc::new(Int64Array::from(rows.iter().map(|r| r.3).collect::<Vec<_>>())),
-        Arc::new(StringArray::from(rows.iter().map(|r| r.4).collect::<Vec<_>>())),
-    ]);
+    write(
+        dir,
+        "officers.parquet",
+        dated_schema(Table::Officers, true),
+        vec![
+            Arc::new(StringArray::from(rows.iter().map(|r| r.0.clone()).collect::<Vec<_>>())),
+            Arc::new(StringArray::from(rows.iter().map(|r| r.0.clone()).collect::<Vec<_>>())),
+            Arc::new(StringArray::from(rows.iter().map(|r| r.1.as_str()).collect::<Vec<_>>())),
+            Arc::new(StringArray::from(rows.iter().map(|r| r.2.clone()).collect::<Vec<_>>())),
+            Arc::new(Int64Array::from(rows.iter().map(|r| r.3).collect::<Vec<_>>())),
+            Arc::new(StringArray::from(rows.iter().map(|r| r.4).collect::<Vec<_>>())),
+        ],
+    );
 }
 
 /// Every open call alerts at its check: each check's view is in the alerts.
