@@ -579,4 +579,41 @@ mod tests {
         );
         engine.shutdown().unwrap();
     }
+
+    #[test]
+    fn reference_changes_are_moved_past_what_was_seen_and_restored_from_disk() {
+        use crate::changes::ReferenceChange;
+        use crate::reference::Subscriber;
+        let dir = tempfile::tempdir().unwrap();
+        let opts = LiveOptions { workers: 1, lateness_ms: 0, journal: Some(JournalOptions::in_dir(dir.path())) };
+        let t = 1_772_409_600_000u64;
+        let sub = Subscriber { age: Some(30), ..Subscriber::default() };
+        let change = ReferenceChange::Subscribers(vec![(7, t as i64 - 5, Some(sub)), (8, t as i64 + 10, Some(sub))]);
+        // Start with a reference made live here, so this test keeps a clone that sees the rows.
+        let live_reference = || {
+            let mut r = Reference::empty();
+            Arc::make_mut(&mut r.subscribers).make_live();
+            r
+        };
+        {
+            let (tx, _rx) = crossbeam_channel::bounded(16);
+            let engine = LiveEngine::start(Vec::new(), live_reference(), opts.clone(), tx).unwrap();
+            assert!(matches!(engine.update_reference(change.clone()), Err(Refused::Unavailable(_))), "before restore");
+            engine.restore().unwrap();
+            engine.ingest(vec![call(t, 1, CallPhase::Start)]).unwrap();
+            let applied = engine.update_reference(change).unwrap();
+            // Number 7 was dated before the call already admitted: it holds from just after it.
+            assert_eq!((applied.rows, applied.moved, applied.from_ms), (2, 1, Some(t as i64 + 1)));
+            engine.shutdown().unwrap();
+        }
+        let (tx, _rx) = crossbeam_channel::bounded(16);
+        let reference = live_reference();
+        let engine = LiveEngine::start(Vec::new(), reference.clone(), opts, tx).unwrap();
+        engine.restore().unwrap();
+        assert_eq!(engine.reference_totals(), (2, 0), "restored from reference.ndjson");
+        let subs = &reference.subscribers;
+        assert_eq!((subs.get_at(&7, t), subs.get_at(&7, t + 1)), (None, Some(sub)));
+        assert_eq!((subs.get_at(&8, t + 9), subs.get_at(&8, t + 10)), (None, Some(sub)));
+        engine.shutdown().unwrap();
+    }
 }

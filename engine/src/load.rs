@@ -415,3 +415,58 @@ pub fn read_unit_names(files: &TableFiles, units: &UnitDirectory) -> Result<()> 
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use arrow_array::{ArrayRef, Int64Array, StringArray};
+    use arrow_schema::{Field, Schema};
+
+    use super::*;
+    use crate::parquet_io::write_parquet_batches;
+
+    /// An officers table with a `valid_from_ms` column of `from` and a `status` column.
+    fn officers(dir: &Path, from: ArrayRef, status: Vec<Option<&str>>) -> TableFiles {
+        let n = status.len();
+        let s = |v: &str| Arc::new(StringArray::from(vec![v; n])) as ArrayRef;
+        let ids: Vec<String> = (0..n).map(|i| format!("o{i}")).collect();
+        let mut fields: Vec<Field> = Table::Officers.schema().fields().iter().map(|f| f.as_ref().clone()).collect();
+        fields.push(Field::new(VALID_FROM, from.data_type().clone(), true));
+        fields.push(Field::new(STATUS, DataType::Utf8, true));
+        let schema = Arc::new(Schema::new(fields));
+        let columns = vec![
+            Arc::new(StringArray::from(ids.clone())),
+            Arc::new(StringArray::from(ids)),
+            s("station"),
+            s("s1"),
+            from,
+        ];
+        let columns = [columns, vec![Arc::new(StringArray::from(status)) as ArrayRef]].concat();
+        let batch = RecordBatch::try_new(schema.clone(), columns).unwrap();
+        write_parquet_batches(&dir.join("officers.parquet"), schema, [batch]).unwrap();
+        locate(dir, Table::Officers).unwrap().unwrap()
+    }
+
+    #[test]
+    fn dated_rows_are_validated_and_bad_ones_rejected_with_their_reason() {
+        let dir = tempfile::tempdir().unwrap();
+        let from: ArrayRef = Arc::new(Int64Array::from(vec![Some(1_000), None, Some(-5), Some(2_000)]));
+        let files = officers(dir.path(), from, vec![Some("off_duty"), None, None, Some("paused")]);
+        let mut rejects = Vec::new();
+        let roster = read_roster(&files, &mut rejects).unwrap();
+        assert_eq!(
+            roster.iter().map(|r| (r.from_ms, r.on_duty)).collect::<Vec<_>>(),
+            vec![(1_000, false), (ALWAYS, true)]
+        );
+        let why: Vec<(u64, &str)> = rejects.iter().map(|r| (r.row, r.code.as_str())).collect();
+        assert_eq!(why, vec![(2, "out_of_range"), (3, "unknown_value")]);
+        assert!(rejects[0].reason.contains("before 1970"), "{}", rejects[0].reason);
+        assert!(rejects[1].reason.contains("on_duty, off_duty"), "{}", rejects[1].reason);
+        // A `valid_from_ms` of another type stops the run, naming the file and what to give.
+        let dir = tempfile::tempdir().unwrap();
+        let files = officers(dir.path(), Arc::new(StringArray::from(vec!["08:00"])), vec![None]);
+        let err = read_roster(&files, &mut Vec::new()).unwrap_err().to_string();
+        assert!(err.contains("officers.parquet") && err.contains("valid_from_ms") && err.contains("int64"), "{err}");
+    }
+}
