@@ -134,8 +134,11 @@ struct Roster {
     posts: BTreeMap<(String, Role, String), Vec<(i64, bool)>>,
     /// (role, scope) -> who answers from when: the smallest `officer_id` on
     /// duty at that post (for determinism), or nobody.
-    duty: HashMap<(Role, String), Vec<(i64, Option<String>)>>,
+    duty: HashMap<(Role, String), Timeline>,
 }
+
+/// Who holds a post from when (`None`: nobody), by time.
+type Timeline = Vec<(i64, Option<String>)>;
 
 impl Roster {
     fn new(rows: Vec<RosterRow>) -> Self {

@@ -118,7 +118,7 @@ pub fn officer_rows(
             let name = name.get(i).ok_or_else(|| ctx.null(i, "name"))?.to_owned();
             let role = vocab(ctx, i, "role", role.get(i), Role::parse, Role::expected)?;
             let scope = scope.get(i).ok_or_else(|| ctx.null(i, "scope"))?.to_owned();
-            let from_ms = dated.from_ms(ctx, i)?;
+            let from_ms = dated.valid_from(ctx, i)?;
             let status = dated.status(ctx, i, DutyStatus::parse, DutyStatus::expected)?;
             let on_duty = status.is_none_or(|s| s == DutyStatus::OnDuty);
             Ok(RosterRow { from_ms, officer: Officer { officer_id, name, role, scope }, on_duty })
@@ -167,7 +167,7 @@ impl<'b> Dated<'b> {
 
     /// Row `i`'s time: [`ALWAYS`] when the column is absent or null; a time
     /// before 1970 is rejected (`out_of_range`).
-    fn from_ms(&self, ctx: &RowCtx, i: usize) -> Result<i64, Rejected> {
+    fn valid_from(&self, ctx: &RowCtx, i: usize) -> Result<i64, Rejected> {
         match self.from.and_then(|a| prim(a, i)) {
             None => Ok(ALWAYS),
             Some(ms) if ms >= 0 => Ok(ms),
@@ -231,7 +231,7 @@ pub fn read_jurisdiction(
                 let g = |s: &Strs, n: &str| s.get(i).map(str::to_owned).ok_or_else(|| ctx.null(i, n));
                 Ok((
                     c,
-                    dated.from_ms(ctx, i)?,
+                    dated.valid_from(ctx, i)?,
                     GridInfo {
                         grid: g(&grid, "grid")?,
                         community: g(&comm, "community")?,
@@ -376,7 +376,7 @@ pub fn subscriber_rows(
         let row = (|| -> Result<SubscriberRow, Rejected> {
             let (tok, _) = number_pre(ctx, i, "number", number.get(i), pre)?.ok_or_else(|| ctx.null(i, "number"))?;
             let home = point_of(ctx, i, "home_lat", "home_lon", prim(lat, i), prim(lon, i), true)?;
-            let from = dated.from_ms(ctx, i)?;
+            let from = dated.valid_from(ctx, i)?;
             let cancelled = dated.status(ctx, i, SubscriberStatus::parse, SubscriberStatus::expected)?
                 == Some(SubscriberStatus::Cancelled);
             let sub = Subscriber { age: prim(age, i), home, activated_ms: prim(act, i) };

@@ -16,9 +16,9 @@ use citywatch_server::LivePipeline;
 use common::{P1, SseClient, TestServer, alarm, city};
 use serde_json::json;
 
-#[test]
-fn issue_6_real_engine_response_gap_alert_is_pushed_to_the_station() {
-    let dir = tempfile::tempdir().unwrap();
+/// The server over the real engine with `response_gap` (urgent alarms need a
+/// dispatch within 300 ms) in the small test city.
+fn start(dir: &std::path::Path, workers: usize) -> TestServer {
     let jurisdiction = city();
     let units = UnitDirectory::default();
     let (tx, rx) = crossbeam_channel::bounded(1024);
@@ -29,15 +29,17 @@ fn issue_6_real_engine_response_gap_alert_is_pushed_to_the_station() {
         jurisdiction: jurisdiction.clone(),
         units: units.clone(),
     };
-    let engine = LiveEngine::start(
-        vec![Box::new(model)],
-        reference,
-        LiveOptions { workers: 1, lateness_ms: 0, journal: None },
-        tx,
-    )
-    .expect("start the live engine");
+    let engine =
+        LiveEngine::start(vec![Box::new(model)], reference, LiveOptions { workers, lateness_ms: 0, journal: None }, tx)
+            .expect("start the live engine");
     let pipeline = Arc::new(LivePipeline::new(engine, units));
-    let s = TestServer::start_pipeline(dir.path(), common::config(dir.path()), pipeline, rx, jurisdiction);
+    TestServer::start_pipeline(dir, common::config(dir), pipeline, rx, jurisdiction)
+}
+
+#[test]
+fn issue_6_real_engine_response_gap_alert_is_pushed_to_the_station() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = start(dir.path(), 1);
 
     let mut station = SseClient::connect(s.addr, s.token("o-s1"), Some(0));
     let mut community = SseClient::connect(s.addr, s.token("o-c2"), Some(0));
@@ -78,25 +80,7 @@ fn issue_6_real_engine_response_gap_alert_is_pushed_to_the_station() {
 #[test]
 fn issue_19_a_live_hand_over_routes_the_next_alert_to_the_officer_on_duty() {
     let dir = tempfile::tempdir().unwrap();
-    let jurisdiction = city();
-    let units = UnitDirectory::default();
-    let (tx, rx) = crossbeam_channel::bounded(1024);
-    let model =
-        ResponseGap { config: Config { max_priority: 2, dispatch_within_ms: 300, on_scene_within_ms: 3_600_000 } };
-    let reference = Reference {
-        subscribers: Arc::new(Default::default()),
-        jurisdiction: jurisdiction.clone(),
-        units: units.clone(),
-    };
-    let engine = LiveEngine::start(
-        vec![Box::new(model)],
-        reference,
-        LiveOptions { workers: 2, lateness_ms: 0, journal: None },
-        tx,
-    )
-    .expect("start the live engine");
-    let pipeline = Arc::new(LivePipeline::new(engine, units));
-    let s = TestServer::start_pipeline(dir.path(), common::config(dir.path()), pipeline, rx, jurisdiction);
+    let s = start(dir.path(), 2);
     let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_millis() as i64;
     let post = |id: &str, from: i64, status: &str| json!({"officer_id": id, "name": id, "role": "station", "scope": "s1", "valid_from_ms": from, "status": status});
     let body = |rows: &[serde_json::Value]| rows.iter().map(|r| format!("{r}\n")).collect::<String>();

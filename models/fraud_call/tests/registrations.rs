@@ -11,7 +11,7 @@ use arrow_array::{ArrayRef, Float64Array, Int64Array, RecordBatch, StringArray, 
 use arrow_schema::{DataType, Field, Schema};
 use citywatch_engine::alert::{Alert, sort_alerts, to_json_value};
 use citywatch_engine::changes::ReferenceChange;
-use citywatch_engine::contract::{Role, Table};
+use citywatch_engine::contract::{ALWAYS, Role, Table};
 use citywatch_engine::event::Event;
 use citywatch_engine::geo::Point;
 use citywatch_engine::jurisdiction::{DEFAULT_GRID_RESOLUTION, Officer, RosterRow};
@@ -139,27 +139,30 @@ fn hand_over() -> Vec<RosterRow> {
 /// A city analyst and the night community officer for all time; with
 /// `handover`, the 08:00 hand-over rows too.
 fn write_officers(dir: &Path, handover: bool) {
-    let mut rows: Vec<(String, Role, String, Option<i64>, Option<&str>)> = vec![
-        ("an".into(), Role::Analyst, "city".into(), None, None),
-        ("c-night".into(), Role::Community, community(), None, None),
+    let post = |id: &str, role, scope: String| Officer { officer_id: id.into(), name: id.into(), role, scope };
+    let mut rows = vec![
+        RosterRow::always(post("an", Role::Analyst, "city".into())),
+        RosterRow::always(post("c-night", Role::Community, community())),
     ];
     if handover {
-        for r in hand_over() {
-            let status = if r.on_duty { "on_duty" } else { "off_duty" };
-            rows.push((r.officer.officer_id, r.officer.role, r.officer.scope, Some(r.from_ms), Some(status)));
-        }
+        rows.extend(hand_over());
     }
+    let dated = |r: &RosterRow| (r.from_ms != ALWAYS).then_some(r.from_ms);
+    let status = |r: &RosterRow| dated(r).map(|_| if r.on_duty { "on_duty" } else { "off_duty" });
+    let strings = |f: &dyn Fn(&Officer) -> &str| -> ArrayRef {
+        Arc::new(StringArray::from(rows.iter().map(|r| f(&r.officer)).collect::<Vec<_>>()))
+    };
     write(
         dir,
         "officers.parquet",
         dated_schema(Table::Officers, true),
         vec![
-            Arc::new(StringArray::from(rows.iter().map(|r| r.0.clone()).collect::<Vec<_>>())),
-            Arc::new(StringArray::from(rows.iter().map(|r| r.0.clone()).collect::<Vec<_>>())),
-            Arc::new(StringArray::from(rows.iter().map(|r| r.1.as_str()).collect::<Vec<_>>())),
-            Arc::new(StringArray::from(rows.iter().map(|r| r.2.clone()).collect::<Vec<_>>())),
-            Arc::new(Int64Array::from(rows.iter().map(|r| r.3).collect::<Vec<_>>())),
-            Arc::new(StringArray::from(rows.iter().map(|r| r.4).collect::<Vec<_>>())),
+            strings(&|o| &o.officer_id),
+            strings(&|o| &o.name),
+            strings(&|o| o.role.as_str()),
+            strings(&|o| &o.scope),
+            Arc::new(Int64Array::from(rows.iter().map(dated).collect::<Vec<_>>())),
+            Arc::new(StringArray::from(rows.iter().map(status).collect::<Vec<_>>())),
         ],
     );
 }
