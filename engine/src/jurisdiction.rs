@@ -135,6 +135,8 @@ struct Roster {
     /// (role, scope) -> who answers from when: the smallest `officer_id` on
     /// duty at that post (for determinism), or nobody.
     duty: HashMap<(Role, String), Timeline>,
+    /// (role, scope) -> the smallest `officer_id` ever on duty at that post.
+    post_holder: HashMap<(Role, String), String>,
 }
 
 /// Who holds a post from when (`None`: nobody), by time.
@@ -179,6 +181,10 @@ impl Roster {
             let mut times: Vec<i64> = holders.iter().flat_map(|(_, v)| v.iter().map(|&(f, _)| f)).collect();
             times.sort_unstable();
             times.dedup();
+            match holders.iter().find(|(_, v)| v.iter().any(|&(_, on)| on)) {
+                Some((id, _)) => self.post_holder.insert((role, scope.clone()), (*id).clone()),
+                None => self.post_holder.remove(&(role, scope.clone())),
+            };
             let mut line: Vec<(i64, Option<String>)> = Vec::new();
             for t in times {
                 // `holders` is in officer_id order: the first on duty is the smallest.
@@ -191,9 +197,14 @@ impl Roster {
         }
     }
 
-    /// Who is on duty at `(role, scope)` at `at`.
-    fn on_duty(&self, role: Role, scope: &str, at: i64) -> Option<String> {
-        as_of(self.duty.get(&(role, scope.to_owned()))?, at).flatten()
+    /// Who is on duty at `(role, scope)` at `at`; with `None`, who holds
+    /// the post at any time (the smallest id).
+    fn on_duty(&self, role: Role, scope: &str, at: Option<i64>) -> Option<String> {
+        let key = (role, scope.to_owned());
+        match at {
+            Some(at) => as_of(self.duty.get(&key)?, at).flatten(),
+            None => self.post_holder.get(&key).cloned(),
+        }
     }
 }
 
@@ -420,17 +431,19 @@ impl Jurisdiction {
         pos.cell(self.resolution)
     }
 
-    /// Routes an alert at `pos` (or about `cell`) to the officer at `level`,
-    /// with the latest grids and roster (for places, not alerts: an alert is
-    /// routed as of its time with [`Jurisdiction::route_at`]).
+    /// Routes a place, not an alert: each cell's first grid and, for each
+    /// post, the smallest id of the officers who ever hold it (the post's
+    /// usual id, whatever the shift). For grouping places by post (the map,
+    /// risk_hotspot's officer groups); an alert is routed as of its time with
+    /// [`Jurisdiction::route_at`]. Without dated rows, the same as `route_at`.
     pub fn route(&self, pos: Option<Point>, cell: Option<u64>, level: RouteLevel) -> Route {
-        self.route_with(pos, cell, level, i64::MAX, i64::MAX)
+        self.route_times(pos, cell, level, None, None)
     }
 
     /// Routes an alert raised at `at_ms` (event time) with the grids and the
     /// roster in force then: the officer on duty when it was raised.
     pub fn route_at(&self, pos: Option<Point>, cell: Option<u64>, level: RouteLevel, at_ms: i64) -> Route {
-        self.route_with(pos, cell, level, at_ms, at_ms)
+        self.route_times(pos, cell, level, Some(at_ms), Some(at_ms))
     }
 
     /// Routes with the grids in force at `grids_at` and the roster in force
@@ -444,6 +457,17 @@ impl Jurisdiction {
         grids_at: i64,
         roster_at: i64,
     ) -> Route {
+        self.route_times(pos, cell, level, Some(grids_at), Some(roster_at))
+    }
+
+    fn route_times(
+        &self,
+        pos: Option<Point>,
+        cell: Option<u64>,
+        level: RouteLevel,
+        grids_at: Option<i64>,
+        roster_at: Option<i64>,
+    ) -> Route {
         let about = cell.and_then(|c| CellIndex::try_from(c).ok());
         let grid_cell = match (about, pos) {
             (Some(c), _) if c.resolution() == self.resolution => Some(c),
@@ -452,7 +476,7 @@ impl Jurisdiction {
             (None, Some(p)) => Some(self.cell_of(p)),
             (None, None) => None,
         };
-        let info = grid_cell.and_then(|c| self.grid_of_cell_at(c, Some(grids_at)));
+        let info = grid_cell.and_then(|c| self.grid_of_cell_at(c, grids_at));
         let assignee = self.assignee(info.as_ref(), level, roster_at);
         let shown_cell = about.or(grid_cell).map(|c| c.to_string());
         match info {
@@ -468,7 +492,7 @@ impl Jurisdiction {
         }
     }
 
-    fn assignee(&self, info: Option<&GridInfo>, level: RouteLevel, at: i64) -> Option<String> {
+    fn assignee(&self, info: Option<&GridInfo>, level: RouteLevel, at: Option<i64>) -> Option<String> {
         let roster = self.roster.read().expect("roster lock");
         let find = |role: Role, scope: &str| roster.on_duty(role, scope, at);
         let levels = [RouteLevel::Community, RouteLevel::Station, RouteLevel::District, RouteLevel::City];
@@ -615,6 +639,8 @@ mod tests {
             Some("d-comm")
         );
         assert_eq!(j.officers().len(), 6, "one entry per officer and post");
+        // Places group by post, whatever the shift: the smallest id ever on it.
+        assert_eq!(j.route(Some(p), None, RouteLevel::Community).assignee.as_deref(), Some("d-comm"));
         assert_eq!(j.officer("n-comm").map(|o| o.role), Some(Role::Community));
     }
 
