@@ -269,6 +269,14 @@ struct GenArgs {
     /// campaigns (default 1500; raise it for enough losses in a small city).
     #[arg(long)]
     fraud_per_million: Option<f64>,
+    /// Fresh fraud SIMs are activated minutes before their first call, their
+    /// subscribers rows dated from then (`valid_from_ms`; docs/input-contract.md).
+    #[arg(long)]
+    intraday_registrations: bool,
+    /// Community and station officers work 3 x 8 h shifts with hand-overs at
+    /// 00:00, 08:00 and 16:00 UTC (a dated officers table).
+    #[arg(long)]
+    shifts: bool,
     /// No progress bar.
     #[arg(long)]
     quiet: bool,
@@ -663,6 +671,8 @@ fn run_gen(args: GenArgs) -> Result<()> {
                 start_ms,
                 threads: args.threads,
                 progress: !args.quiet,
+                intraday_registrations: args.intraday_registrations,
+                shifts: args.shifts,
             };
             let summary = citywatch_datasets::generate(&opts)?;
             println!("{summary}");

@@ -18,7 +18,7 @@
 //! keys; call ids are assigned in answer-time order after sorting. So the
 //! bytes depend on the options, never on the thread count.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Instant;
@@ -78,6 +78,15 @@ pub struct GenOptions {
     pub progress: bool,
     /// The simulation's rates.
     pub rates: Rates,
+    /// Fresh local fraud SIMs are activated minutes before their first call
+    /// and dated in the subscribers table (`valid_from_ms`; see
+    /// [`crate::roster`]). Off by default (the default output is unchanged).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub intraday_registrations: bool,
+    /// Community and station posts are held in 3 x 8 h shifts with
+    /// hand-overs (a dated officers table; see [`crate::roster`]). Off by default.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub shifts: bool,
 }
 
 impl Default for GenOptions {
@@ -92,6 +101,8 @@ impl Default for GenOptions {
             threads: None,
             progress: false,
             rates: Rates::default(),
+            intraday_registrations: false,
+            shifts: false,
         }
     }
 }
@@ -386,16 +397,22 @@ fn run(opts: &GenOptions) -> Result<GenSummary> {
     summary.rows.insert("calls".into(), rows);
 
     bar.set_message("subscribers, grids, officers, labels");
-    summary.rows.insert("subscribers".into(), write_subscribers(out, &pop, &fraud)?);
+    let activations =
+        opts.intraday_registrations.then(|| crate::roster::intraday_activations(&fraud, opts.seed, opts.start_ms));
+    summary.rows.insert("subscribers".into(), write_subscribers(out, &pop, &fraud, activations.as_ref())?);
     let grids = city.grids_batch()?;
     summary
         .rows
         .insert("grids".into(), write_file(&out.join("grids.parquet"), crate::city::grids_schema(), [Ok(grids)])?);
-    let officers = officers_batch(&city.officers())?;
-    summary.rows.insert(
-        "officers".into(),
-        write_file(&out.join("officers.parquet"), Table::Officers.schema(), [Ok(officers)])?,
-    );
+    let (officers, schema) = if opts.shifts {
+        (
+            crate::roster::shifts_batch(&city.officers(), opts.start_ms, opts.days)?,
+            Table::Officers.schema_with_optional(),
+        )
+    } else {
+        (officers_batch(&city.officers())?, Table::Officers.schema())
+    };
+    summary.rows.insert("officers".into(), write_file(&out.join("officers.parquet"), schema, [Ok(officers)])?);
     let batches: Vec<Result<RecordBatch>> =
         labels.par_chunks(BATCH_ROWS).map(|c| labels_batch(c, &pop, &fraud_numbers)).collect();
     let path = out.join(format!("{}.parquet", Table::FraudLabels.path_stem()));
@@ -709,13 +726,23 @@ fn patrols_batch(rows: &[PatrolRow], units: &[crate::patrol::Unit]) -> Result<Re
 
 /// Streams the subscribers table: every subscriber in index order, with the
 /// local fraud numbers' registrations interleaved at their table slots.
-fn write_subscribers(out: &Path, pop: &Population, fraud: &FraudPlan) -> Result<u64> {
+/// The subscribers table; with `activations` (intraday registrations), those
+/// fraud numbers' activation times, and a `valid_from_ms` column that dates
+/// their rows from it (null for everyone else: registered for all time).
+fn write_subscribers(
+    out: &Path,
+    pop: &Population,
+    fraud: &FraudPlan,
+    activations: Option<&HashMap<usize, i64>>,
+) -> Result<u64> {
     let mut regs: Vec<(u64, usize)> =
         fraud.numbers.iter().enumerate().filter_map(|(i, n)| n.registration.map(|r| (r.table_slot, i))).collect();
     regs.sort_unstable();
     let n = pop.n;
     let step = BATCH_ROWS as u64;
     let batch_ranges: Vec<(u64, u64)> = (0..n.div_ceil(step)).map(|b| (b * step, ((b + 1) * step).min(n))).collect();
+    let schema =
+        if activations.is_some() { Table::Subscribers.schema_with_optional() } else { Table::Subscribers.schema() };
     let build = |&(lo, hi): &(u64, u64)| -> Result<RecordBatch> {
         let len = (hi - lo) as usize;
         let mut num = StringBuilder::with_capacity(len, len * 12);
@@ -723,17 +750,20 @@ fn write_subscribers(out: &Path, pop: &Population, fraud: &FraudPlan) -> Result<
         let mut lat = Float64Builder::with_capacity(len);
         let mut lon = Float64Builder::with_capacity(len);
         let mut act = Int64Builder::with_capacity(len);
+        let mut from = Int64Builder::with_capacity(len);
         let mut s = String::new();
         let mut ri = regs.partition_point(|r| r.0 < lo);
         for idx in lo..hi {
             while ri < regs.len() && regs[ri].0 == idx {
                 let f = &fraud.numbers[regs[ri].1];
                 let r = f.registration.expect("filtered");
+                let moved = activations.and_then(|a| a.get(&regs[ri].1)).copied();
                 num.append_value(&f.number);
                 age.append_value(r.age);
                 lat.append_value(round5(r.home.0));
                 lon.append_value(round5(r.home.1));
-                act.append_value(r.activated_ms);
+                act.append_value(moved.unwrap_or(r.activated_ms));
+                from.append_option(moved);
                 ri += 1;
             }
             let p = pop.person(idx);
@@ -743,15 +773,20 @@ fn write_subscribers(out: &Path, pop: &Population, fraud: &FraudPlan) -> Result<
             lat.append_value(round5(p.home.0));
             lon.append_value(round5(p.home.1));
             act.append_value(p.activated_ms);
+            from.append_null();
         }
-        Ok(RecordBatch::try_new(
-            Table::Subscribers.schema(),
-            vec![arc(num.finish()), arc(age.finish()), arc(lat.finish()), arc(lon.finish()), arc(act.finish())],
-        )?)
+        let mut columns =
+            vec![arc(num.finish()), arc(age.finish()), arc(lat.finish()), arc(lon.finish()), arc(act.finish())];
+        if activations.is_some() {
+            let from = from.finish();
+            let status = arrow_array::StringArray::new_null(from.len());
+            columns.extend([arc(from), arc(status)]);
+        }
+        Ok(RecordBatch::try_new(schema.clone(), columns)?)
     };
     // Build 16 batches at a time in parallel, write in order: memory stays bounded.
     let groups = batch_ranges.chunks(16).flat_map(|g| g.par_iter().map(build).collect::<Vec<_>>());
-    write_file(&out.join("subscribers.parquet"), Table::Subscribers.schema(), groups)
+    write_file(&out.join("subscribers.parquet"), schema.clone(), groups)
 }
 
 fn round5(x: f64) -> f64 {

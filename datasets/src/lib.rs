@@ -38,6 +38,7 @@ pub mod legit;
 pub mod patrol;
 pub mod people;
 pub mod rng;
+pub mod roster;
 pub mod sink;
 pub mod toronto;
 

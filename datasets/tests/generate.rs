@@ -8,7 +8,7 @@ use arrow_array::types::{Int64Type, UInt8Type, UInt32Type, UInt64Type};
 use citywatch_datasets::{GenOptions, generate};
 use citywatch_engine::contract::Table;
 use citywatch_engine::event::Event;
-use citywatch_engine::load::{read_jurisdiction, read_officers, read_subscribers};
+use citywatch_engine::load::{read_jurisdiction, read_roster, read_subscribers};
 use citywatch_engine::parquet_io::{check, locate};
 use citywatch_engine::pseudonym::{DEMO_KEY, Pseudonymiser};
 use common::{decode, prims, raw, strs, tree};
@@ -47,7 +47,7 @@ fn engine_readers_accept_every_table_with_no_rejected_rows() {
     // Reference tables and labels.
     let mut rejects = Vec::new();
     let mut ps = Pseudonymiser::new(DEMO_KEY, "86");
-    let officers = read_officers(&locate(dir.path(), Table::Officers).unwrap().unwrap(), &mut rejects).unwrap();
+    let officers = read_roster(&locate(dir.path(), Table::Officers).unwrap().unwrap(), &mut rejects).unwrap();
     let j =
         read_jurisdiction(&locate(dir.path(), Table::Grids).unwrap().unwrap(), officers.clone(), &mut rejects).unwrap();
     let subs =
@@ -73,7 +73,7 @@ fn engine_readers_accept_every_table_with_no_rejected_rows() {
     // Roster: one community officer per community, a station per street, district commands, analysts.
     let communities: HashSet<String> = j.cells().map(|(_, g)| g.community.clone()).collect();
     let streets: HashSet<String> = j.cells().map(|(_, g)| g.street.clone()).collect();
-    let role = |r: &str| officers.iter().filter(|o| o.role.as_str() == r).collect::<Vec<_>>();
+    let role = |r: &str| officers.iter().map(|r| &r.officer).filter(|o| o.role.as_str() == r).collect::<Vec<_>>();
     assert_eq!(role("community").len(), communities.len());
     assert!(role("community").iter().all(|o| communities.contains(&o.scope)));
     assert_eq!(role("station").len(), streets.len());
@@ -257,4 +257,70 @@ fn bad_options_are_refused_with_a_reason() {
     assert!(e.to_string().contains("days"), "{e}");
     let e = generate(&GenOptions { start_ms: 5, out: dir.path().to_owned(), ..GenOptions::default() }).unwrap_err();
     assert!(e.to_string().contains("midnight"), "{e}");
+}
+
+/// Issue 19's switches: fresh fraud SIMs registered minutes before their first
+/// call (dated subscribers rows), and 3 x 8 h shifts with hand-overs that
+/// route a 07:59 alert to the night officer and an 08:01 one to the day officer.
+#[test]
+fn intraday_registrations_and_shifts_are_dated_reference_rows() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut opts = small(dir.path(), 5, None);
+    opts.rates.fraud.calls_per_million_per_day = 50_000.0;
+    (opts.intraday_registrations, opts.shifts) = (true, true);
+    generate(&opts).unwrap();
+    let mut rejects = Vec::new();
+    let mut ps = Pseudonymiser::new(DEMO_KEY, "86");
+    let subs =
+        read_subscribers(&locate(dir.path(), Table::Subscribers).unwrap().unwrap(), &mut ps, &mut rejects).unwrap();
+    assert!(rejects.is_empty(), "{:?}", &rejects[..rejects.len().min(3)]);
+    assert!(subs.versioned() > 0, "some fraud SIMs are registered during the day");
+    // Each dated number: unknown before its activation, registered (0 days old) from it,
+    // and its first call comes 2 to 30 minutes later.
+    let (calls, _) = decode(dir.path(), Table::Calls);
+    let mut first: HashMap<u64, u64> = HashMap::new();
+    for e in &calls {
+        if let Event::Call(c) = e {
+            let f = first.entry(c.caller).or_insert(c.ts_ms);
+            *f = (*f).min(c.ts_ms);
+        }
+    }
+    let mut dated = 0;
+    for (token, s) in subs.iter() {
+        let Some(act) = s.activated_ms else { continue };
+        let at = act as u64;
+        if subs.get_at(token, at.saturating_sub(1)).is_some() {
+            continue; // registered for all time
+        }
+        dated += 1;
+        assert_eq!(subs.get_at(token, at).and_then(|s| s.activated_ms), Some(act));
+        let lead_min = (first[token] - at) as f64 / 60_000.0;
+        assert!((2.0..=30.0).contains(&lead_min), "first call {lead_min:.1} min after activation");
+    }
+    assert_eq!(dated, subs.versioned());
+    // Shifts: every community post has three officers, hand-overs at 00, 08, 16 h.
+    let roster = read_roster(&locate(dir.path(), Table::Officers).unwrap().unwrap(), &mut rejects).unwrap();
+    let j = read_jurisdiction(&locate(dir.path(), Table::Grids).unwrap().unwrap(), roster, &mut rejects).unwrap();
+    assert!(rejects.is_empty(), "{:?}", &rejects[..rejects.len().min(3)]);
+    let (_, g) = j.cells().next().unwrap();
+    let community = g.community.clone();
+    let (cell, _) = j.cells().find(|(_, g)| g.community == community).unwrap();
+    let at = |h: i64, m: i64| {
+        let ms = opts.start_ms + h * 3_600_000 + m * 60_000;
+        j.route_at(None, Some(u64::from(cell)), citywatch_engine::alert::RouteLevel::Community, ms).assignee
+    };
+    let day = format!("C{community}");
+    assert_eq!(at(7, 59), Some(format!("{day}-N")), "07:59: night");
+    assert_eq!(at(8, 1), Some(day.clone()), "08:01: day");
+    assert_eq!(at(16, 1), Some(format!("{day}-E")), "16:01: evening");
+    // The default output has no dated column at all (unchanged).
+    let plain = tempfile::tempdir().unwrap();
+    generate(&small(plain.path(), 5, None)).unwrap();
+    let schema = |t: Table| {
+        let f = locate(plain.path(), t).unwrap().unwrap();
+        let file = std::fs::File::open(&f.files[0]).unwrap();
+        parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(file).unwrap().schema().clone()
+    };
+    assert!(schema(Table::Subscribers).index_of("valid_from_ms").is_err());
+    assert!(schema(Table::Officers).index_of("valid_from_ms").is_err());
 }

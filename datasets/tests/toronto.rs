@@ -8,7 +8,7 @@ use std::path::Path;
 use citywatch_datasets::toronto::{COMMITTED_ALARMS, SOURCE_CSV, convert, write_dataset};
 use citywatch_engine::contract::Table;
 use citywatch_engine::event::Event;
-use citywatch_engine::load::{read_jurisdiction, read_officers};
+use citywatch_engine::load::{read_jurisdiction, read_roster};
 use citywatch_engine::parquet_io::locate;
 use common::decode;
 
@@ -52,7 +52,7 @@ fn toronto_dataset_is_accepted_by_the_engine_and_every_alarm_has_a_grid() {
     assert!(rejects.is_empty(), "{:?}", &rejects[..rejects.len().min(3)]);
     assert_eq!(events.len() as u64, s.alarms);
     let mut rej = Vec::new();
-    let officers = read_officers(&locate(dir.path(), Table::Officers).unwrap().unwrap(), &mut rej).unwrap();
+    let officers = read_roster(&locate(dir.path(), Table::Officers).unwrap().unwrap(), &mut rej).unwrap();
     let j = read_jurisdiction(&locate(dir.path(), Table::Grids).unwrap().unwrap(), officers, &mut rej).unwrap();
     assert!(rej.is_empty());
     assert_eq!(j.resolution(), citywatch_engine::jurisdiction::DEFAULT_GRID_RESOLUTION);

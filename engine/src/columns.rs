@@ -79,7 +79,13 @@ pub struct RowCtx<'a> {
     pub(crate) window: (i64, i64, i64),
 }
 
-impl RowCtx<'_> {
+impl<'a> RowCtx<'a> {
+    /// The context of a batch of a table read whole (a reference table, a
+    /// live request of reference rows): no event-time bounds.
+    pub fn whole(table: Table, file: &'a Path, row0: u64) -> Self {
+        RowCtx { table, file, row0, window: (0, 0, i64::MAX) }
+    }
+
     /// Rejects row `i` of the batch: `column` (if one is to blame), a short `code` and the reason for people.
     pub fn reject(&self, i: usize, column: Option<&str>, code: &str, reason: String) -> Rejected {
         Rejected::new(self.table, self.file, self.row0 + i as u64, column, code, reason)
@@ -226,7 +232,7 @@ pub fn for_each_row(
                 table: files.table.name(),
                 detail: e.to_string(),
             })?;
-            f(&RowCtx { table: files.table, file: path, row0, window: (0, 0, i64::MAX) }, &batch, &map)?;
+            f(&RowCtx::whole(files.table, path, row0), &batch, &map)?;
             row0 += batch.num_rows() as u64;
         }
         rows += row0;

@@ -134,6 +134,8 @@ const GRIDS: &[Column] = &[
 const OFFICERS: &[Column] =
     &[col("officer_id", Utf8, false), col("name", Utf8, false), col("role", Utf8, false), col("scope", Utf8, false)];
 
+const DATED_WITH_STATUS: &[Column] = &[col(VALID_FROM, Int64, true), col(STATUS, Utf8, true)];
+
 const FRAUD_LABELS: &[Column] = &[
     col("call_id", UInt64, false),
     col("caller", Utf8, false),
@@ -205,6 +207,29 @@ impl Table {
             Table::Officers => OFFICERS,
             Table::FraudLabels => FRAUD_LABELS,
         }
+    }
+
+    /// **(citywatch)** The optional columns a reference table may carry
+    /// to version its rows ([`VALID_FROM`], [`STATUS`]); empty for the
+    /// other tables. Absent from a file: every row in force for all time.
+    pub fn optional_columns(self) -> &'static [Column] {
+        match self {
+            Table::Subscribers | Table::Officers => DATED_WITH_STATUS,
+            Table::Grids => &DATED_WITH_STATUS[..1],
+            _ => &[],
+        }
+    }
+
+    /// The Arrow schema of this table with its optional columns (the
+    /// generator's dated tables, the live reference ingest).
+    pub fn schema_with_optional(self) -> SchemaRef {
+        let fields: Vec<Field> = self
+            .columns()
+            .iter()
+            .chain(self.optional_columns())
+            .map(|c| Field::new(c.name, c.data_type.arrow(), c.nullable))
+            .collect();
+        Arc::new(Schema::new(fields))
     }
 
     /// The Arrow schema a writer uses for this table.
@@ -294,6 +319,31 @@ vocabulary! {
     /// `officers.role`: how far up the hierarchy an officer sits.
     Role, "role" { Community = "community", Station = "station", District = "district", Analyst = "analyst" }
 }
+
+vocabulary! {
+    /// `subscribers.status` (optional column): a row registers the number
+    /// (`active`, also when the column is absent or null) or cancels it.
+    SubscriberStatus, "status" { Active = "active", Cancelled = "cancelled" }
+}
+
+vocabulary! {
+    /// `officers.status` (optional column): the officer takes the post
+    /// (`on_duty`, also when the column is absent or null) or leaves it.
+    DutyStatus, "status" { OnDuty = "on_duty", OffDuty = "off_duty" }
+}
+
+/// **(citywatch)** The optional column that versions a reference table's
+/// rows (subscribers, grids, officers): int64 ms since the epoch, from when
+/// the row is in force. Absent or null: in force for all time (see
+/// `docs/input-contract.md`, "Reference data that changes").
+pub const VALID_FROM: &str = "valid_from_ms";
+
+/// **(citywatch)** The optional status column of subscribers and officers
+/// ([`SubscriberStatus`], [`DutyStatus`]).
+pub const STATUS: &str = "status";
+
+/// The first time: a row without [`VALID_FROM`] is in force from here.
+pub const ALWAYS: i64 = i64::MIN;
 
 #[cfg(test)]
 mod tests {

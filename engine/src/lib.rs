@@ -10,7 +10,8 @@
 //! - [`columns`]: reading contract columns row by row and naming bad rows
 //!   for the dead-letter output ([`reject`]).
 //! - [`decode`]: the stream tables' rows into compact [`event`]s.
-//! - [`load`]: the reference tables into [`reference::Reference`].
+//! - [`load`]: the reference tables into [`reference::Reference`], every row
+//!   with its time; [`changes`]: the rows the live service is sent.
 //! - [`admission`]: source positions, the watermark and call pairing, the
 //!   same for a replay's shares and the live ingest.
 //! - [`lateness`]: event time, the watermark and what "late" means.
@@ -22,6 +23,7 @@
 
 pub mod admission;
 pub mod alert;
+pub mod changes;
 pub mod columns;
 pub mod contract;
 pub mod dataflow;

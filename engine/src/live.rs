@@ -13,6 +13,11 @@
 //! (an `end` with no open `start`, a second `start`), the request is refused
 //! with every reason and nothing of it enters the dataflow.
 //!
+//! Reference rows sent while the service runs ([`LiveEngine::update_reference`]:
+//! registrations, cancellations, roster changes) take effect from their time
+//! in event time, never before the latest event time admitted (see
+//! [`crate::changes`]).
+//!
 //! With a journal ([`LiveOptions::journal`], see [`crate::journal`]) every
 //! epoch is written before it is fed to the workers and synced before
 //! [`LiveEngine::ingest_keyed`] returns; [`LiveEngine::restore`] feeds the
@@ -27,6 +32,7 @@ use crossbeam_channel::{Sender, bounded};
 
 use crate::admission::{Admission, Pairing};
 use crate::alert::Alert;
+use crate::changes::{ReferenceChange, ReferenceLog};
 use crate::dataflow::{self, Epoch, Waker};
 use crate::event::Event;
 use crate::journal::{Journal, JournalOptions, RecentKeys, Record, SyncHandle};
@@ -80,6 +86,18 @@ pub struct Ingested {
     pub late: u64,
 }
 
+/// What [`LiveEngine::update_reference`] did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ReferenceApplied {
+    /// Rows applied.
+    pub rows: u64,
+    /// Of which dated at or before the latest event time admitted, and
+    /// applied from just after it.
+    pub moved: u64,
+    /// The earliest time from which a row applies (after moving).
+    pub from_ms: Option<i64>,
+}
+
 /// Why [`LiveEngine::ingest`] took nothing of a request.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Refused {
@@ -114,6 +132,12 @@ struct Feed {
     units: crate::reference::UnitDirectory,
     /// Shared with [`LiveEngine::queue_depth`].
     depth: Arc<std::sync::atomic::AtomicUsize>,
+    /// The reference data the workers share (live changes go into it).
+    reference: Reference,
+    /// Accepted live reference changes, once [`LiveEngine::restore`] opened it.
+    changes: Option<ReferenceLog>,
+    /// Live reference rows accepted, and of them moved past the latest event time.
+    reference_rows: (u64, u64),
 }
 
 /// The call id of the call row at `index` of a request.
@@ -185,10 +209,13 @@ impl LiveEngine {
     /// slow consumer slows the dataflow down instead of growing memory).
     pub fn start(
         models: Vec<Box<dyn Model>>,
-        reference: Reference,
+        mut reference: Reference,
         opts: LiveOptions,
         alerts: Sender<Alert>,
     ) -> Result<Self> {
+        // Before the workers clone it: they all see the rows sent live.
+        Arc::make_mut(&mut reference.subscribers).make_live();
+        let shared = reference.clone();
         let workers = opts.workers.max(1);
         let names: Arc<Vec<(String, String)>> = Arc::new(models.iter().map(|m| (m.name(), m.version())).collect());
         let models = Arc::new(models);
@@ -229,6 +256,9 @@ impl LiveEngine {
                 log_position: None,
                 units,
                 depth: Arc::clone(&depth),
+                reference: shared,
+                changes: None,
+                reference_rows: (0, 0),
             })),
             guards: Mutex::new(Some(guards)),
             depth,
@@ -245,6 +275,13 @@ impl LiveEngine {
         let mut guard = self.feed.lock().expect("feed lock");
         let Some(feed) = guard.as_mut() else { return Err(Error::Runtime("the engine is shut down".into())) };
         let Some(opts) = feed.unopened.take() else { return Ok(Restored::default()) };
+        // The reference changes first: the journaled epochs saw them.
+        let (log, changes) = ReferenceLog::open(&opts.dir, opts.fsync)?;
+        for c in &changes {
+            c.apply(&feed.reference);
+            feed.reference_rows.0 += c.len() as u64;
+        }
+        feed.changes = Some(log);
         let mut done = Restored::default();
         let journal = Journal::open(opts, |rec| {
             for (token, name) in &rec.units {
@@ -392,6 +429,37 @@ impl LiveEngine {
         Ok(Outcome::Applied(Ingested { events: n, late }))
     }
 
+    /// Applies reference rows sent live (registrations, cancellations,
+    /// roster changes) from their `from_ms` in event time, as a replay of
+    /// the same rows would. A row dated at or before the latest event time
+    /// admitted (events and clock) is moved to just after it (see
+    /// [`crate::changes`]); with a journal the change is on disk before it
+    /// is applied. All rows or none.
+    pub fn update_reference(&self, mut change: ReferenceChange) -> std::result::Result<ReferenceApplied, Refused> {
+        let mut guard = self.feed.lock().expect("feed lock");
+        let Some(feed) = guard.as_mut() else { return Err(Refused::Unavailable("the engine is shut down".to_owned())) };
+        if feed.unopened.is_some() {
+            return Err(Refused::Unavailable("the journal has not been restored yet".to_owned()));
+        }
+        let floor = feed.admission.max_seen().map(|m| i64::try_from(m).unwrap_or(i64::MAX - 1) + 1);
+        let moved = floor.map_or(0, |f| change.clamp(f));
+        if let Some(log) = feed.changes.as_mut() {
+            log.append(&change).map_err(|e| {
+                Refused::Unavailable(format!("the reference change cannot be written ({e}); nothing was applied"))
+            })?;
+        }
+        change.apply(&feed.reference);
+        feed.reference_rows.0 += change.len() as u64;
+        feed.reference_rows.1 += moved;
+        Ok(ReferenceApplied { rows: change.len() as u64, moved, from_ms: change.earliest() })
+    }
+
+    /// Live reference rows accepted since start (restored ones included),
+    /// and of them moved past the latest event time.
+    pub fn reference_totals(&self) -> (u64, u64) {
+        self.feed.lock().expect("feed lock").as_ref().map_or((0, 0), |f| f.reference_rows)
+    }
+
     /// The newest applied idempotency key that starts with [`LOG_KEY_PREFIX`]
     /// (restored from the journal, then kept as requests are applied).
     pub fn log_position(&self) -> Option<String> {
@@ -509,6 +577,43 @@ mod tests {
             engine.ingest(vec![call(t + 7, 2, CallPhase::End), call(t + 8, 2, CallPhase::Start)]).unwrap().events,
             2
         );
+        engine.shutdown().unwrap();
+    }
+
+    #[test]
+    fn reference_changes_are_moved_past_what_was_seen_and_restored_from_disk() {
+        use crate::changes::ReferenceChange;
+        use crate::reference::Subscriber;
+        let dir = tempfile::tempdir().unwrap();
+        let opts = LiveOptions { workers: 1, lateness_ms: 0, journal: Some(JournalOptions::in_dir(dir.path())) };
+        let t = 1_772_409_600_000u64;
+        let sub = Subscriber { age: Some(30), ..Subscriber::default() };
+        let change = ReferenceChange::Subscribers(vec![(7, t as i64 - 5, Some(sub)), (8, t as i64 + 10, Some(sub))]);
+        // Start with a reference made live here, so this test keeps a clone that sees the rows.
+        let live_reference = || {
+            let mut r = Reference::empty();
+            Arc::make_mut(&mut r.subscribers).make_live();
+            r
+        };
+        {
+            let (tx, _rx) = crossbeam_channel::bounded(16);
+            let engine = LiveEngine::start(Vec::new(), live_reference(), opts.clone(), tx).unwrap();
+            assert!(matches!(engine.update_reference(change.clone()), Err(Refused::Unavailable(_))), "before restore");
+            engine.restore().unwrap();
+            engine.ingest(vec![call(t, 1, CallPhase::Start)]).unwrap();
+            let applied = engine.update_reference(change).unwrap();
+            // Number 7 was dated before the call already admitted: it holds from just after it.
+            assert_eq!((applied.rows, applied.moved, applied.from_ms), (2, 1, Some(t as i64 + 1)));
+            engine.shutdown().unwrap();
+        }
+        let (tx, _rx) = crossbeam_channel::bounded(16);
+        let reference = live_reference();
+        let engine = LiveEngine::start(Vec::new(), reference.clone(), opts, tx).unwrap();
+        engine.restore().unwrap();
+        assert_eq!(engine.reference_totals(), (2, 0), "restored from reference.ndjson");
+        let subs = &reference.subscribers;
+        assert_eq!((subs.get_at(&7, t), subs.get_at(&7, t + 1)), (None, Some(sub)));
+        assert_eq!((subs.get_at(&8, t + 9), subs.get_at(&8, t + 10)), (None, Some(sub)));
         engine.shutdown().unwrap();
     }
 }

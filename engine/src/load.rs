@@ -1,7 +1,11 @@
 //! Loading the reference tables of a dataset folder (officers, grids,
-//! subscribers, and the unit names of a patrols table) into the read-only
-//! [`Reference`] every worker shares. Bad rows are returned as rejects, as
-//! for the stream tables; a table that makes routing ambiguous is an error.
+//! subscribers, and the unit names of a patrols table) into the
+//! [`Reference`] every worker shares, with every version of their rows
+//! (`valid_from_ms`, `status`: see "Reference data that changes" in
+//! `docs/input-contract.md`). Bad rows are returned as rejects, as for the
+//! stream tables; a table that makes routing ambiguous is an error. The row
+//! readers of one batch ([`officer_rows`], [`subscriber_rows`]) also read
+//! the rows the live service is sent.
 
 #![allow(clippy::result_large_err)]
 
@@ -10,18 +14,18 @@ use std::fs::File;
 use std::path::Path;
 use std::sync::Arc;
 
-use arrow_array::RecordBatch;
 use arrow_array::cast::AsArray;
 use arrow_array::types::{Float64Type, Int64Type, UInt8Type};
+use arrow_array::{PrimitiveArray, RecordBatch};
 use arrow_schema::DataType;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 
-use crate::columns::{Strs, col, column_tokens, for_each_row, number_pre, point_of, prim, vocab};
-use crate::contract::{Role, Table};
+use crate::columns::{RowCtx, Strs, col, column_tokens, for_each_row, number_pre, point_of, prim, vocab};
+use crate::contract::{ALWAYS, DutyStatus, Role, STATUS, SubscriberStatus, Table, VALID_FROM};
 use crate::decode::MAX_UNIT_ID_BYTES;
 use crate::event::unit_token;
-use crate::jurisdiction::{AreaNames, GridInfo, Jurisdiction, Officer};
-use crate::parquet_io::{TableFiles, check, locate, type_name};
+use crate::jurisdiction::{AreaNames, GridInfo, Jurisdiction, Officer, RosterRow};
+use crate::parquet_io::{ColumnMap, TableFiles, check, locate, type_name};
 use crate::pseudonym::{Pseudonymiser, Token};
 use crate::reference::{Reference, Subscriber, Subscribers, UnitDirectory};
 use crate::reject::Rejected;
@@ -64,7 +68,7 @@ pub fn jurisdiction(dir: &Path, rejects: &mut Vec<Rejected>) -> Result<(Jurisdic
     let officers = match locate(dir, Table::Officers)? {
         Some(f) => {
             rows.insert(Table::Officers, check(&f)?);
-            read_officers(&f, rejects)?
+            read_roster(&f, rejects)?
         }
         None => Vec::new(),
     };
@@ -73,46 +77,137 @@ pub fn jurisdiction(dir: &Path, rejects: &mut Vec<Rejected>) -> Result<(Jurisdic
             rows.insert(Table::Grids, check(&f)?);
             read_jurisdiction(&f, officers, rejects)?
         }
-        None => Jurisdiction::default_grid(officers),
+        None => Jurisdiction::default_grid_roster(officers),
     };
     Ok((jurisdiction, rows))
 }
 
-/// Reads the officers table.
-pub fn read_officers(files: &TableFiles, rejects: &mut Vec<Rejected>) -> Result<Vec<Officer>> {
+/// Reads the officers table: the roster, each row with its time and status.
+pub fn read_roster(files: &TableFiles, rejects: &mut Vec<Rejected>) -> Result<Vec<RosterRow>> {
     let mut out = Vec::new();
-    let t = Table::Officers;
-    for_each_row(files, |ctx, b, m| {
-        let [id, name, role, scope] = ["officer_id", "name", "role", "scope"].map(|c| Strs::new(col(b, m, t, c)));
-        for i in 0..b.num_rows() {
-            let row = (|| -> Result<Officer, Rejected> {
-                let officer_id = id.get(i).ok_or_else(|| ctx.null(i, "officer_id"))?.to_owned();
-                let name = name.get(i).ok_or_else(|| ctx.null(i, "name"))?.to_owned();
-                let role = vocab(ctx, i, "role", role.get(i), Role::parse, Role::expected)?;
-                let scope = scope.get(i).ok_or_else(|| ctx.null(i, "scope"))?.to_owned();
-                Ok(Officer { officer_id, name, role, scope })
-            })();
-            match row {
-                Ok(o) => out.push(o),
-                Err(r) => rejects.push(r),
-            }
-        }
-        Ok(())
-    })?;
+    for_each_row(files, |ctx, b, m| officer_rows(ctx, b, m, &mut out, rejects))?;
     Ok(out)
 }
 
-/// Reads the grids table into a [`Jurisdiction`] with the given officers.
-/// All cells must share one H3 resolution; a cell listed under two grids, or a
-/// grid under two communities, is an error (routing would be ambiguous).
+/// Reads the officers table's officers and posts, whatever their times: one
+/// entry per officer and post (the first row's), in file order.
+pub fn read_officers(files: &TableFiles, rejects: &mut Vec<Rejected>) -> Result<Vec<Officer>> {
+    let mut seen = std::collections::HashSet::new();
+    Ok(read_roster(files, rejects)?
+        .into_iter()
+        .map(|r| r.officer)
+        .filter(|o| seen.insert((o.officer_id.clone(), o.role, o.scope.clone())))
+        .collect())
+}
+
+/// The roster rows of one batch of the officers table (a file's or a live
+/// request's), bad rows to `rejects`.
+pub fn officer_rows(
+    ctx: &RowCtx,
+    b: &RecordBatch,
+    m: &ColumnMap,
+    out: &mut Vec<RosterRow>,
+    rejects: &mut Vec<Rejected>,
+) -> Result<()> {
+    let t = Table::Officers;
+    let [id, name, role, scope] = ["officer_id", "name", "role", "scope"].map(|c| Strs::new(col(b, m, t, c)));
+    let dated = Dated::of(ctx.file, t, b)?;
+    for i in 0..b.num_rows() {
+        let row = (|| -> Result<RosterRow, Rejected> {
+            let officer_id = id.get(i).ok_or_else(|| ctx.null(i, "officer_id"))?.to_owned();
+            let name = name.get(i).ok_or_else(|| ctx.null(i, "name"))?.to_owned();
+            let role = vocab(ctx, i, "role", role.get(i), Role::parse, Role::expected)?;
+            let scope = scope.get(i).ok_or_else(|| ctx.null(i, "scope"))?.to_owned();
+            let from_ms = dated.valid_from(ctx, i)?;
+            let status = dated.status(ctx, i, DutyStatus::parse, DutyStatus::expected)?;
+            let on_duty = status.is_none_or(|s| s == DutyStatus::OnDuty);
+            Ok(RosterRow { from_ms, officer: Officer { officer_id, name, role, scope }, on_duty })
+        })();
+        match row {
+            Ok(o) => out.push(o),
+            Err(r) => rejects.push(r),
+        }
+    }
+    Ok(())
+}
+
+/// The optional `valid_from_ms` and `status` columns of a reference table's
+/// batch (see "Reference data that changes" in `docs/input-contract.md`).
+struct Dated<'b> {
+    from: Option<&'b PrimitiveArray<Int64Type>>,
+    status: Option<Strs<'b>>,
+}
+
+impl<'b> Dated<'b> {
+    /// The columns of `b`, where present; present with another type: an
+    /// error naming the file, as for a contract column.
+    fn of(file: &Path, table: Table, b: &'b RecordBatch) -> Result<Self> {
+        let from = match b.column_by_name(VALID_FROM) {
+            None => None,
+            Some(a) if a.data_type() == &DataType::Int64 => Some(a.as_primitive::<Int64Type>()),
+            Some(a) => {
+                return Err(Error::WrongType {
+                    file: file.to_owned(),
+                    table: table.name(),
+                    column: VALID_FROM,
+                    expected: "int64 (ms since the epoch, from when the row is in force)".to_owned(),
+                    found: type_name(a.data_type()),
+                });
+            }
+        };
+        let status = match table {
+            Table::Subscribers | Table::Officers => {
+                let [s] = optional_strings(file, table, b, &[STATUS])?;
+                s
+            }
+            _ => None,
+        };
+        Ok(Dated { from, status })
+    }
+
+    /// Row `i`'s time: [`ALWAYS`] when the column is absent or null; a time
+    /// before 1970 is rejected (`out_of_range`).
+    fn valid_from(&self, ctx: &RowCtx, i: usize) -> Result<i64, Rejected> {
+        match self.from.and_then(|a| prim(a, i)) {
+            None => Ok(ALWAYS),
+            Some(ms) if ms >= 0 => Ok(ms),
+            Some(ms) => Err(ctx.reject(
+                i,
+                Some(VALID_FROM),
+                "out_of_range",
+                format!("`{VALID_FROM}` {ms} is before 1970; give ms since the Unix epoch, or null for a row in force for all time"),
+            )),
+        }
+    }
+
+    /// Row `i`'s status: `None` when the column is absent or null.
+    fn status<T>(
+        &self,
+        ctx: &RowCtx,
+        i: usize,
+        parse: fn(&str) -> Option<T>,
+        expected: fn() -> String,
+    ) -> Result<Option<T>, Rejected> {
+        match self.status.as_ref().and_then(|s| s.get(i)) {
+            None => Ok(None),
+            v => vocab(ctx, i, STATUS, v, parse, expected).map(Some),
+        }
+    }
+}
+
+/// Reads the grids table into a [`Jurisdiction`] with the given roster.
+/// All cells must share one H3 resolution; a cell listed under two grids from
+/// the same time, or a grid under two communities, is an error (routing would
+/// be ambiguous). A cell listed again from a later `valid_from_ms` is
+/// reassigned from then on.
 pub fn read_jurisdiction(
     files: &TableFiles,
-    officers: Vec<Officer>,
+    officers: Vec<RosterRow>,
     rejects: &mut Vec<Rejected>,
 ) -> Result<Jurisdiction> {
     let t = Table::Grids;
-    let mut cells: Vec<(h3o::CellIndex, GridInfo)> = Vec::new();
-    let mut seen: HashMap<h3o::CellIndex, String> = HashMap::new();
+    let mut cells: Vec<(h3o::CellIndex, i64, GridInfo)> = Vec::new();
+    let mut seen: HashMap<(h3o::CellIndex, i64), String> = HashMap::new();
     let mut grid_parent: HashMap<String, (String, String, String)> = HashMap::new();
     let mut resolution = None;
     let mut names = AreaNames::default();
@@ -121,8 +216,9 @@ pub fn read_jurisdiction(
         let [cell, grid, comm, street, dist] =
             ["cell", "grid", "community", "street", "district"].map(|c| Strs::new(col(b, m, t, c)));
         let name_cols = optional_strings(ctx.file, t, b, &AREA_NAME_COLUMNS)?;
+        let dated = Dated::of(ctx.file, t, b)?;
         for i in 0..b.num_rows() {
-            let row = (|| -> Result<(h3o::CellIndex, GridInfo), Rejected> {
+            let row = (|| -> Result<(h3o::CellIndex, i64, GridInfo), Rejected> {
                 let text = cell.get(i).ok_or_else(|| ctx.null(i, "cell"))?;
                 let c: h3o::CellIndex = text.parse().map_err(|_| {
                     ctx.reject(
@@ -135,6 +231,7 @@ pub fn read_jurisdiction(
                 let g = |s: &Strs, n: &str| s.get(i).map(str::to_owned).ok_or_else(|| ctx.null(i, n));
                 Ok((
                     c,
+                    dated.valid_from(ctx, i)?,
                     GridInfo {
                         grid: g(&grid, "grid")?,
                         community: g(&comm, "community")?,
@@ -145,7 +242,7 @@ pub fn read_jurisdiction(
             })();
             match row {
                 Err(r) => rejects.push(r),
-                Ok((c, info)) => {
+                Ok((c, from, info)) => {
                     let res = *resolution.get_or_insert(c.resolution());
                     if c.resolution() != res {
                         return Err(Error::BadReference {
@@ -158,13 +255,18 @@ pub fn read_jurisdiction(
                             ),
                         });
                     }
-                    if let Some(prev) = seen.insert(c, info.grid.clone())
+                    if let Some(prev) = seen.insert((c, from), info.grid.clone())
                         && prev != info.grid
                     {
+                        let when = if from == ALWAYS {
+                            "without valid_from_ms".to_owned()
+                        } else {
+                            format!("from valid_from_ms {from}")
+                        };
                         return Err(Error::BadReference {
                             file: ctx.file.to_owned(),
                             detail: format!(
-                                "row {}: cell {c} is listed under grids {prev} and {}; each cell belongs to one grid",
+                                "row {}: cell {c} is listed under grids {prev} and {} {when}; each cell belongs to one grid at a time (to move it, give the later row a later valid_from_ms)",
                                 ctx.row0 + i as u64,
                                 info.grid
                             ),
@@ -192,7 +294,7 @@ pub fn read_jurisdiction(
                             map.entry(id.clone()).or_insert_with(|| n.trim().to_owned());
                         }
                     }
-                    cells.push((c, info));
+                    cells.push((c, from, info));
                 }
             }
         }
@@ -202,7 +304,7 @@ pub fn read_jurisdiction(
         file: first,
         detail: "the grids table has no valid rows; remove it to use the default grid".into(),
     })?;
-    Ok(Jurisdiction::new(resolution, cells, officers).with_names(names))
+    Ok(Jurisdiction::versioned(resolution, cells, officers).with_names(names))
 }
 
 /// The grids table's optional name columns, in level order (grid, community, street, district).
@@ -234,38 +336,58 @@ fn optional_strings<'b, const N: usize>(
     Ok(out)
 }
 
-/// Reads the subscribers table, keyed by pseudonym.
+/// Reads the subscribers table, keyed by pseudonym, with every version of
+/// every number (registrations and cancellations by `valid_from_ms`).
 pub fn read_subscribers(
     files: &TableFiles,
     ps: &mut Pseudonymiser,
     rejects: &mut Vec<Rejected>,
 ) -> Result<Subscribers> {
-    let t = Table::Subscribers;
     // Sized up front from the files' metadata: no regrowth for a million rows.
     let mut out = Vec::with_capacity(check(files)? as usize);
     let mut scratch = Vec::new();
-    for_each_row(files, |ctx, b, m| {
-        let number = Strs::new(col(b, m, t, "number"));
-        let age = col(b, m, t, "age").as_primitive::<UInt8Type>();
-        let lat = col(b, m, t, "home_lat").as_primitive::<Float64Type>();
-        let lon = col(b, m, t, "home_lon").as_primitive::<Float64Type>();
-        let act = col(b, m, t, "activated_ms").as_primitive::<Int64Type>();
-        let tokens = column_tokens(&number, b.num_rows(), ps, &mut scratch);
-        for (i, &pre) in tokens.iter().enumerate() {
-            let row = (|| -> Result<(Token, Subscriber), Rejected> {
-                let (tok, _) =
-                    number_pre(ctx, i, "number", number.get(i), pre)?.ok_or_else(|| ctx.null(i, "number"))?;
-                let home = point_of(ctx, i, "home_lat", "home_lon", prim(lat, i), prim(lon, i), true)?;
-                Ok((tok, Subscriber { age: prim(age, i), home, activated_ms: prim(act, i) }))
-            })();
-            match row {
-                Ok(row) => out.push(row),
-                Err(r) => rejects.push(r),
-            }
+    for_each_row(files, |ctx, b, m| subscriber_rows(ctx, b, m, ps, &mut scratch, &mut out, rejects))?;
+    Ok(Subscribers::from_versions(out))
+}
+
+/// A subscriber version: `(token, from_ms, data or None for a cancellation)`.
+pub type SubscriberRow = (Token, i64, Option<Subscriber>);
+
+/// The versions in one batch of the subscribers table (a file's or a live
+/// request's), bad rows to `rejects`. `scratch` is reused between batches.
+pub fn subscriber_rows(
+    ctx: &RowCtx,
+    b: &RecordBatch,
+    m: &ColumnMap,
+    ps: &mut Pseudonymiser,
+    scratch: &mut Vec<(Token, crate::pseudonym::NumberClass)>,
+    out: &mut Vec<SubscriberRow>,
+    rejects: &mut Vec<Rejected>,
+) -> Result<()> {
+    let t = Table::Subscribers;
+    let number = Strs::new(col(b, m, t, "number"));
+    let age = col(b, m, t, "age").as_primitive::<UInt8Type>();
+    let lat = col(b, m, t, "home_lat").as_primitive::<Float64Type>();
+    let lon = col(b, m, t, "home_lon").as_primitive::<Float64Type>();
+    let act = col(b, m, t, "activated_ms").as_primitive::<Int64Type>();
+    let dated = Dated::of(ctx.file, t, b)?;
+    let tokens = column_tokens(&number, b.num_rows(), ps, scratch);
+    for (i, &pre) in tokens.iter().enumerate() {
+        let row = (|| -> Result<SubscriberRow, Rejected> {
+            let (tok, _) = number_pre(ctx, i, "number", number.get(i), pre)?.ok_or_else(|| ctx.null(i, "number"))?;
+            let home = point_of(ctx, i, "home_lat", "home_lon", prim(lat, i), prim(lon, i), true)?;
+            let from = dated.valid_from(ctx, i)?;
+            let cancelled = dated.status(ctx, i, SubscriberStatus::parse, SubscriberStatus::expected)?
+                == Some(SubscriberStatus::Cancelled);
+            let sub = Subscriber { age: prim(age, i), home, activated_ms: prim(act, i) };
+            Ok((tok, from, (!cancelled).then_some(sub)))
+        })();
+        match row {
+            Ok(row) => out.push(row),
+            Err(r) => rejects.push(r),
         }
-        Ok(())
-    })?;
-    Ok(Subscribers::from_rows(out))
+    }
+    Ok(())
 }
 
 /// Reads the unit names of a patrols table (its `unit_id` column only) into
@@ -315,5 +437,60 @@ fn name_units(ids: &dyn arrow_array::Array, units: &UnitDirectory) {
         if let Some(name) = names.get(i).filter(|s| !s.is_empty() && s.len() <= MAX_UNIT_ID_BYTES) {
             units.insert(unit_token(name), name);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use arrow_array::{ArrayRef, Int64Array, StringArray};
+    use arrow_schema::{Field, Schema};
+
+    use super::*;
+    use crate::parquet_io::write_parquet_batches;
+
+    /// An officers table with a `valid_from_ms` column of `from` and a `status` column.
+    fn officers(dir: &Path, from: ArrayRef, status: Vec<Option<&str>>) -> TableFiles {
+        let n = status.len();
+        let s = |v: &str| Arc::new(StringArray::from(vec![v; n])) as ArrayRef;
+        let ids: Vec<String> = (0..n).map(|i| format!("o{i}")).collect();
+        let mut fields: Vec<Field> = Table::Officers.schema().fields().iter().map(|f| f.as_ref().clone()).collect();
+        fields.push(Field::new(VALID_FROM, from.data_type().clone(), true));
+        fields.push(Field::new(STATUS, DataType::Utf8, true));
+        let schema = Arc::new(Schema::new(fields));
+        let columns = vec![
+            Arc::new(StringArray::from(ids.clone())),
+            Arc::new(StringArray::from(ids)),
+            s("station"),
+            s("s1"),
+            from,
+        ];
+        let columns = [columns, vec![Arc::new(StringArray::from(status)) as ArrayRef]].concat();
+        let batch = RecordBatch::try_new(schema.clone(), columns).unwrap();
+        write_parquet_batches(&dir.join("officers.parquet"), schema, [batch]).unwrap();
+        locate(dir, Table::Officers).unwrap().unwrap()
+    }
+
+    #[test]
+    fn dated_rows_are_validated_and_bad_ones_rejected_with_their_reason() {
+        let dir = tempfile::tempdir().unwrap();
+        let from: ArrayRef = Arc::new(Int64Array::from(vec![Some(1_000), None, Some(-5), Some(2_000)]));
+        let files = officers(dir.path(), from, vec![Some("off_duty"), None, None, Some("paused")]);
+        let mut rejects = Vec::new();
+        let roster = read_roster(&files, &mut rejects).unwrap();
+        assert_eq!(
+            roster.iter().map(|r| (r.from_ms, r.on_duty)).collect::<Vec<_>>(),
+            vec![(1_000, false), (ALWAYS, true)]
+        );
+        let why: Vec<(u64, &str)> = rejects.iter().map(|r| (r.row, r.code.as_str())).collect();
+        assert_eq!(why, vec![(2, "out_of_range"), (3, "unknown_value")]);
+        assert!(rejects[0].reason.contains("before 1970"), "{}", rejects[0].reason);
+        assert!(rejects[1].reason.contains("on_duty, off_duty"), "{}", rejects[1].reason);
+        // A `valid_from_ms` of another type stops the run, naming the file and what to give.
+        let dir = tempfile::tempdir().unwrap();
+        let files = officers(dir.path(), Arc::new(StringArray::from(vec!["08:00"])), vec![None]);
+        let err = read_roster(&files, &mut Vec::new()).unwrap_err().to_string();
+        assert!(err.contains("officers.parquet") && err.contains("valid_from_ms") && err.contains("int64"), "{err}");
     }
 }

@@ -12,7 +12,7 @@ use std::sync::Arc;
 use arrow_array::builder::{Float64Builder, Int64Builder, StringBuilder, UInt8Builder, UInt32Builder, UInt64Builder};
 use arrow_array::{ArrayRef, RecordBatch};
 
-use crate::contract::{ColumnType, Table};
+use crate::contract::{Column, ColumnType, Table};
 use crate::rows::{AlarmRow, CallRow, ContractRow, PatrolRow};
 
 /// What is wrong with one record, by its index among the records given.
@@ -115,10 +115,11 @@ impl Builder {
     }
 }
 
-/// The schema of the batches made here: the contract's, every column nullable.
+/// The schema of the batches made here: the contract's, with a reference
+/// table's optional columns ([`Table::optional_columns`]), every column nullable.
 pub fn schema(table: Table) -> arrow_schema::SchemaRef {
     let fields: Vec<arrow_schema::Field> =
-        table.schema().fields().iter().map(|f| f.as_ref().clone().with_nullable(true)).collect();
+        table.schema_with_optional().fields().iter().map(|f| f.as_ref().clone().with_nullable(true)).collect();
     Arc::new(arrow_schema::Schema::new(fields))
 }
 
@@ -152,7 +153,7 @@ fn typed<R: ContractRow + serde::de::DeserializeOwned>(records: &[&[u8]]) -> Opt
 
 /// The checking path: each record through a JSON value, column by column.
 fn checked(table: Table, records: Vec<&[u8]>) -> (RecordBatch, Vec<RowFault>) {
-    let cols = table.columns();
+    let cols: Vec<&Column> = table.columns().iter().chain(table.optional_columns()).collect();
     let mut builders: Vec<Builder> = cols.iter().map(|c| Builder::new(c.data_type)).collect();
     let mut faults = Vec::new();
     let mut row = 0u64;

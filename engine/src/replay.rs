@@ -271,10 +271,12 @@ fn set_fallback(dataset: &mut Dataset, opts: &ReplayOptions) {
     }
 }
 
-/// Turns a model's draft into a routed alert.
+/// Turns a model's draft into a routed alert: routed with the grids and the
+/// roster in force at its event time (the officer on duty when it was raised).
 pub fn complete(models: &[(String, String)], reference: &Reference, (tag, d): TaggedDraft) -> Alert {
     let (model, version) = &models[tag as usize];
-    let route = reference.jurisdiction.route(d.pos, d.cell, d.route);
+    let at = i64::try_from(d.event_ts_ms).unwrap_or(i64::MAX);
+    let route = reference.jurisdiction.route_at(d.pos, d.cell, d.route, at);
     Alert {
         alert_id: alert::alert_id(model, &d.kind, &d.subject, d.event_ts_ms),
         model: model.clone(),

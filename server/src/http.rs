@@ -91,7 +91,7 @@ pub(crate) async fn run(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<()> {
     let creds = CredentialsFile::load(&cfg.credentials_path)?;
-    let auth = Authenticator::new(creds, jurisdiction.officers());
+    let auth = Authenticator::new(creds, &jurisdiction.officers());
     let store = Arc::new(Mutex::new(Store::open(&cfg.store_path, cfg.vault_key_bytes(), cfg.audit_key_bytes())?));
     let (changes, _) = broadcast::channel(cfg.stream_buffer.max(16));
     let (stop_tx, stop_rx) = watch::channel(false);
@@ -730,7 +730,14 @@ async fn ingest(
         "calls" => Table::Calls,
         "alarms" => Table::Alarms,
         "patrols" => Table::Patrols,
-        _ => return Err(ApiError::new(StatusCode::NOT_FOUND, "ingest tables are calls, alarms and patrols")),
+        "subscribers" => Table::Subscribers,
+        "officers" => Table::Officers,
+        _ => {
+            return Err(ApiError::new(
+                StatusCode::NOT_FOUND,
+                "ingest tables are calls, alarms and patrols (events), subscribers and officers (reference changes)",
+            ));
+        }
     };
     // Bounded work in flight: a request that finds every slot taken is told to
     // come back (503 + Retry-After) instead of queueing behind a slow engine.
@@ -765,6 +772,9 @@ async fn ingest(
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.starts_with("application/vnd.apache.arrow"));
     let key = idempotency_key(&headers)?;
+    if matches!(table, Table::Subscribers | Table::Officers) {
+        return reference_change(app, c, table, body, arrow, permit).await;
+    }
     let a = app.clone();
     let outcome = tokio::task::spawn_blocking(move || -> ApiResult<Value> {
         let _permit = permit;
@@ -830,6 +840,48 @@ const MAX_IDEMPOTENCY_KEY: usize = 128;
 
 /// The request's `Idempotency-Key` (a retry after a lost answer carries the
 /// same key, and is answered without being applied twice).
+/// A request of reference rows (`subscribers`: registrations and
+/// cancellations; `officers`: roster changes) from a city-scope token (a
+/// feed or an analyst): validated as a dataset's table, all or nothing,
+/// applied from each row's `valid_from_ms` (never before the latest event
+/// time seen: such rows are moved to just after it, and counted in the
+/// answer), and audited (`reference_change`, the table and row counts).
+async fn reference_change(
+    app: Shared,
+    c: Caller,
+    table: Table,
+    body: Bytes,
+    arrow: bool,
+    permit: tokio::sync::OwnedSemaphorePermit,
+) -> ApiResult<Json<Value>> {
+    let a = app.clone();
+    let applied = tokio::task::spawn_blocking(move || -> ApiResult<_> {
+        let _permit = permit;
+        let change = match a.ingest.decode_reference(table, &body, arrow) {
+            Ok(change) => change,
+            Err(Refusal::Body(msg)) => {
+                return Err(ApiError::new(
+                    StatusCode::BAD_REQUEST,
+                    format!("{msg}; nothing of this request was applied"),
+                ));
+            }
+            Err(Refusal::Rows(rows)) => return Err(rows_refused(&rows)),
+        };
+        a.pipeline.update_reference(change).map_err(|r| match r {
+            PipelineRefusal::Rows(_) => ApiError::new(StatusCode::BAD_REQUEST, "refused"),
+            PipelineRefusal::Unavailable(e) => ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                format!("the pipeline cannot take reference changes now: {e}"),
+            ),
+        })
+    })
+    .await
+    .map_err(|e| ApiError::from(Error::Internal(e.to_string())))??;
+    let reason = format!("{} row(s), {} moved past the latest event time", applied.rows, applied.moved);
+    audit(&app, &c, "reference_change", table.name().to_owned(), reason).await?;
+    Ok(Json(json!({"accepted": applied.rows, "moved": applied.moved, "from_ms": applied.from_ms})))
+}
+
 fn idempotency_key(headers: &HeaderMap) -> ApiResult<Option<String>> {
     let Some(v) = headers.get("idempotency-key") else { return Ok(None) };
     match v.to_str().map(str::trim) {

@@ -14,15 +14,17 @@ use std::sync::{Arc, Mutex};
 
 use arrow_array::cast::AsArray;
 use arrow_array::{Array, ArrayRef, RecordBatch};
+use citywatch_engine::changes::ReferenceChange;
+use citywatch_engine::columns::RowCtx;
 use citywatch_engine::contract::Table;
 use citywatch_engine::decode::Decoder;
 use citywatch_engine::event::{Event, UnitToken};
 use citywatch_engine::ipc::{self, IpcError};
-use citywatch_engine::ndjson;
 use citywatch_engine::parquet_io::validate_schema;
 use citywatch_engine::pseudonym::{Pseudonymiser, token_hex};
 use citywatch_engine::reference::UnitDirectory;
 use citywatch_engine::reject::Rejected;
+use citywatch_engine::{load, ndjson};
 
 /// The pseudo file name rejected rows of live ingest carry.
 const SOURCE: &str = "ingest";
@@ -230,6 +232,44 @@ impl Ingest {
         }
         let numbers = if self.keep_numbers { self.new_numbers(table, &batches) } else { Vec::new() };
         Ok(Decoded { events, numbers })
+    }
+
+    /// Decodes a request of reference rows (`subscribers`: registrations and
+    /// cancellations; `officers`: roster changes) with the same validation
+    /// as a dataset's tables (`valid_from_ms` and `status` included), all or
+    /// nothing. Numbers are pseudonymised here, as for events.
+    pub fn decode_reference(&self, table: Table, body: &[u8], arrow: bool) -> Result<ReferenceChange, Refusal> {
+        if !matches!(table, Table::Subscribers | Table::Officers) {
+            return Err(Refusal::Body(format!("{} is not a table of reference changes", table.name())));
+        }
+        let (batches, mut row_errors) =
+            if arrow { arrow_batches(table, body, self.max_rows)? } else { ndjson_batch(table, body, self.max_rows)? };
+        let bad_rows: HashSet<u64> = row_errors.iter().map(|e| e.row).collect();
+        let (mut subscribers, mut roster, mut rejects) = (Vec::new(), Vec::new(), Vec::new());
+        let mut ps = self.tokens.with_cache_for(0);
+        let mut scratch = Vec::new();
+        let mut row0 = 0u64;
+        for b in &batches {
+            let map =
+                validate_schema(Path::new(SOURCE), table, &b.schema()).map_err(|e| Refusal::Body(e.to_string()))?;
+            let ctx = RowCtx::whole(table, Path::new(SOURCE), row0);
+            let read = match table {
+                Table::Subscribers => {
+                    load::subscriber_rows(&ctx, b, &map, &mut ps, &mut scratch, &mut subscribers, &mut rejects)
+                }
+                _ => load::officer_rows(&ctx, b, &map, &mut roster, &mut rejects),
+            };
+            read.map_err(|e| Refusal::Body(e.to_string()))?;
+            row0 += b.num_rows() as u64;
+        }
+        row_errors.extend(rejects.iter().filter(|r| !bad_rows.contains(&r.row)).map(RowError::from));
+        if !row_errors.is_empty() {
+            return Err(Refusal::Rows(RowErrors::new(row_errors, self.max_listed)));
+        }
+        Ok(match table {
+            Table::Subscribers => ReferenceChange::Subscribers(subscribers),
+            _ => ReferenceChange::Roster(roster),
+        })
     }
 
     /// Decodes records of a message log, one row each, record by record: a

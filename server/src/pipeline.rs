@@ -7,8 +7,9 @@
 //! because it is what the server needs; the adapter lives here too, because
 //! neither the trait nor `LiveEngine` belongs to the binary (orphan rule).
 
+use citywatch_engine::changes::ReferenceChange;
 use citywatch_engine::event::Event;
-use citywatch_engine::live::{LiveEngine, Outcome};
+use citywatch_engine::live::{LiveEngine, Outcome, ReferenceApplied};
 use citywatch_engine::reference::UnitDirectory;
 
 /// Why the pipeline refused a request; nothing of it was applied. The
@@ -47,6 +48,14 @@ pub trait Pipeline: Send + Sync + 'static {
     /// [`Pipeline::ingest_keyed`].
     fn ingest_log(&self, key: &str, events: Vec<Event>) -> Result<Applied, PipelineRefusal> {
         self.ingest_keyed(Some(key), events)
+    }
+    /// Reference rows sent live (registrations, cancellations, roster
+    /// changes), applied from their time in event time (see
+    /// [`citywatch_engine::live::LiveEngine::update_reference`]). The
+    /// default takes none.
+    fn update_reference(&self, change: ReferenceChange) -> Result<ReferenceApplied, PipelineRefusal> {
+        let _ = change;
+        Err(PipelineRefusal::Unavailable("this pipeline takes no reference changes".into()))
     }
     /// Restores the model state a previous run journaled, before any ingest;
     /// `serve` calls it once, with the store draining alerts (the restored
@@ -123,6 +132,10 @@ impl Pipeline for LivePipeline {
         })
     }
 
+    fn update_reference(&self, change: ReferenceChange) -> Result<ReferenceApplied, PipelineRefusal> {
+        self.engine.update_reference(change)
+    }
+
     fn queue_depth(&self) -> usize {
         self.engine.queue_depth()
     }
@@ -133,7 +146,11 @@ impl Pipeline for LivePipeline {
 
     fn restore(&self) -> Result<String, String> {
         let r = self.engine.restore().map_err(|e| e.to_string())?;
-        Ok(format!("restored {} journaled epochs ({} events) from the journal", r.epochs, r.events))
+        let (changes, _) = self.engine.reference_totals();
+        Ok(format!(
+            "restored {} journaled epochs ({} events) and {changes} live reference rows from the journal",
+            r.epochs, r.events
+        ))
     }
 
     fn advance_clock(&self, now_ms: u64) {

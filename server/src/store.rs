@@ -481,7 +481,7 @@ impl Store {
             let s = self.must_get(&id)?;
             return self.log_change("updated", ENGINE, &s, now_ms).map(Some);
         }
-        let level = match a.assignee.as_deref().and_then(|id| j.officers().iter().find(|o| o.officer_id == id)) {
+        let level = match a.assignee.as_deref().and_then(|id| j.officer(id)) {
             Some(o) => match o.role {
                 Role::Community => RouteLevel::Community,
                 Role::Station => RouteLevel::Station,
@@ -574,6 +574,12 @@ impl Store {
     /// before `now_ms`, one level up, at most `limit` (the longest waiting
     /// first) in one transaction; returns the changes to push. Fewer than
     /// `limit` changes: none is left due.
+    ///
+    /// **Shifts.** The next level's officer is the one on duty at `now_ms`
+    /// (the roster in force at the escalation), in the place the alert was
+    /// raised (the grids in force at its event time): an alert raised at
+    /// 07:59 to the night shift's community officer and still `new` at 08:05
+    /// escalates to the day shift's station officer after an 08:00 hand-over.
     pub fn escalate_due(
         &mut self,
         now_ms: i64,
@@ -604,7 +610,9 @@ impl Store {
                     _ => None,
                 };
                 let cell = s.alert.cell.as_deref().and_then(|c| c.parse::<h3o::CellIndex>().ok()).map(u64::from);
-                let route = j.route(pos, cell, next);
+                // The place as the alert was raised (grids at its event
+                // time), the officer on duty now (roster at the escalation).
+                let route = j.route_with(pos, cell, next, s.alert.event_ts_ms, now_ms);
                 let mut esc: Vec<serde_json::Value> = serde_json::from_str(&s.escalations).unwrap_or_default();
                 esc.push(serde_json::json!({
                     "level": level_str(next), "assignee": route.assignee, "from": s.alert.assignee, "at_ms": now_ms
@@ -831,6 +839,92 @@ mod tests {
         assert_eq!(store.apply_alerts(&alerts, 1_000, 0, &j).unwrap().len(), 5);
         let sweeps: Vec<usize> = (0..4).map(|_| store.escalate_due(2_000, 500, &j, 2).unwrap().len()).collect();
         assert_eq!(sweeps, vec![2, 2, 1, 0], "at most the limit per transaction, until none is due");
+        assert!(store.verify_audit().unwrap().is_intact());
+    }
+
+    /// The hand-over rule: an alert goes to the officer on duty when it is
+    /// raised; an escalation goes to the next level's officer on duty when it
+    /// escalates, in the place the alert was raised (a grid redrawn since
+    /// moves neither the stored route nor the escalation).
+    #[test]
+    fn alerts_and_escalations_follow_the_shift_and_keep_their_place() {
+        use citywatch_engine::contract::ALWAYS;
+        use citywatch_engine::jurisdiction::{GridInfo, Officer, RosterRow};
+        const H: i64 = 3_600_000;
+        const M: i64 = 60_000;
+        let p = Point::from_degrees(36.0671, 120.3826).unwrap();
+        let cell = p.cell(h3o::Resolution::Nine);
+        let grid = |g: &str, street: &str| GridInfo {
+            grid: g.into(),
+            community: format!("c-{g}"),
+            street: street.into(),
+            district: "d1".into(),
+        };
+        let post = |from_ms: i64, id: &str, role: Role, scope: &str, on_duty: bool| RosterRow {
+            from_ms,
+            officer: Officer { officer_id: id.into(), name: id.into(), role, scope: scope.into() },
+            on_duty,
+        };
+        let j = Jurisdiction::versioned(
+            h3o::Resolution::Nine,
+            // At 08:02 the cell moves to another grid, community and street.
+            vec![(cell, ALWAYS, grid("g1", "s1")), (cell, 8 * H + 2 * M, grid("g2", "s2"))],
+            vec![
+                post(0, "night-comm", Role::Community, "c-g1", true),
+                post(8 * H, "night-comm", Role::Community, "c-g1", false),
+                post(8 * H, "day-comm", Role::Community, "c-g1", true),
+                post(0, "night-stat", Role::Station, "s1", true),
+                post(8 * H, "night-stat", Role::Station, "s1", false),
+                post(8 * H, "day-stat", Role::Station, "s1", true),
+                post(0, "other-comm", Role::Community, "c-g2", true),
+                post(0, "other-stat", Role::Station, "s2", true),
+            ],
+        );
+        let alert = |at: i64| {
+            let subject = format!("alarm:{at}");
+            let r = j.route_at(Some(p), None, RouteLevel::Community, at);
+            Alert {
+                alert_id: citywatch_engine::alert::alert_id("m", "k", &subject, at as u64),
+                model: "m".into(),
+                model_version: "1".into(),
+                kind: "k".into(),
+                severity: "severe".into(),
+                score: 1.0,
+                event_ts_ms: at,
+                subject,
+                lat: Some(p.lat()),
+                lon: Some(p.lon()),
+                cell: r.cell,
+                grid: r.grid,
+                community: r.community,
+                street: r.street,
+                district: r.district,
+                assignee: r.assignee,
+                summary: "s".into(),
+                evidence: "{}".into(),
+                action: "a".into(),
+            }
+        };
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = Store::open(&dir.path().join("store.sqlite"), [1; 32], [2; 32]).unwrap();
+        let (early, late) = (alert(8 * H - M), alert(8 * H + M));
+        assert_eq!(early.assignee.as_deref(), Some("night-comm"), "07:59: the night shift");
+        assert_eq!(late.assignee.as_deref(), Some("day-comm"), "08:01: the day shift");
+        store.apply_alerts(std::slice::from_ref(&early), 8 * H - M, 0, &j).unwrap();
+        store.apply_alerts(std::slice::from_ref(&late), 8 * H + M, 0, &j).unwrap();
+        // 08:05, five minutes' timeout: the 07:59 alert is due, the 08:01 one is not.
+        let changes = store.escalate_due(8 * H + 5 * M, 5 * M as u64, &j, 10).unwrap();
+        assert_eq!(changes.len(), 1);
+        let s = store.get(&early.alert_id).unwrap().unwrap();
+        assert_eq!((s.level.as_str(), s.alert.assignee.as_deref()), ("station", Some("day-stat")));
+        let esc: serde_json::Value = serde_json::from_str(&s.escalations).unwrap();
+        assert_eq!(esc[0]["from"], "night-comm");
+        assert_eq!(esc[0]["assignee"], "day-stat");
+        assert_eq!((s.alert.grid.as_deref(), s.alert.street.as_deref()), (Some("g1"), Some("s1")), "route as raised");
+        assert_eq!(store.get(&late.alert_id).unwrap().unwrap().alert.assignee.as_deref(), Some("day-comm"));
+        // An alert raised after the redraw is routed in the new grid.
+        assert_eq!(alert(8 * H + 3 * M).grid.as_deref(), Some("g2"));
+        assert_eq!(alert(8 * H + 3 * M).assignee.as_deref(), Some("other-comm"));
         assert!(store.verify_audit().unwrap().is_intact());
     }
 

@@ -130,7 +130,7 @@ fn misses(opts: &ReplayOptions, alerts: &[citywatch_engine::alert::Alert]) {
             .collect();
         let young = reference
             .subscribers
-            .get(&s.caller)
+            .get_at(&s.caller, s.ts_ms)
             .and_then(|x| x.activated_ms)
             .map(|a| (s.ts_ms as i64 - a) < 90 * 86_400_000);
         let shape = if s.caller_class.has(citywatch_engine::pseudonym::NumberClass::SPOOFED_SERVICE) {

@@ -157,9 +157,10 @@ fn features_json(f: &Features, risk: f64) -> serde_json::Value {
     v
 }
 
-/// Where to send an alert about a person: their registered home, else the serving cell.
-pub fn person_pos(subs: &Subscribers, who: Token, cell_pos: Option<Point>) -> Option<Point> {
-    subs.get(&who).and_then(|s| s.home).or(cell_pos)
+/// Where to send an alert about a person at `at_ms`: their registered home
+/// (the registration in force then), else the serving cell.
+pub fn person_pos(subs: &Subscribers, who: Token, cell_pos: Option<Point>, at_ms: u64) -> Option<Point> {
+    subs.get_at(&who, at_ms).and_then(|s| s.home).or(cell_pos)
 }
 
 /// `fraud_in_progress` for the call `start`, still open at `at_ms`.
@@ -171,8 +172,8 @@ pub fn draft_in_progress(
     f: &Features,
     risk: f64,
 ) -> AlertDraft {
-    let sub = subs.get(&start.callee);
-    let (vulnerable, age) = vulnerability(c, sub);
+    let sub = subs.get_at(&start.callee, at_ms);
+    let (vulnerable, age) = vulnerability(c, sub.as_ref());
     let mut severity = if risk >= c.high_threshold() { Severity::Severe } else { Severity::Moderate };
     if vulnerable {
         severity = raise(severity);
@@ -211,7 +212,7 @@ pub fn draft_in_progress(
         score: risk + if vulnerable { c.vulnerable_bonus } else { 0.0 },
         event_ts_ms: at_ms,
         subject: callee,
-        pos: person_pos(subs, start.callee, start.callee_pos),
+        pos: person_pos(subs, start.callee, start.callee_pos, at_ms),
         cell: None,
         route: RouteLevel::Community,
         summary,
@@ -305,8 +306,8 @@ pub fn draft_exposure(
     at_ms: u64,
     alarm_id: u64,
 ) -> AlertDraft {
-    let sub = subs.get(&call.callee);
-    let (vulnerable, age) = vulnerability(c, sub);
+    let sub = subs.get_at(&call.callee, at_ms);
+    let (vulnerable, age) = vulnerability(c, sub.as_ref());
     let severity = if vulnerable { Severity::Severe } else { Severity::Moderate };
     let callee = token_hex(call.callee);
     let n = token_hex(number);
@@ -337,7 +338,7 @@ pub fn draft_exposure(
         score: 0.5 + if vulnerable { c.vulnerable_bonus } else { 0.0 },
         event_ts_ms: at_ms,
         subject: callee,
-        pos: person_pos(subs, call.callee, call.callee_pos),
+        pos: person_pos(subs, call.callee, call.callee_pos, at_ms),
         cell: None,
         route: RouteLevel::Community,
         summary,

@@ -568,7 +568,7 @@ impl Risk {
         let mut f = Features::default();
         let Some(st) = self.callers.get(&who) else { return f };
         f.class = st.class;
-        f.age_days = features::age_days(subs.get(&who), at);
+        f.age_days = features::age_days(subs.get_at(&who, at).as_ref(), at);
         f.seen_h = ((at - st.first_seen_ms) / HOUR_MS) as u32;
         let link_ms = c.exposure_window_h * HOUR_MS;
         self.scratch.clear();

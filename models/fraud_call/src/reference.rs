@@ -201,7 +201,7 @@ fn features_at(
     let starts: Vec<&CallEvent> = h.starts.iter().filter(|s| before(pos_of_call(s))).collect();
     let Some(first) = starts.first() else { return f };
     f.class = first.caller_class;
-    f.age_days = features::age_days(subs.get(&who), at);
+    f.age_days = features::age_days(subs.get_at(&who, at).as_ref(), at);
     f.seen_h = ((at - run_start(&starts, c.idle_ms())) / HOUR_MS) as u32;
     let memory = c.contact_memory_h * HOUR_MS;
     let kept_from = starts.len().saturating_sub(c.recent_cap);

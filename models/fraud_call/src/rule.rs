@@ -123,7 +123,7 @@ pub fn alerts(dataset_dir: &Path, pseudonym_key: &str) -> Result<Vec<Alert>> {
                 severity: Severity::Moderate,
                 score: 1.0,
                 event_ts_ms: at,
-                pos: person_pos(subs, s.callee, s.callee_pos),
+                pos: person_pos(subs, s.callee, s.callee_pos, at),
                 cell: None,
                 route: RouteLevel::Community,
                 summary: format!(
