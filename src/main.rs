@@ -343,6 +343,13 @@ struct TrainArgs {
     /// Train without the identity features (prefix class, registration, reports): the ablation.
     #[arg(long)]
     no_identity: bool,
+    /// The last decision point of an open call, seconds after it was answered.
+    #[arg(long, default_value_t = 120)]
+    open_s: u64,
+    /// Earlier decision points, seconds (comma-separated, ascending, below --open-s, e.g. 30,60;
+    /// the file records them as the model's default `early_checks_s`). Default: none.
+    #[arg(long, value_delimiter = ',', default_value = "")]
+    early_checks: Vec<String>,
     /// Trees to grow.
     #[arg(long, default_value_t = 60)]
     trees: usize,
@@ -369,9 +376,9 @@ struct TrainArgs {
     /// Also write the training decisions to this CSV file (keys, family, label, features), for analysis.
     #[arg(long)]
     dump: Option<PathBuf>,
-    /// The share of fraud calls among the decisions where the model will run (e.g. 0.00026 at the
-    /// generator's default rate): each input's other decisions are weighted so that its fraud share
-    /// is this, and thresholds are chosen for precision at it. Unset: every decision weighs 1.
+    /// The share of fraud calls among the calls the model judges where it will run (calls still
+    /// open at the first decision point): each input's other calls are weighted so that its fraud
+    /// share is this, and thresholds are chosen for precision at it. Unset: every call weighs 1.
     #[arg(long)]
     prevalence: Option<f64>,
     /// Version written into the file (the alerts' model_version carries it).
@@ -833,18 +840,26 @@ fn run_train(args: TrainArgs) -> Result<()> {
     if let Some(p) = args.prevalence
         && !(p > 0.0 && p < 1.0)
     {
-        bail!("--prevalence {p}: give the deployment's fraud share of decisions, in (0, 1)");
+        bail!("--prevalence {p}: give the deployment's fraud share of the calls judged, in (0, 1)");
     }
     let known = ["standard", "aged_sim", "sim_farm", "legit_virtual", "legit_fanout", "everyday"];
     if let Some(f) = args.exclude_family.iter().find(|f| !known.contains(&f.as_str())) {
         bail!("--exclude-family: unknown family `{f}`; use {}", known.join(", "));
     }
+    let early_checks_s = args
+        .early_checks
+        .iter()
+        .filter(|p| !p.trim().is_empty())
+        .map(|p| p.trim().parse::<u64>().with_context(|| format!("--early-checks: `{p}` is not a number of seconds")))
+        .collect::<Result<Vec<u64>>>()?;
     let opts = citywatch_fraud_call::train::TrainOptions {
         inputs: args.input,
         pseudonym_key: args.pseudonym_key.unwrap_or_else(|| citywatch_engine::pseudonym::DEMO_KEY.to_owned()),
         workers: args.workers.max(1),
         exclude: args.exclude_family,
         no_identity: args.no_identity,
+        open_s: args.open_s,
+        early_checks_s,
         fit: citywatch_fraud_call::learned::FitOptions {
             trees: args.trees,
             depth: args.depth,

@@ -73,6 +73,11 @@ pub struct Features {
     pub located_24h: u32,
     /// Of those, calls to a callee within [`NEAR_M`] of the caller.
     pub near_24h: u32,
+    /// How long the call being judged has been open, seconds (its decision
+    /// point; 0 at a report). Not in the features' JSON: the in-progress
+    /// alert's evidence gives it as `open_s`.
+    #[serde(skip)]
+    pub open_s: u32,
 }
 
 /// A call this long or longer is long (the talk of a hooked victim), seconds.

@@ -17,7 +17,9 @@
 //! judged goes to a new contact, and how near its callees
 //! are (the share within [`crate::features::NEAR_M`] of the caller's cell, and
 //! the count of far ones: a clinic, a school or a courier calls its own
-//! district; a call list is city-wide). Identity ([`IDENTITY`]): reports
+//! district; a call list is city-wide), and how long the call being judged
+//! has been open (`ln_open_s`: with several decision points,
+//! `early_checks_s`). Identity ([`IDENTITY`]): reports
 //! naming the number, number shape (international, virtual operator, spoofed
 //! service, service), registration known, young (< 90 days), and registration
 //! age. The ablation trains without the identity block.
@@ -48,7 +50,7 @@ use citywatch_engine::pseudonym::NumberClass;
 use crate::features::Features;
 
 /// Number of features (at most 32: the tree walk masks feature indices to 5 bits).
-pub const N: usize = 29;
+pub const N: usize = 30;
 const _: () = assert!(N <= 32);
 
 /// Feature names, in vector order (the weights file must list the same).
@@ -82,10 +84,14 @@ pub const NAMES: [&str; N] = [
     "registration_known",
     "young_number",
     "registration_age",
+    "ln_open_s",
 ];
 
-/// The identity block (prefix class, registration, reports): features index `IDENTITY..N`.
-pub const IDENTITY: usize = 21;
+/// The identity block (prefix class, registration, reports): the features indexed by this range.
+pub const IDENTITY: std::ops::Range<usize> = 21..29;
+
+/// Index of `ln_open_s`, how long the call has been open at the decision.
+pub const OPEN_S: usize = 29;
 
 /// A number activated less than this many days ago is young.
 pub const YOUNG_DAYS: u32 = 90;
@@ -141,6 +147,7 @@ pub fn vector(f: &Features, at_ms: u64) -> [f32; N] {
         b(age.is_some()),
         b(age.is_some_and(|d| d < YOUNG_DAYS)),
         age.map_or(0.0, |d| f64::from(d).ln_1p() as f32),
+        ln1p(f.open_s),
     ]
 }
 
@@ -192,6 +199,10 @@ pub struct WeightsFile {
     pub thresholds: Vec<[f64; 3]>,
     /// How it was trained: inputs, rows, positives, tree settings, held-out families.
     pub training: serde_json::Value,
+    /// The decision points before `open_s` the training decisions were taken
+    /// at, seconds (the `early_checks_s` setting's default; absent: none).
+    #[serde(default)]
+    pub early_checks_s: Vec<u64>,
 }
 
 /// Format tag of the weights file.
@@ -465,7 +476,7 @@ impl Learned {
     pub fn reasons(&self, f: &Features, at_ms: u64) -> Vec<String> {
         let c = self.contributions(f, at_ms);
         // Group features that say the same thing; a group's weight is its sum.
-        let groups: [ReasonGroup; 13] = [
+        let groups: [ReasonGroup; 14] = [
             (&[0, 1, 4], |f| {
                 (f.fanout_1h >= 2).then(|| format!("called {} different people in the last hour", f.fanout_1h))
             }),
@@ -522,6 +533,7 @@ impl Learned {
                 }
             }),
             (&[26, 27, 28], |f| f.age_days.map(|d| format!("SIM activated {d} days ago"))),
+            (&[OPEN_S], |f| (f.open_s > 0).then(|| format!("this call has lasted {} s so far", f.open_s))),
         ];
         let mut scored: Vec<(f64, String)> = groups
             .iter()
@@ -720,22 +732,27 @@ fn boost(mut data: Vec<gbdt::decision_tree::Data>, opts: &FitOptions) -> Result<
 /// [`crate::train`]'s prevalence). Rows must come in a fixed order (the
 /// crate's sorts and sums follow it). `version` and `training` go into the
 /// file. Thresholds are chosen on the weighted rows, so their precisions are
-/// the deployment's.
+/// the deployment's. `calls` gives each row's call (the rows of one call,
+/// its decision points, are consecutive): a call alerts at its first
+/// decision whose probability reaches the threshold, so thresholds, their
+/// precision and recall are taken over calls, each at its highest probability.
 pub fn fit(
     rows: &[[f32; N]],
     labels: &[bool],
     weights: &[f32],
+    calls: &[u32],
     opts: &FitOptions,
     version: &str,
     training: serde_json::Value,
 ) -> Result<WeightsFile, String> {
     use gbdt::decision_tree::Data;
     let n = rows.len();
-    if n == 0 || n != labels.len() || n != weights.len() {
+    if n == 0 || n != labels.len() || n != weights.len() || n != calls.len() {
         return Err(format!(
-            "{n} rows, {} labels and {} weights: need the same, at least one",
+            "{n} rows, {} labels, {} weights and {} calls: need the same, at least one",
             labels.len(),
-            weights.len()
+            weights.len(),
+            calls.len()
         ));
     }
     if let Some(w) = weights.iter().find(|w| !(w.is_finite() && **w > 0.0)) {
@@ -776,14 +793,11 @@ pub fn fit(
         precision_target: opts.precision_target,
         thresholds: Vec::new(),
         training,
+        early_checks_s: Vec::new(),
     };
     let learned = Learned::from_file(file.clone(), "fitted trees")?;
-    let mut scored: Vec<Scored> = rows
-        .iter()
-        .zip(labels)
-        .zip(weights)
-        .map(|((r, &y), &w)| (Learned::prob_of(learned.raw(r)), y, f64::from(w)))
-        .collect();
+    let probs: Vec<f64> = rows.iter().map(|r| Learned::prob_of(learned.raw(r))).collect();
+    let mut scored = per_call(&probs, labels, weights, calls);
     scored.sort_by(|a, b| b.0.total_cmp(&a.0));
     file.threshold = threshold_for(&scored, opts.precision_target);
     file.number_threshold = threshold_for(&scored, opts.number_precision_target).max(file.threshold);
@@ -797,6 +811,7 @@ pub fn fit(
         })
         .collect();
     if let serde_json::Value::Object(m) = &mut file.training {
+        let pos_calls = scored.iter().filter(|s| s.1).count();
         let at = |t: f64| {
             let (mut tp, mut all, mut tp_w, mut all_w) = (0usize, 0usize, 0.0, 0.0);
             for &(p, y, w) in &scored {
@@ -807,13 +822,15 @@ pub fn fit(
                     tp_w += if y { w } else { 0.0 };
                 }
             }
-            serde_json::json!({ "threshold": t, "alerts": all, "true": tp, "recall": tp as f64 / pos as f64,
+            serde_json::json!({ "threshold": t, "alerts": all, "true": tp, "recall": tp as f64 / pos_calls as f64,
                 "weighted_precision": (tp_w / all_w * 1e4).round() / 1e4 })
         };
         m.insert("at_threshold".into(), at(file.threshold));
         m.insert("at_number_threshold".into(), at(file.number_threshold));
         m.insert("rows".into(), n.into());
         m.insert("positives".into(), pos.into());
+        m.insert("calls".into(), scored.len().into());
+        m.insert("positive_calls".into(), pos_calls.into());
         m.insert(
             "trees".into(),
             serde_json::json!({ "trees": opts.trees, "depth": opts.depth, "shrinkage": opts.shrinkage,
@@ -861,6 +878,21 @@ impl WeightsFile {
 
 /// A training row scored: probability, label, weight.
 type Scored = (f64, bool, f64);
+
+/// One entry per call (its rows are consecutive, `calls` gives each row's
+/// call): its highest probability, the label and weight of its first row.
+/// A call alerts at its first decision at or above the threshold, so it
+/// alerts at all exactly when its highest probability reaches it.
+fn per_call(probs: &[f64], labels: &[bool], weights: &[f32], calls: &[u32]) -> Vec<Scored> {
+    let mut scored: Vec<Scored> = Vec::new();
+    for (i, ((&p, &y), &w)) in probs.iter().zip(labels).zip(weights).enumerate() {
+        match scored.last_mut() {
+            Some(last) if i > 0 && calls[i] == calls[i - 1] => last.0 = last.0.max(p),
+            _ => scored.push((p, y, f64::from(w))),
+        }
+    }
+    scored
+}
 
 /// The lowest score at which the weighted precision of the rows scoring at
 /// least it is still at least `target` (scores sorted high to low); the top
@@ -910,7 +942,8 @@ mod tests {
         }
         let opts = FitOptions { trees: 30, depth: 3, precision_target: 0.9, ..FitOptions::default() };
         let ones = vec![1.0; rows.len()];
-        let a = fit(&rows, &labels, &ones, &opts, "t", serde_json::json!({})).unwrap();
+        let calls: Vec<u32> = (0..rows.len() as u32).collect();
+        let a = fit(&rows, &labels, &ones, &calls, &opts, "t", serde_json::json!({})).unwrap();
         // The written text reads back as the same file (its trees exactly; other floats to within
         // serde_json's parsing), one tree a line.
         let text = a.to_text().unwrap();
@@ -918,7 +951,7 @@ mod tests {
         assert_eq!(back.trees, a.trees);
         assert!((back.threshold - a.threshold).abs() < 1e-12 && back.thresholds.len() == a.thresholds.len());
         assert_eq!(text.lines().count(), a.trees.len() + text.lines().filter(|l| !l.starts_with("    {")).count());
-        let b = fit(&rows, &labels, &ones, &opts, "t", serde_json::json!({})).unwrap();
+        let b = fit(&rows, &labels, &ones, &calls, &opts, "t", serde_json::json!({})).unwrap();
         assert_eq!(serde_json::to_string(&a).unwrap(), serde_json::to_string(&b).unwrap());
         let m = Learned::from_file(a.clone(), "t").unwrap();
         let correct = rows.iter().zip(&labels).filter(|(r, y)| (Learned::prob_of(m.raw(r)) >= 0.5) == **y).count();
@@ -929,8 +962,29 @@ mod tests {
         // Leaving a feature out: no tree splits on it.
         let mut used = [true; N];
         used[1] = false;
-        let c = fit(&rows, &labels, &ones, &FitOptions { used, ..opts }, "t", serde_json::json!({})).unwrap();
+        let c = fit(&rows, &labels, &ones, &calls, &FitOptions { used, ..opts }, "t", serde_json::json!({})).unwrap();
         assert!(c.trees.iter().all(|t| t.feature.iter().zip(&t.left).all(|(&f, &l)| l == 0 || f != 1)));
+    }
+
+    /// Thresholds are taken over calls at their highest probability: a call
+    /// judged at several points counts once, as it alerts once.
+    #[test]
+    fn thresholds_count_each_call_once_at_its_highest_probability() {
+        // Call 0: a fraud call scored 0.2 then 0.9; call 1: an ordinary call
+        // scored 0.8 then 0.1; call 2: an ordinary call at 0.5.
+        let probs = [0.2, 0.9, 0.8, 0.1, 0.5];
+        let labels = [true, true, false, false, false];
+        let weights = [1.0, 1.0, 3.0, 3.0, 1.0];
+        let calls = [0, 0, 1, 1, 2];
+        let mut scored = per_call(&probs, &labels, &weights, &calls);
+        assert_eq!(scored, vec![(0.9, true, 1.0), (0.8, false, 3.0), (0.5, false, 1.0)]);
+        scored.sort_by(|a, b| b.0.total_cmp(&a.0));
+        // Only at 0.9 is the precision (weighted) above 1/2: at 0.8 it is 1 of 4.
+        assert_eq!(threshold_for(&scored, 0.5), 0.9);
+        assert_eq!(threshold_for(&scored, 0.2), 0.5);
+        // Row by row (each its own call) the fraud call's 0.2 row would count as a miss of its own.
+        let rows = per_call(&probs, &labels, &weights, &[0, 1, 2, 3, 4]);
+        assert_eq!(rows.len(), 5);
     }
 
     /// Our walk of the flattened trees gives what the crate itself predicts.
@@ -975,6 +1029,7 @@ mod tests {
             precision_target: 0.9,
             thresholds: Vec::new(),
             training: serde_json::json!({}),
+            early_checks_s: Vec::new(),
         };
         let ours = Learned::from_file(file, "t").unwrap();
         for (r, p) in rows.iter().zip(theirs) {

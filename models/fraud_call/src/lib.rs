@@ -2,9 +2,10 @@
 //! progress, so the community officer can warn the callee before money moves.
 //!
 //! Three alert kinds (see `README.md`, the model card):
-//! - `fraud_in_progress`: a call from a risky caller still open `open_s` seconds
-//!   after it was answered; fires at that event time, only if no end row stamped
-//!   at or before it was seen. Routed to the community officer of the callee's
+//! - `fraud_in_progress`: a call from a risky caller still open at a decision
+//!   point (`early_checks_s`, then `open_s` seconds after it was answered);
+//!   fires at that event time, only if no end row stamped at or before it was
+//!   seen, at the first point where the probability reaches the threshold. Routed to the community officer of the callee's
 //!   home (else the callee's serving cell). Subject: the callee.
 //! - `fraud_exposure`: a `fraud_report` alarm names a number; every other callee
 //!   of that number whose call ended in the previous 72 h and lasted at least
@@ -23,7 +24,8 @@
 //!    known: the "only calls out" signal); reports and links broadcast
 //!    (they are rare). Keeps compact per-caller state (the calls of the last
 //!    24 h, capped; a small LRU of recent contacts), sets one timer per call at
-//!    `start + open_s`, and at the timer, if the call is still open, computes the
+//!    its first decision point (the next one set when a check does not alert),
+//!    and at the timer, if the call is still open, computes the
 //!    features and the score ([`features::score`]).
 //!
 //! Both operators handle events in `(ts_ms, seq)` order, so the alerts depend
@@ -71,8 +73,16 @@ pub const DEFAULT_PRECISION_TARGET: f64 = 0.6;
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Config {
-    /// A call still open this long after it was answered is judged, seconds.
+    /// A call still open this long after it was answered is judged, seconds:
+    /// the last decision point.
     pub open_s: u64,
+    /// Earlier decision points while the call is open, seconds after it was
+    /// answered (ascending, each below `open_s`): a call still open is judged
+    /// at each of them and at `open_s`, and raises `fraud_in_progress` at the
+    /// first where the probability reaches the threshold (then it is judged no
+    /// more). Unset: the points the weights file was trained with (its
+    /// `early_checks_s`; none for a file that lists none).
+    pub early_checks_s: Option<Vec<u64>>,
     /// Probability at or above which an open call raises `fraud_in_progress`.
     /// Unset: the weights file's threshold for `precision_target`.
     pub in_progress_threshold: Option<f64>,
@@ -126,6 +136,7 @@ impl Default for Config {
     fn default() -> Self {
         Config {
             open_s: 120,
+            early_checks_s: None,
             in_progress_threshold: None,
             precision_target: DEFAULT_PRECISION_TARGET,
             number_threshold: None,
@@ -168,6 +179,21 @@ impl Config {
     pub fn idle_ms(&self) -> u64 {
         (self.idle_expiry_h.max(24).max(self.contact_memory_h)) * HOUR_MS
     }
+    /// The earlier decision points in force, seconds (see `early_checks_s`).
+    pub fn early_checks(&self) -> &[u64] {
+        self.early_checks_s.as_deref().unwrap_or(&self.model.file.early_checks_s)
+    }
+
+    /// The first decision point of a call, seconds after it was answered.
+    pub fn first_check_s(&self) -> u64 {
+        self.early_checks().first().copied().unwrap_or(self.open_s)
+    }
+
+    /// The decision point after the one `open_s` seconds into a call, if any.
+    pub fn next_check_s(&self, open_s: u64) -> Option<u64> {
+        self.early_checks().iter().copied().chain([self.open_s]).find(|&p| p > open_s)
+    }
+
     /// The in-progress threshold in force.
     pub fn threshold(&self) -> f64 {
         self.in_progress_threshold.unwrap_or_else(|| {
@@ -185,7 +211,8 @@ impl Config {
         self.model.prob(f, at_ms)
     }
 
-    fn check(&self) -> std::result::Result<(), String> {
+    /// Checks the settings against each other and the weights file.
+    pub fn validate(&self) -> std::result::Result<(), String> {
         for (name, t) in
             [("in_progress_threshold", self.in_progress_threshold), ("number_threshold", self.number_threshold)]
         {
@@ -208,6 +235,16 @@ impl Config {
         if self.open_s == 0 {
             return Err("open_s must be at least 1".into());
         }
+        let early = self.early_checks();
+        if early.first().is_some_and(|&p| p == 0)
+            || early.windows(2).any(|w| w[0] >= w[1])
+            || early.last().is_some_and(|&p| p >= self.open_s)
+        {
+            return Err(format!(
+                "early_checks_s {early:?}: give ascending points of at least 1 s, each below open_s {}",
+                self.open_s
+            ));
+        }
         if self.contacts == 0 || self.recent_cap == 0 || self.exposure_cap == 0 {
             return Err("contacts, recent_cap and exposure_cap must be at least 1".into());
         }
@@ -223,7 +260,7 @@ impl Config {
                 std::fs::read_to_string(path).map_err(|e| Error::config(what, format!("weights_file {path}: {e}")))?;
             self.model = Arc::new(Learned::parse(&text, path).map_err(|e| Error::config(what, e))?);
         }
-        self.check().map_err(|e| Error::config(what, e))
+        self.validate().map_err(|e| Error::config(what, e))
     }
 }
 
@@ -654,7 +691,7 @@ impl Risk {
     }
 
     /// A call starts: the caller's contacts and recent calls, and a check
-    /// `open_s` later (through `set_timer`) when the call is still open.
+    /// at its first decision point (through `set_timer`) when the call is still open.
     fn on_start(&mut self, c: &Config, e: &CallEvent, now: u64, set_timer: &mut impl FnMut(u64, u64)) {
         let idle = c.idle_ms();
         let st = self.callers.entry(e.caller).or_insert_with(|| Caller::new(e.caller_class, now));
@@ -688,7 +725,7 @@ impl Risk {
         trim_front(&mut st.recent, c.recent_cap, |r| r.ts_ms + 24 * HOUR_MS <= now);
         if dur_s == OPEN {
             self.open.insert(e.call_id, *e);
-            set_timer(now + c.open_s * 1000, e.call_id);
+            set_timer(now + c.first_check_s() * 1000, e.call_id);
         }
     }
 
@@ -738,7 +775,8 @@ impl Risk {
     /// The check of call `key` at `at_ms`, when it is still open: the
     /// caller's features (recorded by the training tap), and the alerts when
     /// the probability reaches the thresholds (the walk of the trees stops
-    /// below `floor`, the lower of the two).
+    /// below `floor`, the lower of the two). Returns when to judge the call
+    /// again: the next decision point, unless it alerted now or this was the last.
     #[allow(clippy::too_many_arguments)]
     fn on_check(
         &mut self,
@@ -749,9 +787,11 @@ impl Risk {
         at_ms: u64,
         key: u64,
         emit: &mut impl FnMut(AlertDraft),
-    ) {
-        let Some(start) = self.open.remove(&key) else { return };
-        let f = self.features(c, subs, start.caller, at_ms, Some(start.call_id));
+    ) -> Option<u64> {
+        let start = self.open.remove(&key)?;
+        let open_s = (at_ms - start.ts_ms) / 1000;
+        let mut f = self.features(c, subs, start.caller, at_ms, Some(start.call_id));
+        f.open_s = open_s as u32;
         if let Some(tap) = tap {
             tap.lock().expect("tap").push(Decision {
                 call_id: start.call_id,
@@ -760,8 +800,17 @@ impl Risk {
                 features: f,
             });
         }
-        let Some(risk) = c.model.prob_at_least(&f, at_ms, floor) else { return };
-        if risk >= c.threshold() {
+        // Judged again at the next point unless it alerts now (an end row
+        // before then removes it from `open`, which cancels that check).
+        let next = c.next_check_s(open_s).map(|p| start.ts_ms + p * 1000);
+        let Some(risk) = c.model.prob_at_least(&f, at_ms, floor) else {
+            if next.is_some() {
+                self.open.insert(key, start);
+            }
+            return next;
+        };
+        let alerted = risk >= c.threshold();
+        if alerted {
             emit(draft_in_progress(c, subs, &start, at_ms, &f, risk));
         }
         if risk >= c.high_threshold()
@@ -770,6 +819,11 @@ impl Risk {
         {
             emit(draft_number(c, start.caller, at_ms, &f, risk, NumberReason::HighRisk, Some(start.call_id)));
         }
+        if alerted || next.is_none() {
+            return None;
+        }
+        self.open.insert(key, start);
+        next
     }
 }
 
@@ -850,7 +904,11 @@ impl Model for FraudCall {
                     }
                     Step::Right(Notice::Link { callee, number, .. }) => state.on_link(*callee, *number, now),
                     Step::Timer { at_ms, key } => {
-                        state.on_check(&config, &subs, tap.as_ref(), floor, at_ms, key, &mut |d| ctx.emit(d));
+                        let next =
+                            state.on_check(&config, &subs, tap.as_ref(), floor, at_ms, key, &mut |d| ctx.emit(d));
+                        if let Some(at) = next {
+                            ctx.set_timer(at, key);
+                        }
                     }
                 }
             },

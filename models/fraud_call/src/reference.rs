@@ -2,8 +2,10 @@
 //!
 //! Written the plain way, independently of the dataflow's incremental state:
 //! every event gets a position `(ts_ms, 0, seq)` and every in-progress check a
-//! position `(start + open_s, 1, call_id)` (a check happens after every event
-//! stamped at or before it, as the dataflow's timers do). Features are
+//! position `(start + point, 1, call_id)` for each decision point
+//! (`early_checks_s`, then `open_s`) the call is still open at (a check happens
+//! after every event stamped at or before it, as the dataflow's timers do; a
+//! call that alerted is judged no more). Features are
 //! recomputed from scratch at each check by scanning the caller's whole history
 //! before that position; the windows, caps and the contact LRU are restated as
 //! plain definitions ("the last `recent_cap` calls", "the `contacts` callees
@@ -112,16 +114,22 @@ pub fn run(config: &Config, events: &[Event], subs: &Subscribers) -> Vec<AlertDr
     }
     let mut checks: Vec<(Pos, Check)> = reports.iter().map(|r| ((r.ts_ms, 0, r.seq), Check::Report(*r))).collect();
     for s in calls.iter().filter(|c| c.phase == CallPhase::Start) {
-        let at = s.ts_ms + config.open_s * 1000;
-        if at > last_ts {
-            continue; // the input ended before the check was due
-        }
-        let ended = by_caller[&s.caller].ends.iter().any(|e| e.call_id == s.call_id && e.ts_ms <= at);
-        if !ended {
+        // Every decision point while the call is open (a check that alerts ends its call's checks: below).
+        for point in config.early_checks().iter().chain([&config.open_s]) {
+            let at = s.ts_ms + point * 1000;
+            if at > last_ts {
+                break; // the input ended before the check was due
+            }
+            let ended = by_caller[&s.caller].ends.iter().any(|e| e.call_id == s.call_id && e.ts_ms <= at);
+            if ended {
+                break;
+            }
             checks.push(((at, 1, s.call_id), Check::Open(*s)));
         }
     }
     checks.sort_by_key(|(p, _)| *p);
+    // Calls that raised `fraud_in_progress`: judged no more.
+    let mut alerted: std::collections::HashSet<u64> = std::collections::HashSet::new();
 
     let idle = config.idle_ms();
     // (caller, run start) -> day of the last fraud_number alert.
@@ -146,10 +154,16 @@ pub fn run(config: &Config, events: &[Event], subs: &Subscribers) -> Vec<AlertDr
                 }
             }
             Check::Open(s) => {
+                if alerted.contains(&s.call_id) {
+                    continue;
+                }
                 let at = p.0;
-                let f = features_at(config, subs, &by_caller, &received, &reports, &links, s.caller, *p, at, Some(s));
+                let mut f =
+                    features_at(config, subs, &by_caller, &received, &reports, &links, s.caller, *p, at, Some(s));
+                f.open_s = ((at - s.ts_ms) / 1000) as u32;
                 let risk = config.score(&f, at);
                 if risk >= config.threshold() {
+                    alerted.insert(s.call_id);
                     out.push(draft_in_progress(config, subs, s, at, &f, risk));
                 }
                 if risk >= config.high_threshold() {

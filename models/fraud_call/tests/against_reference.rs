@@ -122,6 +122,14 @@ fn write_subscribers(dir: &std::path::Path, young: &[&str], old: &[String]) {
         .unwrap();
 }
 
+/// The merged events and reference tables of `write_fraud_dataset(seed, 2 days, 300 residents)`.
+fn reference_input(seed: u64) -> (Vec<Event>, citywatch_engine::reference::Reference) {
+    let dir = tempfile::tempdir().unwrap();
+    write_fraud_dataset(dir.path(), seed, 2, 300);
+    let opts = ReplayOptions { input: dir.path().to_owned(), lateness_ms: 60_000, ..ReplayOptions::default() };
+    merged_events(&opts).unwrap()
+}
+
 fn check(seed: u64, config: Config) {
     let dir = tempfile::tempdir().unwrap();
     write_fraud_dataset(dir.path(), seed, 2, 300);
@@ -192,10 +200,7 @@ fn issue_4_matches_reference_small_caps() {
     // The threshold is the decision: at 0 every call still open at its check
     // alerts, at 1 none does (no probability reaches 1 after rounding to 1e-6
     // unless the model is certain), and the default lies in between.
-    let dir = tempfile::tempdir().unwrap();
-    write_fraud_dataset(dir.path(), 3, 2, 300);
-    let opts = ReplayOptions { input: dir.path().to_owned(), lateness_ms: 60_000, ..ReplayOptions::default() };
-    let (events, data) = merged_events(&opts).unwrap();
+    let (events, data) = reference_input(3);
     let in_progress = |t: f64| {
         let c = Config { in_progress_threshold: Some(t), ..config.clone() };
         reference::run(&c, &events, &data.subscribers).iter().filter(|a| a.kind == "fraud_in_progress").count()
@@ -239,4 +244,47 @@ fn issue_4_an_end_stamped_at_the_check_cancels_the_alert() {
     assert_eq!(in_progress[0].severity, "severe", "the risk reaches the number threshold 0");
     let numbers = out.alerts.iter().filter(|a| a.kind == "fraud_number").count();
     assert_eq!(numbers, 1, "once per number per day");
+}
+
+#[test]
+fn issue_15_matches_reference_with_early_checks() {
+    // Decisions at 15, 30 and 45 s into a call: a call alerts at the first
+    // point where the probability reaches the threshold, and is judged no more.
+    let config = Config {
+        open_s: 45,
+        early_checks_s: Some(vec![15, 30]),
+        in_progress_threshold: Some(0.02),
+        number_threshold: Some(0.3),
+        ..Config::default()
+    };
+    check(4, config.clone());
+    let (events, data) = reference_input(4);
+    // (call id, seconds open at the alert) of each in-progress alert.
+    let points = |c: &Config| -> Vec<(u64, u64)> {
+        reference::run(c, &events, &data.subscribers)
+            .iter()
+            .filter(|a| a.kind == "fraud_in_progress")
+            .map(|a| {
+                let v: serde_json::Value = serde_json::from_str(&a.evidence).unwrap();
+                (v["call_id"].as_u64().unwrap(), v["open_s"].as_u64().unwrap())
+            })
+            .collect()
+    };
+    let some = points(&config);
+    let mut ids: Vec<u64> = some.iter().map(|p| p.0).collect();
+    ids.sort_unstable();
+    ids.dedup();
+    assert_eq!(ids.len(), some.len(), "a call alerted twice");
+    assert!(some.iter().all(|p| [15, 30, 45].contains(&p.1)), "{some:?}");
+    // At threshold 0 every call open at its first point alerts there; a
+    // later point only adds calls the earlier ones did not alert on, so
+    // there are at least as many alerts as at 45 s alone.
+    let all = points(&Config { in_progress_threshold: Some(0.0), ..config.clone() });
+    assert!(!all.is_empty() && all.iter().all(|p| p.1 == 15), "{all:?}");
+    let last_only = points(&Config { early_checks_s: Some(vec![]), ..config.clone() });
+    assert!(some.len() >= last_only.len(), "{} alerts with early checks, {} without", some.len(), last_only.len());
+    // An early point after open_s, or out of order, is refused.
+    for bad in [vec![50], vec![30, 15], vec![0, 30]] {
+        assert!(Config { early_checks_s: Some(bad.clone()), ..config.clone() }.validate().is_err(), "{bad:?}");
+    }
 }
