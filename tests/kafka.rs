@@ -414,8 +414,9 @@ fn cap_fields(xml: &[u8]) -> (String, String) {
 }
 
 /// The live feed reads Arrow IPC record values from topics a city named
-/// itself (`[log_topics]`), passes over a record that is not Arrow (counted
-/// as rejected), raises the alerts the JSON feed raises, and writes every
+/// itself (`log_topics`), raises the alerts the JSON feed raises, reads
+/// every row of records that hold several and passes over a record that is
+/// not Arrow (counted as rejected), and writes every
 /// alert change to its alerts topic as a CAP message: an Alert per alert,
 /// an Update per later change, each once.
 #[test]
@@ -431,10 +432,18 @@ fn the_live_feed_reads_arrow_from_named_topics_and_writes_cap_changes() {
     let mut producer = citywatch_kafka::LogProducer::open(&cfg).unwrap();
     producer.send("j.alarms", 1, 0, alarms.clone()).unwrap();
     producer.send("j.patrols", 1, 0, patrols.clone()).unwrap();
-    let mut arrow_alarms = arrow_values(Table::Alarms, &alarms, 3);
-    arrow_alarms.insert(5, (arrow_alarms[5].0, b"{\"not\": \"arrow\"}".to_vec()));
-    producer.send("dispatch.110.v1", 1, 0, arrow_alarms).unwrap();
-    producer.send("units.gps.v1", 1, 0, arrow_values(Table::Patrols, &patrols, 3)).unwrap();
+    // One row a record: the feed merges records by time, so these are
+    // applied in the JSON feed's order and must raise its alerts.
+    producer.send("dispatch.110.v1", 1, 0, arrow_values(Table::Alarms, &alarms, 1)).unwrap();
+    producer.send("units.gps.v1", 1, 0, arrow_values(Table::Patrols, &patrols, 1)).unwrap();
+    // Three rows a record, and one record that is not Arrow: every row of
+    // every good record is read (a record is applied whole, so its later
+    // rows come before other partitions' records of their time: the alerts
+    // may differ from the row-by-row feed's, and are not compared).
+    let mut batched = arrow_values(Table::Alarms, &alarms, 3);
+    batched.insert(5, (batched[5].0, b"{\"not\": \"arrow\"}".to_vec()));
+    producer.send("b.alarms", 1, 0, batched).unwrap();
+    producer.send("b.patrols", 1, 0, arrow_values(Table::Patrols, &patrols, 3)).unwrap();
 
     let run = |dir: &Path, lines: &str| {
         let c = city_with(dir, &format!("log_brokers = \"{}\"\n{lines}", broker.addr));
@@ -455,12 +464,22 @@ fn the_live_feed_reads_arrow_from_named_topics_and_writes_cap_changes() {
     let metrics = run(
         dir.path(),
         "log_format = \"arrow\"\nlog_alerts = true\nlog_alerts_format = \"cap\"\n\
-         [log_topics]\nalarms = \"dispatch.110.v1\"\npatrols = \"units.gps.v1\"\nalerts = \"police.alerts.cap\"\n",
+         log_topics = { alarms = \"dispatch.110.v1\", patrols = \"units.gps.v1\", alerts = \"police.alerts.cap\" }\n",
     );
     assert_same_alerts(&want, dir.path(), "Arrow records from named topics");
-    assert!(
-        metrics.lines().any(|l| l.starts_with("citywatch_rejected_rows_total{table=\"alarms\"} 1")),
-        "the record that is not Arrow is counted: {metrics}"
+    let metric = |metrics: &str, name: &str| {
+        metrics.lines().find_map(|l| l.strip_prefix(name)).map(|n| n.trim().parse::<u64>().unwrap()).unwrap_or(0)
+    };
+    assert_eq!(metric(&metrics, "citywatch_rejected_rows_total{table=\"alarms\"} "), 0, "{metrics}");
+
+    let batched_dir = tempfile::tempdir().unwrap();
+    let metrics = run(batched_dir.path(), "log_format = \"arrow\"\nlog_topic_prefix = \"b.\"\n");
+    let read = |table: &str| metric(&metrics, &format!("citywatch_events_in_total{{table=\"{table}\"}} "));
+    assert_eq!((read("alarms"), read("patrols")), (alarms.len() as u64, patrols.len() as u64), "{metrics}");
+    assert_eq!(
+        metric(&metrics, "citywatch_rejected_rows_total{table=\"alarms\"} "),
+        1,
+        "the record that is not Arrow is one rejected row: {metrics}"
     );
 
     // Every change once, in order, as CAP.
