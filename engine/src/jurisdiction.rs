@@ -171,13 +171,18 @@ impl Roster {
             }
             touched.insert((o.role, o.scope));
         }
-        for (role, scope) in touched {
-            let holders: Vec<(&String, &Vec<(i64, bool)>)> = self
-                .posts
-                .iter()
-                .filter(|((_, r, s), _)| *r == role && *s == scope)
-                .map(|((id, _, _), v)| (id, v))
-                .collect();
+        // The touched posts' holders in one pass over every post (one pass per
+        // post made loading a roster quadratic), each in officer_id order.
+        let mut holders_of: HashMap<(Role, &str), Vec<(&String, &Vec<(i64, bool)>)>> =
+            touched.iter().map(|(r, s)| ((*r, s.as_str()), Vec::new())).collect();
+        for ((id, r, s), v) in &self.posts {
+            if let Some(h) = holders_of.get_mut(&(*r, s.as_str())) {
+                h.push((id, v));
+            }
+        }
+        // Each post's timeline depends on its own holders alone: any order.
+        for ((role, scope), holders) in holders_of {
+            let scope = scope.to_owned();
             let mut times: Vec<i64> = holders.iter().flat_map(|(_, v)| v.iter().map(|&(f, _)| f)).collect();
             times.sort_unstable();
             times.dedup();
