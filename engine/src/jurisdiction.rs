@@ -142,6 +142,9 @@ struct Roster {
 /// Who holds a post from when (`None`: nobody), by time.
 type Timeline = Vec<(i64, Option<String>)>;
 
+/// An officer and their rows at one post: `(officer_id, (from_ms, on_duty) by time)`.
+type Holder<'a> = (&'a String, &'a Vec<(i64, bool)>);
+
 impl Roster {
     fn new(rows: Vec<RosterRow>) -> Self {
         let mut r = Roster::default();
@@ -173,7 +176,7 @@ impl Roster {
         }
         // The touched posts' holders in one pass over every post (one pass per
         // post made loading a roster quadratic), each in officer_id order.
-        let mut holders_of: HashMap<(Role, &str), Vec<(&String, &Vec<(i64, bool)>)>> =
+        let mut holders_of: HashMap<(Role, &str), Vec<Holder<'_>>> =
             touched.iter().map(|(r, s)| ((*r, s.as_str()), Vec::new())).collect();
         for ((id, r, s), v) in &self.posts {
             if let Some(h) = holders_of.get_mut(&(*r, s.as_str())) {

@@ -246,7 +246,7 @@ async fn partitions_of(client: &rskafka::client::Client, topic: &str) -> Result<
 }
 
 /// Bytes asked for per fetch (a broker sends at least one whole batch).
-const FETCH_BYTES: i32 = 16 << 20;
+const FETCH_BYTES: i32 = 2 << 20;
 
 /// Records at or after `offset`, and the partition's high watermark. A
 /// broker may answer a fetch only from the start of a stored batch (tansu

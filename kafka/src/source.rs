@@ -126,7 +126,7 @@ impl LogPartition for KafkaPartition {
         let client = client.map_err(|e| engine_error(&self.name, e))?;
         // Fetching runs on a thread of its own, a fetch or two ahead of the
         // decoding (the engine's source thread), so the two overlap.
-        let (tx, rx) = std::sync::mpsc::sync_channel(4);
+        let (tx, rx) = std::sync::mpsc::sync_channel(1);
         let mut fetcher = Fetcher {
             rt,
             client,
