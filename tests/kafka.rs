@@ -236,6 +236,12 @@ fn alerts_written_to_the_log_twice_are_there_once() {
 
 type Records = Vec<(i64, Vec<u8>)>;
 
+/// The value of the metric whose line starts with `name` in a `/metrics`
+/// answer (0 when absent).
+fn metric(metrics: &str, name: &str) -> u64 {
+    metrics.lines().find_map(|l| l.strip_prefix(name)).map(|n| n.trim().parse::<u64>().unwrap()).unwrap_or(0)
+}
+
 fn now_ms() -> i64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as i64
 }
@@ -372,10 +378,7 @@ fn a_new_feed_starts_where_log_start_says() {
         wait_up(&c, &server);
         let read = || {
             let (_, m) = post(&c.addr, "/metrics", &c.token, None, "").unwrap_or_default();
-            m.lines()
-                .find_map(|l| l.strip_prefix("citywatch_events_in_total{table=\"alarms\"} "))
-                .and_then(|n| n.trim().parse::<u64>().ok())
-                .unwrap_or(0)
+            metric(&m, "citywatch_events_in_total{table=\"alarms\"} ")
         };
         let deadline = Instant::now() + Duration::from_secs(10);
         while read() < want && Instant::now() < deadline {
@@ -467,9 +470,6 @@ fn the_live_feed_reads_arrow_from_named_topics_and_writes_cap_changes() {
          log_topics = { alarms = \"dispatch.110.v1\", patrols = \"units.gps.v1\", alerts = \"police.alerts.cap\" }\n",
     );
     assert_same_alerts(&want, dir.path(), "Arrow records from named topics");
-    let metric = |metrics: &str, name: &str| {
-        metrics.lines().find_map(|l| l.strip_prefix(name)).map(|n| n.trim().parse::<u64>().unwrap()).unwrap_or(0)
-    };
     assert_eq!(metric(&metrics, "citywatch_rejected_rows_total{table=\"alarms\"} "), 0, "{metrics}");
 
     let batched_dir = tempfile::tempdir().unwrap();

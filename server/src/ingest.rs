@@ -325,17 +325,19 @@ impl Ingest {
         for (record, value) in values.iter().enumerate() {
             let whole =
                 |code: &str, reason: String| RowError { row: record as u64, column: None, code: code.into(), reason };
-            let schema_refused = std::cell::Cell::new(false);
+            // The schema is checked once, before any batch is read; its
+            // column map serves every batch of the stream.
+            let mut checked = None;
             let check = |schema: &_| {
-                validate_schema(Path::new(SOURCE), table, schema).map(drop).map_err(|e| {
-                    schema_refused.set(true);
-                    e.to_string()
-                })
+                let map = validate_schema(Path::new(SOURCE), table, schema);
+                let answer = map.as_ref().map(drop).map_err(|e| e.to_string());
+                checked = Some(map);
+                answer
             };
             let batches = match ipc::read_stream(value, self.max_rows, check) {
                 Ok(batches) => batches,
                 Err(IpcError::Bad(reason)) => {
-                    let code = if schema_refused.get() { "bad_schema" } else { "bad_arrow" };
+                    let code = if matches!(checked, Some(Err(_))) { "bad_schema" } else { "bad_arrow" };
                     errors.push(whole(code, reason));
                     rejected += 1;
                     continue;
@@ -346,10 +348,9 @@ impl Ingest {
                     continue;
                 }
             };
+            let Some(Ok(map)) = checked else { unreachable!("a stream that was read had its schema checked") };
             let (mut row0, mut rejects, good_before) = (0u64, Vec::new(), rows.len());
             for b in &batches {
-                let map =
-                    validate_schema(Path::new(SOURCE), table, &b.schema()).map_err(|e| Refusal::Body(e.to_string()))?;
                 let before = events.len();
                 dec.decode(Path::new(SOURCE), row0, b, &map, &mut events, &mut rejects);
                 rows.extend(std::iter::repeat_n(record, events.len() - before));
